@@ -1,0 +1,57 @@
+namespace Relay.Actors.Circuits;
+
+/// <summary>
+/// Byte counters and the activity clock of one circuit. Each field has exactly one writer
+/// (the actor that pumps that direction, on the circuit's core), so updates are plain
+/// stores with no lock and no interlocked operation on the hot path; readers on other
+/// threads (management, metrics, the idle timer) use <see cref="Volatile"/> reads.
+/// </summary>
+public sealed class CircuitCounters
+{
+    private long _bytesUp;
+    private long _bytesDown;
+    private long _readUp;
+    private long _readDown;
+    private long _lastActivityMs = Environment.TickCount64;
+
+    /// <summary>Bytes written to the upstream (client to upstream).</summary>
+    public long BytesUp => Volatile.Read(ref _bytesUp);
+
+    /// <summary>Bytes written to the client (upstream to client).</summary>
+    public long BytesDown => Volatile.Read(ref _bytesDown);
+
+    /// <summary>Bytes read from the client; minus <see cref="BytesUp"/> it is what the relay holds in flight.</summary>
+    public long ReadUp => Volatile.Read(ref _readUp);
+
+    /// <summary>Bytes read from the upstream; minus <see cref="BytesDown"/> it is what the relay holds in flight.</summary>
+    public long ReadDown => Volatile.Read(ref _readDown);
+
+    /// <summary><see cref="Environment.TickCount64"/> at the last byte moved in either direction.</summary>
+    public long LastActivityMs => Volatile.Read(ref _lastActivityMs);
+
+    internal void AddRead(bool upstream, int bytes)
+    {
+        if (upstream)
+        {
+            Volatile.Write(ref _readUp, _readUp + bytes);
+        }
+        else
+        {
+            Volatile.Write(ref _readDown, _readDown + bytes);
+        }
+    }
+
+    internal void AddWritten(bool upstream, int bytes, long nowMs)
+    {
+        if (upstream)
+        {
+            Volatile.Write(ref _bytesUp, _bytesUp + bytes);
+        }
+        else
+        {
+            Volatile.Write(ref _bytesDown, _bytesDown + bytes);
+        }
+
+        Volatile.Write(ref _lastActivityMs, nowMs);
+    }
+}

@@ -1,0 +1,92 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using Akka.Actor;
+
+namespace Relay.Actors.Circuits;
+
+/// <summary>
+/// What the outside world (management HTTP, metrics, the demo) can see of one live circuit.
+/// The supervisor that owns the circuit is the only writer of the mutable parts.
+/// </summary>
+public sealed class CircuitEntry
+{
+    private volatile string _upstream;
+    private int _state;
+
+    public CircuitEntry(long id, string route, string node, EndPoint client, string upstream, int core, IActorRef supervisor)
+    {
+        Id = id;
+        Route = route;
+        Node = node;
+        Client = client;
+        _upstream = upstream;
+        Core = core;
+        Supervisor = supervisor;
+        OpenedAt = DateTimeOffset.UtcNow;
+    }
+
+    public long Id { get; }
+
+    public string Route { get; }
+
+    public string Node { get; }
+
+    public EndPoint Client { get; }
+
+    /// <summary>The upstream as configured, then the resolved address once connected.</summary>
+    public string Upstream
+    {
+        get => _upstream;
+        internal set => _upstream = value;
+    }
+
+    /// <summary>Index of the per-core dispatcher the circuit's actors run on.</summary>
+    public int Core { get; }
+
+    public IActorRef Supervisor { get; }
+
+    public DateTimeOffset OpenedAt { get; }
+
+    public CircuitCounters Counters { get; } = new();
+
+    public CircuitState State
+    {
+        get => (CircuitState)Volatile.Read(ref _state);
+        internal set => Volatile.Write(ref _state, (int)value);
+    }
+
+    /// <summary>The accepted client socket; read-only use from outside (getsockopt, TCP_INFO).</summary>
+    public Socket? ClientSocket { get; internal set; }
+
+    /// <summary>The upstream socket once it exists; read-only use from outside.</summary>
+    public Socket? UpstreamSocket { get; internal set; }
+
+    /// <summary>Wall-clock time of the last byte moved, derived from the monotonic activity clock.</summary>
+    public DateTimeOffset LastActivity =>
+        DateTimeOffset.UtcNow - TimeSpan.FromMilliseconds(Environment.TickCount64 - Counters.LastActivityMs);
+}
+
+/// <summary>
+/// The table of live circuits on this node. Lock-free reads for management and metrics;
+/// an entry is added when a client is accepted and removed when its circuit has closed.
+/// </summary>
+public sealed class CircuitRegistry
+{
+    private readonly ConcurrentDictionary<long, CircuitEntry> _circuits = new();
+    private long _nextId;
+
+    public int Count => _circuits.Count;
+
+    /// <summary>Circuit ids are unique per node and never reused while the process lives.</summary>
+    public long NextId() => Interlocked.Increment(ref _nextId);
+
+    public void Add(CircuitEntry entry) => _circuits[entry.Id] = entry;
+
+    public void Remove(long id) => _circuits.TryRemove(id, out _);
+
+    public bool TryGet(long id, out CircuitEntry entry) => _circuits.TryGetValue(id, out entry!);
+
+    /// <summary>A point-in-time copy, safe to enumerate while circuits come and go.</summary>
+    public IReadOnlyList<CircuitEntry> Snapshot() => _circuits.Values.ToArray();
+}

@@ -1,0 +1,64 @@
+using System.Net;
+
+namespace Relay.Actors.Configuration;
+
+/// <summary>
+/// The whole validated configuration of one relay node, read once from HOCON by
+/// <see cref="RelaySettings.Create"/>. Immutable: a reload builds a new instance.
+/// </summary>
+public sealed partial record RelaySettings(
+    IReadOnlyList<RouteSettings> Routes,
+    CircuitSettings Defaults,
+    DispatcherSettings Dispatchers,
+    ManagementSettings Management);
+
+/// <summary>One port-forward route: accept on <see cref="Listen"/>, relay to <see cref="Upstream"/>.</summary>
+public sealed record RouteSettings(
+    string Name,
+    IPEndPoint Listen,
+    UpstreamAddress Upstream,
+    int Backlog,
+    CircuitSettings Circuit);
+
+/// <summary>
+/// Where a route's circuits connect. <see cref="Host"/> is an IP literal or a DNS name;
+/// a name is resolved when each circuit connects, so DNS changes apply to new circuits.
+/// </summary>
+public sealed record UpstreamAddress(string Host, int Port)
+{
+    public override string ToString() => Host.Contains(':') ? $"[{Host}]:{Port}" : $"{Host}:{Port}";
+}
+
+/// <summary>The per-circuit knobs. Every route has its own copy, defaulted from <c>relay.defaults</c>.</summary>
+public sealed record CircuitSettings(
+    TimeSpan ConnectTimeout,
+    TimeSpan IdleTimeout,
+    TimeSpan HalfClosedTimeout,
+    int WriteSize,
+    int Window,
+    SocketSideSettings ClientSide,
+    SocketSideSettings UpstreamSide)
+{
+    /// <summary>How many write-size segments may be in flight per direction (at least one).</summary>
+    public int SegmentsPerDirection => Math.Max(1, Window / WriteSize);
+}
+
+/// <summary>
+/// Socket options for one side of a circuit. <c>null</c> means "leave the kernel's choice":
+/// for buffers that keeps Linux autotuning on (setting SO_RCVBUF/SO_SNDBUF turns it off).
+/// </summary>
+public sealed record SocketSideSettings(
+    int? ReceiveBuffer,
+    int? SendBuffer,
+    bool NoDelay,
+    int? MaxSegment,
+    string? Congestion,
+    KeepAliveSettings KeepAlive);
+
+public sealed record KeepAliveSettings(bool Enabled, TimeSpan Idle, TimeSpan Interval, int Count);
+
+/// <summary>How many per-core dispatchers to run and whether their threads are pinned.</summary>
+public sealed record DispatcherSettings(int Cores, bool Pin, int Throughput);
+
+/// <summary>The management HTTP endpoint; <see cref="Endpoint"/> null means disabled.</summary>
+public sealed record ManagementSettings(IPEndPoint? Endpoint, string Token);
