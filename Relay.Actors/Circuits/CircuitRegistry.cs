@@ -44,7 +44,7 @@ public sealed class CircuitEntry
     /// <summary>Index of the per-core dispatcher the circuit's actors run on.</summary>
     public int Core { get; }
 
-    public IActorRef Supervisor { get; }
+    public IActorRef Supervisor { get; internal set; }
 
     public DateTimeOffset OpenedAt { get; }
 

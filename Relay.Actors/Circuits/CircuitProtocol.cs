@@ -1,0 +1,106 @@
+using System.Net.Sockets;
+using Akka.Actor;
+using Akka.Event;
+
+namespace Relay.Actors.Circuits;
+
+/// <summary>Which way bytes flow through a circuit.</summary>
+public enum Direction
+{
+    /// <summary>Client to upstream (counted as <c>bytesUp</c>).</summary>
+    Up,
+
+    /// <summary>Upstream to client (counted as <c>bytesDown</c>).</summary>
+    Down,
+}
+
+/// <summary>Which of the circuit's two TCP connections something happened on.</summary>
+public enum CircuitSide
+{
+    Client,
+    Upstream,
+}
+
+/// <summary>
+/// Why a circuit ended. These strings are the <c>Reason</c> property of the
+/// <c>CircuitClosed</c> event and the <c>reason</c> label of the error metric:
+/// operators group by them, so they are stable.
+/// </summary>
+public static class CloseReasons
+{
+    /// <summary>Both directions ended with a FIN and every byte was delivered.</summary>
+    public const string Complete = "complete";
+    public const string ClientReset = "client-reset";
+    public const string UpstreamReset = "upstream-reset";
+    public const string ClientError = "client-error";
+    public const string UpstreamError = "upstream-error";
+    public const string UpstreamRefused = "upstream-refused";
+    public const string UpstreamUnreachable = "upstream-unreachable";
+    public const string UpstreamDnsFailed = "upstream-dns-failed";
+    public const string ConnectTimeout = "connect-timeout";
+    public const string IdleTimeout = "idle-timeout";
+    public const string HalfClosedTimeout = "half-closed-timeout";
+    public const string Aborted = "aborted";
+    public const string Shutdown = "shutdown";
+    public const string InternalError = "internal-error";
+
+    public static string ForSocketError(CircuitSide side, SocketError error) => (side, error) switch
+    {
+        (CircuitSide.Client, SocketError.ConnectionReset or SocketError.ConnectionAborted) => ClientReset,
+        (CircuitSide.Upstream, SocketError.ConnectionReset or SocketError.ConnectionAborted) => UpstreamReset,
+        (CircuitSide.Client, _) => ClientError,
+        _ => UpstreamError,
+    };
+
+    public static string ForConnectError(SocketError error) => error switch
+    {
+        SocketError.ConnectionRefused => UpstreamRefused,
+        SocketError.HostUnreachable or SocketError.NetworkUnreachable or SocketError.HostDown
+            or SocketError.NetworkDown or SocketError.AddressNotAvailable => UpstreamUnreachable,
+        SocketError.TimedOut => ConnectTimeout,
+        _ => UpstreamError,
+    };
+}
+
+/// <summary>Commands any part of the node may send to a <see cref="CircuitSupervisor"/>.</summary>
+public static class CircuitCommands
+{
+    /// <summary>Reset both connections now (management DELETE, shutdown past its grace).</summary>
+    public sealed record Abort(string Reason);
+}
+
+/// <summary>
+/// INTERNAL API. The messages between a circuit's supervisor and its reader/writer children.
+/// </summary>
+internal static class PumpProtocol
+{
+    /// <summary>
+    /// A pending socket operation finished; the actor reads the result from its own
+    /// <see cref="SocketAsyncEventArgs"/>. A singleton, so completions allocate nothing.
+    /// Dead letters of it (completions racing a stop) are expected and not logged.
+    /// </summary>
+    public sealed class IoCompleted : IDeadLetterSuppression, INoSerializationVerificationNeeded
+    {
+        public static readonly IoCompleted Instance = new();
+
+        private IoCompleted()
+        {
+        }
+    }
+
+    /// <summary>The reader saw EOF: the writer shuts down its side once every queued byte is out.</summary>
+    public sealed class EndOfStream : IDeadLetterSuppression, INoSerializationVerificationNeeded
+    {
+        public static readonly EndOfStream Instance = new();
+
+        private EndOfStream()
+        {
+        }
+    }
+
+    /// <summary>A writer flushed everything and sent its FIN: this direction is over.</summary>
+    public sealed record DirectionFinished(Direction Direction) : INoSerializationVerificationNeeded, IDeadLetterSuppression;
+
+    /// <summary>A socket reported an error (a reset, usually): the circuit must be reset.</summary>
+    public sealed record SideFailed(CircuitSide Side, SocketError Error) : INoSerializationVerificationNeeded, IDeadLetterSuppression;
+}

@@ -1,0 +1,401 @@
+using System.Net;
+using System.Net.Sockets;
+using Akka.Actor;
+using Akka.Event;
+using Relay.Actors.Circuits.Internal;
+using Relay.Actors.Configuration;
+using Relay.Actors.Tuning;
+
+namespace Relay.Actors.Circuits;
+
+/// <summary>
+/// Owns one circuit: the accepted client socket, the upstream socket it connects, and the
+/// reader/writer children that pump each direction. It alone decides how the circuit ends:
+/// <list type="bullet">
+/// <item>EOF on one side becomes shutdown(SHUT_WR) on the other once the writer has flushed
+/// (the writer does it and reports <see cref="PumpProtocol.DirectionFinished"/>);</item>
+/// <item>a reset or error on either side aborts both sockets with SO_LINGER 0, so the peer
+/// of the other side sees a reset too;</item>
+/// <item>the circuit closes when both directions have finished, and every end has a reason.</item>
+/// </list>
+/// States: connecting → established → half-closed → closed (a reset can end any of them).
+/// </summary>
+public sealed partial class CircuitSupervisor : UntypedActor
+{
+    private readonly CircuitEntry _entry;
+    private readonly Socket _client;
+    private readonly RouteSettings _route;
+    private readonly CircuitRegistry _registry;
+    private readonly Action<CircuitEntry>? _onClosed;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly long _startedMs = Environment.TickCount64;
+    private Socket? _upstream;
+    private ActorSocketEventArgs? _connect;
+    private ICancelable? _connectTimer;
+    private ICancelable? _idleTimer;
+    private bool _upFinished;
+    private bool _downFinished;
+    private long _halfClosedAtMs;
+    private bool _closed;
+    private readonly string _clientText;
+
+    public CircuitSupervisor(CircuitEntry entry, Socket client, RouteSettings route, CircuitRegistry registry, Action<CircuitEntry>? onClosed)
+    {
+        _entry = entry;
+        _client = client;
+        _route = route;
+        _registry = registry;
+        _onClosed = onClosed;
+        _clientText = entry.Client.ToString() ?? "?";
+    }
+
+    /// <param name="entry">The registry entry the listener made for this circuit.</param>
+    /// <param name="client">The accepted socket; the supervisor owns it from now on.</param>
+    /// <param name="route">The route's settings, fixed for the circuit's life.</param>
+    /// <param name="registry">Where the circuit is listed while it lives.</param>
+    /// <param name="onClosed">Called once, on the circuit's thread, when the circuit has closed.</param>
+    public static Props Props(CircuitEntry entry, Socket client, RouteSettings route, CircuitRegistry registry, Action<CircuitEntry>? onClosed = null) =>
+        Akka.Actor.Props.Create(() => new CircuitSupervisor(entry, client, route, registry, onClosed));
+
+    private CircuitSettings Settings => _route.Circuit;
+
+    /// <summary>
+    /// A reader or writer that throws is a bug in this circuit alone: escalate, so the
+    /// listener stops this supervisor, whose PostStop resets both sockets with a logged
+    /// reason. Restarting a pump would lose its position in the byte stream.
+    /// </summary>
+    protected override SupervisorStrategy SupervisorStrategy() =>
+        new OneForOneStrategy(_ => Directive.Escalate);
+
+    protected override void PreStart()
+    {
+        _entry.ClientSocket = _client;
+        _entry.State = CircuitState.Connecting;
+        _registry.Add(_entry);
+        _client.Blocking = false;
+        if (_log.IsDebugEnabled)
+        {
+            _log.Debug("{EventName:l} circuit {CircuitId} on {Route} from {Client} to {Upstream}",
+                "CircuitOpened", _entry.Id, _entry.Route, _clientText, _route.Upstream.ToString());
+        }
+
+        _connectTimer = Context.System.Scheduler.ScheduleTellOnceCancelable(
+            Settings.ConnectTimeout, Self, ConnectTimedOut.Instance, Self);
+        Become(Connecting);
+
+        if (IPAddress.TryParse(_route.Upstream.Host, out var address))
+        {
+            BeginConnect(new IPEndPoint(address, _route.Upstream.Port));
+        }
+        else
+        {
+            // A name is resolved for every circuit, so a DNS change applies to new circuits.
+            Dns.GetHostAddressesAsync(_route.Upstream.Host).PipeTo(Self,
+                success: addresses => new Resolved(addresses, null),
+                failure: e => new Resolved([], e));
+        }
+    }
+
+    protected override void OnReceive(object message) => Unhandled(message);
+
+    // ---------------------------------------------------------------- connecting
+
+    private void Connecting(object message)
+    {
+        switch (message)
+        {
+            case Resolved resolved:
+                var target = resolved.Addresses.FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork)
+                             ?? resolved.Addresses.FirstOrDefault();
+                if (target is null)
+                {
+                    ResetAndClose(CloseReasons.UpstreamDnsFailed, resolved.Error?.GetBaseException().Message ?? "no addresses");
+                    return;
+                }
+
+                BeginConnect(new IPEndPoint(target, _route.Upstream.Port));
+                break;
+
+            case PumpProtocol.IoCompleted:
+                OnConnectCompleted();
+                break;
+
+            case ConnectTimedOut:
+                ResetAndClose(CloseReasons.ConnectTimeout, $"no answer from {_route.Upstream} within {Settings.ConnectTimeout.TotalSeconds:0.###}s");
+                break;
+
+            case CircuitCommands.Abort abort:
+                ResetAndClose(abort.Reason, "reset on request");
+                break;
+
+            default:
+                Unhandled(message);
+                break;
+        }
+    }
+
+    private void BeginConnect(IPEndPoint endpoint)
+    {
+        _entry.Upstream = endpoint.ToString();
+        try
+        {
+            _upstream = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+            SocketTuner.Apply(_upstream, Settings.UpstreamSide);
+        }
+        catch (Exception e)
+        {
+            // Creating or tuning the socket failed (no descriptors, an option the kernel
+            // refuses): this circuit cannot go on, but nothing else is affected.
+            ResetAndClose(CloseReasons.UpstreamError, e.Message);
+            return;
+        }
+
+        _entry.UpstreamSocket = _upstream;
+        _connect = new ActorSocketEventArgs(Self) { RemoteEndPoint = endpoint };
+        if (!_upstream.ConnectAsync(_connect))
+        {
+            OnConnectCompleted();
+        }
+    }
+
+    private void OnConnectCompleted()
+    {
+        var result = _connect!.SocketError;
+        _connect.Dispose();
+        _connect = null;
+        if (result != SocketError.Success)
+        {
+            ResetAndClose(CloseReasons.ForConnectError(result), result.ToString());
+            return;
+        }
+
+        _connectTimer?.Cancel();
+        var upstream = _upstream!;
+        upstream.Blocking = false;
+        StartPumps(upstream);
+        _entry.State = CircuitState.Established;
+        if (_log.IsDebugEnabled)
+        {
+            _log.Debug("{EventName:l} circuit {CircuitId} on {Route}: {Client} -> {Upstream} after {ConnectMs} ms",
+                "CircuitEstablished", _entry.Id, _entry.Route, _clientText, _entry.Upstream, Environment.TickCount64 - _startedMs);
+        }
+
+        Become(Established);
+        ScheduleIdleCheck(Settings.IdleTimeout);
+    }
+
+    /// <summary>
+    /// Each direction gets a writer, then a reader that knows it. All four run on this
+    /// supervisor's dispatcher, so a chunk moves between them without a thread hop.
+    /// </summary>
+    private void StartPumps(Socket upstream)
+    {
+        var dispatcher = Context.Props.Dispatcher;
+        var segments = Settings.SegmentsPerDirection;
+        var counters = _entry.Counters;
+
+        var writerUp = Context.ActorOf(SocketWriter.Props(upstream, CircuitSide.Upstream, Direction.Up, Self, counters, segments)
+            .WithDispatcher(dispatcher), "writer-upstream");
+        var writerDown = Context.ActorOf(SocketWriter.Props(_client, CircuitSide.Client, Direction.Down, Self, counters, segments)
+            .WithDispatcher(dispatcher), "writer-client");
+        Context.ActorOf(SocketReader.Props(_client, CircuitSide.Client, Direction.Up, writerUp, Self, counters, Settings.WriteSize, segments)
+            .WithDispatcher(dispatcher), "reader-client");
+        Context.ActorOf(SocketReader.Props(upstream, CircuitSide.Upstream, Direction.Down, writerDown, Self, counters, Settings.WriteSize, segments)
+            .WithDispatcher(dispatcher), "reader-upstream");
+    }
+
+    // ---------------------------------------------------------------- established / half-closed
+
+    private void Established(object message)
+    {
+        switch (message)
+        {
+            case PumpProtocol.DirectionFinished finished:
+                OnDirectionFinished(finished.Direction);
+                break;
+
+            case PumpProtocol.SideFailed failed:
+                ResetAndClose(CloseReasons.ForSocketError(failed.Side, failed.Error), failed.Error.ToString());
+                break;
+
+            case IdleCheck:
+                OnIdleCheck();
+                break;
+
+            case CircuitCommands.Abort abort:
+                ResetAndClose(abort.Reason, "reset on request");
+                break;
+
+            case ConnectTimedOut:
+                // A timer that fired just as the connection completed: nothing to do.
+                break;
+
+            default:
+                Unhandled(message);
+                break;
+        }
+    }
+
+    private void OnDirectionFinished(Direction direction)
+    {
+        if (direction == Direction.Up)
+        {
+            _upFinished = true;
+        }
+        else
+        {
+            _downFinished = true;
+        }
+
+        if (_upFinished && _downFinished)
+        {
+            Close(CloseReasons.Complete);
+            return;
+        }
+
+        _entry.State = CircuitState.HalfClosed;
+        _halfClosedAtMs = Environment.TickCount64;
+        if (_log.IsDebugEnabled)
+        {
+            _log.Debug("{EventName:l} circuit {CircuitId} on {Route}: {Direction} finished, {Remaining} still open",
+                "CircuitHalfClosed", _entry.Id, _entry.Route, direction == Direction.Up ? "client->upstream" : "upstream->client",
+                direction == Direction.Up ? "upstream->client" : "client->upstream");
+        }
+
+        // The half-closed timeout is an inactivity limit, like HAProxy's timeout client-fin:
+        // a long download after the client's FIN keeps going as long as bytes move.
+        _idleTimer?.Cancel();
+        ScheduleIdleCheck(CurrentInactivityLimit());
+    }
+
+    private TimeSpan CurrentInactivityLimit() =>
+        _upFinished || _downFinished
+            ? (Settings.HalfClosedTimeout < Settings.IdleTimeout ? Settings.HalfClosedTimeout : Settings.IdleTimeout)
+            : Settings.IdleTimeout;
+
+    /// <summary>
+    /// One timer per circuit, re-armed for the remaining time rather than ticking:
+    /// a busy circuit costs one timer per timeout period, not one per chunk.
+    /// </summary>
+    private void OnIdleCheck()
+    {
+        var limit = CurrentInactivityLimit();
+        var lastMs = Math.Max(_entry.Counters.LastActivityMs, _halfClosedAtMs);
+        var quietFor = TimeSpan.FromMilliseconds(Environment.TickCount64 - lastMs);
+        if (quietFor >= limit)
+        {
+            var halfClosed = _upFinished || _downFinished;
+            ResetAndClose(halfClosed ? CloseReasons.HalfClosedTimeout : CloseReasons.IdleTimeout,
+                $"no bytes for {quietFor.TotalSeconds:0.###}s");
+            return;
+        }
+
+        ScheduleIdleCheck(limit - quietFor);
+    }
+
+    private void ScheduleIdleCheck(TimeSpan after) =>
+        _idleTimer = Context.System.Scheduler.ScheduleTellOnceCancelable(after, Self, IdleCheck.Instance, Self);
+
+    // ---------------------------------------------------------------- closed
+
+    private void Closed(object message)
+    {
+        // Completions and timers that race the end of the circuit: nothing left to do.
+    }
+
+    /// <summary>Both directions ended with a FIN: close both sockets normally.</summary>
+    private void Close(string reason)
+    {
+        CloseSocket(_client, reset: false);
+        CloseSocket(_upstream, reset: false);
+        Finish(reason, detail: null);
+    }
+
+    /// <summary>Reset both connections (SO_LINGER 0 sends RST) and end the circuit.</summary>
+    private void ResetAndClose(string reason, string? detail, bool stopping = false)
+    {
+        CloseSocket(_client, reset: true);
+        CloseSocket(_upstream, reset: true);
+        Finish(reason, detail, stopping);
+    }
+
+    private static void CloseSocket(Socket? socket, bool reset)
+    {
+        if (socket is null)
+        {
+            return;
+        }
+
+        try
+        {
+            if (reset)
+            {
+                socket.LingerState = new LingerOption(true, 0);
+            }
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            // Already gone: closing is all that is left.
+        }
+
+        socket.Dispose();
+    }
+
+    private void Finish(string reason, string? detail, bool stopping = false)
+    {
+        if (_closed)
+        {
+            return;
+        }
+
+        _closed = true;
+        _connectTimer?.Cancel();
+        _idleTimer?.Cancel();
+        _entry.State = CircuitState.Closed;
+        _registry.Remove(_entry.Id);
+        var counters = _entry.Counters;
+        // One line per circuit at Information, like HAProxy's per-connection log line;
+        // the other lifecycle events are Debug so a busy relay is not bound by its log.
+        _log.Info("{EventName:l} circuit {CircuitId} on {Route} {Client} -> {Upstream}: {Reason}{Detail:l} up={BytesUp} down={BytesDown} in {DurationMs} ms",
+            new object[]
+            {
+                "CircuitClosed", _entry.Id, _entry.Route, _clientText, _entry.Upstream, reason,
+                detail is null ? "" : $" ({detail})", counters.BytesUp, counters.BytesDown, Environment.TickCount64 - _startedMs,
+            });
+        _onClosed?.Invoke(_entry);
+        if (!stopping)
+        {
+            Become(Closed);
+            Context.Stop(Self);
+        }
+    }
+
+    protected override void PostStop()
+    {
+        // Stopped from outside (node shutdown) or after a crash: never leave a socket open.
+        if (!_closed)
+        {
+            ResetAndClose(CloseReasons.Shutdown, "the relay is stopping", stopping: true);
+        }
+
+        _connect?.Dispose();
+    }
+
+    protected override void PreRestart(Exception reason, object message)
+    {
+        // Never restarted (the listener stops failed circuits), but be explicit if it happens.
+        ResetAndClose(CloseReasons.InternalError, reason.GetType().Name, stopping: true);
+    }
+
+    private sealed class ConnectTimedOut : INoSerializationVerificationNeeded, IDeadLetterSuppression
+    {
+        public static readonly ConnectTimedOut Instance = new();
+    }
+
+    private sealed class IdleCheck : INoSerializationVerificationNeeded, IDeadLetterSuppression
+    {
+        public static readonly IdleCheck Instance = new();
+    }
+
+    private sealed record Resolved(IPAddress[] Addresses, Exception? Error) : INoSerializationVerificationNeeded;
+}

@@ -1,0 +1,47 @@
+namespace Relay.Actors.Listening;
+
+/// <summary>
+/// Spreads new circuits over the per-core dispatchers: the core with the fewest live
+/// circuits wins, ties go round-robin (Kestrel spreads connections over its IOQueues the
+/// same way). Shared by every listener of a node, so routes balance together.
+/// </summary>
+public sealed class CoreBalancer
+{
+    private readonly long[] _active;
+    private int _next;
+
+    public CoreBalancer(int cores)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(cores, 1);
+        _active = new long[cores];
+    }
+
+    public int Cores => _active.Length;
+
+    /// <summary>Live circuits per core, for metrics and the demo's distribution table.</summary>
+    public long ActiveOn(int core) => Volatile.Read(ref _active[core]);
+
+    /// <summary>Chooses a core for a new circuit and counts the circuit on it.</summary>
+    public int Acquire()
+    {
+        var start = (int)((uint)Interlocked.Increment(ref _next) % (uint)_active.Length);
+        var best = start;
+        var bestLoad = Volatile.Read(ref _active[start]);
+        for (var i = 1; i < _active.Length && bestLoad > 0; i++)
+        {
+            var core = (start + i) % _active.Length;
+            var load = Volatile.Read(ref _active[core]);
+            if (load < bestLoad)
+            {
+                best = core;
+                bestLoad = load;
+            }
+        }
+
+        Interlocked.Increment(ref _active[best]);
+        return best;
+    }
+
+    /// <summary>The circuit on <paramref name="core"/> has closed.</summary>
+    public void Release(int core) => Interlocked.Decrement(ref _active[core]);
+}

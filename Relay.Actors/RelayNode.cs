@@ -1,0 +1,109 @@
+using System.Collections.Immutable;
+using Akka.Actor;
+using Akka.Configuration;
+using Relay.Actors.Circuits;
+using Relay.Actors.Configuration;
+using Relay.Actors.Dispatch;
+using Relay.Actors.Listening;
+
+namespace Relay.Actors;
+
+/// <summary>
+/// One running relay: the ActorSystem named <c>relay</c>, its per-core dispatchers, the
+/// route listeners and the live circuit table. The host, the demo and the tests all start
+/// relays through this one door.
+/// </summary>
+public sealed class RelayNode : IAsyncDisposable
+{
+    /// <summary>Akka settings the relay depends on; anything the caller passes wins.</summary>
+    private static readonly Config BaseAkkaConfig = ConfigurationFactory.ParseString("""
+        akka {
+          # Completions racing a circuit's end are dead letters by design (they are marked
+          # IDeadLetterSuppression); anything else is worth a few lines, not a flood.
+          log-dead-letters = 10
+          log-dead-letters-during-shutdown = off
+          actor.guardian-supervisor-strategy = "Akka.Actor.DefaultSupervisorStrategy"
+          coordinated-shutdown.run-by-clr-shutdown-hook = off
+        }
+        """);
+
+    private RelayNode(ActorSystem system, IActorRef guardian, RelaySettings settings, CircuitRegistry circuits,
+        CoreBalancer cores, string nodeName, ImmutableArray<ListenerProtocol.Bound> routes)
+    {
+        System = system;
+        Guardian = guardian;
+        Settings = settings;
+        Circuits = circuits;
+        Cores = cores;
+        NodeName = nodeName;
+        Routes = routes;
+    }
+
+    public ActorSystem System { get; }
+
+    public IActorRef Guardian { get; }
+
+    public RelaySettings Settings { get; }
+
+    public CircuitRegistry Circuits { get; }
+
+    public CoreBalancer Cores { get; }
+
+    public string NodeName { get; }
+
+    /// <summary>The routes as bound, with the real ports when port 0 was configured.</summary>
+    public ImmutableArray<ListenerProtocol.Bound> Routes { get; }
+
+    /// <summary>Ready means every listener is bound and the node is not shutting down.</summary>
+    public bool IsReady => !System.WhenTerminated.IsCompleted;
+
+    /// <summary>The bound endpoint of the route called <paramref name="route"/>.</summary>
+    public System.Net.IPEndPoint EndpointOf(string route) => Routes.Single(r => r.Route == route).Endpoint;
+
+    /// <summary>
+    /// Starts the ActorSystem and every route, and returns once all are listening.
+    /// </summary>
+    /// <param name="settings">Validated settings.</param>
+    /// <param name="config">Extra Akka config (logging, remoting); it overrides the relay's own.</param>
+    /// <param name="nodeName">How this node names itself in the circuit table; defaults to the host name.</param>
+    /// <exception cref="RelayStartException">A route could not listen; the message is one line.</exception>
+    public static async Task<RelayNode> StartAsync(RelaySettings settings, Config? config = null, string? nodeName = null)
+    {
+        var fullConfig = (config ?? Config.Empty)
+            .WithFallback(CoreDispatchers.CreateConfig(settings.Dispatchers))
+            .WithFallback(BaseAkkaConfig);
+        var system = ActorSystem.Create("relay", fullConfig);
+        var circuits = new CircuitRegistry();
+        var cores = new CoreBalancer(settings.Dispatchers.Cores);
+        var node = nodeName ?? global::System.Net.Dns.GetHostName();
+        var guardian = system.ActorOf(RelayGuardian.Props(settings, circuits, cores, node), "relay");
+        object answer;
+        try
+        {
+            answer = await guardian.Ask(RelayGuardian.AwaitBound.Instance, TimeSpan.FromSeconds(30));
+        }
+        catch (Exception e)
+        {
+            await system.Terminate();
+            throw new RelayStartException($"the relay did not start: {e.Message}");
+        }
+
+        if (answer is ListenerProtocol.BindFailed failed)
+        {
+            await system.Terminate();
+            throw new RelayStartException(failed.Problem);
+        }
+
+        var bound = (RelayGuardian.RoutesBound)answer;
+        return new RelayNode(system, guardian, settings, circuits, cores, node, bound.Routes);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await CoordinatedShutdown.Get(System).Run(CoordinatedShutdown.ClrExitReason.Instance);
+        await System.WhenTerminated;
+    }
+}
+
+/// <summary>The relay could not start; the message is one line for an operator.</summary>
+public sealed class RelayStartException(string message) : Exception(message);

@@ -1,0 +1,40 @@
+using System.Net;
+using Akka.Configuration;
+using Relay.Actors;
+using Relay.Actors.Configuration;
+
+namespace Relay.Tests.Support;
+
+/// <summary>Starts a real relay node in the test process and stops it afterwards.</summary>
+internal static class RelayHarness
+{
+    /// <summary>Quiet Akka logging for tests; the logging tests configure their own.</summary>
+    public static readonly Config TestConfig = ConfigurationFactory.ParseString("""
+        akka.loglevel = WARNING
+        akka.stdout-loglevel = WARNING
+        """);
+
+    public static Task<RelayNode> StartAsync(RelaySettings settings, Config? config = null) =>
+        RelayNode.StartAsync(settings, config ?? TestConfig, "test-node");
+
+    /// <summary>One route from 127.0.0.1:0 to <paramref name="upstream"/>.</summary>
+    public static Task<RelayNode> StartAsync(IPEndPoint upstream, CircuitSettings? circuit = null, int cores = 2) =>
+        StartAsync(TestSettings.Relay(cores, TestSettings.Route(upstream, circuit)));
+
+    public static IPEndPoint Listen(this RelayNode node) => node.EndpointOf("test");
+
+    /// <summary>Waits until <paramref name="condition"/> holds, polling; fails with <paramref name="what"/> after the deadline.</summary>
+    public static async Task Eventually(Func<bool> condition, string what, TimeSpan? within = null)
+    {
+        var deadline = DateTime.UtcNow + (within ?? TimeSpan.FromSeconds(10));
+        while (!condition())
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                Assert.Fail($"timed out waiting for: {what}");
+            }
+
+            await Task.Delay(20);
+        }
+    }
+}

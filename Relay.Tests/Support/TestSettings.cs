@@ -1,0 +1,30 @@
+using System.Net;
+using Relay.Actors.Configuration;
+
+namespace Relay.Tests.Support;
+
+/// <summary>Settings for tests, built directly so a test states only what it is about.</summary>
+internal static class TestSettings
+{
+    public static readonly KeepAliveSettings KeepAlive = new(true, TimeSpan.FromSeconds(60), TimeSpan.FromSeconds(10), 5);
+
+    public static readonly SocketSideSettings Side = new(null, null, true, null, null, KeepAlive);
+
+    public static CircuitSettings Circuit(
+        TimeSpan? connectTimeout = null,
+        TimeSpan? idleTimeout = null,
+        TimeSpan? halfClosedTimeout = null,
+        int writeSize = 64 * 1024,
+        int window = 256 * 1024) =>
+        new(connectTimeout ?? TimeSpan.FromSeconds(5), idleTimeout ?? TimeSpan.FromMinutes(5),
+            halfClosedTimeout ?? TimeSpan.FromMinutes(1), writeSize, window, Side, Side);
+
+    public static RouteSettings Route(IPEndPoint upstream, CircuitSettings? circuit = null, string name = "test") =>
+        new(name, new IPEndPoint(IPAddress.Loopback, 0), new UpstreamAddress(upstream.Address.ToString(), upstream.Port), 512,
+            circuit ?? Circuit());
+
+    public static RelaySettings Relay(params RouteSettings[] routes) => Relay(2, routes);
+
+    public static RelaySettings Relay(int cores, params RouteSettings[] routes) =>
+        new(routes, Circuit(), new DispatcherSettings(cores, true, 64), new ManagementSettings(null, ""));
+}
