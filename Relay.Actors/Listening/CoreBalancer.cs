@@ -8,18 +8,23 @@ namespace Relay.Actors.Listening;
 public sealed class CoreBalancer
 {
     private readonly long[] _active;
+    private readonly long[] _total;
     private int _next;
 
     public CoreBalancer(int cores)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(cores, 1);
         _active = new long[cores];
+        _total = new long[cores];
     }
 
     public int Cores => _active.Length;
 
     /// <summary>Live circuits per core, for metrics and the demo's distribution table.</summary>
     public long ActiveOn(int core) => Volatile.Read(ref _active[core]);
+
+    /// <summary>Circuits ever started on <paramref name="core"/>.</summary>
+    public long TotalOn(int core) => Volatile.Read(ref _total[core]);
 
     /// <summary>Chooses a core for a new circuit and counts the circuit on it.</summary>
     public int Acquire()
@@ -39,6 +44,7 @@ public sealed class CoreBalancer
         }
 
         Interlocked.Increment(ref _active[best]);
+        Interlocked.Increment(ref _total[best]);
         return best;
     }
 
