@@ -81,9 +81,13 @@ public static class CoreDispatchers
         s_statuses.Values.OrderBy(status => status.Core).ThenBy(status => status.DispatcherId, StringComparer.Ordinal).ToArray();
 
     /// <summary>
-    /// INTERNAL API. Runs first on every new core thread. Without a pin the thread is reset to
-    /// the process's CPUs, because a thread inherits its creator's mask and Akka creates an
-    /// executor's thread lazily on whichever thread posts to it first, often another core's.
+    /// INTERNAL API. Runs first on every new core thread. Without a pin the thread is set to
+    /// the process's CPUs. Linux gives a new thread its creator's mask, and Akka creates an
+    /// executor's thread lazily on whichever thread posts to it first, often another pinned
+    /// core thread. CoreCLR's PAL already resets new threads to the mask the process started
+    /// with (measured on .NET 10: thread-pool, socket-engine and our own threads created from a
+    /// pinned thread all had the full mask); this makes it explicit and follows later taskset
+    /// changes.
     /// </summary>
     internal static void InitializeCurrentThread(string dispatcherId, int core, int cpu, bool pin)
     {

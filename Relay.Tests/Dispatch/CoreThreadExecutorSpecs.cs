@@ -86,7 +86,7 @@ public sealed class CoreThreadExecutorSpecs
     }
 
     [Fact]
-    public void An_unpinned_core_thread_started_from_a_pinned_thread_gets_the_whole_process_set_back()
+    public void An_unpinned_core_thread_started_from_a_pinned_thread_runs_on_the_whole_process_set()
     {
         var process = ThreadAffinity.ProcessCpus();
         IReadOnlyList<int>? seen = null;
