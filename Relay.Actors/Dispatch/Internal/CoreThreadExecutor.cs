@@ -85,7 +85,16 @@ internal sealed class CoreThreadExecutor : ExecutorService
 
     private void Loop()
     {
-        _options.OnThreadStart?.Invoke();
+        try
+        {
+            _options.OnThreadStart?.Invoke();
+        }
+        catch (Exception e)
+        {
+            // A failed pin or status report must not cost the core its thread: run unpinned.
+            Report(e);
+        }
+
         while (true)
         {
             if (_queue.TryDequeue(out var run))
@@ -161,14 +170,19 @@ internal sealed class CoreThreadExecutor : ExecutorService
         {
             // A mailbox run handles actor failures itself; anything reaching here is a bug in a
             // runnable. Report it and keep the core's thread alive for everyone else on it.
-            try
-            {
-                _onRunnableFailure(e);
-            }
-            catch
-            {
-                // The reporter must not take the thread down either.
-            }
+            Report(e);
+        }
+    }
+
+    private void Report(Exception e)
+    {
+        try
+        {
+            _onRunnableFailure(e);
+        }
+        catch
+        {
+            // The reporter must not take the thread down either.
         }
     }
 }
