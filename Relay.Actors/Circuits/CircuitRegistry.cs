@@ -46,6 +46,9 @@ public sealed class CircuitEntry
 
     public IActorRef Supervisor { get; internal set; }
 
+    /// <summary>The OS thread (tid) of the core dispatcher the circuit runs on, once started.</summary>
+    public int ThreadId { get; internal set; }
+
     public DateTimeOffset OpenedAt { get; }
 
     public CircuitCounters Counters { get; } = new();

@@ -4,6 +4,7 @@ using Akka.Actor;
 using Akka.Event;
 using Relay.Actors.Circuits.Internal;
 using Relay.Actors.Configuration;
+using Relay.Actors.Dispatch;
 using Relay.Actors.Tuning;
 
 namespace Relay.Actors.Circuits;
@@ -70,6 +71,7 @@ public sealed partial class CircuitSupervisor : UntypedActor
     protected override void PreStart()
     {
         _entry.ClientSocket = _client;
+        _entry.ThreadId = ThreadAffinity.CurrentThreadId();
         _entry.State = CircuitState.Connecting;
         _registry.Add(_entry);
         _client.Blocking = false;
@@ -142,7 +144,7 @@ public sealed partial class CircuitSupervisor : UntypedActor
             _upstream = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
             SocketTuner.Apply(_upstream, Settings.UpstreamSide);
         }
-        catch (Exception e)
+        catch (Exception e) when (e is SocketException or SocketTuningException)
         {
             // Creating or tuning the socket failed (no descriptors, an option the kernel
             // refuses): this circuit cannot go on, but nothing else is affected.
