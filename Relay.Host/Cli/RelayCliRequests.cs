@@ -1,0 +1,37 @@
+using Akka.Configuration;
+using Relay.Actors.Configuration;
+
+namespace Relay.Host.Cli;
+
+/// <summary>How the host writes its logs: text to the console, or CLEF (one JSON object per line).</summary>
+public enum LogFormat
+{
+    Text,
+    Json,
+}
+
+/// <summary>
+/// <c>relay run</c>, parsed and validated. <paramref name="FullConfig"/> is the layered config
+/// (flags over files over the embedded defaults) including any <c>akka.*</c> keys, for the
+/// ActorSystem.
+/// </summary>
+public sealed record RunRequest(RelaySettings Settings, Config FullConfig, LogFormat LogFormat);
+
+/// <summary><c>relay demo</c>: how long to push traffic and over how many concurrent circuits.</summary>
+public sealed record DemoRequest(int Seconds, int Circuits, LogFormat LogFormat);
+
+/// <summary>
+/// <c>relay status</c> and <c>relay circuits</c>: the management API to ask, and for
+/// <c>circuits</c> the optional filters (null means no filter).
+/// </summary>
+public sealed record StatusRequest(Uri Management, string? Route, string? State);
+
+/// <summary>
+/// What each command does once its arguments are valid. The host implements these; the
+/// CLI only parses, validates and reports usage errors. Each returns the exit code.
+/// </summary>
+public sealed record RelayCliHandlers(
+    Func<RunRequest, CancellationToken, Task<int>> Run,
+    Func<DemoRequest, CancellationToken, Task<int>> Demo,
+    Func<StatusRequest, CancellationToken, Task<int>> Status,
+    Func<StatusRequest, CancellationToken, Task<int>> Circuits);
