@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using Akka.Actor;
+using Akka.Actor.Setup;
 using Akka.Configuration;
 using Relay.Actors.Circuits;
 using Relay.Actors.Configuration;
@@ -66,13 +67,16 @@ public sealed class RelayNode : IAsyncDisposable
     /// <param name="settings">Validated settings.</param>
     /// <param name="config">Extra Akka config (logging, remoting); it overrides the relay's own.</param>
     /// <param name="nodeName">How this node names itself in the circuit table; defaults to the host name.</param>
+    /// <param name="setups">Extra actor-system setups (the host's logging pipeline, for one).</param>
     /// <exception cref="RelayStartException">A route could not listen; the message is one line.</exception>
-    public static async Task<RelayNode> StartAsync(RelaySettings settings, Config? config = null, string? nodeName = null)
+    public static async Task<RelayNode> StartAsync(RelaySettings settings, Config? config = null, string? nodeName = null,
+        IEnumerable<Setup>? setups = null)
     {
         var fullConfig = (config ?? Config.Empty)
             .WithFallback(CoreDispatchers.CreateConfig(settings.Dispatchers))
             .WithFallback(BaseAkkaConfig);
-        var system = ActorSystem.Create("relay", fullConfig);
+        var bootstrap = BootstrapSetup.Create().WithConfig(fullConfig);
+        var system = ActorSystem.Create("relay", ActorSystemSetup.Create([bootstrap, .. setups ?? []]));
         var circuits = new CircuitRegistry();
         var cores = new CoreBalancer(settings.Dispatchers.Cores);
         var node = nodeName ?? global::System.Net.Dns.GetHostName();
