@@ -42,7 +42,17 @@ public sealed class SerilogLogger : UntypedActor, IRequiresMessageQueue<ILoggerM
         switch (message)
         {
             case AkkaLogEvent logEvent:
-                Write(Logger, logEvent);
+                try
+                {
+                    Write(Logger, logEvent);
+                }
+                catch (Exception e)
+                {
+                    // A crash here would be logged to this same actor and could loop; Serilog's
+                    // own diagnostics channel is the one place left to say what went wrong.
+                    Serilog.Debugging.SelfLog.WriteLine("Relay SerilogLogger dropped an Akka event from {0}: {1}", logEvent.LogSource, e);
+                }
+
                 break;
             case InitializeLogger:
                 Sender.Tell(new LoggerInitialized());
