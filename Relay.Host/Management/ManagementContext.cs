@@ -1,0 +1,19 @@
+using Relay.Actors.Circuits;
+
+namespace Relay.Host.Management;
+
+/// <summary>
+/// What the management routes may see of the running node. Later parts (cluster, routes,
+/// metrics, log level) add their members here, so route files take one argument.
+/// </summary>
+/// <param name="Circuits">The node's live circuit table.</param>
+/// <param name="IsReady">Listeners bound, or a healthy standby: what <c>GET /health/ready</c> reports.</param>
+/// <param name="NodeAddress">This node's Akka address, as circuits name their node.</param>
+/// <param name="Log">Where the management server and ASP.NET Core log.</param>
+/// <param name="Token">Bearer token for mutating routes; empty means read-only.</param>
+public sealed record ManagementContext(
+    CircuitRegistry Circuits,
+    Func<bool> IsReady,
+    string NodeAddress,
+    Serilog.ILogger Log,
+    string Token);

@@ -1,0 +1,161 @@
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Relay.Host.Management.Internal;
+
+namespace Relay.Host.Management;
+
+/// <summary>
+/// The management HTTP endpoint (Akka.Management's role, on ASP.NET Core minimal APIs and
+/// Kestrel). Each area of routes lives in its own file and is mapped in <see cref="MapRoutes"/>.
+/// </summary>
+public sealed class ManagementServer : IAsyncDisposable
+{
+    // Long enough for an in-flight GET to finish, short enough not to hold up relay shutdown.
+    private static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(5);
+
+    private readonly WebApplication _app;
+    private int _disposed;
+
+    private ManagementServer(WebApplication app, Uri baseAddress)
+    {
+        _app = app;
+        BaseAddress = baseAddress;
+    }
+
+    /// <summary>The address actually bound, e.g. <c>http://127.0.0.1:8558/</c>; with port 0, the port the OS chose.</summary>
+    public Uri BaseAddress { get; }
+
+    /// <summary>Binds <paramref name="endpoint"/> and serves until disposed.</summary>
+    /// <exception cref="ManagementBindException">The endpoint cannot be bound (in use, not a local address, no permission).</exception>
+    public static async Task<ManagementServer> StartAsync(IPEndPoint endpoint, ManagementContext context, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(endpoint);
+        ArgumentNullException.ThrowIfNull(context);
+
+        var app = Build(endpoint, context);
+        try
+        {
+            await app.StartAsync(ct).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            await app.DisposeAsync().ConfigureAwait(false);
+            if (BindProblem(e) is { } problem)
+            {
+                throw new ManagementBindException(endpoint, problem, e);
+            }
+
+            throw;
+        }
+
+        var addresses = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>();
+        var server = new ManagementServer(app, new Uri(addresses.Addresses.First()));
+        context.Log.Information(
+            "{EventName:l} management endpoint on {ManagementAddress}", "ManagementListening", server.BaseAddress.ToString());
+        return server;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        using var timeout = new CancellationTokenSource(StopTimeout);
+        try
+        {
+            await _app.StopAsync(timeout.Token).ConfigureAwait(false);
+        }
+        finally
+        {
+            await _app.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Every route area of the management API; a new area is one more line here.</summary>
+    private static void MapRoutes(WebApplication app, ManagementContext context)
+    {
+        app.MapHealthRoutes(context);
+        app.MapCircuitRoutes(context);
+    }
+
+    private static WebApplication Build(IPEndPoint endpoint, ManagementContext context)
+    {
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+        {
+            ApplicationName = "relay-management",
+            EnvironmentName = Environments.Production,
+            ContentRootPath = AppContext.BaseDirectory,
+        });
+
+        // The endpoint and everything else come from the relay's own config: an appsettings.json
+        // in the working directory or an ASPNETCORE_URLS variable must not quietly move it.
+        builder.Configuration.Sources.Clear();
+
+        builder.Logging.ClearProviders();
+        builder.Logging.AddProvider(new SerilogLoggerProvider(context.Log));
+        // ASP.NET's Information events are per request; only its problems are worth a line.
+        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        // The host logs "Hosting failed to start" with the whole exception; StartAsync turns
+        // the same failure into a one-line ManagementBindException for the caller to report.
+        builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.None);
+
+        builder.Services.AddSingleton<IHostLifetime, DetachedHostLifetime>();
+        builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, ManagementJsonContext.Api));
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.AddServerHeader = false);
+
+        var app = builder.Build();
+
+        // Bound through the server addresses rather than Kestrel's Listen(): with an address
+        // present the host never reads ASPNETCORE_URLS, which slim builders take from the
+        // environment before any of the above runs.
+        app.Urls.Add($"http://{endpoint}");
+        app.Use(async (http, next) =>
+        {
+            try
+            {
+                await next(http).ConfigureAwait(false);
+            }
+            catch (Exception e) when (!http.Response.HasStarted && !http.RequestAborted.IsCancellationRequested)
+            {
+                context.Log.Error(
+                    e, "{EventName:l} management {Method} {Path} failed", "ManagementRequestFailed", http.Request.Method, http.Request.Path.Value);
+                http.Response.StatusCode = StatusCodes.Status500InternalServerError;
+                await ManagementResults.WriteErrorAsync(http, $"internal error: {e.Message}").ConfigureAwait(false);
+            }
+        });
+        app.UseStatusCodePages(pages => ManagementResults.WriteBodyForStatusAsync(pages.HttpContext));
+        MapRoutes(app, context);
+        return app;
+    }
+
+    /// <summary>The one-line reason a bind failed, or null when the failure is something else.</summary>
+    private static string? BindProblem(Exception exception)
+    {
+        for (Exception? current = exception; current is not null; current = current.InnerException)
+        {
+            switch (current)
+            {
+                case AddressInUseException:
+                case SocketException { SocketErrorCode: SocketError.AddressAlreadyInUse }:
+                    return "is already in use";
+                case SocketException socket:
+                    return $"cannot be bound: {socket.Message.ReplaceLineEndings(" ")}";
+            }
+        }
+
+        return null;
+    }
+}
