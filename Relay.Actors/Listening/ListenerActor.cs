@@ -19,6 +19,10 @@ public sealed class ListenerActor : UntypedActor, IWithTimers
 {
     private static readonly TimeSpan AcceptRetryDelay = TimeSpan.FromMilliseconds(100);
 
+    // <sys/socket.h> on Linux
+    private const int SolSocket = 1;
+    private const int SoReuseAddr = 2;
+
     private readonly RouteSettings _route;
     private readonly CircuitRegistry _registry;
     private readonly CoreBalancer _balancer;
@@ -59,8 +63,10 @@ public sealed class ListenerActor : UntypedActor, IWithTimers
         try
         {
             _socket = new Socket(_route.Listen.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-            // Restarting the relay must not wait for old connections in TIME_WAIT.
-            _socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            // Restarting the relay must not wait for old connections in TIME_WAIT: SO_REUSEADDR.
+            // Set raw, because .NET's ReuseAddress on Linux also sets SO_REUSEPORT, which would
+            // let a second process bind the same port and silently take half the connections.
+            _socket.SetRawSocketOption(SolSocket, SoReuseAddr, BitConverter.GetBytes(1));
             // Client-side options go on the listener: accepted sockets inherit them, and
             // buffers and MSS must be in place before the handshake to take effect.
             SocketTuner.Apply(_socket, _route.Circuit.ClientSide);

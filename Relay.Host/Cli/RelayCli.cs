@@ -3,6 +3,7 @@ using System.CommandLine.Invocation;
 using System.CommandLine.Parsing;
 using System.Reflection;
 using Relay.Actors.Configuration;
+using Relay.Host.Logging;
 
 namespace Relay.Host.Cli;
 

@@ -1,14 +1,8 @@
 using Akka.Configuration;
 using Relay.Actors.Configuration;
+using Relay.Host.Logging;
 
 namespace Relay.Host.Cli;
-
-/// <summary>How the host writes its logs: text to the console, or CLEF (one JSON object per line).</summary>
-public enum LogFormat
-{
-    Text,
-    Json,
-}
 
 /// <summary>
 /// <c>relay run</c>, parsed and validated. <paramref name="FullConfig"/> is the layered config

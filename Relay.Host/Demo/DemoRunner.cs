@@ -20,14 +20,14 @@ public static class DemoRunner
     private const int BytesPerCircuit = 4 * 1024 * 1024;
 
     public static async Task<int> RunAsync(RelaySettings defaults, Config akkaConfig, TimeSpan duration, int workers,
-        TextWriter output, CancellationToken cancellation)
+        TextWriter output, CancellationToken cancellation, IEnumerable<Akka.Actor.Setup.Setup>? setups = null)
     {
         await using var upstream = new EchoUpstream();
         var route = new RouteSettings("demo", new IPEndPoint(IPAddress.Loopback, 0),
             new UpstreamAddress("127.0.0.1", upstream.Endpoint.Port), Backlog: 1024, defaults.Defaults);
         var settings = defaults with { Routes = [route], Management = new ManagementSettings(null, "") };
 
-        await using var node = await RelayNode.StartAsync(settings, akkaConfig, "demo");
+        await using var node = await RelayNode.StartAsync(settings, akkaConfig, "demo", setups);
         var listen = node.EndpointOf("demo");
         output.WriteLine($"relay demo: {workers} client workers -> relay {listen} -> built-in echo upstream {upstream.Endpoint}, for {duration.TotalSeconds:0} s");
         output.WriteLine($"            {settings.Dispatchers.Cores} core dispatcher(s), write-size {Size(settings.Defaults.WriteSize)}, window {Size(settings.Defaults.Window)}");

@@ -50,6 +50,7 @@ public sealed record CircuitView(
 [JsonSerializable(typeof(ErrorResponse))]
 [JsonSerializable(typeof(CircuitView))]
 [JsonSerializable(typeof(IReadOnlyList<CircuitView>))]
+[JsonSerializable(typeof(CircuitView[]))]
 internal sealed partial class ManagementJsonContext : JsonSerializerContext
 {
     /// <summary>

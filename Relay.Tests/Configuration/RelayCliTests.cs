@@ -1,6 +1,7 @@
 using System.Net;
 using Relay.Actors.Configuration;
 using Relay.Host.Cli;
+using Relay.Host.Logging;
 
 namespace Relay.Tests.Configuration;
 

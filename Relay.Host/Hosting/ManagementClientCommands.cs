@@ -1,0 +1,92 @@
+using System.Globalization;
+using System.Net.Http.Json;
+using Relay.Host.Cli;
+using Relay.Host.Management;
+
+namespace Relay.Host.Hosting;
+
+/// <summary>
+/// <c>relay status</c> and <c>relay circuits</c>: tables from a node's management API, in the
+/// spirit of Petabridge's pbm but over plain HTTP. An unreachable endpoint is one line and
+/// exit code 1.
+/// </summary>
+public static class ManagementClientCommands
+{
+    public const int ExitUnreachable = 1;
+
+    public static async Task<int> StatusAsync(StatusRequest request, TextWriter stdout, TextWriter stderr, CancellationToken cancellation)
+    {
+        using var http = Client(request.Management);
+        try
+        {
+            using var ready = await http.GetAsync("health/ready", cancellation);
+            var circuits = await http.GetFromJsonAsync("circuits", ManagementJsonContext.Default.CircuitViewArray, cancellation) ?? [];
+            await stdout.WriteLineAsync($"node       {request.Management}");
+            await stdout.WriteLineAsync($"ready      {(ready.IsSuccessStatusCode ? "yes" : "no")}");
+            await stdout.WriteLineAsync($"circuits   {circuits.Length}");
+            await stdout.WriteLineAsync();
+            await stdout.WriteLineAsync($"{"ROUTE",-20} {"CIRCUITS",8} {"UP",12} {"DOWN",12}");
+            foreach (var route in circuits.GroupBy(c => c.Route).OrderBy(g => g.Key, StringComparer.Ordinal))
+            {
+                await stdout.WriteLineAsync($"{route.Key,-20} {route.Count(),8} {Bytes(route.Sum(c => c.BytesUp)),12} {Bytes(route.Sum(c => c.BytesDown)),12}");
+            }
+
+            return 0;
+        }
+        catch (HttpRequestException e)
+        {
+            await stderr.WriteLineAsync($"relay: cannot reach the management endpoint {request.Management}: {e.Message}");
+            return ExitUnreachable;
+        }
+    }
+
+    public static async Task<int> CircuitsAsync(StatusRequest request, TextWriter stdout, TextWriter stderr, CancellationToken cancellation)
+    {
+        using var http = Client(request.Management);
+        var query = new List<string>();
+        if (request.Route is { } route)
+        {
+            query.Add("route=" + Uri.EscapeDataString(route));
+        }
+
+        if (request.State is { } state)
+        {
+            query.Add("state=" + Uri.EscapeDataString(state));
+        }
+
+        try
+        {
+            var path = "circuits" + (query.Count > 0 ? "?" + string.Join('&', query) : "");
+            var circuits = await http.GetFromJsonAsync(path, ManagementJsonContext.Default.CircuitViewArray, cancellation) ?? [];
+            await stdout.WriteLineAsync($"{"ID",8} {"ROUTE",-16} {"STATE",-12} {"CLIENT",-22} {"UPSTREAM",-22} {"UP",10} {"DOWN",10} {"AGE",8}");
+            var now = DateTime.UtcNow;
+            foreach (var c in circuits.OrderByDescending(c => c.BytesUp + c.BytesDown).ThenBy(c => c.Id))
+            {
+                var age = (now - c.OpenedAt).TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture) + "s";
+                await stdout.WriteLineAsync($"{c.Id,8} {c.Route,-16} {c.State,-12} {c.Client,-22} {c.Upstream,-22} {Bytes(c.BytesUp),10} {Bytes(c.BytesDown),10} {age,8}");
+            }
+
+            await stdout.WriteLineAsync($"{circuits.Length} circuit(s)");
+            return 0;
+        }
+        catch (HttpRequestException e)
+        {
+            await stderr.WriteLineAsync($"relay: cannot reach the management endpoint {request.Management}: {e.Message}");
+            return ExitUnreachable;
+        }
+    }
+
+    private static HttpClient Client(Uri management) => new()
+    {
+        BaseAddress = management.AbsoluteUri.EndsWith('/') ? management : new Uri(management.AbsoluteUri + "/"),
+        Timeout = TimeSpan.FromSeconds(10),
+    };
+
+    private static string Bytes(long bytes) => bytes switch
+    {
+        >= 1L << 30 => (bytes / (double)(1L << 30)).ToString("0.0", CultureInfo.InvariantCulture) + "G",
+        >= 1L << 20 => (bytes / (double)(1L << 20)).ToString("0.0", CultureInfo.InvariantCulture) + "M",
+        >= 1L << 10 => (bytes / 1024.0).ToString("0.0", CultureInfo.InvariantCulture) + "K",
+        _ => bytes.ToString(CultureInfo.InvariantCulture),
+    };
+}
