@@ -1,0 +1,136 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace Relay.Tests.Hosting;
+
+/// <summary>
+/// The real <c>relay</c> executable as a child process (relay.dll is copied next to the
+/// tests because Relay.Tests references Relay.Host). Collects stdout and stderr by line.
+/// </summary>
+internal sealed partial class RelayProcess : IDisposable
+{
+    private readonly Process _process;
+    private readonly List<string> _stdout = new();
+    private readonly List<string> _stderr = new();
+
+    private RelayProcess(params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            StandardOutputEncoding = Encoding.UTF8,
+        };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "relay.dll"));
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        _process = new Process { StartInfo = start };
+        _process.OutputDataReceived += (_, e) => Add(_stdout, e.Data);
+        _process.ErrorDataReceived += (_, e) => Add(_stderr, e.Data);
+        _process.Start();
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+    }
+
+    public static RelayProcess Start(params string[] args) => new(args);
+
+    public string[] Stdout
+    {
+        get
+        {
+            lock (_stdout)
+            {
+                return _stdout.ToArray();
+            }
+        }
+    }
+
+    public string[] Stderr
+    {
+        get
+        {
+            lock (_stderr)
+            {
+                return _stderr.ToArray();
+            }
+        }
+    }
+
+    /// <summary>Runs to completion and returns the exit code.</summary>
+    public static async Task<(int ExitCode, string[] Stdout, string[] Stderr)> RunAsync(TimeSpan timeout, params string[] args)
+    {
+        using var process = Start(args);
+        var code = await process.WaitForExitAsync(timeout);
+        return (code, process.Stdout, process.Stderr);
+    }
+
+    public async Task<int> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        await _process.WaitForExitAsync(cts.Token);
+        _process.WaitForExit(); // flushes the redirected streams
+        return _process.ExitCode;
+    }
+
+    /// <summary>Waits for a stdout line that satisfies <paramref name="match"/>.</summary>
+    public async Task<string> WaitForLineAsync(Func<string, bool> match, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (DateTime.UtcNow < deadline)
+        {
+            var line = Stdout.FirstOrDefault(match);
+            if (line is not null)
+            {
+                return line;
+            }
+
+            if (_process.HasExited)
+            {
+                break;
+            }
+
+            await Task.Delay(50);
+        }
+
+        throw new TimeoutException($"no matching line; stdout: {string.Join('\n', Stdout)}; stderr: {string.Join('\n', Stderr)}");
+    }
+
+    public void Signal(int signal)
+    {
+        if (Kill(_process.Id, signal) != 0)
+        {
+            throw new InvalidOperationException($"kill({_process.Id}, {signal}) failed: errno {Marshal.GetLastPInvokeError()}");
+        }
+    }
+
+    public void Dispose()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+        }
+
+        _process.Dispose();
+    }
+
+    private static void Add(List<string> lines, string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        lock (lines)
+        {
+            lines.Add(line);
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static partial int Kill(int pid, int signal);
+}

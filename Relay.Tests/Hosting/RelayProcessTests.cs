@@ -1,0 +1,123 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using Relay.Tests.Support;
+
+namespace Relay.Tests.Hosting;
+
+/// <summary>
+/// The <c>relay</c> executable as an operator meets it: exit codes, one-line errors with no
+/// stack trace, CLEF log events with their properties, and a clean stop on SIGTERM.
+/// </summary>
+public sealed class RelayProcessTests
+{
+    private const int SigTerm = 15;
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(60);
+
+    [Fact]
+    public async Task Run_relays_bytes_logs_circuit_events_as_clef_and_stops_cleanly_on_sigterm()
+    {
+        await using var server = new TestServer(TestServer.Echo);
+        using var relay = RelayProcess.Start("run", "--route", $"echo@127.0.0.1:0={server.Endpoint}",
+            "--management", "off", "--log-format", "json");
+
+        var bound = JsonDocument.Parse(await relay.WaitForLineAsync(l => l.Contains("\"ListenerBound\""), Wait)).RootElement;
+        var listen = IPEndPoint.Parse(bound.GetProperty("Listen").GetString()!);
+        using (var client = await SocketIo.ConnectAsync(listen))
+        {
+            var sent = await SocketIo.SendRandomAsync(client, 1_000_000, seed: 5);
+            client.Shutdown(SocketShutdown.Send);
+            var (bytes, hash) = await SocketIo.ReadToEndAsync(client).WaitAsync(Wait);
+            Assert.Equal(1_000_000, bytes);
+            Assert.Equal(sent, hash);
+        }
+
+        var closed = JsonDocument.Parse(await relay.WaitForLineAsync(l => l.Contains("\"CircuitClosed\""), Wait)).RootElement;
+        Assert.Equal("echo", closed.GetProperty("Route").GetString());
+        Assert.Equal("complete", closed.GetProperty("Reason").GetString());
+        Assert.Equal(1_000_000, closed.GetProperty("BytesUp").GetInt64());
+        Assert.Equal(1_000_000, closed.GetProperty("BytesDown").GetInt64());
+        Assert.Equal(server.Endpoint.ToString(), closed.GetProperty("Upstream").GetString());
+        Assert.True(closed.GetProperty("CircuitId").GetInt64() >= 1);
+        Assert.True(closed.GetProperty("DurationMs").GetInt64() >= 0);
+        Assert.StartsWith("127.0.0.1:", closed.GetProperty("Client").GetString());
+
+        relay.Signal(SigTerm);
+        Assert.Equal(0, await relay.WaitForExitAsync(Wait));
+        Assert.Contains(relay.Stdout, l => l.Contains("\"RelayStopping\"") && l.Contains("SIGTERM"));
+        Assert.All(relay.Stdout, line => JsonDocument.Parse(line)); // every stdout line is one CLEF object
+    }
+
+    [Fact]
+    public async Task A_port_in_use_exits_1_with_one_line_on_stderr_and_no_stack_trace()
+    {
+        using var occupant = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        occupant.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        occupant.Listen(1);
+        var taken = occupant.LocalEndPoint!.ToString();
+
+        var (code, stdout, stderr) = await RelayProcess.RunAsync(Wait, "run", "--route", $"web@{taken}=127.0.0.1:9", "--management", "off");
+
+        Assert.Equal(1, code);
+        var line = Assert.Single(stderr);
+        Assert.Equal($"relay: route web: cannot listen on {taken}: address already in use", line);
+        Assert.DoesNotContain(stdout.Concat(stderr), l => l.TrimStart().StartsWith("at ", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_management_endpoint_in_use_exits_1_with_one_line()
+    {
+        using var occupant = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        occupant.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        occupant.Listen(1);
+        var taken = occupant.LocalEndPoint!.ToString();
+
+        var (code, _, stderr) = await RelayProcess.RunAsync(Wait, "run", "--route", "127.0.0.1:0=127.0.0.1:9", "--management", taken!);
+
+        Assert.Equal(1, code);
+        Assert.Equal($"relay: management endpoint {taken} is already in use", Assert.Single(stderr));
+    }
+
+    [Theory]
+    [InlineData("--route", "127.0.0.1:0=nowhere", "--route")]
+    [InlineData("--route", "127.0.0.1:99999=127.0.0.1:80", "--route")]
+    [InlineData("--log-format", "xml", "xml")]
+    public async Task Bad_arguments_exit_2_with_one_line_naming_the_problem(string option, string value, string named)
+    {
+        var (code, _, stderr) = await RelayProcess.RunAsync(Wait, "run", option, value, "--management", "off");
+
+        Assert.Equal(2, code);
+        Assert.Contains(named, Assert.Single(stderr, l => l.Length > 0));
+    }
+
+    [Fact]
+    public async Task A_bad_config_file_exits_2_naming_the_key_and_value()
+    {
+        var file = Path.Combine(Path.GetTempPath(), $"relay-bad-{Guid.NewGuid():N}.conf");
+        await File.WriteAllTextAsync(file, "relay.defaults.idle-timeout = soon\n");
+        try
+        {
+            var (code, _, stderr) = await RelayProcess.RunAsync(Wait, "check-config", file);
+
+            Assert.Equal(2, code);
+            var line = Assert.Single(stderr);
+            Assert.Contains("relay.defaults.idle-timeout", line);
+            Assert.Contains("soon", line);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    [Fact]
+    public async Task Demo_pushes_traffic_and_reports_every_byte_intact()
+    {
+        var (code, stdout, stderr) = await RelayProcess.RunAsync(Wait, "demo", "--seconds", "2", "--circuits", "4");
+
+        Assert.True(code == 0, string.Join('\n', stdout.Concat(stderr)));
+        Assert.Contains(stdout, l => l.Contains("every byte echoed intact"));
+        Assert.Contains(stdout, l => l.Contains("core 0"));
+        Assert.Contains(stdout, l => l.Contains("core 1"));
+    }
+}
