@@ -63,16 +63,16 @@ public static class DemoRunner
 
         output.WriteLine();
         output.WriteLine("  summary");
-        output.WriteLine("  ---------------------------------------------");
-        output.WriteLine($"  circuits completed     {stats.Circuits,12:N0}");
-        output.WriteLine($"  bytes up (client->up)  {stats.Bytes / 2,12:N0}");
-        output.WriteLine($"  bytes down (up->client){stats.Bytes / 2,12:N0}");
-        output.WriteLine($"  throughput (both ways) {Rate(stats.Bytes, elapsed),12}");
-        output.WriteLine($"  integrity              {(failures.Count == 0 && stats.Circuits > 0 ? "every byte echoed intact" : $"{failures.Count} failure(s)")}");
+        output.WriteLine("  ------------------------------------------------");
+        output.WriteLine($"  circuits completed        {stats.Circuits,16:N0}");
+        output.WriteLine($"  bytes up (client->up)     {stats.Bytes / 2,16:N0}");
+        output.WriteLine($"  bytes down (up->client)   {stats.Bytes / 2,16:N0}");
+        output.WriteLine($"  throughput (both ways)    {Rate(stats.Bytes, elapsed),16}");
+        output.WriteLine($"  integrity                 {(failures.Count == 0 && stats.Circuits > 0 ? "every byte echoed intact" : $"{failures.Count} failure(s)")}");
         output.WriteLine("  circuits per core:");
         for (var core = 0; core < node.Cores.Cores; core++)
         {
-            output.WriteLine($"    core {core,-3}            {node.Cores.TotalOn(core),12:N0}");
+            output.WriteLine($"    core {core,-3}                 {node.Cores.TotalOn(core),16:N0}");
         }
 
         foreach (var failure in failures.Take(5))
