@@ -69,15 +69,9 @@ public sealed class CircuitSupervisorTests : Akka.TestKit.Xunit2.TestKit
     [Fact]
     public async Task Abort_resets_a_circuit_that_is_still_connecting()
     {
-        // An upstream that never completes the handshake (full accept queue) keeps the circuit connecting.
-        using var blackhole = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        blackhole.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        blackhole.Listen(0);
-        var fillers = Enumerable.Range(0, 4).Select(_ => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp)).ToList();
-        fillers.ForEach(f => _ = f.ConnectAsync(blackhole.LocalEndPoint!));
-        await Task.Delay(200);
-
-        var (entry, supervisor, client) = await StartCircuitAsync((IPEndPoint)blackhole.LocalEndPoint!);
+        // An upstream that never completes the handshake keeps the circuit connecting.
+        using var blackhole = await Endpoints.UnansweringAsync();
+        var (entry, supervisor, client) = await StartCircuitAsync(blackhole.Endpoint);
         using (client)
         {
             Assert.Equal(CircuitState.Connecting, entry.State);
@@ -86,8 +80,6 @@ public sealed class CircuitSupervisorTests : Akka.TestKit.Xunit2.TestKit
             ExpectTerminated(supervisor);
             Assert.Equal("reset", await SocketIo.ReadUntilClosedAsync(client, TimeSpan.FromSeconds(5)));
         }
-
-        fillers.ForEach(f => f.Dispose());
     }
 
     [Fact]

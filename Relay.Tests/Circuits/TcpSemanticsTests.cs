@@ -106,7 +106,7 @@ public sealed class TcpSemanticsTests
     [Fact]
     public async Task Refused_upstream_resets_the_client_at_once()
     {
-        var closedPort = FreePort();
+        var closedPort = Endpoints.ClosedPort();
         var upstream = new IPEndPoint(IPAddress.Loopback, closedPort);
         await using var relay = await RelayHarness.StartAsync(upstream);
 
@@ -119,21 +119,9 @@ public sealed class TcpSemanticsTests
     [Fact]
     public async Task Connect_timeout_resets_the_client_when_the_upstream_never_answers()
     {
-        // A listener whose accept queue is full drops further SYNs, so a connect to it hangs.
-        using var blackhole = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        blackhole.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        blackhole.Listen(0);
-        var fillers = new List<Socket>();
-        for (var i = 0; i < 4; i++)
-        {
-            var filler = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-            _ = filler.ConnectAsync(blackhole.LocalEndPoint!);
-            fillers.Add(filler);
-        }
-
-        await Task.Delay(200);
+        using var blackhole = await Endpoints.UnansweringAsync();
         var circuit = TestSettings.Circuit(connectTimeout: TimeSpan.FromMilliseconds(700));
-        await using var relay = await RelayHarness.StartAsync((IPEndPoint)blackhole.LocalEndPoint!, circuit);
+        await using var relay = await RelayHarness.StartAsync(blackhole.Endpoint, circuit);
 
         using var client = await SocketIo.ConnectAsync(relay.Listen());
         var started = DateTime.UtcNow;
@@ -141,7 +129,6 @@ public sealed class TcpSemanticsTests
 
         Assert.Equal("reset", outcome);
         Assert.True(DateTime.UtcNow - started >= TimeSpan.FromMilliseconds(500), "the reset came before the connect timeout");
-        fillers.ForEach(f => f.Dispose());
     }
 
     [Fact]
@@ -268,12 +255,5 @@ public sealed class TcpSemanticsTests
         Assert.InRange(pushed, 1, 256L * 1024 * 1024);
 
         release.SetResult();
-    }
-
-    private static int FreePort()
-    {
-        using var probe = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        probe.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        return ((IPEndPoint)probe.LocalEndPoint!).Port;
     }
 }

@@ -51,9 +51,7 @@ public sealed class RelayProcessTests
     [Fact]
     public async Task A_port_in_use_exits_1_with_one_line_on_stderr_and_no_stack_trace()
     {
-        using var occupant = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        occupant.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        occupant.Listen(1);
+        using var occupant = Endpoints.Occupy();
         var taken = occupant.LocalEndPoint!.ToString();
 
         var (code, stdout, stderr) = await RelayProcess.RunAsync(Wait, "run", "--route", $"web@{taken}=127.0.0.1:9", "--management", "off");
@@ -67,9 +65,7 @@ public sealed class RelayProcessTests
     [Fact]
     public async Task A_management_endpoint_in_use_exits_1_with_one_line()
     {
-        using var occupant = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        occupant.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        occupant.Listen(1);
+        using var occupant = Endpoints.Occupy();
         var taken = occupant.LocalEndPoint!.ToString();
 
         var (code, _, stderr) = await RelayProcess.RunAsync(Wait, "run", "--route", "127.0.0.1:0=127.0.0.1:9", "--management", taken!);

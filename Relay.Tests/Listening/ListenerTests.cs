@@ -10,9 +10,7 @@ public sealed class ListenerTests
     [Fact]
     public async Task A_port_in_use_fails_the_start_with_one_line_naming_route_and_address()
     {
-        using var occupant = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        occupant.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        occupant.Listen(1);
+        using var occupant = Endpoints.Occupy();
         var taken = (IPEndPoint)occupant.LocalEndPoint!;
         var route = TestSettings.Route(new IPEndPoint(IPAddress.Loopback, 9)) with { Name = "web", Listen = taken };
 
