@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using Akka.Actor;
+using Relay.Actors.Internal;
 using Akka.Event;
 using Relay.Actors.Circuits;
 using Relay.Actors.Configuration;
@@ -32,7 +33,7 @@ public sealed class RelayGuardian : UntypedActor
     }
 
     public static Props Props(RelaySettings settings, CircuitRegistry registry, CoreBalancer balancer, string node) =>
-        Akka.Actor.Props.Create(() => new RelayGuardian(settings, registry, balancer, node));
+        PropsFactory.Of(() => new RelayGuardian(settings, registry, balancer, node));
 
     /// <summary>Ask: replies <see cref="RoutesBound"/> or <see cref="ListenerProtocol.BindFailed"/>.</summary>
     public sealed class AwaitBound

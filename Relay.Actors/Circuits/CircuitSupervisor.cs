@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using Akka.Actor;
+using Relay.Actors.Internal;
 using Akka.Event;
 using Relay.Actors.Circuits.Internal;
 using Relay.Actors.Configuration;
@@ -56,7 +57,7 @@ public sealed partial class CircuitSupervisor : UntypedActor
     /// <param name="registry">Where the circuit is listed while it lives.</param>
     /// <param name="onClosed">Called once, on the circuit's thread, when the circuit has closed.</param>
     public static Props Props(CircuitEntry entry, Socket client, RouteSettings route, CircuitRegistry registry, Action<CircuitEntry>? onClosed = null) =>
-        Akka.Actor.Props.Create(() => new CircuitSupervisor(entry, client, route, registry, onClosed));
+        PropsFactory.Of(() => new CircuitSupervisor(entry, client, route, registry, onClosed));
 
     private CircuitSettings Settings => _route.Circuit;
 

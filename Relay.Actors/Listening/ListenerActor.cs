@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using Akka.Actor;
+using Relay.Actors.Internal;
 using Akka.Event;
 using Relay.Actors.Circuits;
 using Relay.Actors.Circuits.Internal;
@@ -45,7 +46,7 @@ public sealed class ListenerActor : UntypedActor, IWithTimers
     }
 
     public static Props Props(RouteSettings route, CircuitRegistry registry, CoreBalancer balancer, string node) =>
-        Akka.Actor.Props.Create(() => new ListenerActor(route, registry, balancer, node));
+        PropsFactory.Of(() => new ListenerActor(route, registry, balancer, node));
 
     /// <summary>
     /// A circuit that throws is broken on its own: stop it (its PostStop resets both of its

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Net.Sockets;
 using Akka.Actor;
+using Relay.Actors.Internal;
 
 namespace Relay.Actors.Circuits.Internal;
 
@@ -55,7 +56,7 @@ internal sealed class SocketReader : UntypedActor
 
     public static Props Props(Socket source, CircuitSide sourceSide, Direction direction, IActorRef writer,
         IActorRef supervisor, CircuitCounters counters, int writeSize, int segments) =>
-        Akka.Actor.Props.Create(() => new SocketReader(source, sourceSide, direction, writer, supervisor, counters, writeSize, segments));
+        PropsFactory.Of(() => new SocketReader(source, sourceSide, direction, writer, supervisor, counters, writeSize, segments));
 
     protected override void PreStart() => ReadWhileCredit();
 
@@ -108,6 +109,14 @@ internal sealed class SocketReader : UntypedActor
                 segment.Length = read;
                 _counters.AddRead(_direction == Direction.Up, read);
                 _writer.Tell(segment, Self);
+                if (read < _writeSize)
+                {
+                    // A short read emptied the socket: another recv would only say EAGAIN.
+                    // Wait for more (or for the FIN) without that wasted system call.
+                    ArmZeroByteReceive();
+                    return;
+                }
+
                 continue;
             }
 

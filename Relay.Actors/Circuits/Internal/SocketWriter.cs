@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using Akka.Actor;
+using Relay.Actors.Internal;
 
 namespace Relay.Actors.Circuits.Internal;
 
@@ -42,7 +43,7 @@ internal sealed class SocketWriter : UntypedActor
 
     public static Props Props(Socket destination, CircuitSide destinationSide, Direction direction,
         IActorRef supervisor, CircuitCounters counters, int segments) =>
-        Akka.Actor.Props.Create(() => new SocketWriter(destination, destinationSide, direction, supervisor, counters, segments));
+        PropsFactory.Of(() => new SocketWriter(destination, destinationSide, direction, supervisor, counters, segments));
 
     protected override void OnReceive(object message)
     {
