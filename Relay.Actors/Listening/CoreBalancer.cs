@@ -27,9 +27,15 @@ public sealed class CoreBalancer
     public long TotalOn(int core) => Volatile.Read(ref _total[core]);
 
     /// <summary>Chooses a core for a new circuit and counts the circuit on it.</summary>
-    public int Acquire()
+    public int Acquire() => Acquire((int)((uint)Interlocked.Increment(ref _next) % (uint)_active.Length));
+
+    /// <summary>
+    /// As <see cref="Acquire()"/>, but <paramref name="preferred"/> wins ties: an acceptor
+    /// running on a core keeps the circuit on its own thread unless another core has fewer.
+    /// </summary>
+    public int Acquire(int preferred)
     {
-        var start = (int)((uint)Interlocked.Increment(ref _next) % (uint)_active.Length);
+        var start = preferred;
         var best = start;
         var bestLoad = Volatile.Read(ref _active[start]);
         for (var i = 1; i < _active.Length && bestLoad > 0; i++)

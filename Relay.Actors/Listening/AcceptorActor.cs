@@ -1,0 +1,179 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using Akka.Actor;
+using Akka.Event;
+using Relay.Actors.Circuits;
+using Relay.Actors.Circuits.Internal;
+using Relay.Actors.Configuration;
+using Relay.Actors.Dispatch;
+using Relay.Actors.Internal;
+
+namespace Relay.Actors.Listening;
+
+/// <summary>
+/// Accepts connections of one route on one core: every core runs an acceptor on the route's
+/// shared listening socket, so accepting is spread over the cores and a new circuit starts
+/// on the thread that accepted it, without a hop through the thread pool. The core with the
+/// fewest live circuits still wins when this one is busier (<see cref="CoreBalancer"/>).
+/// Accepts are drained in a loop while the kernel has them ready, so a burst costs one
+/// wake-up, not one per connection.
+/// </summary>
+public sealed class AcceptorActor : UntypedActor, IWithTimers
+{
+    private static readonly TimeSpan AcceptRetryDelay = TimeSpan.FromMilliseconds(100);
+
+    private readonly Socket _listener;
+    private readonly int _core;
+    private readonly RouteSettings _route;
+    private readonly CircuitRegistry _registry;
+    private readonly CoreBalancer _balancer;
+    private readonly string _node;
+    private readonly Action<CircuitEntry> _onCircuitClosed;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private ActorSocketEventArgs? _accept;
+    private string? _lastAcceptError;
+
+    public AcceptorActor(Socket listener, int core, RouteSettings route, CircuitRegistry registry, CoreBalancer balancer, string node)
+    {
+        _listener = listener;
+        _core = core;
+        _route = route;
+        _registry = registry;
+        _balancer = balancer;
+        _node = node;
+        _onCircuitClosed = entry => _balancer.Release(entry.Core);
+    }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public static Props Props(Socket listener, int core, RouteSettings route, CircuitRegistry registry, CoreBalancer balancer, string node) =>
+        PropsFactory.Of(() => new AcceptorActor(listener, core, route, registry, balancer, node));
+
+    /// <summary>
+    /// A circuit that throws is broken on its own: stop it (its PostStop resets both of its
+    /// sockets and logs why) and never let it touch the acceptor or any other circuit.
+    /// </summary>
+    protected override SupervisorStrategy SupervisorStrategy() =>
+        new OneForOneStrategy(e =>
+        {
+            _log.Error(e, "{EventName:l} a circuit of {Route} failed: {Error}", "CircuitFailed", _route.Name, e.Message);
+            return Directive.Stop;
+        });
+
+    protected override void PreStart()
+    {
+        _accept = new ActorSocketEventArgs(Self);
+        AcceptWhileReady();
+    }
+
+    protected override void PreRestart(Exception reason, object message)
+    {
+        // Keep the circuits: they are independent of the accept loop that failed.
+        _accept?.Dispose();
+    }
+
+    protected override void OnReceive(object message)
+    {
+        switch (message)
+        {
+            case PumpProtocol.IoCompleted:
+                if (OnAcceptCompleted())
+                {
+                    AcceptWhileReady();
+                }
+
+                break;
+
+            case RetryAccept:
+                AcceptWhileReady();
+                break;
+
+            default:
+                Unhandled(message);
+                break;
+        }
+    }
+
+    private void AcceptWhileReady()
+    {
+        var accept = _accept!;
+        while (true)
+        {
+            accept.AcceptSocket = null;
+            bool pending;
+            try
+            {
+                pending = _listener.AcceptAsync(accept);
+            }
+            catch (ObjectDisposedException)
+            {
+                return;
+            }
+
+            if (pending || !OnAcceptCompleted())
+            {
+                return;
+            }
+        }
+    }
+
+    /// <returns>Whether to keep accepting right away.</returns>
+    private bool OnAcceptCompleted()
+    {
+        var accept = _accept!;
+        if (accept.SocketError == SocketError.OperationAborted)
+        {
+            return false;
+        }
+
+        if (accept.SocketError != SocketError.Success)
+        {
+            // EMFILE/ENFILE and friends: pause briefly instead of spinning or dying, and log
+            // a problem once rather than once per attempt.
+            var problem = accept.SocketError.ToString();
+            if (problem != _lastAcceptError)
+            {
+                _lastAcceptError = problem;
+                _log.Warning("{EventName:l} route {Route} cannot accept: {Error}; retrying every {RetryMs} ms",
+                    "AcceptFailed", _route.Name, problem, (int)AcceptRetryDelay.TotalMilliseconds);
+            }
+
+            Timers.StartSingleTimer(RetryAccept.Instance, RetryAccept.Instance, AcceptRetryDelay);
+            return false;
+        }
+
+        _lastAcceptError = null;
+        StartCircuit(accept.AcceptSocket!);
+        return true;
+    }
+
+    private void StartCircuit(Socket client)
+    {
+        EndPoint remote;
+        try
+        {
+            remote = client.RemoteEndPoint!;
+        }
+        catch (SocketException)
+        {
+            // The client reset before we looked: there is no circuit to make.
+            client.Dispose();
+            return;
+        }
+
+        var id = _registry.NextId();
+        var core = _balancer.Acquire(preferred: _core);
+        var entry = new CircuitEntry(id, _route.Name, _node, remote, _route.Upstream.ToString(), core, ActorRefs.Nobody);
+        var props = CircuitSupervisor.Props(entry, client, _route, _registry, _onCircuitClosed)
+            .WithDispatcher(CoreDispatchers.IdFor(core));
+        entry.Supervisor = Context.ActorOf(props, "circuit-" + id.ToString(CultureInfo.InvariantCulture));
+    }
+
+    protected override void PostStop() => _accept?.Dispose();
+
+    private sealed class RetryAccept : INoSerializationVerificationNeeded
+    {
+        public static readonly RetryAccept Instance = new();
+    }
+}
