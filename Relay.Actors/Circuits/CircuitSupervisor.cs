@@ -32,7 +32,9 @@ public sealed partial class CircuitSupervisor : UntypedActor
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly long _startedMs = Environment.TickCount64;
     private Socket? _upstream;
-    private ActorSocketEventArgs? _connect;
+    private CoreEventLoop? _loop;
+    private IoRegistration? _clientIo;
+    private IoRegistration? _upstreamIo;
     private ICancelable? _connectTimer;
     private ICancelable? _idleTimer;
     private bool _upFinished;
@@ -75,7 +77,16 @@ public sealed partial class CircuitSupervisor : UntypedActor
         _entry.ThreadId = ThreadAffinity.CurrentThreadId();
         _entry.State = CircuitState.Connecting;
         _registry.Add(_entry);
-        _client.Blocking = false;
+        _loop = CoreEventLoop.Require();
+        try
+        {
+            _clientIo = _loop.Register(_client);
+        }
+        catch (SocketException e)
+        {
+            ResetAndClose(CloseReasons.ClientError, e.Message);
+            return;
+        }
         if (_log.IsDebugEnabled)
         {
             _log.Debug("{EventName:l} circuit {CircuitId} on {Route} from {Client} to {Upstream}",
@@ -119,8 +130,17 @@ public sealed partial class CircuitSupervisor : UntypedActor
                 BeginConnect(new IPEndPoint(target, _route.Upstream.Port));
                 break;
 
-            case PumpProtocol.IoCompleted:
-                OnConnectCompleted();
+            case SocketReady:
+                var outcome = NonBlockingConnect.Finish(_upstream!);
+                if (outcome == SocketError.WouldBlock)
+                {
+                    _upstreamIo!.AwaitWritable(Self);
+                }
+                else
+                {
+                    OnConnectCompleted(outcome);
+                }
+
                 break;
 
             case ConnectTimedOut:
@@ -154,18 +174,29 @@ public sealed partial class CircuitSupervisor : UntypedActor
         }
 
         _entry.UpstreamSocket = _upstream;
-        _connect = new ActorSocketEventArgs(Self) { RemoteEndPoint = endpoint };
-        if (!_upstream.ConnectAsync(_connect))
+        SocketError started;
+        try
         {
-            OnConnectCompleted();
+            _upstreamIo = _loop!.Register(_upstream);
+            started = NonBlockingConnect.Start(_upstream, endpoint);
+        }
+        catch (SocketException e)
+        {
+            started = e.SocketErrorCode;
+        }
+
+        if (started == SocketError.WouldBlock)
+        {
+            _upstreamIo!.AwaitWritable(Self);
+        }
+        else
+        {
+            OnConnectCompleted(started);
         }
     }
 
-    private void OnConnectCompleted()
+    private void OnConnectCompleted(SocketError result)
     {
-        var result = _connect!.SocketError;
-        _connect.Dispose();
-        _connect = null;
         if (result != SocketError.Success)
         {
             ResetAndClose(CloseReasons.ForConnectError(result), result.ToString());
@@ -173,9 +204,7 @@ public sealed partial class CircuitSupervisor : UntypedActor
         }
 
         _connectTimer?.Cancel();
-        var upstream = _upstream!;
-        upstream.Blocking = false;
-        StartPumps(upstream);
+        StartPumps(_upstream!);
         _entry.State = CircuitState.Established;
         if (_log.IsDebugEnabled)
         {
@@ -197,13 +226,13 @@ public sealed partial class CircuitSupervisor : UntypedActor
         var segments = Settings.SegmentsPerDirection;
         var counters = _entry.Counters;
 
-        var writerUp = Context.ActorOf(SocketWriter.Props(upstream, CircuitSide.Upstream, Direction.Up, Self, counters, segments)
+        var writerUp = Context.ActorOf(SocketWriter.Props(upstream, _upstreamIo!, CircuitSide.Upstream, Direction.Up, Self, counters, segments)
             .WithDispatcher(dispatcher), "writer-upstream");
-        var writerDown = Context.ActorOf(SocketWriter.Props(_client, CircuitSide.Client, Direction.Down, Self, counters, segments)
+        var writerDown = Context.ActorOf(SocketWriter.Props(_client, _clientIo!, CircuitSide.Client, Direction.Down, Self, counters, segments)
             .WithDispatcher(dispatcher), "writer-client");
-        Context.ActorOf(SocketReader.Props(_client, CircuitSide.Client, Direction.Up, writerUp, Self, counters, Settings.WriteSize, segments)
+        Context.ActorOf(SocketReader.Props(_client, _clientIo!, CircuitSide.Client, Direction.Up, writerUp, Self, counters, Settings.WriteSize, segments)
             .WithDispatcher(dispatcher), "reader-client");
-        Context.ActorOf(SocketReader.Props(upstream, CircuitSide.Upstream, Direction.Down, writerDown, Self, counters, Settings.WriteSize, segments)
+        Context.ActorOf(SocketReader.Props(upstream, _upstreamIo!, CircuitSide.Upstream, Direction.Down, writerDown, Self, counters, Settings.WriteSize, segments)
             .WithDispatcher(dispatcher), "reader-upstream");
     }
 
@@ -309,25 +338,28 @@ public sealed partial class CircuitSupervisor : UntypedActor
     /// <summary>Both directions ended with a FIN: close both sockets normally.</summary>
     private void Close(string reason)
     {
-        CloseSocket(_client, reset: false);
-        CloseSocket(_upstream, reset: false);
+        CloseSocket(_client, _clientIo, reset: false);
+        CloseSocket(_upstream, _upstreamIo, reset: false);
         Finish(reason, detail: null);
     }
 
     /// <summary>Reset both connections (SO_LINGER 0 sends RST) and end the circuit.</summary>
     private void ResetAndClose(string reason, string? detail, bool stopping = false)
     {
-        CloseSocket(_client, reset: true);
-        CloseSocket(_upstream, reset: true);
+        CloseSocket(_client, _clientIo, reset: true);
+        CloseSocket(_upstream, _upstreamIo, reset: true);
         Finish(reason, detail, stopping);
     }
 
-    private static void CloseSocket(Socket? socket, bool reset)
+    private static void CloseSocket(Socket? socket, IoRegistration? io, bool reset)
     {
         if (socket is null)
         {
             return;
         }
+
+        // Out of the core's epoll first: a closed descriptor number may be reused at once.
+        io?.Loop.Unregister(io);
 
         try
         {
@@ -380,8 +412,6 @@ public sealed partial class CircuitSupervisor : UntypedActor
         {
             ResetAndClose(CloseReasons.Shutdown, "the relay is stopping", stopping: true);
         }
-
-        _connect?.Dispose();
     }
 
     protected override void PreRestart(Exception reason, object message)

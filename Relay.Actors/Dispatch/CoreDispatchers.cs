@@ -24,11 +24,12 @@ public static class CoreDispatchers
     public const string ConfigRoot = "relay-core-dispatchers";
 
     /// <summary>
-    /// Looks at the queue this many times (about 0.7 µs apart) before the thread blocks:
-    /// about 22 µs of spinning, short next to a socket round trip, long enough to catch the
-    /// next completion of a busy circuit without a futex wake-up.
+    /// How many times (about 0.7 µs apart) a core thread looks at its queue before it blocks
+    /// in epoll_wait. Off by default: socket readiness now arrives through the thread's own
+    /// epoll, and on a small appliance the spinning took CPU from the kernel's network stack
+    /// (perf under a keep-alive load). The per-dispatcher key <c>spin-iterations</c> remains.
     /// </summary>
-    internal const int DefaultSpinIterations = 32;
+    internal const int DefaultSpinIterations = 0;
 
     private static readonly ConcurrentDictionary<string, CoreThreadStatus> s_statuses = new();
     private static int s_pinFailures;

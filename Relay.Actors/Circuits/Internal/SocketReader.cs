@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Net.Sockets;
 using Akka.Actor;
+using Relay.Actors.Dispatch;
 using Relay.Actors.Internal;
 
 namespace Relay.Actors.Circuits.Internal;
@@ -15,9 +16,10 @@ namespace Relay.Actors.Circuits.Internal;
 /// stops the fast sender. User-space memory per direction is therefore at most the window.
 /// </para>
 /// <para>
-/// Reads are non-blocking calls made inline on the circuit's core. Only when the socket has
-/// nothing to give does the reader arm a zero-byte receive, which waits for data without
-/// holding any buffer (YARP's StreamCopier does the same).
+/// Reads are non-blocking calls made inline on the circuit's core. When the socket has
+/// nothing to give, the reader asks the core's <see cref="CoreEventLoop"/> to tell it when
+/// it becomes readable, holding no buffer meanwhile (the role a zero-byte receive plays in
+/// YARP's StreamCopier), and the core thread's own epoll wakes it without a thread hop.
 /// </para>
 /// </summary>
 internal sealed class SocketReader : UntypedActor
@@ -30,14 +32,15 @@ internal sealed class SocketReader : UntypedActor
     private readonly CircuitCounters _counters;
     private readonly int _writeSize;
     private readonly Stack<Segment> _free;
-    private readonly ActorSocketEventArgs _readable;
+    private readonly IoRegistration _io;
     private bool _waitingForData;
     private bool _ended;
 
-    public SocketReader(Socket source, CircuitSide sourceSide, Direction direction, IActorRef writer,
+    public SocketReader(Socket source, IoRegistration io, CircuitSide sourceSide, Direction direction, IActorRef writer,
         IActorRef supervisor, CircuitCounters counters, int writeSize, int segments)
     {
         _source = source;
+        _io = io;
         _sourceSide = sourceSide;
         _direction = direction;
         _writer = writer;
@@ -49,14 +52,11 @@ internal sealed class SocketReader : UntypedActor
         {
             _free.Push(new Segment());
         }
-
-        _readable = new ActorSocketEventArgs(Self);
-        _readable.SetBuffer(Memory<byte>.Empty);
     }
 
-    public static Props Props(Socket source, CircuitSide sourceSide, Direction direction, IActorRef writer,
+    public static Props Props(Socket source, IoRegistration io, CircuitSide sourceSide, Direction direction, IActorRef writer,
         IActorRef supervisor, CircuitCounters counters, int writeSize, int segments) =>
-        PropsFactory.Of(() => new SocketReader(source, sourceSide, direction, writer, supervisor, counters, writeSize, segments));
+        PropsFactory.Of(() => new SocketReader(source, io, sourceSide, direction, writer, supervisor, counters, writeSize, segments));
 
     protected override void PreStart() => ReadWhileCredit();
 
@@ -77,17 +77,9 @@ internal sealed class SocketReader : UntypedActor
 
                 break;
 
-            case PumpProtocol.IoCompleted:
+            case SocketReady:
                 _waitingForData = false;
-                if (_readable.SocketError != SocketError.Success)
-                {
-                    Fail(_readable.SocketError);
-                }
-                else
-                {
-                    ReadWhileCredit();
-                }
-
+                ReadWhileCredit();
                 break;
 
             default:
@@ -109,14 +101,8 @@ internal sealed class SocketReader : UntypedActor
                 segment.Length = read;
                 _counters.AddRead(_direction == Direction.Up, read);
                 _writer.Tell(segment, Self);
-                if (read < _writeSize)
-                {
-                    // A short read emptied the socket: another recv would only say EAGAIN.
-                    // Wait for more (or for the FIN) without that wasted system call.
-                    ArmZeroByteReceive();
-                    return;
-                }
-
+                // Even after a short read, read again: readiness is edge-triggered, and a FIN
+                // that arrived with these bytes raises no further edge. Only EAGAIN means drained.
                 continue;
             }
 
@@ -131,7 +117,7 @@ internal sealed class SocketReader : UntypedActor
 
             if (error == SocketError.WouldBlock)
             {
-                ArmZeroByteReceive();
+                WaitForData();
                 return;
             }
 
@@ -140,26 +126,10 @@ internal sealed class SocketReader : UntypedActor
         }
     }
 
-    private void ArmZeroByteReceive()
+    private void WaitForData()
     {
         _waitingForData = true;
-        bool pending;
-        try
-        {
-            pending = _source.ReceiveAsync(_readable);
-        }
-        catch (ObjectDisposedException)
-        {
-            // The supervisor closed the socket (reset or stop); it already knows why.
-            _ended = true;
-            return;
-        }
-
-        if (!pending)
-        {
-            // Completed at once: data (or an error) is already there.
-            Self.Tell(PumpProtocol.IoCompleted.Instance);
-        }
+        _io.AwaitReadable(Self);
     }
 
     private void Fail(SocketError error)
@@ -173,8 +143,4 @@ internal sealed class SocketReader : UntypedActor
         _supervisor.Tell(new PumpProtocol.SideFailed(_sourceSide, error));
     }
 
-    protected override void PostStop()
-    {
-        _readable.Dispose();
-    }
 }

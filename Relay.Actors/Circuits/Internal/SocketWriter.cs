@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using Akka.Actor;
+using Relay.Actors.Dispatch;
 using Relay.Actors.Internal;
 
 namespace Relay.Actors.Circuits.Internal;
@@ -11,8 +12,9 @@ namespace Relay.Actors.Circuits.Internal;
 /// a FIN ends one direction only; the other keeps flowing).
 /// <para>
 /// Sends are non-blocking calls made inline; only when the kernel's send buffer is full
-/// does the writer fall back to an asynchronous send of the remainder, and segments that
-/// arrive meanwhile wait in a queue that the reader's window bounds.
+/// does the writer wait for the core's <see cref="CoreEventLoop"/> to report the socket
+/// writable, and segments that arrive meanwhile wait in a queue that the reader's window
+/// bounds.
 /// </para>
 /// </summary>
 internal sealed class SocketWriter : UntypedActor
@@ -23,27 +25,28 @@ internal sealed class SocketWriter : UntypedActor
     private readonly IActorRef _supervisor;
     private readonly CircuitCounters _counters;
     private readonly Queue<Segment> _queue;
-    private readonly ActorSocketEventArgs _sendCompletion;
+    private readonly IoRegistration _io;
     private IActorRef _reader = ActorRefs.Nobody;
     private Segment? _sending;
+    private int _sendingOffset;
     private bool _endOfStreamPending;
     private bool _ended;
 
-    public SocketWriter(Socket destination, CircuitSide destinationSide, Direction direction,
+    public SocketWriter(Socket destination, IoRegistration io, CircuitSide destinationSide, Direction direction,
         IActorRef supervisor, CircuitCounters counters, int segments)
     {
         _destination = destination;
+        _io = io;
         _destinationSide = destinationSide;
         _direction = direction;
         _supervisor = supervisor;
         _counters = counters;
         _queue = new Queue<Segment>(segments);
-        _sendCompletion = new ActorSocketEventArgs(Self);
     }
 
-    public static Props Props(Socket destination, CircuitSide destinationSide, Direction direction,
+    public static Props Props(Socket destination, IoRegistration io, CircuitSide destinationSide, Direction direction,
         IActorRef supervisor, CircuitCounters counters, int segments) =>
-        PropsFactory.Of(() => new SocketWriter(destination, destinationSide, direction, supervisor, counters, segments));
+        PropsFactory.Of(() => new SocketWriter(destination, io, destinationSide, direction, supervisor, counters, segments));
 
     protected override void OnReceive(object message)
     {
@@ -67,8 +70,12 @@ internal sealed class SocketWriter : UntypedActor
 
                 break;
 
-            case PumpProtocol.IoCompleted:
-                OnAsyncSendCompleted();
+            case SocketReady:
+                if (_sending is { } pending && !_ended)
+                {
+                    Send(pending, _sendingOffset);
+                }
+
                 break;
 
             case PumpProtocol.EndOfStream:
@@ -86,7 +93,7 @@ internal sealed class SocketWriter : UntypedActor
         }
     }
 
-    /// <summary>Sends inline until done, or until the kernel is full and an async send takes over.</summary>
+    /// <summary>Sends inline until done, or until the kernel is full and the writer waits for room.</summary>
     private void Send(Segment segment, int offset)
     {
         while (true)
@@ -117,65 +124,14 @@ internal sealed class SocketWriter : UntypedActor
             if (error == SocketError.WouldBlock)
             {
                 _sending = segment;
-                _sendCompletion.SetBuffer(segment.Buffer, offset, segment.Length - offset);
-                bool pending;
-                try
-                {
-                    pending = _destination.SendAsync(_sendCompletion);
-                }
-                catch (ObjectDisposedException)
-                {
-                    _ended = true;
-                    return;
-                }
-
-                if (!pending)
-                {
-                    Self.Tell(PumpProtocol.IoCompleted.Instance);
-                }
-
+                _sendingOffset = offset;
+                _io.AwaitWritable(Self);
                 return;
             }
 
             _sending = segment;
             Fail(error);
             return;
-        }
-    }
-
-    private void OnAsyncSendCompleted()
-    {
-        var segment = _sending;
-        if (segment is null || _ended)
-        {
-            return;
-        }
-
-        if (_sendCompletion.SocketError != SocketError.Success)
-        {
-            Fail(_sendCompletion.SocketError);
-            return;
-        }
-
-        // On Linux an async send completes only when all of its bytes are queued in the kernel.
-        var sent = _sendCompletion.BytesTransferred;
-        _counters.AddWritten(_direction == Direction.Up, sent, Environment.TickCount64);
-        var offset = _sendCompletion.Offset + sent;
-        if (offset < segment.Length)
-        {
-            Send(segment, offset);
-            return;
-        }
-
-        _sending = null;
-        _reader.Tell(segment, Self);
-        if (_queue.TryDequeue(out var next))
-        {
-            Send(next, 0);
-        }
-        else
-        {
-            FinishIfDrained();
         }
     }
 
@@ -215,8 +171,4 @@ internal sealed class SocketWriter : UntypedActor
         _supervisor.Tell(new PumpProtocol.SideFailed(_destinationSide, error));
     }
 
-    protected override void PostStop()
-    {
-        _sendCompletion.Dispose();
-    }
 }

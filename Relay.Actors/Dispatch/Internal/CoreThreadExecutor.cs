@@ -8,21 +8,26 @@ namespace Relay.Actors.Dispatch.Internal;
 /// one Akka dispatcher in arrival order.
 /// </summary>
 /// <remarks>
-/// Many producers (socket completions, other cores' actors, the scheduler) post; one thread
-/// consumes. The thread spins for a short while on an empty queue before it blocks, because
-/// every socket completion posts here and a futex wake-up costs several microseconds.
+/// Many producers (other cores' actors, the scheduler, the acceptors' completions) post; one
+/// thread consumes. The thread owns a <see cref="CoreEventLoop"/>: when it has no runnable it
+/// blocks in epoll_wait, so socket readiness and posted work wake it alike, and while it is
+/// busy it polls the loop without blocking every <see cref="PollEvery"/> runnables so sockets
+/// are never starved by a long queue.
 /// Akka shuts an idle dispatcher's executor down after its <c>shutdown-timeout</c> and
 /// produces a fresh one on the next message, so threads come and go with load.
 /// </remarks>
 internal sealed class CoreThreadExecutor : ExecutorService
 {
     private readonly ConcurrentQueue<IRunnable> _queue = new();
-    private readonly WakeSignal _wake = new();
+    /// <summary>Runnables run between two non-blocking polls of the event loop while busy.</summary>
+    internal const int PollEvery = 64;
+
+    private readonly CoreEventLoop _loop = new();
     private readonly Thread _thread;
     private readonly CoreThreadOptions _options;
     private readonly Action<Exception> _onRunnableFailure;
 
-    // 1 while the thread is (about to be) blocked in _wake; whoever swaps it back to 0 owes one Release.
+    // 1 while the thread is (about to be) blocked in epoll_wait; whoever swaps it back to 0 wakes it.
     private int _sleeping;
 
     // Execute calls in progress; Shutdown waits for them so no runnable is enqueued after the last drain.
@@ -60,7 +65,7 @@ internal sealed class CoreThreadExecutor : ExecutorService
             _queue.Enqueue(run);
             if (Volatile.Read(ref _sleeping) != 0 && Interlocked.Exchange(ref _sleeping, 0) != 0)
             {
-                _wake.Set();
+                _loop.Wake();
             }
         }
         finally
@@ -79,12 +84,13 @@ internal sealed class CoreThreadExecutor : ExecutorService
 
         if (Interlocked.Exchange(ref _sleeping, 0) != 0)
         {
-            _wake.Set();
+            _loop.Wake();
         }
     }
 
     private void Loop()
     {
+        _loop.MakeCurrent();
         try
         {
             _options.OnThreadStart?.Invoke();
@@ -95,11 +101,30 @@ internal sealed class CoreThreadExecutor : ExecutorService
             Report(e);
         }
 
+        try
+        {
+            RunUntilShutdown();
+        }
+        finally
+        {
+            _loop.Dispose();
+        }
+    }
+
+    private void RunUntilShutdown()
+    {
+        var sincePoll = 0;
         while (true)
         {
             if (_queue.TryDequeue(out var run))
             {
                 RunSafely(run);
+                if (++sincePoll == PollEvery)
+                {
+                    sincePoll = 0;
+                    _loop.Poll(0);
+                }
+
                 continue;
             }
 
@@ -117,17 +142,15 @@ internal sealed class CoreThreadExecutor : ExecutorService
             Interlocked.Exchange(ref _sleeping, 1);
             if (!_queue.IsEmpty || Volatile.Read(ref _shutdown) != 0)
             {
-                // Work arrived while announcing sleep. If a producer already claimed the wake-up,
-                // consume its Release so the semaphore stays at zero.
-                if (Interlocked.Exchange(ref _sleeping, 0) == 0)
-                {
-                    _wake.WaitOne();
-                }
-
+                // Work arrived while announcing sleep. If a producer already claimed the
+                // wake-up, its eventfd write only makes one later poll return early.
+                Interlocked.Exchange(ref _sleeping, 0);
                 continue;
             }
 
-            _wake.WaitOne();
+            sincePoll = 0;
+            _loop.Poll(-1);
+            Interlocked.Exchange(ref _sleeping, 0);
         }
     }
 
@@ -192,38 +215,4 @@ internal sealed record CoreThreadOptions(string ThreadName, int SpinIterations, 
 {
     /// <summary>Units passed to <see cref="Thread.SpinWait"/> between two looks at the queue.</summary>
     public const int SpinUnit = 20;
-}
-
-/// <summary>
-/// INTERNAL API. A binary wake-up signal that blocks without spinning. SemaphoreSlim spins
-/// with sched_yield before it blocks; on a two-core appliance shared with the kernel's
-/// network stack that spinning took about a fifth of the relay's CPU under a keep-alive
-/// load (perf, ops/bench) and stole it from the peers it serves.
-/// </summary>
-internal sealed class WakeSignal
-{
-    private readonly object _gate = new();
-    private bool _set;
-
-    public void Set()
-    {
-        lock (_gate)
-        {
-            _set = true;
-            Monitor.Pulse(_gate);
-        }
-    }
-
-    public void WaitOne()
-    {
-        lock (_gate)
-        {
-            while (!_set)
-            {
-                Monitor.Wait(_gate);
-            }
-
-            _set = false;
-        }
-    }
 }

@@ -1,0 +1,235 @@
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using Akka.Actor;
+using Relay.Actors.Dispatch.Internal;
+
+namespace Relay.Actors.Dispatch;
+
+/// <summary>
+/// The socket readiness poller of one core thread: its own epoll instance, waited on by the
+/// core thread itself whenever it has no actor work. Readiness of a circuit's sockets is
+/// delivered as a message to the circuit's actors on the same thread, so the data path
+/// never crosses threads: no hop from the runtime's epoll thread, none through the thread
+/// pool. That is the event-loop-per-core model of HAProxy and nginx, with actors on top.
+/// <para>
+/// Sockets are registered once, edge-triggered, for read and write readiness. An actor that
+/// got EAGAIN says what it waits for (<see cref="IoRegistration.AwaitReadable"/>) and is told
+/// <see cref="SocketReady"/> on the next edge. Edges while nobody waits are dropped, which is
+/// safe because an actor always tries its system call before it waits.
+/// </para>
+/// All members but <see cref="Wake"/> must be called on the loop's own thread.
+/// </summary>
+public sealed unsafe class CoreEventLoop : IDisposable
+{
+    private const int MaxEvents = 256;
+    private const ulong WakeToken = ulong.MaxValue;
+
+    [ThreadStatic]
+    private static CoreEventLoop? t_current;
+
+    private readonly int _epoll;
+    private readonly int _wakeFd;
+    private readonly byte* _events;
+    private readonly Stack<int> _freeTokens = new();
+    private IoRegistration?[] _registrations = new IoRegistration?[256];
+    private int _nextToken;
+    private bool _disposed;
+
+    internal CoreEventLoop()
+    {
+        _epoll = Epoll.Create(Epoll.EPOLL_CLOEXEC);
+        if (_epoll < 0)
+        {
+            throw new InvalidOperationException($"epoll_create1 failed: errno {Marshal.GetLastPInvokeError()}");
+        }
+
+        _wakeFd = Epoll.EventFd(0, Epoll.EFD_CLOEXEC | Epoll.EFD_NONBLOCK);
+        if (_wakeFd < 0 || Epoll.Add(_epoll, _wakeFd, Epoll.EPOLLIN, WakeToken) != 0)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            Epoll.Close(_epoll);
+            throw new InvalidOperationException($"eventfd for the core event loop failed: errno {errno}");
+        }
+
+        _events = (byte*)NativeMemory.Alloc((nuint)(MaxEvents * Epoll.EventSize));
+    }
+
+    /// <summary>The loop of the calling core thread, or null on any other thread.</summary>
+    public static CoreEventLoop? Current => t_current;
+
+    /// <summary>The calling thread's loop; circuits must run on a core dispatcher.</summary>
+    public static CoreEventLoop Require() =>
+        t_current ?? throw new InvalidOperationException(
+            "socket I/O of a circuit must run on a core dispatcher (CoreDispatchers.IdFor); this thread has no core event loop");
+
+    /// <summary>Live registrations, for tests and diagnostics.</summary>
+    public int Registrations => _nextToken - _freeTokens.Count;
+
+    internal void MakeCurrent() => t_current = this;
+
+    /// <summary>
+    /// Watches <paramref name="socket"/> for readiness until <see cref="Unregister"/>. The
+    /// socket is switched to non-blocking mode; the relay then does all its I/O on it with
+    /// plain non-blocking calls.
+    /// </summary>
+    public IoRegistration Register(Socket socket)
+    {
+        socket.Blocking = false;
+        var token = _freeTokens.Count > 0 ? _freeTokens.Pop() : _nextToken++;
+        if (token >= _registrations.Length)
+        {
+            Array.Resize(ref _registrations, _registrations.Length * 2);
+        }
+
+        var fd = (int)socket.SafeHandle.DangerousGetHandle();
+        var registration = new IoRegistration(this, token, fd);
+        const uint interest = Epoll.EPOLLIN | Epoll.EPOLLOUT | Epoll.EPOLLRDHUP | Epoll.EPOLLET;
+        if (Epoll.Add(_epoll, fd, interest, (ulong)token) != 0)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            _freeTokens.Push(token);
+            throw new SocketException(errno);
+        }
+
+        _registrations[token] = registration;
+        return registration;
+    }
+
+    /// <summary>Stops watching; call before the socket is closed. Idempotent.</summary>
+    public void Unregister(IoRegistration registration)
+    {
+        if (registration.Unregistered)
+        {
+            return;
+        }
+
+        registration.Unregistered = true;
+        registration.ReadWaiter = null;
+        registration.WriteWaiter = null;
+        Epoll.Remove(_epoll, registration.Fd);
+        _registrations[registration.Token] = null;
+        _freeTokens.Push(registration.Token);
+    }
+
+    /// <summary>
+    /// Waits up to <paramref name="timeoutMs"/> (-1: until something happens) and tells each
+    /// waiting actor its socket is ready. Returns how many events arrived.
+    /// </summary>
+    internal int Poll(int timeoutMs)
+    {
+        var count = Epoll.Wait(_epoll, _events, MaxEvents, timeoutMs);
+        for (var i = 0; i < count; i++)
+        {
+            var ev = _events + (i * Epoll.EventSize);
+            var flags = *(uint*)ev;
+            var token = *(ulong*)(ev + Epoll.DataOffset);
+            if (token == WakeToken)
+            {
+                ulong drained;
+                Epoll.Read(_wakeFd, (byte*)&drained, sizeof(ulong));
+                continue;
+            }
+
+            var registration = _registrations[(int)token];
+            if (registration is null)
+            {
+                continue;
+            }
+
+            if ((flags & (Epoll.EPOLLIN | Epoll.EPOLLRDHUP | Epoll.EPOLLHUP | Epoll.EPOLLERR)) != 0 && registration.ReadWaiter is { } reader)
+            {
+                registration.ReadWaiter = null;
+                reader.Tell(SocketReady.Instance, ActorRefs.NoSender);
+            }
+
+            if ((flags & (Epoll.EPOLLOUT | Epoll.EPOLLHUP | Epoll.EPOLLERR)) != 0 && registration.WriteWaiter is { } writer)
+            {
+                registration.WriteWaiter = null;
+                writer.Tell(SocketReady.Instance, ActorRefs.NoSender);
+            }
+        }
+
+        return count;
+    }
+
+    /// <summary>Wakes the loop's thread out of <see cref="Poll"/>; any thread may call it.</summary>
+    internal void Wake()
+    {
+        ulong one = 1;
+        Epoll.Write(_wakeFd, (byte*)&one, sizeof(ulong));
+    }
+
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        Epoll.Close(_wakeFd);
+        Epoll.Close(_epoll);
+        NativeMemory.Free(_events);
+        if (t_current == this)
+        {
+            t_current = null;
+        }
+    }
+}
+
+/// <summary>
+/// One socket watched by a <see cref="CoreEventLoop"/>. The actors of the circuit that owns
+/// the socket (all on the loop's thread) say here what they wait for.
+/// </summary>
+public sealed class IoRegistration
+{
+    internal IoRegistration(CoreEventLoop loop, int token, int fd)
+    {
+        Loop = loop;
+        Token = token;
+        Fd = fd;
+    }
+
+    public CoreEventLoop Loop { get; }
+
+    internal int Token { get; }
+
+    internal int Fd { get; }
+
+    internal bool Unregistered { get; set; }
+
+    internal IActorRef? ReadWaiter { get; set; }
+
+    internal IActorRef? WriteWaiter { get; set; }
+
+    /// <summary><paramref name="actor"/> is told <see cref="SocketReady"/> when the socket may have data (or EOF, or an error).</summary>
+    public void AwaitReadable(IActorRef actor)
+    {
+        if (!Unregistered)
+        {
+            ReadWaiter = actor;
+        }
+    }
+
+    /// <summary><paramref name="actor"/> is told <see cref="SocketReady"/> when the socket may take data (or has connected, or failed).</summary>
+    public void AwaitWritable(IActorRef actor)
+    {
+        if (!Unregistered)
+        {
+            WriteWaiter = actor;
+        }
+    }
+}
+
+/// <summary>
+/// A watched socket may be ready: try the system call again. A singleton, so readiness
+/// allocates nothing; dead letters of it (a circuit stopping) are expected.
+/// </summary>
+public sealed class SocketReady : Akka.Event.IDeadLetterSuppression, INoSerializationVerificationNeeded
+{
+    public static readonly SocketReady Instance = new();
+
+    private SocketReady()
+    {
+    }
+}
