@@ -180,6 +180,31 @@ def children(pid):
     return out
 
 
+def ctx_switches(pid):
+    """Voluntary + involuntary context switches summed over the process's live threads."""
+    total = 0
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return None
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                for line in f:
+                    if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")):
+                        total += int(line.split()[1])
+        except FileNotFoundError:
+            pass
+    return total
+
+
+def threads(pid):
+    try:
+        return len(os.listdir(f"/proc/{pid}/task"))
+    except FileNotFoundError:
+        return None
+
+
 def rss_bytes(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -398,8 +423,12 @@ class Bench:
         argv = ["timeout", str(seconds + 15), "wrk", "-t2", "-c32", f"-d{seconds}s", "--timeout", "2s"]
         if close:
             argv += ["-H", "Connection: close"]
+        pid = self.proxy_pid(path, "http")
+        threaded = path in ("relay", "haproxy")
         c0 = self.proxy_cpu(path, "http")
+        x0 = ctx_switches(pid) if threaded else None
         r = run(self.lab.exec("cli", argv + [url]), seconds + 25)
+        x1 = ctx_switches(pid) if threaded else None
         self.settle_socat(path, "http")
         c1 = self.proxy_cpu(path, "http")
         rec = {"test": "conn_close" if close else "keepalive", "path": path, "seconds": seconds}
@@ -417,6 +446,9 @@ class Bench:
             if c0 is not None and rec.get("requests"):
                 rec["proxy_cpu_s"] = c1 - c0
                 rec["cpu_us_per_req"] = (c1 - c0) / rec["requests"] * 1e6
+            if x0 is not None and x1 is not None and rec.get("requests"):
+                rec["ctxsw_per_req"] = (x1 - x0) / rec["requests"]
+                rec["proxy_threads"] = threads(pid)
         else:
             rec["error"] = (r.stdout + r.stderr)[-400:]
         time.sleep(1.0 if close else 0.5)
@@ -587,6 +619,7 @@ def summarize(rec):
     for k, fmt in (("gbps", "{:.2f} Gbit/s"), ("cli_bytes_per_packet", "{:.0f} B/pkt"),
                    ("cpu_s_per_gb", "{:.2f} CPU-s/GB"), ("cli_cpu_pct", "cli {:.0f}% CPU"),
                    ("rps", "{:.0f}/s"), ("cpu_us_per_req", "{:.0f} CPU-us/req"),
+                   ("ctxsw_per_req", "{:.2f} ctxsw/req"), ("proxy_threads", "{} threads"),
                    ("bytes_per_circuit", "{:.0f} B/circuit")):
         if rec.get(k) is not None:
             parts.append(fmt.format(rec[k]))

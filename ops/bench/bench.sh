@@ -8,7 +8,7 @@
 # (ops/lab/lab.sh, namespaces prefixed LAB_PREFIX, default "relaybench-") and
 # measures routed / Relay / HAProxy / socat interleaved. Results go to
 # ops/bench/out/<timestamp>/ (results.json, results.md, charts).
-# --quick: 3 rounds of 2 s, 1 memory round of 2000 circuits, a 1-round sweep:
+# --quick: 3 rounds of 2 s, 1 memory round of 2000 circuits, a 2-round sweep:
 # about 5 minutes. Default: 3 rounds of 5 s, 3 memory rounds of 5000, 3-round sweep.
 # Everything it starts is stopped on exit, and the lab is torn down.
 set -euo pipefail
@@ -83,7 +83,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 if [ "$QUICK" = 1 ]; then
-  QARGS=(--rounds 3 --seconds 2 --mem-rounds 1 --idle-n 2000 --socat-idle-n 200 --sweep-rounds 1 --sweep-seconds 2)
+  QARGS=(--rounds 3 --seconds 2 --mem-rounds 1 --idle-n 2000 --socat-idle-n 200 --sweep-rounds 2 --sweep-seconds 2)
 else
   QARGS=()
 fi

@@ -27,8 +27,10 @@ METRICS = [
     ("bulk1_clicpu", "bulk1", "cli_cpu_pct", "cli CPU, 1 stream (iperf3)", "%", "{:.0f}", False),
     ("ka_rps", "keepalive", "rps", "wrk keep-alive, 32 conns", "req/s", "{:,.0f}", True),
     ("ka_cpu", "keepalive", "cpu_us_per_req", "relay CPU per keep-alive request", "CPU-us", "{:.1f}", False),
+    ("ka_ctx", "keepalive", "ctxsw_per_req", "relay context switches per keep-alive request", "switches", "{:.2f}", False),
     ("close_rps", "conn_close", "rps", "wrk Connection: close, 32 conns", "conn/s", "{:,.0f}", True),
     ("close_cpu", "conn_close", "cpu_us_per_req", "relay CPU per connection", "CPU-us", "{:.1f}", False),
+    ("close_ctx", "conn_close", "ctxsw_per_req", "relay context switches per connection", "switches", "{:.2f}", False),
     ("idle_mem", "idle_memory", "bytes_per_circuit", "user-space memory per idle circuit", "B", "{:,.0f}", False),
 ]
 
@@ -217,7 +219,9 @@ def markdown(results, s, charts):
              "Ethernet header and ACK-only packets).")
     L.append("- wrk: `wrk -t2 -c32 -dNs --timeout 2s` for a 1 KiB static file from nginx in `srv` "
              "(access_log off, keepalive_requests 10M, 2 workers); with `-H 'Connection: close'` each "
-             "request is a new connection, so req/s = connections/s. CPU per request from the same /proc counters.")
+             "request is a new connection, so req/s = connections/s. CPU per request from the same /proc counters; "
+             "context switches per request sum voluntary+nonvoluntary switches over the proxy's threads "
+             "(/proc/PID/task/*/status; n/a for socat, whose children come and go).")
     L.append("")
     if charts:
         L.append("## Charts")
