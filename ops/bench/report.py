@@ -168,13 +168,14 @@ def markdown(results, s, charts):
         if t["value"] is None:
             L.append(f"| {t['target']} | – | ? | not measured |")
             continue
-        val = f"{t['value']:.2f}x" if t["ratio"] else f"{t['value']:,.0f}"
+        val = f"{t['value']:.3f}x" if t["ratio"] else f"{t['value']:,.0f}"
         if t["met"]:
             gap = ""
         elif t["op"] == ">=":
-            gap = (f"needs {t['threshold'] / t['value']:.2f}x more" if t["value"] > 0 else "")
+            gap = (f"{(1 - t['value'] / t['threshold']) * 100:.1f}% below (needs {t['threshold'] / t['value']:.2f}x)"
+                   if t["value"] > 0 else "")
         else:
-            gap = f"needs {t['value'] / t['threshold']:.2f}x less"
+            gap = f"{(t['value'] / t['threshold'] - 1) * 100:.1f}% above (needs {t['value'] / t['threshold']:.2f}x less)"
         L.append(f"| {t['target']} | {val} | {'yes' if t['met'] else '**no**'} | {gap} |")
     L.append("")
     if s["sweep"]:
