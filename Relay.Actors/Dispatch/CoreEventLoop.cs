@@ -72,7 +72,18 @@ public sealed unsafe class CoreEventLoop : IDisposable
     /// socket is switched to non-blocking mode; the relay then does all its I/O on it with
     /// plain non-blocking calls.
     /// </summary>
-    public IoRegistration Register(Socket socket)
+    public IoRegistration Register(Socket socket) =>
+        Register(socket, Epoll.EPOLLIN | Epoll.EPOLLOUT | Epoll.EPOLLRDHUP | Epoll.EPOLLET);
+
+    /// <summary>
+    /// Watches a listening socket that every core watches too. EPOLLEXCLUSIVE wakes one
+    /// waiting core per new connection instead of all of them, and the kernel prefers a core
+    /// that is idle in epoll_wait, so accepting follows spare capacity.
+    /// </summary>
+    public IoRegistration RegisterListener(Socket listener) =>
+        Register(listener, Epoll.EPOLLIN | Epoll.EPOLLEXCLUSIVE | Epoll.EPOLLET);
+
+    private IoRegistration Register(Socket socket, uint interest)
     {
         socket.Blocking = false;
         var token = _freeTokens.Count > 0 ? _freeTokens.Pop() : _nextToken++;
@@ -83,7 +94,6 @@ public sealed unsafe class CoreEventLoop : IDisposable
 
         var fd = (int)socket.SafeHandle.DangerousGetHandle();
         var registration = new IoRegistration(this, token, fd);
-        const uint interest = Epoll.EPOLLIN | Epoll.EPOLLOUT | Epoll.EPOLLRDHUP | Epoll.EPOLLET;
         if (Epoll.Add(_epoll, fd, interest, (ulong)token) != 0)
         {
             var errno = Marshal.GetLastPInvokeError();

@@ -12,12 +12,12 @@ using Relay.Actors.Internal;
 namespace Relay.Actors.Listening;
 
 /// <summary>
-/// Accepts connections of one route on one core: every core runs an acceptor on the route's
-/// shared listening socket, so accepting is spread over the cores and a new circuit starts
-/// on the thread that accepted it, without a hop through the thread pool. The core with the
-/// fewest live circuits still wins when this one is busier (<see cref="CoreBalancer"/>).
-/// Accepts are drained in a loop while the kernel has them ready, so a burst costs one
-/// wake-up, not one per connection.
+/// Accepts connections of one route on one core: every core's event loop watches the
+/// route's shared listening socket (EPOLLEXCLUSIVE: one idle core is woken per connection),
+/// and its acceptor calls accept4 inline, so a new circuit starts on the thread that
+/// accepted it without any thread hop. The core with the fewest live circuits still wins
+/// when this one is busier (<see cref="CoreBalancer"/>). Accepts are drained in a loop until
+/// EAGAIN, so a burst costs one wake-up, not one per connection.
 /// </summary>
 public sealed class AcceptorActor : UntypedActor, IWithTimers
 {
@@ -31,7 +31,7 @@ public sealed class AcceptorActor : UntypedActor, IWithTimers
     private readonly string _node;
     private readonly Action<CircuitEntry> _onCircuitClosed;
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private ActorSocketEventArgs? _accept;
+    private IoRegistration? _io;
     private string? _lastAcceptError;
 
     public AcceptorActor(Socket listener, int core, RouteSettings route, CircuitRegistry registry, CoreBalancer balancer, string node)
@@ -63,26 +63,22 @@ public sealed class AcceptorActor : UntypedActor, IWithTimers
 
     protected override void PreStart()
     {
-        _accept = new ActorSocketEventArgs(Self);
+        _io = CoreEventLoop.Require().RegisterListener(_listener);
         AcceptWhileReady();
     }
 
     protected override void PreRestart(Exception reason, object message)
     {
         // Keep the circuits: they are independent of the accept loop that failed.
-        _accept?.Dispose();
+        Unregister();
     }
 
     protected override void OnReceive(object message)
     {
         switch (message)
         {
-            case PumpProtocol.IoCompleted:
-                if (OnAcceptCompleted())
-                {
-                    AcceptWhileReady();
-                }
-
+            case SocketReady:
+                AcceptWhileReady();
                 break;
 
             case RetryAccept:
@@ -97,41 +93,35 @@ public sealed class AcceptorActor : UntypedActor, IWithTimers
 
     private void AcceptWhileReady()
     {
-        var accept = _accept!;
         while (true)
         {
-            accept.AcceptSocket = null;
-            bool pending;
+            SocketError result;
+            Socket? client;
             try
             {
-                pending = _listener.AcceptAsync(accept);
+                result = NonBlockingAccept.TryAccept(_listener, out client);
             }
             catch (ObjectDisposedException)
             {
                 return;
             }
 
-            if (pending || !OnAcceptCompleted())
+            if (result == SocketError.Success)
             {
+                _lastAcceptError = null;
+                StartCircuit(client!);
+                continue;
+            }
+
+            if (result == SocketError.WouldBlock)
+            {
+                _io!.AwaitReadable(Self);
                 return;
             }
-        }
-    }
 
-    /// <returns>Whether to keep accepting right away.</returns>
-    private bool OnAcceptCompleted()
-    {
-        var accept = _accept!;
-        if (accept.SocketError == SocketError.OperationAborted)
-        {
-            return false;
-        }
-
-        if (accept.SocketError != SocketError.Success)
-        {
             // EMFILE/ENFILE and friends: pause briefly instead of spinning or dying, and log
             // a problem once rather than once per attempt.
-            var problem = accept.SocketError.ToString();
+            var problem = result.ToString();
             if (problem != _lastAcceptError)
             {
                 _lastAcceptError = problem;
@@ -140,12 +130,8 @@ public sealed class AcceptorActor : UntypedActor, IWithTimers
             }
 
             Timers.StartSingleTimer(RetryAccept.Instance, RetryAccept.Instance, AcceptRetryDelay);
-            return false;
+            return;
         }
-
-        _lastAcceptError = null;
-        StartCircuit(accept.AcceptSocket!);
-        return true;
     }
 
     private void StartCircuit(Socket client)
@@ -170,7 +156,16 @@ public sealed class AcceptorActor : UntypedActor, IWithTimers
         entry.Supervisor = Context.ActorOf(props, "circuit-" + id.ToString(CultureInfo.InvariantCulture));
     }
 
-    protected override void PostStop() => _accept?.Dispose();
+    protected override void PostStop() => Unregister();
+
+    private void Unregister()
+    {
+        if (_io is { } io)
+        {
+            io.Loop.Unregister(io);
+            _io = null;
+        }
+    }
 
     private sealed class RetryAccept : INoSerializationVerificationNeeded
     {
