@@ -52,6 +52,7 @@ public static class CoreDispatchers
 
         var cpus = ThreadAffinity.ProcessCpus();
         var executor = typeof(CoreThreadExecutorConfigurator).FullName + ", " + typeof(CoreThreadExecutorConfigurator).Assembly.GetName().Name;
+        var mailbox = typeof(CompactMailbox).FullName + ", " + typeof(CompactMailbox).Assembly.GetName().Name;
         var hocon = new StringBuilder();
         hocon.Append(ConfigRoot).AppendLine(" {");
         for (var core = 0; core < settings.Cores; core++)
@@ -60,6 +61,7 @@ public static class CoreDispatchers
                   core-{{core}} {
                     type = Dispatcher
                     executor = "{{executor}}"
+                    mailbox-type = "{{mailbox}}"
                     throughput = {{settings.Throughput}}
                     core = {{core}}
                     cpu = {{cpus[core % cpus.Count]}}

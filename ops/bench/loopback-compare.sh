@@ -48,7 +48,7 @@ done
 nginx -c "$work/nginx.conf"
 haproxy -f "$work/haproxy.cfg" & pids+=($!)
 "$a/relay" run --config "$work/relay-18092.conf" --management off > "$work/a.log" 2>&1 & pids+=($!)
-"$b/relay" run --config "$work/relay-18093.conf" --management off > "$work/b.log" 2>&1 & pids+=($!)
+env ${B_ENV:-X=1} "$b/relay" run --config "$work/relay-18093.conf" --management off > "$work/b.log" 2>&1 & pids+=($!)
 sleep 2
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%FT%TZ)"
 for round in $(seq 1 "$rounds"); do
