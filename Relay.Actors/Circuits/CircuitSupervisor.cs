@@ -50,7 +50,7 @@ public sealed partial class CircuitSupervisor : UntypedActor
         _route = route;
         _registry = registry;
         _onClosed = onClosed;
-        _clientText = entry.Client.ToString() ?? "?";
+        _clientText = entry.Client?.ToString() ?? "?";
     }
 
     /// <param name="entry">The registry entry the listener made for this circuit.</param>

@@ -136,14 +136,20 @@ public sealed class AcceptorActor : UntypedActor, IWithTimers
 
     private void StartCircuit(Socket client)
     {
-        EndPoint remote;
+        EndPoint? remote;
         try
         {
-            remote = client.RemoteEndPoint!;
+            remote = client.RemoteEndPoint;
         }
         catch (SocketException)
         {
-            // The client reset before we looked: there is no circuit to make.
+            remote = null;
+        }
+
+        if (remote is null)
+        {
+            // The client reset between the handshake and accept (getpeername says ENOTCONN):
+            // there is no circuit to make, only a descriptor to give back.
             client.Dispose();
             return;
         }

@@ -51,3 +51,61 @@ public sealed class ListenerTests
         Assert.Equal(listen, second.EndpointOf("test"));
     }
 }
+
+public sealed class AcceptResetTests
+{
+    [Fact]
+    public async Task Clients_that_reset_right_after_connecting_cause_no_actor_error_and_no_leak()
+    {
+        await using var server = new TestServer(TestServer.Echo);
+        await using var relay = await RelayHarness.StartAsync(server.Endpoint);
+        var errors = new List<string>();
+        var collector = relay.System.ActorOf(Akka.Actor.Props.Create(() => new ErrorCollector(errors)));
+        relay.System.EventStream.Subscribe(collector, typeof(Akka.Event.Error));
+
+        // Regression: getpeername on a connection reset before accept returned null, and the
+        // circuit's constructor threw on it (and leaked the accepted descriptor). Both core
+        // threads are held busy so the resets land while the connections wait to be accepted.
+        var blockers = Enumerable.Range(0, relay.Cores.Cores).Select(core =>
+            relay.System.ActorOf(Akka.Actor.Props.Create(() => new Blocker()).WithDispatcher(Relay.Actors.Dispatch.CoreDispatchers.IdFor(core)))).ToList();
+        blockers.ForEach(b => b.Tell(TimeSpan.FromMilliseconds(800), Akka.Actor.ActorRefs.NoSender));
+        await Task.Delay(100);
+        for (var i = 0; i < 20; i++)
+        {
+            var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            await client.ConnectAsync(relay.Listen());
+            await client.SendAsync(new byte[] { 1 }, SocketFlags.None);
+            SocketIo.Abort(client);
+        }
+
+        using (var client = await SocketIo.ConnectAsync(relay.Listen()))
+        {
+            await client.SendAsync(new byte[] { 42 }, SocketFlags.None);
+            client.Shutdown(SocketShutdown.Send);
+            Assert.Equal(1, (await SocketIo.ReadToEndAsync(client)).Bytes);
+        }
+
+        await RelayHarness.Eventually(() => relay.Circuits.Count == 0, "every circuit to end");
+        lock (errors)
+        {
+            Assert.Empty(errors);
+        }
+    }
+
+    /// <summary>Holds its core thread for the time it is sent, standing in for a busy core.</summary>
+    private sealed class Blocker : Akka.Actor.ReceiveActor
+    {
+        public Blocker() => Receive<TimeSpan>(busy => Thread.Sleep(busy));
+    }
+
+    private sealed class ErrorCollector : Akka.Actor.ReceiveActor
+    {
+        public ErrorCollector(List<string> errors) => ReceiveAny(m =>
+        {
+            lock (errors)
+            {
+                errors.Add(m.ToString() ?? "?");
+            }
+        });
+    }
+}
