@@ -5,6 +5,7 @@ using Akka.Event;
 using Relay.Actors.Circuits;
 using Relay.Actors.Configuration;
 using Relay.Actors.Listening;
+using Relay.Actors.Metrics;
 
 namespace Relay.Actors;
 
@@ -19,21 +20,23 @@ public sealed class RelayGuardian : UntypedActor
     private readonly CircuitRegistry _registry;
     private readonly CoreBalancer _balancer;
     private readonly string _node;
+    private readonly RelayMetrics _metrics;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<string, ListenerProtocol.Bound> _bound = new();
     private readonly List<IActorRef> _waiting = new();
     private ListenerProtocol.BindFailed? _failure;
 
-    public RelayGuardian(RelaySettings settings, CircuitRegistry registry, CoreBalancer balancer, string node)
+    public RelayGuardian(RelaySettings settings, CircuitRegistry registry, CoreBalancer balancer, string node, RelayMetrics metrics)
     {
         _settings = settings;
         _registry = registry;
         _balancer = balancer;
         _node = node;
+        _metrics = metrics;
     }
 
-    public static Props Props(RelaySettings settings, CircuitRegistry registry, CoreBalancer balancer, string node) =>
-        PropsFactory.Of(() => new RelayGuardian(settings, registry, balancer, node));
+    public static Props Props(RelaySettings settings, CircuitRegistry registry, CoreBalancer balancer, string node, RelayMetrics metrics) =>
+        PropsFactory.Of(() => new RelayGuardian(settings, registry, balancer, node, metrics));
 
     /// <summary>Ask: replies <see cref="RoutesBound"/> or <see cref="ListenerProtocol.BindFailed"/>.</summary>
     public sealed class AwaitBound
@@ -59,7 +62,7 @@ public sealed class RelayGuardian : UntypedActor
     {
         foreach (var route in _settings.Routes)
         {
-            Context.ActorOf(ListenerActor.Props(route, _registry, _balancer, _node), "listener-" + route.Name);
+            Context.ActorOf(ListenerActor.Props(route, _registry, _balancer, _node, _metrics.ForRoute(route.Name)), "listener-" + route.Name);
         }
     }
 

@@ -6,6 +6,7 @@ using Relay.Actors.Circuits;
 using Relay.Actors.Configuration;
 using Relay.Actors.Dispatch;
 using Relay.Actors.Listening;
+using Relay.Actors.Metrics;
 
 namespace Relay.Actors;
 
@@ -29,8 +30,9 @@ public sealed class RelayNode : IAsyncDisposable
         """);
 
     private RelayNode(ActorSystem system, IActorRef guardian, RelaySettings settings, CircuitRegistry circuits,
-        CoreBalancer cores, string nodeName, ImmutableArray<ListenerProtocol.Bound> routes)
+        CoreBalancer cores, string nodeName, ImmutableArray<ListenerProtocol.Bound> routes, RelayMetrics metrics)
     {
+        Metrics = metrics;
         System = system;
         Guardian = guardian;
         Settings = settings;
@@ -49,6 +51,9 @@ public sealed class RelayNode : IAsyncDisposable
     public CircuitRegistry Circuits { get; }
 
     public CoreBalancer Cores { get; }
+
+    /// <summary>Per-route counters for <c>GET /metrics</c> and <c>GET /routes</c>.</summary>
+    public RelayMetrics Metrics { get; }
 
     public string NodeName { get; }
 
@@ -80,7 +85,8 @@ public sealed class RelayNode : IAsyncDisposable
         var circuits = new CircuitRegistry();
         var cores = new CoreBalancer(settings.Dispatchers.Cores);
         var node = nodeName ?? global::System.Net.Dns.GetHostName();
-        var guardian = system.ActorOf(RelayGuardian.Props(settings, circuits, cores, node), "relay");
+        var metrics = new RelayMetrics(settings.Routes.Select(r => r.Name));
+        var guardian = system.ActorOf(RelayGuardian.Props(settings, circuits, cores, node, metrics), "relay");
         object answer;
         try
         {
@@ -99,7 +105,7 @@ public sealed class RelayNode : IAsyncDisposable
         }
 
         var bound = (RelayGuardian.RoutesBound)answer;
-        return new RelayNode(system, guardian, settings, circuits, cores, node, bound.Routes);
+        return new RelayNode(system, guardian, settings, circuits, cores, node, bound.Routes, metrics);
     }
 
     public async ValueTask DisposeAsync()

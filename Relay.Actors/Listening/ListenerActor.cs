@@ -6,6 +6,7 @@ using Akka.Event;
 using Relay.Actors.Circuits;
 using Relay.Actors.Configuration;
 using Relay.Actors.Dispatch;
+using Relay.Actors.Metrics;
 using Relay.Actors.Tuning;
 
 namespace Relay.Actors.Listening;
@@ -25,19 +26,21 @@ public sealed class ListenerActor : UntypedActor
     private readonly CircuitRegistry _registry;
     private readonly CoreBalancer _balancer;
     private readonly string _node;
+    private readonly RouteMetrics _metrics;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private Socket? _socket;
 
-    public ListenerActor(RouteSettings route, CircuitRegistry registry, CoreBalancer balancer, string node)
+    public ListenerActor(RouteSettings route, CircuitRegistry registry, CoreBalancer balancer, string node, RouteMetrics metrics)
     {
         _route = route;
         _registry = registry;
         _balancer = balancer;
         _node = node;
+        _metrics = metrics;
     }
 
-    public static Props Props(RouteSettings route, CircuitRegistry registry, CoreBalancer balancer, string node) =>
-        PropsFactory.Of(() => new ListenerActor(route, registry, balancer, node));
+    public static Props Props(RouteSettings route, CircuitRegistry registry, CoreBalancer balancer, string node, RouteMetrics metrics) =>
+        PropsFactory.Of(() => new ListenerActor(route, registry, balancer, node, metrics));
 
     /// <summary>
     /// An acceptor that throws has a bug in its accept loop: restart it. Its restart keeps its
@@ -92,7 +95,7 @@ public sealed class ListenerActor : UntypedActor
         var bound = (IPEndPoint)_socket.LocalEndPoint!;
         for (var core = 0; core < _balancer.Cores; core++)
         {
-            Context.ActorOf(AcceptorActor.Props(_socket, core, _route, _registry, _balancer, _node)
+            Context.ActorOf(AcceptorActor.Props(_socket, core, _route, _registry, _balancer, _node, _metrics)
                 .WithDispatcher(CoreDispatchers.IdFor(core)), "acceptor-" + core.ToString(System.Globalization.CultureInfo.InvariantCulture));
         }
 
