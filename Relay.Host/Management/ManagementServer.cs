@@ -89,6 +89,7 @@ public sealed class ManagementServer : IAsyncDisposable
     {
         app.MapHealthRoutes(context);
         app.MapCircuitRoutes(context);
+        app.MapMetricsRoutes(context);
     }
 
     private static WebApplication Build(IPEndPoint endpoint, ManagementContext context)
