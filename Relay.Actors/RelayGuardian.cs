@@ -44,6 +44,15 @@ public sealed class RelayGuardian : UntypedActor
         public static readonly AwaitBound Instance = new();
     }
 
+    /// <summary>
+    /// Ask: stop accepting on <paramref name="Route"/>. Replies <see cref="ListenerProtocol.Draining"/>,
+    /// <see cref="ListenerProtocol.AlreadyDraining"/> or <see cref="UnknownRoute"/>.
+    /// </summary>
+    public sealed record DrainRoute(string Route) : INoSerializationVerificationNeeded;
+
+    /// <summary>No route of that name is listening on this node.</summary>
+    public sealed record UnknownRoute(string Route) : INoSerializationVerificationNeeded;
+
     /// <summary>Every route is listening; endpoints carry the real ports.</summary>
     public sealed record RoutesBound(ImmutableArray<ListenerProtocol.Bound> Routes);
 
@@ -79,6 +88,19 @@ public sealed class RelayGuardian : UntypedActor
                 _failure ??= failed;
                 _log.Error("{EventName:l} {Problem:l}", "ListenerBindFailed", failed.Problem);
                 Answer();
+                break;
+
+            case DrainRoute drain:
+                var listener = _bound.ContainsKey(drain.Route) ? Context.Child("listener-" + drain.Route) : ActorRefs.Nobody;
+                if (listener.IsNobody())
+                {
+                    Sender.Tell(new UnknownRoute(drain.Route));
+                }
+                else
+                {
+                    listener.Forward(ListenerProtocol.Drain.Instance);
+                }
+
                 break;
 
             case AwaitBound:

@@ -35,6 +35,7 @@ public sealed class AcceptorActor : UntypedActor, IWithTimers
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private IoRegistration? _io;
     private string? _lastAcceptError;
+    private bool _stopped;
 
     public AcceptorActor(Socket listener, int core, RouteSettings route, CircuitRegistry registry, CoreBalancer balancer, string node,
         RouteMetrics metrics)
@@ -68,7 +69,18 @@ public sealed class AcceptorActor : UntypedActor, IWithTimers
 
     protected override void PreStart()
     {
-        _io = CoreEventLoop.Require().RegisterListener(_listener);
+        try
+        {
+            _io = CoreEventLoop.Require().RegisterListener(_listener);
+        }
+        catch (ObjectDisposedException)
+        {
+            // Restarted after the route was drained: there is nothing left to accept from,
+            // and the circuits (this actor's children) must live on.
+            _stopped = true;
+            return;
+        }
+
         AcceptWhileReady();
     }
 
@@ -82,12 +94,23 @@ public sealed class AcceptorActor : UntypedActor, IWithTimers
     {
         switch (message)
         {
+            case SocketReady or RetryAccept when _stopped:
+                // Raced the drain: the listening socket is closing, nothing to accept.
+                break;
+
             case SocketReady:
                 AcceptWhileReady();
                 break;
 
             case RetryAccept:
                 AcceptWhileReady();
+                break;
+
+            case ListenerProtocol.StopAccepting:
+                _stopped = true;
+                Timers.CancelAll();
+                Unregister();
+                Sender.Tell(ListenerProtocol.StoppedAccepting.Instance);
                 break;
 
             default:

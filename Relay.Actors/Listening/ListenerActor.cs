@@ -29,6 +29,10 @@ public sealed class ListenerActor : UntypedActor
     private readonly RouteMetrics _metrics;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private Socket? _socket;
+    private IPEndPoint? _bound;
+    private bool _draining;
+    private int _acceptorsAccepting;
+    private readonly List<IActorRef> _drainWaiters = new();
 
     public ListenerActor(RouteSettings route, CircuitRegistry registry, CoreBalancer balancer, string node, RouteMetrics metrics)
     {
@@ -93,6 +97,7 @@ public sealed class ListenerActor : UntypedActor
         }
 
         var bound = (IPEndPoint)_socket.LocalEndPoint!;
+        _bound = bound;
         for (var core = 0; core < _balancer.Cores; core++)
         {
             Context.ActorOf(AcceptorActor.Props(_socket, core, _route, _registry, _balancer, _node, _metrics)
@@ -104,7 +109,59 @@ public sealed class ListenerActor : UntypedActor
         Context.Parent.Tell(new ListenerProtocol.Bound(_route.Name, bound));
     }
 
-    protected override void OnReceive(object message) => Unhandled(message);
+    protected override void OnReceive(object message)
+    {
+        switch (message)
+        {
+            case ListenerProtocol.Drain when _draining:
+                Sender.Tell(new ListenerProtocol.AlreadyDraining(_route.Name));
+                break;
+
+            case ListenerProtocol.Drain:
+                _draining = true;
+                _drainWaiters.Add(Sender);
+                // The socket is registered in every core's epoll; it is closed only after each
+                // acceptor has left its loop, so no loop is left holding a dead descriptor.
+                var acceptors = Context.GetChildren().ToList();
+                _acceptorsAccepting = acceptors.Count;
+                acceptors.ForEach(a => a.Tell(ListenerProtocol.StopAccepting.Instance));
+                if (_acceptorsAccepting == 0)
+                {
+                    CloseForDrain();
+                }
+
+                break;
+
+            case ListenerProtocol.StoppedAccepting:
+                if (--_acceptorsAccepting == 0)
+                {
+                    CloseForDrain();
+                }
+
+                break;
+
+            default:
+                Unhandled(message);
+                break;
+        }
+    }
+
+    /// <summary>
+    /// With the socket closed the kernel refuses new connects (RST) and resets any still in
+    /// the accept queue; circuits already accepted are separate sockets and carry on.
+    /// </summary>
+    private void CloseForDrain()
+    {
+        _socket?.Dispose();
+        _log.Info("{EventName:l} route {Route} stopped accepting on {Listen}; {Active} open circuit(s) run to their end",
+            "RouteDraining", _route.Name, _bound?.ToString() ?? "?", _metrics.Active);
+        foreach (var waiter in _drainWaiters)
+        {
+            waiter.Tell(new ListenerProtocol.Draining(_route.Name));
+        }
+
+        _drainWaiters.Clear();
+    }
 
     protected override void PostStop() => _socket?.Dispose();
 }

@@ -140,6 +140,25 @@ public sealed record TcpInfoView(
 /// <summary>Body of <c>DELETE /circuits/{id}</c>: the circuit is being reset with <paramref name="Reason"/>.</summary>
 public sealed record CircuitAbortResponse(long Id, string Reason);
 
+/// <summary>One route as <c>GET /routes</c> shows it.</summary>
+/// <param name="Listen">The bound endpoint (the real port when 0 was configured).</param>
+/// <param name="State"><c>listening</c>, or <c>draining</c> once <c>POST /routes/{name}/drain</c> has stopped its accepts.</param>
+/// <param name="Active">Circuits open now.</param>
+/// <param name="Total">Circuits started since the node started.</param>
+/// <param name="BytesUp">Client to upstream, closed and open circuits.</param>
+public sealed record RouteView(
+    string Name,
+    string Listen,
+    string Upstream,
+    string State,
+    long Active,
+    long Total,
+    long BytesUp,
+    long BytesDown);
+
+/// <summary>Body of <c>POST /routes/{name}/drain</c>.</summary>
+public sealed record RouteDrainResponse(string Route, string State);
+
 /// <summary>
 /// INTERNAL API. Source-generated JSON for every management body: camelCase, no reflection
 /// at run time. A new route adds its types here.
@@ -152,6 +171,8 @@ public sealed record CircuitAbortResponse(long Id, string Reason);
 [JsonSerializable(typeof(CircuitView[]))]
 [JsonSerializable(typeof(CircuitDetailView))]
 [JsonSerializable(typeof(CircuitAbortResponse))]
+[JsonSerializable(typeof(IReadOnlyList<RouteView>))]
+[JsonSerializable(typeof(RouteDrainResponse))]
 internal sealed partial class ManagementJsonContext : JsonSerializerContext
 {
     /// <summary>

@@ -90,6 +90,7 @@ public sealed class ManagementServer : IAsyncDisposable
         app.MapHealthRoutes(context);
         app.MapCircuitRoutes(context);
         app.MapMetricsRoutes(context);
+        app.MapRouteRoutes(context);
     }
 
     private static WebApplication Build(IPEndPoint endpoint, ManagementContext context)
