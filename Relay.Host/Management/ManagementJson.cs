@@ -159,6 +159,9 @@ public sealed record RouteView(
 /// <summary>Body of <c>POST /routes/{name}/drain</c>.</summary>
 public sealed record RouteDrainResponse(string Route, string State);
 
+/// <summary>Body of <c>GET|PUT /loglevel</c>: <c>{"level":"Information"}</c>, a Serilog level name.</summary>
+public sealed record LogLevelBody(string? Level);
+
 /// <summary>
 /// INTERNAL API. Source-generated JSON for every management body: camelCase, no reflection
 /// at run time. A new route adds its types here.
@@ -173,6 +176,7 @@ public sealed record RouteDrainResponse(string Route, string State);
 [JsonSerializable(typeof(CircuitAbortResponse))]
 [JsonSerializable(typeof(IReadOnlyList<RouteView>))]
 [JsonSerializable(typeof(RouteDrainResponse))]
+[JsonSerializable(typeof(LogLevelBody))]
 internal sealed partial class ManagementJsonContext : JsonSerializerContext
 {
     /// <summary>
