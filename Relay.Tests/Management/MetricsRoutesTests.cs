@@ -84,10 +84,7 @@ public sealed class MetricsRoutesTests
         var refusing = new IPEndPoint(IPAddress.Loopback, Endpoints.ClosedPort());
         await using var relay = await LiveRelay.StartAsync(refusing);
 
-        using (var client = await SocketIo.ConnectAsync(relay.Listen))
-        {
-            Assert.Equal("reset", await SocketIo.ReadUntilClosedAsync(client, Timeout));
-        }
+        Assert.Equal("reset", await SocketIo.ConnectThenReadUntilClosedAsync(relay.Listen, Timeout));
 
         await RelayHarness.Eventually(() => relay.Node.Circuits.Count == 0, "the circuit to close");
         var samples = PrometheusText.Parse(await relay.GetTextAsync("/metrics"));
