@@ -5,6 +5,7 @@ using Akka.Event;
 using Relay.Actors.Circuits;
 using Relay.Actors.Configuration;
 using Relay.Actors.Listening;
+using Relay.Actors.Metrics;
 
 namespace Relay.Actors;
 
@@ -19,27 +20,38 @@ public sealed class RelayGuardian : UntypedActor
     private readonly CircuitRegistry _registry;
     private readonly CoreBalancer _balancer;
     private readonly string _node;
+    private readonly RelayMetrics _metrics;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<string, ListenerProtocol.Bound> _bound = new();
     private readonly List<IActorRef> _waiting = new();
     private ListenerProtocol.BindFailed? _failure;
 
-    public RelayGuardian(RelaySettings settings, CircuitRegistry registry, CoreBalancer balancer, string node)
+    public RelayGuardian(RelaySettings settings, CircuitRegistry registry, CoreBalancer balancer, string node, RelayMetrics metrics)
     {
         _settings = settings;
         _registry = registry;
         _balancer = balancer;
         _node = node;
+        _metrics = metrics;
     }
 
-    public static Props Props(RelaySettings settings, CircuitRegistry registry, CoreBalancer balancer, string node) =>
-        PropsFactory.Of(() => new RelayGuardian(settings, registry, balancer, node));
+    public static Props Props(RelaySettings settings, CircuitRegistry registry, CoreBalancer balancer, string node, RelayMetrics metrics) =>
+        PropsFactory.Of(() => new RelayGuardian(settings, registry, balancer, node, metrics));
 
     /// <summary>Ask: replies <see cref="RoutesBound"/> or <see cref="ListenerProtocol.BindFailed"/>.</summary>
     public sealed class AwaitBound
     {
         public static readonly AwaitBound Instance = new();
     }
+
+    /// <summary>
+    /// Ask: stop accepting on <paramref name="Route"/>. Replies <see cref="ListenerProtocol.Draining"/>,
+    /// <see cref="ListenerProtocol.AlreadyDraining"/> or <see cref="UnknownRoute"/>.
+    /// </summary>
+    public sealed record DrainRoute(string Route) : INoSerializationVerificationNeeded;
+
+    /// <summary>No route of that name is listening on this node.</summary>
+    public sealed record UnknownRoute(string Route) : INoSerializationVerificationNeeded;
 
     /// <summary>Every route is listening; endpoints carry the real ports.</summary>
     public sealed record RoutesBound(ImmutableArray<ListenerProtocol.Bound> Routes);
@@ -59,7 +71,7 @@ public sealed class RelayGuardian : UntypedActor
     {
         foreach (var route in _settings.Routes)
         {
-            Context.ActorOf(ListenerActor.Props(route, _registry, _balancer, _node), "listener-" + route.Name);
+            Context.ActorOf(ListenerActor.Props(route, _registry, _balancer, _node, _metrics.ForRoute(route.Name)), "listener-" + route.Name);
         }
     }
 
@@ -76,6 +88,19 @@ public sealed class RelayGuardian : UntypedActor
                 _failure ??= failed;
                 _log.Error("{EventName:l} {Problem:l}", "ListenerBindFailed", failed.Problem);
                 Answer();
+                break;
+
+            case DrainRoute drain:
+                var listener = _bound.ContainsKey(drain.Route) ? Context.Child("listener-" + drain.Route) : ActorRefs.Nobody;
+                if (listener.IsNobody())
+                {
+                    Sender.Tell(new UnknownRoute(drain.Route));
+                }
+                else
+                {
+                    listener.Forward(ListenerProtocol.Drain.Instance);
+                }
+
                 break;
 
             case AwaitBound:

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Collections.Immutable;
 using Akka.Actor;
 using Akka.Actor.Setup;
@@ -6,6 +7,7 @@ using Relay.Actors.Circuits;
 using Relay.Actors.Configuration;
 using Relay.Actors.Dispatch;
 using Relay.Actors.Listening;
+using Relay.Actors.Metrics;
 
 namespace Relay.Actors;
 
@@ -29,8 +31,9 @@ public sealed class RelayNode : IAsyncDisposable
         """);
 
     private RelayNode(ActorSystem system, IActorRef guardian, RelaySettings settings, CircuitRegistry circuits,
-        CoreBalancer cores, string nodeName, ImmutableArray<ListenerProtocol.Bound> routes)
+        CoreBalancer cores, string nodeName, ImmutableArray<ListenerProtocol.Bound> routes, RelayMetrics metrics)
     {
+        Metrics = metrics;
         System = system;
         Guardian = guardian;
         Settings = settings;
@@ -39,6 +42,8 @@ public sealed class RelayNode : IAsyncDisposable
         NodeName = nodeName;
         Routes = routes;
     }
+
+    private readonly ConcurrentDictionary<string, bool> _draining = new(StringComparer.Ordinal);
 
     public ActorSystem System { get; }
 
@@ -49,6 +54,9 @@ public sealed class RelayNode : IAsyncDisposable
     public CircuitRegistry Circuits { get; }
 
     public CoreBalancer Cores { get; }
+
+    /// <summary>Per-route counters for <c>GET /metrics</c> and <c>GET /routes</c>.</summary>
+    public RelayMetrics Metrics { get; }
 
     public string NodeName { get; }
 
@@ -80,7 +88,8 @@ public sealed class RelayNode : IAsyncDisposable
         var circuits = new CircuitRegistry();
         var cores = new CoreBalancer(settings.Dispatchers.Cores);
         var node = nodeName ?? global::System.Net.Dns.GetHostName();
-        var guardian = system.ActorOf(RelayGuardian.Props(settings, circuits, cores, node), "relay");
+        var metrics = new RelayMetrics(settings.Routes.Select(r => r.Name));
+        var guardian = system.ActorOf(RelayGuardian.Props(settings, circuits, cores, node, metrics), "relay");
         object answer;
         try
         {
@@ -99,14 +108,54 @@ public sealed class RelayNode : IAsyncDisposable
         }
 
         var bound = (RelayGuardian.RoutesBound)answer;
-        return new RelayNode(system, guardian, settings, circuits, cores, node, bound.Routes);
+        return new RelayNode(system, guardian, settings, circuits, cores, node, bound.Routes, metrics);
     }
+
+    /// <summary>
+    /// Stops <paramref name="route"/> accepting new connections while its open circuits run
+    /// to their end (they are not timed out or reset by this). Completes once the listening
+    /// socket is closed, so a connect after it is refused.
+    /// </summary>
+    public async Task<DrainOutcome> DrainAsync(string route)
+    {
+        ArgumentNullException.ThrowIfNull(route);
+        var answer = await Guardian.Ask(new RelayGuardian.DrainRoute(route), TimeSpan.FromSeconds(10)).ConfigureAwait(false);
+        switch (answer)
+        {
+            case ListenerProtocol.Draining:
+                _draining[route] = true;
+                return DrainOutcome.Draining;
+            case ListenerProtocol.AlreadyDraining:
+                _draining[route] = true;
+                return DrainOutcome.AlreadyDraining;
+            case RelayGuardian.UnknownRoute:
+                return DrainOutcome.UnknownRoute;
+            default:
+                throw new InvalidOperationException($"unexpected answer to a drain of {route}: {answer}");
+        }
+    }
+
+    /// <summary>Whether <paramref name="route"/> has been drained (it no longer accepts).</summary>
+    public bool IsDraining(string route) => _draining.ContainsKey(route);
 
     public async ValueTask DisposeAsync()
     {
         await CoordinatedShutdown.Get(System).Run(CoordinatedShutdown.ClrExitReason.Instance);
         await System.WhenTerminated;
     }
+}
+
+/// <summary>What <see cref="RelayNode.DrainAsync"/> did.</summary>
+public enum DrainOutcome
+{
+    /// <summary>The route has stopped accepting.</summary>
+    Draining,
+
+    /// <summary>The route had already been drained; nothing changed.</summary>
+    AlreadyDraining,
+
+    /// <summary>No route of that name on this node.</summary>
+    UnknownRoute,
 }
 
 /// <summary>The relay could not start; the message is one line for an operator.</summary>

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using Akka.Actor;
@@ -6,6 +7,7 @@ using Akka.Event;
 using Relay.Actors.Circuits.Internal;
 using Relay.Actors.Configuration;
 using Relay.Actors.Dispatch;
+using Relay.Actors.Metrics;
 using Relay.Actors.Tuning;
 
 namespace Relay.Actors.Circuits;
@@ -29,6 +31,7 @@ public sealed partial class CircuitSupervisor : UntypedActor
     private readonly RouteSettings _route;
     private readonly CircuitRegistry _registry;
     private readonly Action<CircuitEntry>? _onClosed;
+    private readonly RouteMetrics? _metrics;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly long _startedMs = Environment.TickCount64;
     private Socket? _upstream;
@@ -40,16 +43,19 @@ public sealed partial class CircuitSupervisor : UntypedActor
     private bool _upFinished;
     private bool _downFinished;
     private long _halfClosedAtMs;
+    private long _connectStartedTicks;
     private bool _closed;
     private readonly string _clientText;
 
-    public CircuitSupervisor(CircuitEntry entry, Socket client, RouteSettings route, CircuitRegistry registry, Action<CircuitEntry>? onClosed)
+    public CircuitSupervisor(CircuitEntry entry, Socket client, RouteSettings route, CircuitRegistry registry, Action<CircuitEntry>? onClosed,
+        RouteMetrics? metrics = null)
     {
         _entry = entry;
         _client = client;
         _route = route;
         _registry = registry;
         _onClosed = onClosed;
+        _metrics = metrics;
         _clientText = entry.Client?.ToString() ?? "?";
     }
 
@@ -58,8 +64,10 @@ public sealed partial class CircuitSupervisor : UntypedActor
     /// <param name="route">The route's settings, fixed for the circuit's life.</param>
     /// <param name="registry">Where the circuit is listed while it lives.</param>
     /// <param name="onClosed">Called once, on the circuit's thread, when the circuit has closed.</param>
-    public static Props Props(CircuitEntry entry, Socket client, RouteSettings route, CircuitRegistry registry, Action<CircuitEntry>? onClosed = null) =>
-        PropsFactory.Of(() => new CircuitSupervisor(entry, client, route, registry, onClosed));
+    /// <param name="metrics">The route's counters: the connect time and the end are recorded there.</param>
+    public static Props Props(CircuitEntry entry, Socket client, RouteSettings route, CircuitRegistry registry, Action<CircuitEntry>? onClosed = null,
+        RouteMetrics? metrics = null) =>
+        PropsFactory.Of(() => new CircuitSupervisor(entry, client, route, registry, onClosed, metrics));
 
     private CircuitSettings Settings => _route.Circuit;
 
@@ -174,6 +182,8 @@ public sealed partial class CircuitSupervisor : UntypedActor
         }
 
         _entry.UpstreamSocket = _upstream;
+        // The connect histogram times connect(2) alone; a DNS lookup before it is not in it.
+        _connectStartedTicks = Stopwatch.GetTimestamp();
         SocketError started;
         try
         {
@@ -204,6 +214,7 @@ public sealed partial class CircuitSupervisor : UntypedActor
         }
 
         _connectTimer?.Cancel();
+        _metrics?.OnUpstreamConnected(Stopwatch.GetTimestamp() - _connectStartedTicks);
         StartPumps(_upstream!);
         _entry.State = CircuitState.Established;
         if (_log.IsDebugEnabled)
@@ -389,6 +400,9 @@ public sealed partial class CircuitSupervisor : UntypedActor
         _entry.State = CircuitState.Closed;
         _registry.Remove(_entry.Id);
         var counters = _entry.Counters;
+        // After the table removal, so a racing scrape undercounts (and catches up) rather
+        // than counting the circuit's bytes twice.
+        _metrics?.OnCircuitClosed(reason, counters.BytesUp, counters.BytesDown);
         // One line per circuit at Information, like HAProxy's per-connection log line;
         // the other lifecycle events are Debug so a busy relay is not bound by its log.
         _log.Info("{EventName:l} circuit {CircuitId} on {Route} {Client} -> {Upstream}: {Reason}{Detail:l} up={BytesUp} down={BytesDown} in {DurationMs} ms",

@@ -8,6 +8,7 @@ using Relay.Actors.Circuits.Internal;
 using Relay.Actors.Configuration;
 using Relay.Actors.Dispatch;
 using Relay.Actors.Internal;
+using Relay.Actors.Metrics;
 
 namespace Relay.Actors.Listening;
 
@@ -29,12 +30,15 @@ public sealed class AcceptorActor : UntypedActor, IWithTimers
     private readonly CircuitRegistry _registry;
     private readonly CoreBalancer _balancer;
     private readonly string _node;
+    private readonly RouteMetrics _metrics;
     private readonly Action<CircuitEntry> _onCircuitClosed;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private IoRegistration? _io;
     private string? _lastAcceptError;
+    private bool _stopped;
 
-    public AcceptorActor(Socket listener, int core, RouteSettings route, CircuitRegistry registry, CoreBalancer balancer, string node)
+    public AcceptorActor(Socket listener, int core, RouteSettings route, CircuitRegistry registry, CoreBalancer balancer, string node,
+        RouteMetrics metrics)
     {
         _listener = listener;
         _core = core;
@@ -42,13 +46,15 @@ public sealed class AcceptorActor : UntypedActor, IWithTimers
         _registry = registry;
         _balancer = balancer;
         _node = node;
+        _metrics = metrics;
         _onCircuitClosed = entry => _balancer.Release(entry.Core);
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(Socket listener, int core, RouteSettings route, CircuitRegistry registry, CoreBalancer balancer, string node) =>
-        PropsFactory.Of(() => new AcceptorActor(listener, core, route, registry, balancer, node));
+    public static Props Props(Socket listener, int core, RouteSettings route, CircuitRegistry registry, CoreBalancer balancer, string node,
+        RouteMetrics metrics) =>
+        PropsFactory.Of(() => new AcceptorActor(listener, core, route, registry, balancer, node, metrics));
 
     /// <summary>
     /// A circuit that throws is broken on its own: stop it (its PostStop resets both of its
@@ -63,7 +69,18 @@ public sealed class AcceptorActor : UntypedActor, IWithTimers
 
     protected override void PreStart()
     {
-        _io = CoreEventLoop.Require().RegisterListener(_listener);
+        try
+        {
+            _io = CoreEventLoop.Require().RegisterListener(_listener);
+        }
+        catch (ObjectDisposedException)
+        {
+            // Restarted after the route was drained: there is nothing left to accept from,
+            // and the circuits (this actor's children) must live on.
+            _stopped = true;
+            return;
+        }
+
         AcceptWhileReady();
     }
 
@@ -77,12 +94,23 @@ public sealed class AcceptorActor : UntypedActor, IWithTimers
     {
         switch (message)
         {
+            case SocketReady or RetryAccept when _stopped:
+                // Raced the drain: the listening socket is closing, nothing to accept.
+                break;
+
             case SocketReady:
                 AcceptWhileReady();
                 break;
 
             case RetryAccept:
                 AcceptWhileReady();
+                break;
+
+            case ListenerProtocol.StopAccepting:
+                _stopped = true;
+                Timers.CancelAll();
+                Unregister();
+                Sender.Tell(ListenerProtocol.StoppedAccepting.Instance);
                 break;
 
             default:
@@ -136,6 +164,7 @@ public sealed class AcceptorActor : UntypedActor, IWithTimers
 
     private void StartCircuit(Socket client)
     {
+        _metrics.OnAccepted();
         EndPoint? remote;
         try
         {
@@ -157,8 +186,10 @@ public sealed class AcceptorActor : UntypedActor, IWithTimers
         var id = _registry.NextId();
         var core = _balancer.Acquire(preferred: _core);
         var entry = new CircuitEntry(id, _route.Name, _node, remote, _route.Upstream.ToString(), core, ActorRefs.Nobody);
-        var props = CircuitSupervisor.Props(entry, client, _route, _registry, _onCircuitClosed)
+        var props = CircuitSupervisor.Props(entry, client, _route, _registry, _onCircuitClosed, _metrics)
             .WithDispatcher(CoreDispatchers.IdFor(core));
+        // Counted before the circuit exists: on another core it may close before ActorOf returns.
+        _metrics.OnCircuitStarted();
         entry.Supervisor = Context.ActorOf(props, "circuit-" + id.ToString(CultureInfo.InvariantCulture));
     }
 

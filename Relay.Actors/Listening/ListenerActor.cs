@@ -6,6 +6,7 @@ using Akka.Event;
 using Relay.Actors.Circuits;
 using Relay.Actors.Configuration;
 using Relay.Actors.Dispatch;
+using Relay.Actors.Metrics;
 using Relay.Actors.Tuning;
 
 namespace Relay.Actors.Listening;
@@ -25,19 +26,25 @@ public sealed class ListenerActor : UntypedActor
     private readonly CircuitRegistry _registry;
     private readonly CoreBalancer _balancer;
     private readonly string _node;
+    private readonly RouteMetrics _metrics;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private Socket? _socket;
+    private IPEndPoint? _bound;
+    private bool _draining;
+    private int _acceptorsAccepting;
+    private readonly List<IActorRef> _drainWaiters = new();
 
-    public ListenerActor(RouteSettings route, CircuitRegistry registry, CoreBalancer balancer, string node)
+    public ListenerActor(RouteSettings route, CircuitRegistry registry, CoreBalancer balancer, string node, RouteMetrics metrics)
     {
         _route = route;
         _registry = registry;
         _balancer = balancer;
         _node = node;
+        _metrics = metrics;
     }
 
-    public static Props Props(RouteSettings route, CircuitRegistry registry, CoreBalancer balancer, string node) =>
-        PropsFactory.Of(() => new ListenerActor(route, registry, balancer, node));
+    public static Props Props(RouteSettings route, CircuitRegistry registry, CoreBalancer balancer, string node, RouteMetrics metrics) =>
+        PropsFactory.Of(() => new ListenerActor(route, registry, balancer, node, metrics));
 
     /// <summary>
     /// An acceptor that throws has a bug in its accept loop: restart it. Its restart keeps its
@@ -90,9 +97,10 @@ public sealed class ListenerActor : UntypedActor
         }
 
         var bound = (IPEndPoint)_socket.LocalEndPoint!;
+        _bound = bound;
         for (var core = 0; core < _balancer.Cores; core++)
         {
-            Context.ActorOf(AcceptorActor.Props(_socket, core, _route, _registry, _balancer, _node)
+            Context.ActorOf(AcceptorActor.Props(_socket, core, _route, _registry, _balancer, _node, _metrics)
                 .WithDispatcher(CoreDispatchers.IdFor(core)), "acceptor-" + core.ToString(System.Globalization.CultureInfo.InvariantCulture));
         }
 
@@ -101,7 +109,59 @@ public sealed class ListenerActor : UntypedActor
         Context.Parent.Tell(new ListenerProtocol.Bound(_route.Name, bound));
     }
 
-    protected override void OnReceive(object message) => Unhandled(message);
+    protected override void OnReceive(object message)
+    {
+        switch (message)
+        {
+            case ListenerProtocol.Drain when _draining:
+                Sender.Tell(new ListenerProtocol.AlreadyDraining(_route.Name));
+                break;
+
+            case ListenerProtocol.Drain:
+                _draining = true;
+                _drainWaiters.Add(Sender);
+                // The socket is registered in every core's epoll; it is closed only after each
+                // acceptor has left its loop, so no loop is left holding a dead descriptor.
+                var acceptors = Context.GetChildren().ToList();
+                _acceptorsAccepting = acceptors.Count;
+                acceptors.ForEach(a => a.Tell(ListenerProtocol.StopAccepting.Instance));
+                if (_acceptorsAccepting == 0)
+                {
+                    CloseForDrain();
+                }
+
+                break;
+
+            case ListenerProtocol.StoppedAccepting:
+                if (--_acceptorsAccepting == 0)
+                {
+                    CloseForDrain();
+                }
+
+                break;
+
+            default:
+                Unhandled(message);
+                break;
+        }
+    }
+
+    /// <summary>
+    /// With the socket closed the kernel refuses new connects (RST) and resets any still in
+    /// the accept queue; circuits already accepted are separate sockets and carry on.
+    /// </summary>
+    private void CloseForDrain()
+    {
+        _socket?.Dispose();
+        _log.Info("{EventName:l} route {Route} stopped accepting on {Listen}; {Active} open circuit(s) run to their end",
+            "RouteDraining", _route.Name, _bound?.ToString() ?? "?", _metrics.Active);
+        foreach (var waiter in _drainWaiters)
+        {
+            waiter.Tell(new ListenerProtocol.Draining(_route.Name));
+        }
+
+        _drainWaiters.Clear();
+    }
 
     protected override void PostStop() => _socket?.Dispose();
 }

@@ -47,7 +47,7 @@ public static class RunCommand
             try
             {
                 management = await ManagementServer.StartAsync(endpoint,
-                    new ManagementContext(node.Circuits, () => node.IsReady, node.NodeName, logger, settings.Management.Token),
+                    new ManagementContext(node.Circuits, () => node.IsReady, node.NodeName, logger, settings.Management.Token, node),
                     cancellation);
             }
             catch (ManagementBindException e)

@@ -2,11 +2,15 @@ using System.Globalization;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Akka.Actor;
 using Relay.Actors.Circuits;
 
 namespace Relay.Host.Management;
 
-/// <summary><c>GET /circuits[?state=&amp;route=&amp;node=]</c> and <c>GET /circuits/{id}</c>.</summary>
+/// <summary>
+/// <c>GET /circuits[?state=&amp;route=&amp;node=]</c>, <c>GET /circuits/{id}</c> (with TCP_INFO) and
+/// <c>DELETE /circuits/{id}</c> (reset it; needs the token).
+/// </summary>
 internal static class CircuitRoutes
 {
     public static IEndpointRouteBuilder MapCircuitRoutes(this IEndpointRouteBuilder routes, ManagementContext context)
@@ -14,6 +18,7 @@ internal static class CircuitRoutes
         var circuits = routes.MapGroup("/circuits");
         circuits.MapGet("/", (string? state, string? route, string? node) => List(context.Circuits, state, route, node));
         circuits.MapGet("/{id}", (string id) => Get(context.Circuits, id));
+        circuits.MapDelete("/{id}", (string id) => Abort(context.Circuits, id)).RequireManagementToken(context);
         return routes;
     }
 
@@ -47,11 +52,36 @@ internal static class CircuitRoutes
     {
         if (!long.TryParse(id, NumberStyles.None, CultureInfo.InvariantCulture, out var circuitId))
         {
-            return ManagementResults.Error(StatusCodes.Status400BadRequest, $"circuit id '{id}' is not a number");
+            return BadId(id);
         }
 
         return registry.TryGet(circuitId, out var entry)
-            ? Results.Json(CircuitView.From(entry), ManagementJsonContext.Api.CircuitView)
-            : ManagementResults.Error(StatusCodes.Status404NotFound, $"circuit {circuitId} is not open on this node");
+            ? Results.Json(CircuitDetailView.From(entry), ManagementJsonContext.Api.CircuitDetailView)
+            : NotOpen(circuitId);
     }
+
+    private static IResult Abort(CircuitRegistry registry, string id)
+    {
+        if (!long.TryParse(id, NumberStyles.None, CultureInfo.InvariantCulture, out var circuitId))
+        {
+            return BadId(id);
+        }
+
+        if (!registry.TryGet(circuitId, out var entry))
+        {
+            return NotOpen(circuitId);
+        }
+
+        // Accepted, not done: the supervisor resets both sockets on its own core thread, and
+        // a circuit that closes first simply drops the message.
+        entry.Supervisor.Tell(new CircuitCommands.Abort(CloseReasons.Aborted));
+        return Results.Json(new CircuitAbortResponse(circuitId, CloseReasons.Aborted), ManagementJsonContext.Api.CircuitAbortResponse,
+            statusCode: StatusCodes.Status202Accepted);
+    }
+
+    private static IResult BadId(string id) =>
+        ManagementResults.Error(StatusCodes.Status400BadRequest, $"circuit id '{id}' is not a number");
+
+    private static IResult NotOpen(long id) =>
+        ManagementResults.Error(StatusCodes.Status404NotFound, $"circuit {id} is not open on this node");
 }

@@ -1,3 +1,4 @@
+using Relay.Actors;
 using Relay.Actors.Circuits;
 
 namespace Relay.Host.Management;
@@ -11,9 +12,14 @@ namespace Relay.Host.Management;
 /// <param name="NodeAddress">This node's Akka address, as circuits name their node.</param>
 /// <param name="Log">Where the management server and ASP.NET Core log.</param>
 /// <param name="Token">Bearer token for mutating routes; empty means read-only.</param>
+/// <param name="Node">
+/// The running relay (metrics, routes, drain, log level). Null only for a server that shows
+/// a bare circuit table; the routes that need the node then answer 503.
+/// </param>
 public sealed record ManagementContext(
     CircuitRegistry Circuits,
     Func<bool> IsReady,
     string NodeAddress,
     Serilog.ILogger Log,
-    string Token);
+    string Token,
+    RelayNode? Node = null);

@@ -2,6 +2,7 @@ using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Relay.Actors.Circuits;
+using Relay.Actors.Tuning;
 
 namespace Relay.Host.Management;
 
@@ -42,6 +43,126 @@ public sealed record CircuitView(
 }
 
 /// <summary>
+/// One circuit as <c>GET /circuits/{id}</c> shows it: the fields of <see cref="CircuitView"/>
+/// and the kernel's TCP_INFO of both sockets.
+/// </summary>
+public sealed record CircuitDetailView(
+    long Id,
+    string Route,
+    string Node,
+    string Client,
+    string Upstream,
+    string State,
+    long BytesUp,
+    long BytesDown,
+    DateTime OpenedAt,
+    DateTime LastActivity,
+    CircuitTcpInfo TcpInfo)
+{
+    public static CircuitDetailView From(CircuitEntry entry)
+    {
+        var view = CircuitView.From(entry);
+        return new CircuitDetailView(view.Id, view.Route, view.Node, view.Client, view.Upstream, view.State, view.BytesUp,
+            view.BytesDown, view.OpenedAt, view.LastActivity,
+            new CircuitTcpInfo(TcpInfoView.Read(entry.ClientSocket), TcpInfoView.Read(entry.UpstreamSocket)));
+    }
+}
+
+/// <summary>TCP_INFO of the circuit's two sockets; a side is null when its socket does not exist or has closed.</summary>
+public sealed record CircuitTcpInfo(TcpInfoView? Client, TcpInfoView? Upstream);
+
+/// <summary>What an operator reads from TCP_INFO (linux/tcp.h <c>struct tcp_info</c>).</summary>
+/// <param name="State">The kernel's TCP state, e.g. <c>established</c>, <c>fin-wait2</c>.</param>
+/// <param name="RttMicros">Smoothed round-trip time.</param>
+/// <param name="Cwnd">Congestion window, in segments.</param>
+/// <param name="Mss">Send MSS in bytes.</param>
+/// <param name="Retransmits">Unrecovered RTO timeouts in a row.</param>
+/// <param name="TotalRetrans">Segments retransmitted over the connection's life.</param>
+/// <param name="Unacked">Segments sent and not yet acknowledged.</param>
+public sealed record TcpInfoView(
+    string State,
+    uint RttMicros,
+    uint RttVarMicros,
+    uint Cwnd,
+    uint Ssthresh,
+    uint Mss,
+    uint Pmtu,
+    int Retransmits,
+    uint TotalRetrans,
+    uint Unacked,
+    uint Lost,
+    ulong? BytesAcked,
+    ulong? BytesReceived)
+{
+    public static TcpInfoView? Read(System.Net.Sockets.Socket? socket)
+    {
+        if (socket is null)
+        {
+            return null;
+        }
+
+        TcpInfoSnapshot? info;
+        try
+        {
+            info = SocketTuner.ReadTcpInfo(socket);
+        }
+        catch (ObjectDisposedException)
+        {
+            // The circuit closed between the table lookup and this read.
+            return null;
+        }
+
+        return info is null
+            ? null
+            : new TcpInfoView(StateName(info.State), info.RttMicros, info.RttVarMicros, info.SendCwnd, info.SendSsthresh,
+                info.SendMss, info.Pmtu, info.Retransmits, info.TotalRetrans, info.Unacked, info.Lost, info.BytesAcked,
+                info.BytesReceived);
+    }
+
+    private static string StateName(KernelTcpState state) => state switch
+    {
+        KernelTcpState.Established => "established",
+        KernelTcpState.SynSent => "syn-sent",
+        KernelTcpState.SynReceived => "syn-received",
+        KernelTcpState.FinWait1 => "fin-wait1",
+        KernelTcpState.FinWait2 => "fin-wait2",
+        KernelTcpState.TimeWait => "time-wait",
+        KernelTcpState.Close => "close",
+        KernelTcpState.CloseWait => "close-wait",
+        KernelTcpState.LastAck => "last-ack",
+        KernelTcpState.Listen => "listen",
+        KernelTcpState.Closing => "closing",
+        KernelTcpState.NewSynReceived => "new-syn-received",
+        _ => "unknown",
+    };
+}
+
+/// <summary>Body of <c>DELETE /circuits/{id}</c>: the circuit is being reset with <paramref name="Reason"/>.</summary>
+public sealed record CircuitAbortResponse(long Id, string Reason);
+
+/// <summary>One route as <c>GET /routes</c> shows it.</summary>
+/// <param name="Listen">The bound endpoint (the real port when 0 was configured).</param>
+/// <param name="State"><c>listening</c>, or <c>draining</c> once <c>POST /routes/{name}/drain</c> has stopped its accepts.</param>
+/// <param name="Active">Circuits open now.</param>
+/// <param name="Total">Circuits started since the node started.</param>
+/// <param name="BytesUp">Client to upstream, closed and open circuits.</param>
+public sealed record RouteView(
+    string Name,
+    string Listen,
+    string Upstream,
+    string State,
+    long Active,
+    long Total,
+    long BytesUp,
+    long BytesDown);
+
+/// <summary>Body of <c>POST /routes/{name}/drain</c>.</summary>
+public sealed record RouteDrainResponse(string Route, string State);
+
+/// <summary>Body of <c>GET|PUT /loglevel</c>: <c>{"level":"Information"}</c>, a Serilog level name.</summary>
+public sealed record LogLevelBody(string? Level);
+
+/// <summary>
 /// INTERNAL API. Source-generated JSON for every management body: camelCase, no reflection
 /// at run time. A new route adds its types here.
 /// </summary>
@@ -51,6 +172,11 @@ public sealed record CircuitView(
 [JsonSerializable(typeof(CircuitView))]
 [JsonSerializable(typeof(IReadOnlyList<CircuitView>))]
 [JsonSerializable(typeof(CircuitView[]))]
+[JsonSerializable(typeof(CircuitDetailView))]
+[JsonSerializable(typeof(CircuitAbortResponse))]
+[JsonSerializable(typeof(IReadOnlyList<RouteView>))]
+[JsonSerializable(typeof(RouteDrainResponse))]
+[JsonSerializable(typeof(LogLevelBody))]
 internal sealed partial class ManagementJsonContext : JsonSerializerContext
 {
     /// <summary>

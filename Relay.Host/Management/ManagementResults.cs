@@ -9,6 +9,10 @@ internal static class ManagementResults
     public static IResult Error(int statusCode, string message) =>
         Results.Json(new ErrorResponse(message), ManagementJsonContext.Api.ErrorResponse, statusCode: statusCode);
 
+    /// <summary>A route that needs the running node, on a server started without one.</summary>
+    public static IResult NoNode() =>
+        Error(StatusCodes.Status503ServiceUnavailable, "no relay node is attached to this management endpoint");
+
     /// <summary>
     /// Gives an empty error response (no route matched, wrong method, and whatever later
     /// middleware rejects) a JSON body, so clients never have to handle two error formats.

@@ -89,6 +89,9 @@ public sealed class ManagementServer : IAsyncDisposable
     {
         app.MapHealthRoutes(context);
         app.MapCircuitRoutes(context);
+        app.MapMetricsRoutes(context);
+        app.MapRouteRoutes(context);
+        app.MapLogLevelRoutes(context);
     }
 
     private static WebApplication Build(IPEndPoint endpoint, ManagementContext context)

@@ -110,9 +110,7 @@ public sealed class TcpSemanticsTests
         var upstream = new IPEndPoint(IPAddress.Loopback, closedPort);
         await using var relay = await RelayHarness.StartAsync(upstream);
 
-        using var client = await SocketIo.ConnectAsync(relay.Listen());
-
-        Assert.Equal("reset", await SocketIo.ReadUntilClosedAsync(client, TimeSpan.FromSeconds(3)));
+        Assert.Equal("reset", await SocketIo.ConnectThenReadUntilClosedAsync(relay.Listen(), TimeSpan.FromSeconds(3)));
         await RelayHarness.Eventually(() => relay.Circuits.Count == 0, "the failed circuit to leave the table");
     }
 

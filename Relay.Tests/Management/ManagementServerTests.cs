@@ -198,6 +198,18 @@ public sealed class ManagementServerTests : IAsyncLifetime
         Assert.Equal(_server.BaseAddress.ToString(), logged.GetProperty("ManagementAddress").GetString());
     }
 
+    [Theory]
+    [InlineData("/metrics")]
+    [InlineData("/routes")]
+    [InlineData("/loglevel")]
+    public async Task Routes_that_need_the_relay_node_are_503_with_a_JSON_error_without_one(string path)
+    {
+        var (status, json) = await Get(path);
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, status);
+        Assert.Contains("no relay node", json.GetProperty("error").GetString());
+    }
+
     [Fact]
     public async Task Responses_carry_no_Server_header()
     {

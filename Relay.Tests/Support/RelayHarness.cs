@@ -1,4 +1,5 @@
 using System.Net;
+using Akka.Actor.Setup;
 using Akka.Configuration;
 using Relay.Actors;
 using Relay.Actors.Configuration;
@@ -16,6 +17,10 @@ internal static class RelayHarness
 
     public static Task<RelayNode> StartAsync(RelaySettings settings, Config? config = null) =>
         RelayNode.StartAsync(settings, config ?? TestConfig, "test-node");
+
+    /// <summary>As <see cref="StartAsync(RelaySettings, Config?)"/>, with actor-system setups (a logging pipeline).</summary>
+    public static Task<RelayNode> StartAsync(RelaySettings settings, Config config, IEnumerable<Setup> setups) =>
+        RelayNode.StartAsync(settings, config, "test-node", setups);
 
     /// <summary>One route from 127.0.0.1:0 to <paramref name="upstream"/>.</summary>
     public static Task<RelayNode> StartAsync(IPEndPoint upstream, CircuitSettings? circuit = null, int cores = 2) =>

@@ -99,6 +99,24 @@ internal static class SocketIo
         }
     }
 
+    /// <summary>
+    /// Connects and reads until the connection ends, as <see cref="ReadUntilClosedAsync"/>. For
+    /// a relay that resets the client at once (a refused upstream): the RST can land before
+    /// .NET has seen the connect complete, and then ConnectAsync itself throws ECONNRESET.
+    /// </summary>
+    public static async Task<string> ConnectThenReadUntilClosedAsync(IPEndPoint endpoint, TimeSpan timeout)
+    {
+        try
+        {
+            using var socket = await ConnectAsync(endpoint);
+            return await ReadUntilClosedAsync(socket, timeout);
+        }
+        catch (SocketException e) when (e.SocketErrorCode is SocketError.ConnectionReset)
+        {
+            return "reset";
+        }
+    }
+
     /// <summary>Closes with SO_LINGER 0, which sends an RST instead of a FIN.</summary>
     public static void Abort(Socket socket)
     {

@@ -1,0 +1,177 @@
+using System.Globalization;
+using System.Text;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Relay.Actors;
+using Relay.Actors.Circuits;
+using Relay.Actors.Metrics;
+
+namespace Relay.Host.Management;
+
+/// <summary>
+/// <c>GET /metrics</c>: the Prometheus text exposition format 0.0.4.
+/// <para>
+/// Written by hand rather than with prometheus-net: the format is a few lines of text, and
+/// owning it keeps the data path under our control. The relay's counters are plain fields
+/// updated once per circuit (<see cref="RouteMetrics"/>), and live bytes are read from the
+/// circuit table only when scraped; a metrics library would want its own counter objects
+/// incremented where things happen, which for bytes means per chunk.
+/// </para>
+/// </summary>
+internal static class MetricsRoutes
+{
+    public const string ContentType = "text/plain; version=0.0.4; charset=utf-8";
+
+    public static IEndpointRouteBuilder MapMetricsRoutes(this IEndpointRouteBuilder routes, ManagementContext context)
+    {
+        routes.MapGet("/metrics", () => context.Node is { } node
+            ? Results.Text(Render(node), ContentType, Encoding.UTF8)
+            : ManagementResults.NoNode());
+        return routes;
+    }
+
+    /// <summary>The whole exposition for <paramref name="node"/>, as of now.</summary>
+    public static string Render(RelayNode node)
+    {
+        var samples = node.Metrics.Collect(node.Circuits);
+        var text = new StringBuilder(4096);
+
+        Family(text, "relay_up", "gauge", "1 while the relay answers.");
+        text.Append("relay_up 1\n");
+
+        Family(text, "relay_accepts_total", "counter", "Connections accepted on the route's listening socket.");
+        foreach (var route in samples)
+        {
+            Sample(text, "relay_accepts_total", route.Accepted, ("route", route.Route));
+        }
+
+        Family(text, "relay_circuits_active", "gauge", "Circuits open now.");
+        foreach (var route in samples)
+        {
+            Sample(text, "relay_circuits_active", route.Active, ("route", route.Route));
+        }
+
+        Family(text, "relay_circuits_total", "counter", "Circuits started.");
+        foreach (var route in samples)
+        {
+            Sample(text, "relay_circuits_total", route.Total, ("route", route.Route));
+        }
+
+        Family(text, "relay_bytes_total", "counter", "Bytes relayed: up is client to upstream, down is upstream to client.");
+        foreach (var route in samples)
+        {
+            Sample(text, "relay_bytes_total", route.BytesUp, ("route", route.Route), ("direction", "up"));
+            Sample(text, "relay_bytes_total", route.BytesDown, ("route", route.Route), ("direction", "down"));
+        }
+
+        Family(text, "relay_circuits_closed_total", "counter", "Circuits ended, by close reason.");
+        foreach (var route in samples)
+        {
+            foreach (var (reason, count) in route.ClosedByReason)
+            {
+                Sample(text, "relay_circuits_closed_total", count, ("route", route.Route), ("reason", reason));
+            }
+        }
+
+        Family(text, "relay_circuit_errors_total", "counter", "Circuits that ended other than complete, by close reason.");
+        foreach (var route in samples)
+        {
+            foreach (var (reason, count) in route.ClosedByReason)
+            {
+                if (reason != CloseReasons.Complete)
+                {
+                    Sample(text, "relay_circuit_errors_total", count, ("route", route.Route), ("reason", reason));
+                }
+            }
+        }
+
+        Family(text, "relay_upstream_connect_seconds", "histogram", "Time from connect(2) to an established upstream connection.");
+        foreach (var route in samples)
+        {
+            for (var i = 0; i < RouteMetrics.ConnectBuckets.Count; i++)
+            {
+                Sample(text, "relay_upstream_connect_seconds_bucket", route.ConnectBucketCounts[i],
+                    ("route", route.Route), ("le", Format(RouteMetrics.ConnectBuckets[i])));
+            }
+
+            Sample(text, "relay_upstream_connect_seconds_bucket", route.ConnectCount, ("route", route.Route), ("le", "+Inf"));
+            Sample(text, "relay_upstream_connect_seconds_sum", route.ConnectSumSeconds, ("route", route.Route));
+            Sample(text, "relay_upstream_connect_seconds_count", route.ConnectCount, ("route", route.Route));
+        }
+
+        Family(text, "relay_core_circuits_active", "gauge", "Circuits open now on each core dispatcher.");
+        for (var core = 0; core < node.Cores.Cores; core++)
+        {
+            Sample(text, "relay_core_circuits_active", node.Cores.ActiveOn(core), ("core", core.ToString(CultureInfo.InvariantCulture)));
+        }
+
+        return text.ToString();
+    }
+
+    private static void Family(StringBuilder text, string name, string type, string help) =>
+        text.Append("# HELP ").Append(name).Append(' ').Append(help).Append('\n')
+            .Append("# TYPE ").Append(name).Append(' ').Append(type).Append('\n');
+
+    private static void Sample(StringBuilder text, string name, long value, params (string Name, string Value)[] labels) =>
+        Sample(text, name, value.ToString(CultureInfo.InvariantCulture), labels);
+
+    private static void Sample(StringBuilder text, string name, double value, params (string Name, string Value)[] labels) =>
+        Sample(text, name, Format(value), labels);
+
+    private static void Sample(StringBuilder text, string name, string value, (string Name, string Value)[] labels)
+    {
+        text.Append(name);
+        if (labels.Length > 0)
+        {
+            text.Append('{');
+            for (var i = 0; i < labels.Length; i++)
+            {
+                if (i > 0)
+                {
+                    text.Append(',');
+                }
+
+                text.Append(labels[i].Name).Append("=\"");
+                AppendEscaped(text, labels[i].Value);
+                text.Append('"');
+            }
+
+            text.Append('}');
+        }
+
+        text.Append(' ').Append(value).Append('\n');
+    }
+
+    /// <summary>Label values escape backslash, double quote and line feed, and nothing else (format 0.0.4).</summary>
+    internal static void AppendEscaped(StringBuilder text, string value)
+    {
+        foreach (var c in value)
+        {
+            switch (c)
+            {
+                case '\\':
+                    text.Append(@"\\");
+                    break;
+                case '"':
+                    text.Append("\\\"");
+                    break;
+                case '\n':
+                    text.Append(@"\n");
+                    break;
+                default:
+                    text.Append(c);
+                    break;
+            }
+        }
+    }
+
+    /// <summary>Go's float syntax: shortest round-trip digits, <c>+Inf</c>, <c>-Inf</c>, <c>NaN</c>.</summary>
+    private static string Format(double value) => value switch
+    {
+        double.PositiveInfinity => "+Inf",
+        double.NegativeInfinity => "-Inf",
+        double.NaN => "NaN",
+        _ => value.ToString("R", CultureInfo.InvariantCulture),
+    };
+}

@@ -1,0 +1,106 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Relay.Actors.Circuits;
+using Relay.Host.Management;
+using Relay.Tests.Support;
+
+namespace Relay.Tests.Management;
+
+public sealed class MetricsRoutesTests
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(10);
+
+    [Fact]
+    public async Task Metrics_is_Prometheus_text_with_HELP_and_TYPE_for_every_family()
+    {
+        await using var upstream = new TestServer(TestServer.Echo);
+        await using var relay = await LiveRelay.StartAsync(upstream.Endpoint);
+
+        using var response = await relay.Http.GetAsync("/metrics");
+        var samples = PrometheusText.Parse(await response.Content.ReadAsStringAsync());
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("text/plain; version=0.0.4; charset=utf-8", response.Content.Headers.ContentType?.ToString());
+        Assert.Equal(1, samples.Value("relay_up"));
+        Assert.Equal(0, samples.Value("relay_circuits_active", ("route", "test")));
+        Assert.Equal(2, samples.Count(s => s.Name == "relay_core_circuits_active"));
+        Assert.Equal(14, samples.Count(s => s.Name == "relay_circuits_closed_total"));
+        Assert.Equal(13, samples.Count(s => s.Name == "relay_circuit_errors_total"));
+        Assert.DoesNotContain(samples, s => s.Name == "relay_circuit_errors_total" && s.Labels["reason"] == "complete");
+        Assert.Equal(14, samples.Count(s => s.Name == "relay_upstream_connect_seconds_bucket"));
+    }
+
+    [Fact]
+    public async Task Counters_move_when_traffic_flows_through_a_circuit()
+    {
+        const int Size = 1024 * 1024;
+        await using var upstream = new TestServer(TestServer.Echo);
+        await using var relay = await LiveRelay.StartAsync(upstream.Endpoint);
+
+        using (var client = await SocketIo.ConnectAsync(relay.Listen))
+        {
+            var reading = SocketIo.ReadToEndAsync(client);
+            await SocketIo.SendRandomAsync(client, Size, seed: 1);
+            client.Shutdown(SocketShutdown.Send);
+            var (echoed, _) = await reading.WaitAsync(Timeout);
+            Assert.Equal(Size, echoed);
+        }
+
+        await RelayHarness.Eventually(() => relay.Node.Circuits.Count == 0, "the circuit to close");
+        var samples = PrometheusText.Parse(await relay.GetTextAsync("/metrics"));
+
+        Assert.Equal(1, samples.Value("relay_accepts_total", ("route", "test")));
+        Assert.Equal(1, samples.Value("relay_circuits_total", ("route", "test")));
+        Assert.Equal(0, samples.Value("relay_circuits_active", ("route", "test")));
+        Assert.True(samples.Value("relay_bytes_total", ("route", "test"), ("direction", "up")) >= Size);
+        Assert.True(samples.Value("relay_bytes_total", ("route", "test"), ("direction", "down")) >= Size);
+        Assert.Equal(1, samples.Value("relay_circuits_closed_total", ("route", "test"), ("reason", "complete")));
+        Assert.Equal(1, samples.Value("relay_upstream_connect_seconds_count", ("route", "test")));
+        Assert.Equal(1, samples.Value("relay_upstream_connect_seconds_bucket", ("route", "test"), ("le", "+Inf")));
+        Assert.True(samples.Value("relay_upstream_connect_seconds_sum", ("route", "test")) > 0);
+    }
+
+    [Fact]
+    public async Task Bytes_of_an_open_circuit_are_counted_while_it_is_open()
+    {
+        await using var upstream = new TestServer(TestServer.Echo);
+        await using var relay = await LiveRelay.StartAsync(upstream.Endpoint);
+        using var client = await SocketIo.ConnectAsync(relay.Listen);
+
+        await client.SendAsync(new byte[1000], SocketFlags.None);
+        await SocketIo.ReadExactlyAsync(client, 1000).WaitAsync(Timeout);
+        var samples = PrometheusText.Parse(await relay.GetTextAsync("/metrics"));
+
+        Assert.Equal(1, samples.Value("relay_circuits_active", ("route", "test")));
+        Assert.Equal(1, samples.Where(s => s.Name == "relay_core_circuits_active").Sum(s => s.Value));
+        Assert.Equal(1000, samples.Value("relay_bytes_total", ("route", "test"), ("direction", "up")));
+        Assert.Equal(1000, samples.Value("relay_bytes_total", ("route", "test"), ("direction", "down")));
+    }
+
+    [Fact]
+    public async Task A_refused_upstream_counts_as_an_upstream_refused_circuit_error()
+    {
+        var refusing = new IPEndPoint(IPAddress.Loopback, Endpoints.ClosedPort());
+        await using var relay = await LiveRelay.StartAsync(refusing);
+
+        Assert.Equal("reset", await SocketIo.ConnectThenReadUntilClosedAsync(relay.Listen, Timeout));
+
+        await RelayHarness.Eventually(() => relay.Node.Circuits.Count == 0, "the circuit to close");
+        var samples = PrometheusText.Parse(await relay.GetTextAsync("/metrics"));
+
+        Assert.Equal(1, samples.Value("relay_circuit_errors_total", ("route", "test"), ("reason", CloseReasons.UpstreamRefused)));
+        Assert.Equal(1, samples.Value("relay_circuits_closed_total", ("route", "test"), ("reason", CloseReasons.UpstreamRefused)));
+        Assert.Equal(0, samples.Value("relay_upstream_connect_seconds_count", ("route", "test")));
+    }
+
+    [Fact]
+    public void Label_values_escape_backslash_quote_and_newline_only()
+    {
+        var text = new StringBuilder();
+
+        MetricsRoutes.AppendEscaped(text, "a\\b\"c\nd é");
+
+        Assert.Equal("a\\\\b\\\"c\\nd é", text.ToString());
+    }
+}
