@@ -110,10 +110,15 @@ public static class RelayCli
             HelpName = "TOKEN",
         };
         var logFormat = LogFormatOption();
+        var logFile = new Option<string?>("--log-file")
+        {
+            Description = "Also write the log to a daily rolling file (7 kept, at most 100 MB each), in the --log-format.",
+            HelpName = "PATH",
+        };
 
         var command = new Command("run", "Run the relay with the routes of the config files and flags.")
         {
-            config, route, transparent, management, token, logFormat,
+            config, route, transparent, management, token, logFormat, logFile,
         };
         command.SetAction((parse, ct) => Guarded(stderr, () =>
         {
@@ -135,7 +140,17 @@ public static class RelayCli
                     "no routes to run: give --route [NAME@]LISTEN=UPSTREAM or a --config file with relay.routes");
             }
 
-            return handlers.Run(new RunRequest(settings, full, parse.GetValue(logFormat)), ct);
+            var logPath = parse.GetValue(logFile);
+            if (logPath is not null)
+            {
+                var directory = Path.GetDirectoryName(Path.GetFullPath(logPath))!;
+                if (!Directory.Exists(directory))
+                {
+                    throw new RelayConfigException("--log-file", logPath, $"the directory {directory} does not exist");
+                }
+            }
+
+            return handlers.Run(new RunRequest(settings, full, parse.GetValue(logFormat), logPath), ct);
         }));
         return command;
     }

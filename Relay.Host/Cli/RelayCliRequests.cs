@@ -9,7 +9,7 @@ namespace Relay.Host.Cli;
 /// (flags over files over the embedded defaults) including any <c>akka.*</c> keys, for the
 /// ActorSystem.
 /// </summary>
-public sealed record RunRequest(RelaySettings Settings, Config FullConfig, LogFormat LogFormat);
+public sealed record RunRequest(RelaySettings Settings, Config FullConfig, LogFormat LogFormat, string? LogFile = null);
 
 /// <summary><c>relay demo</c>: how long to push traffic and over how many concurrent circuits.</summary>
 public sealed record DemoRequest(int Seconds, int Circuits, LogFormat LogFormat);

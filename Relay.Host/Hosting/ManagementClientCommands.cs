@@ -20,15 +20,16 @@ public static class ManagementClientCommands
         try
         {
             using var ready = await http.GetAsync("health/ready", cancellation);
+            var routes = await http.GetFromJsonAsync("routes", ManagementJsonContext.Default.IReadOnlyListRouteView, cancellation) ?? [];
             var circuits = await http.GetFromJsonAsync("circuits", ManagementJsonContext.Default.CircuitViewArray, cancellation) ?? [];
             await stdout.WriteLineAsync($"node       {request.Management}");
             await stdout.WriteLineAsync($"ready      {(ready.IsSuccessStatusCode ? "yes" : "no")}");
-            await stdout.WriteLineAsync($"circuits   {circuits.Length}");
+            await stdout.WriteLineAsync($"circuits   {circuits.Length} live");
             await stdout.WriteLineAsync();
-            await stdout.WriteLineAsync($"{"ROUTE",-20} {"CIRCUITS",8} {"UP",12} {"DOWN",12}");
-            foreach (var route in circuits.GroupBy(c => c.Route).OrderBy(g => g.Key, StringComparer.Ordinal))
+            await stdout.WriteLineAsync($"{"ROUTE",-16} {"LISTEN",-22} {"UPSTREAM",-22} {"STATE",-10} {"ACTIVE",7} {"TOTAL",9} {"UP",10} {"DOWN",10}");
+            foreach (var route in routes.OrderBy(r => r.Name, StringComparer.Ordinal))
             {
-                await stdout.WriteLineAsync($"{route.Key,-20} {route.Count(),8} {Bytes(route.Sum(c => c.BytesUp)),12} {Bytes(route.Sum(c => c.BytesDown)),12}");
+                await stdout.WriteLineAsync($"{route.Name,-16} {route.Listen,-22} {route.Upstream,-22} {route.State,-10} {route.Active,7} {route.Total,9} {Bytes(route.BytesUp),10} {Bytes(route.BytesDown),10}");
             }
 
             return 0;

@@ -22,7 +22,7 @@ public static class RunCommand
     public static async Task<int> RunAsync(RunRequest request, TextWriter stderr, CancellationToken cancellation)
     {
         var levelSwitch = new LoggingLevelSwitch(LogEventLevel.Information);
-        await using var logger = RelayLogging.CreateLogger(request.LogFormat, levelSwitch);
+        await using var logger = RelayLogging.CreateLogger(request.LogFormat, levelSwitch, rollingFilePath: request.LogFile);
         Log.Logger = logger;
         var settings = request.Settings;
 

@@ -49,6 +49,67 @@ public sealed class RelayProcessTests
     }
 
     [Fact]
+    public async Task Status_and_circuits_print_tables_from_a_live_node_and_the_log_file_rolls_its_events()
+    {
+        var release = new TaskCompletionSource();
+        await using var server = new TestServer(async socket =>
+        {
+            await release.Task;
+            await TestServer.Echo(socket);
+        });
+        var logDir = Path.Combine(Path.GetTempPath(), $"relay-log-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(logDir);
+        try
+        {
+            using var relay = RelayProcess.Start("run", "--route", $"web@127.0.0.1:0={server.Endpoint}",
+                "--management", "127.0.0.1:0", "--log-format", "json", "--log-file", Path.Combine(logDir, "relay-.clef"));
+            var bound = JsonDocument.Parse(await relay.WaitForLineAsync(l => l.Contains("\"ListenerBound\""), Wait)).RootElement;
+            var listen = IPEndPoint.Parse(bound.GetProperty("Listen").GetString()!);
+            var mgmt = JsonDocument.Parse(await relay.WaitForLineAsync(l => l.Contains("\"ManagementListening\""), Wait)).RootElement
+                .GetProperty("ManagementAddress").GetString()!;
+
+            using var client = await SocketIo.ConnectAsync(listen);
+            await client.SendAsync(new byte[1000], SocketFlags.None);
+            var (circuitsCode, circuitsOut, _) = await RelayProcess.RunAsync(Wait, "circuits", "--management", mgmt);
+            var (statusCode, statusOut, _) = await RelayProcess.RunAsync(Wait, "status", "--management", mgmt);
+
+            Assert.Equal(0, circuitsCode);
+            Assert.Contains(circuitsOut, l => l.Contains(" web ") && l.Contains(server.Endpoint.ToString()) && (l.Contains("established") || l.Contains("connecting")));
+            Assert.Contains("1 circuit(s)", circuitsOut);
+            Assert.Equal(0, statusCode);
+            Assert.Contains("ready      yes", statusOut);
+            Assert.Contains(statusOut, l => l.StartsWith("web ", StringComparison.Ordinal) && l.Contains("listening") && l.Contains(listen.ToString()));
+
+            release.SetResult();
+            client.Shutdown(SocketShutdown.Send);
+            Assert.Equal(1000, (await SocketIo.ReadToEndAsync(client).WaitAsync(Wait)).Bytes);
+            await relay.WaitForLineAsync(l => l.Contains("\"CircuitClosed\""), Wait);
+            relay.Signal(SigTerm);
+            Assert.Equal(0, await relay.WaitForExitAsync(Wait));
+
+            var file = Assert.Single(Directory.GetFiles(logDir));
+            var lines = await File.ReadAllLinesAsync(file);
+            Assert.Contains(lines, l => l.Contains("\"CircuitClosed\"") && l.Contains("\"complete\""));
+            Assert.All(lines, line => JsonDocument.Parse(line));
+        }
+        finally
+        {
+            Directory.Delete(logDir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task Status_against_an_unreachable_endpoint_exits_1_with_one_line()
+    {
+        var closed = Endpoints.ClosedPort();
+
+        var (code, _, stderr) = await RelayProcess.RunAsync(Wait, "status", "--management", $"127.0.0.1:{closed}");
+
+        Assert.Equal(1, code);
+        Assert.StartsWith($"relay: cannot reach the management endpoint http://127.0.0.1:{closed}/", Assert.Single(stderr));
+    }
+
+    [Fact]
     public async Task A_port_in_use_exits_1_with_one_line_on_stderr_and_no_stack_trace()
     {
         using var occupant = Endpoints.Occupy();
@@ -84,6 +145,20 @@ public sealed class RelayProcessTests
 
         Assert.Equal(2, code);
         Assert.Contains(named, Assert.Single(stderr, l => l.Length > 0));
+    }
+
+    [Fact]
+    public async Task A_log_file_in_a_missing_directory_exits_2_naming_the_option()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"relay-missing-{Guid.NewGuid():N}", "relay.log");
+
+        var (code, _, stderr) = await RelayProcess.RunAsync(Wait, "run", "--route", "127.0.0.1:0=127.0.0.1:9",
+            "--management", "off", "--log-file", path);
+
+        Assert.Equal(2, code);
+        var line = Assert.Single(stderr);
+        Assert.Contains("--log-file", line);
+        Assert.Contains("does not exist", line);
     }
 
     [Fact]
