@@ -99,6 +99,21 @@ public sealed class SerilogLoggerTests : IDisposable
     }
 
     [Fact]
+    public async Task Akkas_own_semantic_events_keep_their_named_properties()
+    {
+        var system = StartSystem(LogFormat.Json);
+
+        // Akka logs "CoordinatedShutdown invoked due to [Reason:{Reason}]. Exiting with
+        // [ExitCode:{ExitCode}]." with named properties; they must survive the bridge.
+        await Akka.Actor.CoordinatedShutdown.Get(system).Run(Akka.Actor.CoordinatedShutdown.ClrExitReason.Instance);
+
+        var json = _capture.WaitForJson(j => Property(j, "@mt")?.StartsWith("CoordinatedShutdown invoked", StringComparison.Ordinal) == true);
+        Assert.Contains("ClrExitReason", Property(json, "Reason"));
+        Assert.Equal(0, json.GetProperty("ExitCode").GetInt32());
+        Assert.Equal("Akka.Actor.CoordinatedShutdown", Property(json, "SourceContext"));
+    }
+
+    [Fact]
     public void Dead_letter_arrives_through_the_same_pipeline()
     {
         var system = StartSystem(LogFormat.Json);
