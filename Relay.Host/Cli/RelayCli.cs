@@ -77,7 +77,7 @@ public static class RelayCli
         root.Add(RunCommand(handlers, stderr));
         root.Add(DemoCommand(handlers, stderr));
         root.Add(CheckConfigCommand(stdout, stderr));
-        root.Add(StatusCommand("status", "Show the node's health and circuit totals from the management API.", handlers.Status, withFilters: false, stderr));
+        root.Add(StatusCommand("status", "Show the node's readiness and one row per route (state, circuits, bytes) from the management API.", handlers.Status, withFilters: false, stderr));
         root.Add(StatusCommand("circuits", "List circuits from the management API as a table.", handlers.Circuits, withFilters: true, stderr));
         return root;
     }
