@@ -74,20 +74,6 @@ public static class CircuitCommands
 /// </summary>
 internal static class PumpProtocol
 {
-    /// <summary>
-    /// A pending socket operation finished; the actor reads the result from its own
-    /// <see cref="SocketAsyncEventArgs"/>. A singleton, so completions allocate nothing.
-    /// Dead letters of it (completions racing a stop) are expected and not logged.
-    /// </summary>
-    public sealed class IoCompleted : IDeadLetterSuppression, INoSerializationVerificationNeeded
-    {
-        public static readonly IoCompleted Instance = new();
-
-        private IoCompleted()
-        {
-        }
-    }
-
     /// <summary>The reader saw EOF: the writer shuts down its side once every queued byte is out.</summary>
     public sealed class EndOfStream : IDeadLetterSuppression, INoSerializationVerificationNeeded
     {

@@ -81,11 +81,11 @@ public sealed partial class CircuitSupervisor : UntypedActor
 
     protected override void PreStart()
     {
+        _loop = CoreEventLoop.Require();
         _entry.ClientSocket = _client;
-        _entry.ThreadId = ThreadAffinity.CurrentThreadId();
+        _entry.ThreadId = _loop.ThreadId;
         _entry.State = CircuitState.Connecting;
         _registry.Add(_entry);
-        _loop = CoreEventLoop.Require();
         try
         {
             _clientIo = _loop.Register(_client);

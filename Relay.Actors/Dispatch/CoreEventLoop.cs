@@ -65,7 +65,14 @@ public sealed unsafe class CoreEventLoop : IDisposable
     /// <summary>Live registrations, for tests and diagnostics.</summary>
     public int Registrations => _nextToken - _freeTokens.Count;
 
-    internal void MakeCurrent() => t_current = this;
+    /// <summary>The OS thread id (tid) of the loop's thread, read once when it starts.</summary>
+    public int ThreadId { get; private set; }
+
+    internal void MakeCurrent()
+    {
+        ThreadId = ThreadAffinity.CurrentThreadId();
+        t_current = this;
+    }
 
     /// <summary>
     /// Watches <paramref name="socket"/> for readiness until <see cref="Unregister"/>. The

@@ -2,14 +2,14 @@ namespace Relay.Actors.Listening;
 
 /// <summary>
 /// Spreads new circuits over the per-core dispatchers: the core with the fewest live
-/// circuits wins, ties go round-robin (Kestrel spreads connections over its IOQueues the
-/// same way). Shared by every listener of a node, so routes balance together.
+/// circuits wins, ties go to the core that accepted (Kestrel spreads connections over its
+/// IOQueues by load the same way). Shared by every listener of a node, so routes balance
+/// together.
 /// </summary>
 public sealed class CoreBalancer
 {
     private readonly long[] _active;
     private readonly long[] _total;
-    private int _next;
 
     public CoreBalancer(int cores)
     {
@@ -26,12 +26,10 @@ public sealed class CoreBalancer
     /// <summary>Circuits ever started on <paramref name="core"/>.</summary>
     public long TotalOn(int core) => Volatile.Read(ref _total[core]);
 
-    /// <summary>Chooses a core for a new circuit and counts the circuit on it.</summary>
-    public int Acquire() => Acquire((int)((uint)Interlocked.Increment(ref _next) % (uint)_active.Length));
-
     /// <summary>
-    /// As <see cref="Acquire()"/>, but <paramref name="preferred"/> wins ties: an acceptor
-    /// running on a core keeps the circuit on its own thread unless another core has fewer.
+    /// Chooses a core for a new circuit and counts the circuit on it: <paramref name="preferred"/>
+    /// (the accepting core) unless another core has fewer live circuits, so an acceptor keeps
+    /// the circuit on its own thread when the cores are balanced.
     /// </summary>
     public int Acquire(int preferred)
     {

@@ -6,6 +6,7 @@ using Akka.Event;
 using Relay.Actors.Circuits;
 using Relay.Actors.Configuration;
 using Relay.Actors.Dispatch;
+using Relay.Actors.Dispatch.Internal;
 using Relay.Actors.Metrics;
 using Relay.Actors.Tuning;
 
@@ -18,10 +19,6 @@ namespace Relay.Actors.Listening;
 /// </summary>
 public sealed class ListenerActor : UntypedActor
 {
-    // <sys/socket.h> on Linux
-    private const int SolSocket = 1;
-    private const int SoReuseAddr = 2;
-
     private readonly RouteSettings _route;
     private readonly CircuitRegistry _registry;
     private readonly CoreBalancer _balancer;
@@ -65,7 +62,7 @@ public sealed class ListenerActor : UntypedActor
             // Restarting the relay must not wait for old connections in TIME_WAIT: SO_REUSEADDR.
             // Set raw, because .NET's ReuseAddress on Linux also sets SO_REUSEPORT, which would
             // let a second process bind the same port and silently take half the connections.
-            _socket.SetRawSocketOption(SolSocket, SoReuseAddr, BitConverter.GetBytes(1));
+            _socket.SetRawSocketOption(Epoll.SOL_SOCKET, Epoll.SO_REUSEADDR, BitConverter.GetBytes(1));
             // Client-side options go on the listener: accepted sockets inherit them, and
             // buffers and MSS must be in place before the handshake to take effect.
             SocketTuner.Apply(_socket, _route.Circuit.ClientSide);

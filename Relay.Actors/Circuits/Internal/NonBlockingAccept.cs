@@ -38,7 +38,7 @@ internal static unsafe class NonBlockingAccept
                     // Interrupted, or the client gave up while queued: try the next one.
                     continue;
                 default:
-                    return NonBlockingConnect.FromErrno(errno);
+                    return Epoll.ToSocketError(errno);
             }
         }
     }

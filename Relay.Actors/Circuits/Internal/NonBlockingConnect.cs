@@ -13,10 +13,6 @@ namespace Relay.Actors.Circuits.Internal;
 /// </summary>
 internal static unsafe class NonBlockingConnect
 {
-    private const int SolSocket = 1;
-    private const int SoError = 4;
-    private const int IpProtoTcp = 6;
-    private const int TcpInfo = 11;
     private const byte TcpSynSent = 2;
 
     /// <summary>Starts connecting. Returns Success (connected at once), WouldBlock (wait for writable) or the error.</summary>
@@ -58,7 +54,7 @@ internal static unsafe class NonBlockingConnect
         }
 
         var errno = Marshal.GetLastPInvokeError();
-        return errno == Epoll.EINPROGRESS ? SocketError.WouldBlock : FromErrno(errno);
+        return errno == Epoll.EINPROGRESS ? SocketError.WouldBlock : Epoll.ToSocketError(errno);
     }
 
     /// <summary>
@@ -71,15 +67,15 @@ internal static unsafe class NonBlockingConnect
         Span<byte> info = stackalloc byte[8];
         try
         {
-            socket.GetRawSocketOption(SolSocket, SoError, value);
-            var error = FromErrno(MemoryMarshal.Read<int>(value));
+            socket.GetRawSocketOption(Epoll.SOL_SOCKET, Epoll.SO_ERROR, value);
+            var error = Epoll.ToSocketError(MemoryMarshal.Read<int>(value));
             if (error != SocketError.Success)
             {
                 return error;
             }
 
             // struct tcp_info starts with tcpi_state: still SYN_SENT means not done yet.
-            socket.GetRawSocketOption(IpProtoTcp, TcpInfo, info);
+            socket.GetRawSocketOption(Epoll.IPPROTO_TCP, Epoll.TCP_INFO, info);
             return info[0] == TcpSynSent ? SocketError.WouldBlock : SocketError.Success;
         }
         catch (SocketException e)
@@ -87,21 +83,4 @@ internal static unsafe class NonBlockingConnect
             return e.SocketErrorCode;
         }
     }
-
-    /// <summary>The Linux errno values a connect can end with, as .NET names them.</summary>
-    internal static SocketError FromErrno(int errno) => errno switch
-    {
-        0 => SocketError.Success,
-        111 => SocketError.ConnectionRefused,     // ECONNREFUSED
-        113 => SocketError.HostUnreachable,       // EHOSTUNREACH
-        101 => SocketError.NetworkUnreachable,    // ENETUNREACH
-        110 => SocketError.TimedOut,              // ETIMEDOUT
-        104 => SocketError.ConnectionReset,       // ECONNRESET
-        99 => SocketError.AddressNotAvailable,    // EADDRNOTAVAIL
-        100 => SocketError.NetworkDown,           // ENETDOWN
-        112 => SocketError.HostDown,              // EHOSTDOWN
-        13 or 1 => SocketError.AccessDenied,      // EACCES, EPERM (a firewall rule)
-        24 or 23 => SocketError.TooManyOpenSockets, // EMFILE, ENFILE
-        _ => SocketError.SocketError,
-    };
 }

@@ -27,6 +27,13 @@ internal static unsafe partial class Epoll
     public const int EINTR = 4;
     public const int EINPROGRESS = 115;
 
+    // <sys/socket.h>, <netinet/tcp.h>
+    public const int SOL_SOCKET = 1;
+    public const int SO_REUSEADDR = 2;
+    public const int SO_ERROR = 4;
+    public const int IPPROTO_TCP = 6;
+    public const int TCP_INFO = 11;
+
     /// <summary>
     /// struct epoll_event is packed on x86-64 (12 bytes: events at 0, data at 4) and naturally
     /// aligned elsewhere (16 bytes: data at 8), so events are read from raw memory.
@@ -76,4 +83,21 @@ internal static unsafe partial class Epoll
         var ev = stackalloc byte[16];
         return Control(epfd, EPOLL_CTL_DEL, fd, ev);
     }
+
+    /// <summary>The Linux errno values a connect or accept can end with, as .NET names them.</summary>
+    public static System.Net.Sockets.SocketError ToSocketError(int errno) => errno switch
+    {
+        0 => System.Net.Sockets.SocketError.Success,
+        111 => System.Net.Sockets.SocketError.ConnectionRefused,     // ECONNREFUSED
+        113 => System.Net.Sockets.SocketError.HostUnreachable,       // EHOSTUNREACH
+        101 => System.Net.Sockets.SocketError.NetworkUnreachable,    // ENETUNREACH
+        110 => System.Net.Sockets.SocketError.TimedOut,              // ETIMEDOUT
+        104 => System.Net.Sockets.SocketError.ConnectionReset,       // ECONNRESET
+        99 => System.Net.Sockets.SocketError.AddressNotAvailable,    // EADDRNOTAVAIL
+        100 => System.Net.Sockets.SocketError.NetworkDown,           // ENETDOWN
+        112 => System.Net.Sockets.SocketError.HostDown,              // EHOSTDOWN
+        13 or 1 => System.Net.Sockets.SocketError.AccessDenied,      // EACCES, EPERM (a firewall rule)
+        24 or 23 => System.Net.Sockets.SocketError.TooManyOpenSockets, // EMFILE, ENFILE
+        _ => System.Net.Sockets.SocketError.SocketError,
+    };
 }
