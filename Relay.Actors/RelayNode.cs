@@ -7,6 +7,7 @@ using Relay.Actors.Circuits;
 using Relay.Actors.Configuration;
 using Relay.Actors.Dispatch;
 using Relay.Actors.Listening;
+using Relay.Actors.Listening.Admission;
 using Relay.Actors.Metrics;
 
 namespace Relay.Actors;
@@ -89,6 +90,7 @@ public sealed class RelayNode : IAsyncDisposable
         var cores = new CoreBalancer(settings.Dispatchers.Cores);
         var node = nodeName ?? global::System.Net.Dns.GetHostName();
         var metrics = new RelayMetrics(settings.Routes.Select(r => r.Name));
+        NodeAdmission.For(system).Apply(settings.Limits);
         var guardian = system.ActorOf(RelayGuardian.Props(settings, circuits, cores, node, metrics), "relay");
         object answer;
         try

@@ -213,6 +213,11 @@ public sealed partial class CircuitSupervisor : UntypedActor
             return;
         }
 
+        if (!TrySendProxyHeader())
+        {
+            return;
+        }
+
         _connectTimer?.Cancel();
         _metrics?.OnUpstreamConnected(Stopwatch.GetTimestamp() - _connectStartedTicks);
         StartPumps(_upstream!);

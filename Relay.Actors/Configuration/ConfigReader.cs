@@ -152,6 +152,44 @@ internal readonly struct ConfigReader
 
     public string String(string key) => Scalar(key);
 
+    /// <summary>A list of strings, like <c>["10.0.0.0/8", "::1"]</c>; a single string counts as a list of one.</summary>
+    public IReadOnlyList<string> StringList(string key, string example)
+    {
+        var value = _config.GetValue(key);
+        if (value is null)
+        {
+            throw new RelayConfigException(KeyPath(key), null, "is missing");
+        }
+
+        if (value.IsString())
+        {
+            return [value.GetString()];
+        }
+
+        if (TryGetList(value, out var items))
+        {
+            var result = new List<string>(items.Count);
+            foreach (var item in items)
+            {
+                if (!item.IsString())
+                {
+                    throw new RelayConfigException(KeyPath(key), SafeString(item), $"must be a list of strings, like {example}");
+                }
+
+                result.Add(item.GetString());
+            }
+
+            return result;
+        }
+
+        if (value.Values.Count == 0 || value.Values.All(v => v is HoconArray))
+        {
+            return [];
+        }
+
+        throw new RelayConfigException(KeyPath(key), SafeString(value), $"must be a list of strings, like {example}");
+    }
+
     public bool IsAuto(string key) => string.Equals(Raw(key)?.Trim(), "auto", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>

@@ -31,7 +31,8 @@ public sealed partial record RelaySettings
 
     internal static readonly KeySchema CircuitSchema =
         KeySchema.Leaves("connect-timeout", "idle-timeout", "half-closed-timeout", "write-size", "window", "backlog")
-            .With(("client-side", SideSchema), ("upstream-side", SideSchema));
+            .With(("client-side", SideSchema), ("upstream-side", SideSchema))
+            .With(AdmissionKeys());
 
     internal static readonly KeySchema RouteSchema = CircuitSchema.With(
         ("name", null), ("listen", null), ("upstream", null), ("mode", null));
@@ -41,7 +42,8 @@ public sealed partial record RelaySettings
         ("defaults", CircuitSchema),
         ("dispatchers", KeySchema.Leaves("cores", "pin", "throughput")),
         ("management", KeySchema.Leaves("endpoint", "token")),
-        ("cluster", KeySchema.Leaves("enabled", "vip", "vip-device")));
+        ("cluster", KeySchema.Leaves("enabled", "vip", "vip-device")),
+        ("limits", KeySchema.Leaves(LimitKeyNames())));
 
     private static readonly Lazy<IReadOnlyList<string>?> AvailableCongestion = new(ReadAvailableCongestion);
 
@@ -80,11 +82,15 @@ public sealed partial record RelaySettings
         var defaultsReader = new ConfigReader(defaultsConfig, "relay.defaults");
         var defaults = ReadCircuit(defaultsReader, routeObject: null);
         defaultsReader.Int("backlog", 1, 65535);
+        ReadAdmission(defaultsReader); // so a bad default is reported under relay.defaults, even with no route
 
         var routes = ReadRoutes(config, defaultsConfig);
         var dispatchers = ReadDispatchers(new ConfigReader(config.GetConfig("relay.dispatchers"), "relay.dispatchers"));
         var management = ReadManagement(new ConfigReader(config.GetConfig("relay.management"), "relay.management"));
-        return new RelaySettings(routes, defaults, dispatchers, management);
+        return new RelaySettings(routes, defaults, dispatchers, management)
+        {
+            Limits = ReadLimits(new ConfigReader(config.GetConfig("relay.limits"), "relay.limits")),
+        };
     }
 
     private static List<RouteSettings> ReadRoutes(Config config, Config defaultsConfig)
@@ -143,7 +149,7 @@ public sealed partial record RelaySettings
             }
 
             var backlog = reader.Int("backlog", 1, 65535);
-            routes.Add(new RouteSettings(name, listen, upstream, backlog, ReadCircuit(reader, local)));
+            routes.Add(WithAdmission(new RouteSettings(name, listen, upstream, backlog, ReadCircuit(reader, local)), reader));
         }
 
         return routes;

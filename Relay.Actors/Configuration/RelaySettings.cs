@@ -10,7 +10,11 @@ public sealed partial record RelaySettings(
     IReadOnlyList<RouteSettings> Routes,
     CircuitSettings Defaults,
     DispatcherSettings Dispatchers,
-    ManagementSettings Management);
+    ManagementSettings Management)
+{
+    /// <summary>Node-wide admission limits over all routes (<c>relay.limits</c>).</summary>
+    public LimitSettings Limits { get; init; } = LimitSettings.None;
+}
 
 /// <summary>One port-forward route: accept on <see cref="Listen"/>, relay to <see cref="Upstream"/>.</summary>
 public sealed record RouteSettings(
@@ -18,7 +22,17 @@ public sealed record RouteSettings(
     IPEndPoint Listen,
     UpstreamAddress Upstream,
     int Backlog,
-    CircuitSettings Circuit);
+    CircuitSettings Circuit)
+{
+    /// <summary>Which clients may connect (<c>allow</c>, <c>deny</c>).</summary>
+    public AccessList Access { get; init; } = AccessList.Open;
+
+    /// <summary>The route's own admission limits (<c>max-circuits</c>, ...).</summary>
+    public LimitSettings Limits { get; init; } = LimitSettings.None;
+
+    /// <summary>PROXY protocol headers sent to upstreams and expected from clients.</summary>
+    public ProxyProtocolSettings ProxyProtocol { get; init; } = ProxyProtocolSettings.Off;
+}
 
 /// <summary>
 /// Where a route's circuits connect. <see cref="Host"/> is an IP literal or a DNS name;
