@@ -166,8 +166,12 @@ internal readonly struct ConfigReader
             return [value.GetString()];
         }
 
-        if (TryGetList(value, out var items))
+        // Inside a list of objects, Akka's parser can leave a whitespace literal beside the
+        // array (routes = [ { allow = ["a"] } ]): the array is still the value.
+        var arrays = value.Values.OfType<HoconArray>().ToList();
+        if (arrays.Count > 0 && value.Values.Where(v => v is not HoconArray).All(v => string.IsNullOrWhiteSpace(v.GetString())))
         {
+            var items = arrays.SelectMany(a => a).ToList();
             var result = new List<string>(items.Count);
             foreach (var item in items)
             {
@@ -182,7 +186,7 @@ internal readonly struct ConfigReader
             return result;
         }
 
-        if (value.Values.Count == 0 || value.Values.All(v => v is HoconArray))
+        if (value.Values.Count == 0)
         {
             return [];
         }
