@@ -82,8 +82,9 @@ public sealed partial class AcceptorActor
     /// <summary>Resets a refused connection at once, counts it, and logs it at most once a second per route.</summary>
     private void Refuse(Socket client, IPEndPoint who, string reason)
     {
-        ResetQuietly(client);
+        // Counted before the reset, so whoever sees the reset also sees the count.
         _metrics.OnRefused(reason);
+        ResetQuietly(client);
         if (Admission.RefusalLog.ShouldLog(out var suppressed))
         {
             _log.Warning("{EventName:l} route {Route} refused {Client}: {Reason}; {Suppressed} more refused since the last line",
