@@ -54,10 +54,15 @@ public sealed class DescriptorExhaustionTests
             await relay.WaitForLineAsync(IsPaused, Wait);
             Assert.False(relay.HasExited);
 
-            // Paused, the relay waits on a timer: it neither spins nor logs per attempt.
+            // Paused, the relay waits on a timer: it neither spins nor logs per attempt. (The
+            // first moments after the pause still carry the burst's work, so they are skipped.)
+            await Task.Delay(TimeSpan.FromSeconds(1.5));
             var cpuBefore = CpuSeconds(relay.Id);
             await Task.Delay(TimeSpan.FromSeconds(2));
-            Assert.InRange(CpuSeconds(relay.Id) - cpuBefore, 0, 0.6);
+            var cpu = CpuSeconds(relay.Id) - cpuBefore;
+            // Measured here: 0.13-0.16 s (tier-1 JIT of the burst's hot methods); a spinning
+            // acceptor would burn most of the 2 s.
+            Assert.True(cpu <= 0.5, $"the paused relay used {cpu:0.00} CPU-seconds in 2 s");
             Assert.Single(relay.Stdout, IsPaused);
 
             // Free every held connection: the relay must accept again without any help.
