@@ -27,6 +27,12 @@ public sealed record LimitSettings(int? MaxCircuits, int? MaxCircuitsPerSource, 
     public static readonly LimitSettings None = new(null, null, null);
 }
 
+/// <summary>The admission keys of one route, or of <c>relay.defaults</c> that routes start from.</summary>
+public sealed record AdmissionDefaults(AccessList Access, LimitSettings Limits, ProxyProtocolSettings ProxyProtocol)
+{
+    public static readonly AdmissionDefaults Open = new(AccessList.Open, LimitSettings.None, ProxyProtocolSettings.Off);
+}
+
 /// <summary>
 /// The PROXY protocol on a route: the header sent to upstreams (<see cref="Send"/>) and
 /// whether one is expected from clients (<see cref="Accept"/>) within <see cref="HeaderTimeout"/>.

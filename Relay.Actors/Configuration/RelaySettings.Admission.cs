@@ -28,14 +28,14 @@ public sealed partial record RelaySettings
 
     private static RouteSettings WithAdmission(RouteSettings route, ConfigReader r)
     {
-        var (access, limits, proxy) = ReadAdmission(r);
-        return route with { Access = access, Limits = limits, ProxyProtocol = proxy };
+        var admission = ReadAdmission(r);
+        return route with { Access = admission.Access, Limits = admission.Limits, ProxyProtocol = admission.ProxyProtocol };
     }
 
-    private static (AccessList, LimitSettings, ProxyProtocolSettings) ReadAdmission(ConfigReader r)
+    private static AdmissionDefaults ReadAdmission(ConfigReader r)
     {
         var access = new AccessList(ReadNetworks(r, "allow"), ReadNetworks(r, "deny"));
-        return (access.IsOpen ? AccessList.Open : access, ReadLimits(r), ReadProxyProtocol(r));
+        return new AdmissionDefaults(access.IsOpen ? AccessList.Open : access, ReadLimits(r), ReadProxyProtocol(r));
     }
 
     private static LimitSettings ReadLimits(ConfigReader r)

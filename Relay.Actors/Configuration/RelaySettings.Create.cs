@@ -82,7 +82,7 @@ public sealed partial record RelaySettings
         var defaultsReader = new ConfigReader(defaultsConfig, "relay.defaults");
         var defaults = ReadCircuit(defaultsReader, routeObject: null);
         defaultsReader.Int("backlog", 1, 65535);
-        ReadAdmission(defaultsReader); // so a bad default is reported under relay.defaults, even with no route
+        var defaultAdmission = ReadAdmission(defaultsReader);
 
         var routes = ReadRoutes(config, defaultsConfig);
         var dispatchers = ReadDispatchers(new ConfigReader(config.GetConfig("relay.dispatchers"), "relay.dispatchers"));
@@ -90,6 +90,7 @@ public sealed partial record RelaySettings
         return new RelaySettings(routes, defaults, dispatchers, management)
         {
             Limits = ReadLimits(new ConfigReader(config.GetConfig("relay.limits"), "relay.limits")),
+            DefaultAdmission = defaultAdmission,
         };
     }
 

@@ -14,6 +14,9 @@ public sealed partial record RelaySettings(
 {
     /// <summary>Node-wide admission limits over all routes (<c>relay.limits</c>).</summary>
     public LimitSettings Limits { get; init; } = LimitSettings.None;
+
+    /// <summary>The admission keys of <c>relay.defaults</c> (allow, deny, limits, PROXY protocol).</summary>
+    public AdmissionDefaults DefaultAdmission { get; init; } = AdmissionDefaults.Open;
 }
 
 /// <summary>One port-forward route: accept on <see cref="Listen"/>, relay to <see cref="Upstream"/>.</summary>

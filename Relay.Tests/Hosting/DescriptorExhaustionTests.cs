@@ -57,9 +57,9 @@ public sealed class DescriptorExhaustionTests
             // Paused, the relay waits on a timer: it neither spins nor logs per attempt. (The
             // first moments after the pause still carry the burst's work, so they are skipped.)
             await Task.Delay(TimeSpan.FromSeconds(1.5));
-            var cpuBefore = CpuSeconds(relay.Id);
+            var cpuBefore = CpuSeconds(relay);
             await Task.Delay(TimeSpan.FromSeconds(2));
-            var cpu = CpuSeconds(relay.Id) - cpuBefore;
+            var cpu = CpuSeconds(relay) - cpuBefore;
             // Measured here: 0.13-0.16 s (tier-1 JIT of the burst's hot methods); a spinning
             // acceptor would burn most of the 2 s.
             Assert.True(cpu <= 0.5, $"the paused relay used {cpu:0.00} CPU-seconds in 2 s");
@@ -93,9 +93,10 @@ public sealed class DescriptorExhaustionTests
     }
 
     /// <summary>utime + stime of the process, from /proc/PID/stat (fields 14 and 15, in clock ticks of 1/100 s).</summary>
-    private static double CpuSeconds(int pid)
+    private static double CpuSeconds(RelayProcess relay)
     {
-        var stat = File.ReadAllText($"/proc/{pid}/stat");
+        Assert.False(relay.HasExited, $"the relay died; stderr: {string.Join('\n', relay.Stderr)}; stdout: {string.Join('\n', relay.Stdout.TakeLast(5))}");
+        var stat = File.ReadAllText($"/proc/{relay.Id}/stat");
         var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
         return (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / 100.0;
     }
