@@ -13,6 +13,13 @@ public sealed record AccessList(IReadOnlyList<IPNetwork> Allow, IReadOnlyList<IP
     public static readonly AccessList Open = new([], []);
 
     public bool IsOpen => Allow.Count == 0 && Deny.Count == 0;
+
+    // By content, not list identity: two reads of one config must compare equal (a reload
+    // tells changed routes from unchanged ones this way).
+    public bool Equals(AccessList? other) =>
+        other is not null && Allow.SequenceEqual(other.Allow) && Deny.SequenceEqual(other.Deny);
+
+    public override int GetHashCode() => HashCode.Combine(Allow.Count, Deny.Count);
 }
 
 /// <summary>

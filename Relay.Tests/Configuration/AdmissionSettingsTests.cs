@@ -96,6 +96,26 @@ public sealed class AdmissionSettingsTests
     }
 
     [Fact]
+    public void Check_config_prints_the_admission_keys_and_its_output_reads_back_the_same()
+    {
+        var settings = FromHocon($$"""
+            relay {
+              defaults { deny = ["198.18.9.0/24"], accept-rate = 20 }
+              routes = [ { {{Route}}, allow = ["2001:db8::/32", "198.18.0.0/15"], proxy-protocol = v2, accept-proxy-protocol = on, proxy-header-timeout = 1500ms } ]
+              limits.max-circuits-per-source = 7
+            }
+            """);
+
+        var text = RelayConfigLoader.Render(settings);
+        var again = FromHocon(text);
+
+        Assert.Contains("allow = [\"2001:db8::/32\", \"198.18.0.0/15\"]", text);
+        Assert.Equal(settings.Routes[0], again.Routes[0]);
+        Assert.Equal(settings.DefaultAdmission, again.DefaultAdmission);
+        Assert.Equal(settings.Limits, again.Limits);
+    }
+
+    [Fact]
     public void The_reference_config_documents_every_admission_key()
     {
         var text = RelayConfigLoader.EmbeddedDefaultsText;
