@@ -34,7 +34,7 @@ public sealed partial class CircuitSupervisor
             return false;
         }
 
-        var sent = _upstream!.Send(header, 0, header.Length, SocketFlags.None, out var error);
+        var sent = HeaderSocketIo.Write(_upstream!, header, out var error);
         if (error == SocketError.Success && sent == header.Length)
         {
             return true;

@@ -103,7 +103,7 @@ internal sealed class ProxyHeaderReceiver : UntypedActor
         var buffer = ArrayPool<byte>.Shared.Rent(ProxyHeaderParser.MaxLength);
         try
         {
-            var peeked = _client.Receive(buffer, 0, ProxyHeaderParser.MaxLength, SocketFlags.Peek, out var error);
+            var peeked = HeaderSocketIo.Peek(_client, buffer, ProxyHeaderParser.MaxLength, out var error);
             if (error == SocketError.WouldBlock)
             {
                 _io!.AwaitReadable(Self);
@@ -144,7 +144,7 @@ internal sealed class ProxyHeaderReceiver : UntypedActor
             }
 
             // Consume exactly the header; the bytes after it are the client's payload.
-            var read = _client.Receive(buffer, 0, result.Length, SocketFlags.None, out error);
+            var read = HeaderSocketIo.Read(_client, buffer, result.Length, out error);
             if (error != SocketError.Success || read != result.Length)
             {
                 Reject($"the header could not be read back ({error})");
