@@ -104,6 +104,10 @@ public sealed partial class CircuitSupervisor : UntypedActor
         _connectTimer = Context.System.Scheduler.ScheduleTellOnceCancelable(
             Settings.ConnectTimeout, Self, ConnectTimedOut.Instance, Self);
         Become(Connecting);
+        if (TryBeginTransparentConnect())
+        {
+            return;
+        }
 
         if (IPAddress.TryParse(_route.Upstream.Host, out var address))
         {
@@ -152,7 +156,7 @@ public sealed partial class CircuitSupervisor : UntypedActor
                 break;
 
             case ConnectTimedOut:
-                ResetAndClose(CloseReasons.ConnectTimeout, $"no answer from {_route.Upstream} within {Settings.ConnectTimeout.TotalSeconds:0.###}s");
+                ResetAndClose(CloseReasons.ConnectTimeout, $"no answer from {_entry.Upstream} within {Settings.ConnectTimeout.TotalSeconds:0.###}s");
                 break;
 
             case CircuitCommands.Abort abort:
@@ -172,6 +176,7 @@ public sealed partial class CircuitSupervisor : UntypedActor
         {
             _upstream = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
             SocketTuner.Apply(_upstream, Settings.UpstreamSide);
+            PrepareUpstreamSource(_upstream, endpoint);
         }
         catch (Exception e) when (e is SocketException or SocketTuningException)
         {

@@ -37,6 +37,7 @@ public static class RelayConfigLoader
     /// key by key (HOCON does not merge lists: a later <c>relay.routes</c> replaces an earlier
     /// one). <paramref name="routeSpecs"/> (<c>[NAME@]LISTEN=UPSTREAM</c>) are appended to the
     /// routes of the files; one with the name of a file route replaces that route.
+    /// <paramref name="transparentSpecs"/> (<c>[NAME@]LISTEN</c>) add transparent routes the same way.
     /// <paramref name="managementEndpoint"/> and <paramref name="managementToken"/>, when not
     /// null, override <c>relay.management</c>. The result is not validated: pass it to
     /// <see cref="RelaySettings.Create"/>.
@@ -46,7 +47,8 @@ public static class RelayConfigLoader
         IEnumerable<string> configFiles,
         IEnumerable<string> routeSpecs,
         string? managementEndpoint,
-        string? managementToken)
+        string? managementToken,
+        IEnumerable<string>? transparentSpecs = null)
     {
         ArgumentNullException.ThrowIfNull(configFiles);
         ArgumentNullException.ThrowIfNull(routeSpecs);
@@ -78,7 +80,7 @@ public static class RelayConfigLoader
             flags.Append("relay.management.token = ").AppendLine(HoconText.Quote(managementToken));
         }
 
-        var specs = routeSpecs.Select(RouteSpec.Parse).ToList();
+        var specs = routeSpecs.Select(RouteSpec.Parse).Concat((transparentSpecs ?? []).Select(RouteSpec.ParseTransparent)).ToList();
         if (specs.Count > 0)
         {
             layered = WithRoutes(layered, specs);
@@ -133,7 +135,15 @@ public static class RelayConfigLoader
                 w.Indent++;
                 w.Key("name", HoconText.Quote(route.Name));
                 w.Key("listen", HoconText.Quote(AddressParser.Format(route.Listen)));
-                w.Key("upstream", HoconText.Quote(route.Upstream.ToString()));
+                if (route.Transparent is { } transparent)
+                {
+                    WriteTransparent(w, transparent);
+                }
+                else
+                {
+                    w.Key("upstream", HoconText.Quote(route.Upstream.ToString()));
+                }
+
                 w.Key("backlog", route.Backlog.ToString(CultureInfo.InvariantCulture));
                 WriteCircuit(w, route.Circuit);
                 w.Indent--;
@@ -160,6 +170,20 @@ public static class RelayConfigLoader
         w.Close();
         w.Close();
         return w.ToString();
+    }
+
+    private static void WriteTransparent(HoconWriter w, TransparentSettings t)
+    {
+        static string List(IEnumerable<object> items) => "[" + string.Join(", ", items.Select(i => HoconText.Quote(i.ToString()!))) + "]";
+
+        w.Key("mode", "transparent");
+        w.Key("interception", TransparentSettings.Name(t.Interception));
+        w.Key("upstream-source", TransparentSettings.Name(t.UpstreamSource));
+        w.Open("destinations");
+        w.Key("allow", List(t.Destinations.Allow.Cast<object>()));
+        w.Key("deny", List(t.Destinations.Deny.Cast<object>()));
+        w.Key("ports", List(t.Destinations.Ports.Cast<object>()));
+        w.Close();
     }
 
     private static void WriteCircuit(HoconWriter w, CircuitSettings c)

@@ -34,7 +34,7 @@ public sealed partial record RelaySettings
             .With(("client-side", SideSchema), ("upstream-side", SideSchema));
 
     internal static readonly KeySchema RouteSchema = CircuitSchema.With(
-        ("name", null), ("listen", null), ("upstream", null), ("mode", null));
+        ("name", null), ("listen", null), ("upstream", null), ("mode", null)).With(TransparentRouteKeys);
 
     private static readonly KeySchema RelaySchema = KeySchema.Of(
         ("routes", null), // a list: each element is checked against RouteSchema
@@ -112,7 +112,7 @@ public sealed partial record RelaySettings
             var local = element.GetObject();
             var reader = new ConfigReader(element.ToConfig().WithFallback(defaultsConfig), path);
 
-            CheckMode(reader);
+            var transparent = ReadTransparent(reader, local);
             var name = reader.Has("name") ? reader.String("name").Trim() : $"route-{i + 1}";
             if (!RouteName().IsMatch(name))
             {
@@ -136,14 +136,18 @@ public sealed partial record RelaySettings
 
             CheckListenIsFree(reader, listenText, listen, routes);
 
-            var upstreamText = Required(reader, "upstream", "198.18.1.2:7000");
-            if (!AddressParser.TryParseUpstream(upstreamText, out var upstream, out problem))
+            var upstream = TransparentSettings.OriginalDestination;
+            if (transparent is null)
             {
-                throw new RelayConfigException(reader.KeyPath("upstream"), upstreamText, problem);
+                var upstreamText = Required(reader, "upstream", "198.18.1.2:7000");
+                if (!AddressParser.TryParseUpstream(upstreamText, out upstream, out problem))
+                {
+                    throw new RelayConfigException(reader.KeyPath("upstream"), upstreamText, problem);
+                }
             }
 
             var backlog = reader.Int("backlog", 1, 65535);
-            routes.Add(new RouteSettings(name, listen, upstream, backlog, ReadCircuit(reader, local)));
+            routes.Add(new RouteSettings(name, listen, upstream, backlog, ReadCircuit(reader, local)) { Transparent = transparent });
         }
 
         return routes;
@@ -157,25 +161,6 @@ public sealed partial record RelaySettings
         }
 
         return reader.String(key).Trim();
-    }
-
-    private static void CheckMode(ConfigReader reader)
-    {
-        if (!reader.Has("mode"))
-        {
-            return;
-        }
-
-        var mode = reader.String("mode").Trim();
-        if (mode.Equals("transparent", StringComparison.OrdinalIgnoreCase))
-        {
-            throw new RelayConfigException(reader.KeyPath("mode"), mode, "transparent routes are not supported yet (issue 5)");
-        }
-
-        if (!mode.Equals("forward", StringComparison.OrdinalIgnoreCase))
-        {
-            throw new RelayConfigException(reader.KeyPath("mode"), mode, "must be forward");
-        }
     }
 
     // Two sockets cannot bind the same port where one address is the other's wildcard, so

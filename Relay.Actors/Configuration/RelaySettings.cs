@@ -18,7 +18,15 @@ public sealed record RouteSettings(
     IPEndPoint Listen,
     UpstreamAddress Upstream,
     int Backlog,
-    CircuitSettings Circuit);
+    CircuitSettings Circuit)
+{
+    /// <summary>
+    /// Set for a <c>mode = transparent</c> route: each circuit connects to its connection's
+    /// original destination, and <see cref="Upstream"/> is only
+    /// <see cref="TransparentSettings.OriginalDestination"/>. Null for a forward route.
+    /// </summary>
+    public TransparentSettings? Transparent { get; init; }
+}
 
 /// <summary>
 /// Where a route's circuits connect. <see cref="Host"/> is an IP literal or a DNS name;
@@ -26,7 +34,7 @@ public sealed record RouteSettings(
 /// </summary>
 public sealed record UpstreamAddress(string Host, int Port)
 {
-    public override string ToString() => Host.Contains(':') ? $"[{Host}]:{Port}" : $"{Host}:{Port}";
+    public override string ToString() => Port == 0 ? Host : Host.Contains(':') ? $"[{Host}]:{Port}" : $"{Host}:{Port}";
 }
 
 /// <summary>The per-circuit knobs. Every route has its own copy, defaulted from <c>relay.defaults</c>.</summary>

@@ -8,6 +8,7 @@ using Relay.Actors.Configuration;
 using Relay.Actors.Dispatch;
 using Relay.Actors.Dispatch.Internal;
 using Relay.Actors.Metrics;
+using Relay.Actors.Transparent;
 using Relay.Actors.Tuning;
 
 namespace Relay.Actors.Listening;
@@ -66,6 +67,13 @@ public sealed class ListenerActor : UntypedActor
             // Client-side options go on the listener: accepted sockets inherit them, and
             // buffers and MSS must be in place before the handshake to take effect.
             SocketTuner.Apply(_socket, _route.Circuit.ClientSide);
+            if (_route.Transparent?.Interception == Interception.Tproxy)
+            {
+                // TPROXY delivers connections addressed to foreign hosts; only an
+                // IP_TRANSPARENT socket may accept them.
+                TransparentSockets.MakeTransparent(_socket, $"route {_route.Name} (interception = tproxy)");
+            }
+
             _socket.Bind(_route.Listen);
             _socket.Listen(_route.Backlog);
         }
@@ -95,6 +103,7 @@ public sealed class ListenerActor : UntypedActor
 
         var bound = (IPEndPoint)_socket.LocalEndPoint!;
         _bound = bound;
+        ListeningAddresses.For(Context.System).Add(_route.Name, bound); // the transparent routes' loop guard
         for (var core = 0; core < _balancer.Cores; core++)
         {
             Context.ActorOf(AcceptorActor.Props(_socket, core, _route, _registry, _balancer, _node, _metrics)
@@ -160,5 +169,9 @@ public sealed class ListenerActor : UntypedActor
         _drainWaiters.Clear();
     }
 
-    protected override void PostStop() => _socket?.Dispose();
+    protected override void PostStop()
+    {
+        _socket?.Dispose();
+        ListeningAddresses.For(Context.System).Remove(_route.Name);
+    }
 }

@@ -96,7 +96,7 @@ public static class RelayCli
         };
         var transparent = new Option<string[]>("--transparent")
         {
-            Description = "Transparent gateway route [NAME@]LISTEN (not supported yet: issue 5).",
+            Description = "Transparent gateway route [NAME@]LISTEN, e.g. gw@0.0.0.0:15001: relays each intercepted (REDIRECT) connection to its original destination; repeatable.",
             HelpName = "SPEC",
         };
         var management = new Option<string?>("--management")
@@ -122,17 +122,12 @@ public static class RelayCli
         };
         command.SetAction((parse, ct) => Guarded(stderr, () =>
         {
-            var transparentSpecs = parse.GetValue(transparent) ?? [];
-            if (transparentSpecs.Length > 0)
-            {
-                throw new RelayConfigException("--transparent", transparentSpecs[0], "transparent routes are not supported yet (issue 5)");
-            }
-
             var full = RelayConfigLoader.Load(
                 parse.GetValue(config) ?? [],
                 parse.GetValue(route) ?? [],
                 parse.GetValue(management),
-                parse.GetValue(token));
+                parse.GetValue(token),
+                parse.GetValue(transparent) ?? []);
             var settings = RelaySettings.Create(full);
             if (settings.Routes.Count == 0)
             {
