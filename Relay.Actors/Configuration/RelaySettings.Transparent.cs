@@ -116,6 +116,24 @@ public sealed partial record RelaySettings
         return networks;
     }
 
+    private static bool TryGetArray(HoconValue value, out IReadOnlyList<HoconValue> elements)
+    {
+        try
+        {
+            // `[]` is a HoconArray with no elements (IsArray false), `[ ]` an array plus a
+            // whitespace literal: anything made only of arrays and blanks is a list.
+            var isList = value.Values.Any(v => v is HoconArray)
+                         && value.Values.All(v => v is HoconArray || (v is HoconLiteral l && string.IsNullOrWhiteSpace(l.Value)));
+            elements = isList ? value.Values.OfType<HoconArray>().SelectMany(a => a).ToList() : [];
+            return isList;
+        }
+        catch (Exception e) when (e is not RelayConfigException)
+        {
+            elements = [];
+            return false;
+        }
+    }
+
     /// <summary>The elements of a list of scalars, each with its key path (<c>...ports[1]</c>). Missing or <c>[]</c> is empty.</summary>
     private static IEnumerable<(string Text, string Key)> Strings(string path, HoconValue? value, string example)
     {
@@ -124,13 +142,20 @@ public sealed partial record RelaySettings
             yield break;
         }
 
-        if (!ConfigReader.TryGetList(value, out var elements))
+        // A list nested in an object of a list element parses differently from a top-level
+        // one in Akka's HOCON: accept both shapes.
+        if (!ConfigReader.TryGetList(value, out var elements) && !TryGetArray(value, out elements))
         {
             throw new RelayConfigException(path, ConfigReader.SafeString(value), $"must be a list, like {example}");
         }
 
         for (var i = 0; i < elements.Count; i++)
         {
+            if (elements[i].Values.Count == 0)
+            {
+                continue; // the phantom element Akka's parser puts in `[ ]`
+            }
+
             var key = $"{path}[{i}]";
             var text = ConfigReader.SafeString(elements[i]);
             if (text is null)
