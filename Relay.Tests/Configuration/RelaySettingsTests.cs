@@ -298,7 +298,7 @@ public class RelaySettingsTests
     [InlineData(Route + ", name = \"-web\"", "relay.routes[0].name")]
     [InlineData(Route + ", name = \"has space\"", "relay.routes[0].name")]
     [InlineData(Route + ", name = \"a23456789012345678901234567890123456789012345678901234567890123456\"", "relay.routes[0].name")]
-    [InlineData(Route + ", mode = transparent", "relay.routes[0].mode")]
+    [InlineData(Route + ", mode = transparent", "relay.routes[0].upstream")]
     [InlineData(Route + ", mode = sideways", "relay.routes[0].mode")]
     [InlineData(Route + ", writesize = 1k", "relay.routes[0].writesize")]
     [InlineData(Route + ", client-side { recieve-buffer = 1m }", "relay.routes[0].client-side.recieve-buffer")]
