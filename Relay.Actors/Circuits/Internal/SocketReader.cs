@@ -93,7 +93,7 @@ internal sealed class SocketReader : UntypedActor
         while (!_ended && _free.Count > 0)
         {
             var buffer = ArrayPool<byte>.Shared.Rent(_writeSize);
-            var read = _source.Receive(buffer, 0, _writeSize, SocketFlags.None, out var error);
+            var read = RawSocket.Receive(_source, buffer, _writeSize, out var error);
             if (error == SocketError.Success && read > 0)
             {
                 var segment = _free.Pop();
