@@ -34,6 +34,7 @@ public sealed unsafe class CoreEventLoop : IDisposable
     private IoRegistration?[] _registrations = new IoRegistration?[256];
     private int _nextToken;
     private uint _generation;
+    private long _wakes;
     private bool _disposed;
 
     internal CoreEventLoop()
@@ -216,9 +217,13 @@ public sealed unsafe class CoreEventLoop : IDisposable
         Timers.FireDue();
     }
 
+    /// <summary>How many times the wake eventfd was written, for tests and diagnostics.</summary>
+    internal long Wakes => Interlocked.Read(ref _wakes);
+
     /// <summary>Wakes the loop's thread out of <see cref="Poll"/>; any thread may call it.</summary>
     internal void Wake()
     {
+        Interlocked.Increment(ref _wakes);
         ulong one = 1;
         Epoll.Write(_wakeFd, (byte*)&one, sizeof(ulong));
     }
