@@ -201,10 +201,21 @@ public sealed unsafe class CoreEventLoop : IDisposable
                 continue;
             }
 
-            if ((flags & (Epoll.EPOLLIN | Epoll.EPOLLRDHUP | Epoll.EPOLLHUP | Epoll.EPOLLERR)) != 0 && registration.ReadWaiter is { } reader)
+            if ((flags & (Epoll.EPOLLIN | Epoll.EPOLLRDHUP | Epoll.EPOLLHUP | Epoll.EPOLLERR)) != 0)
             {
-                registration.ReadWaiter = null;
-                reader.Tell(SocketReady.Instance, ActorRefs.NoSender);
+                // Remembered even when nobody waits, so a reader can tell a drained socket
+                // from one whose edge came while it was busy (see IoRegistration).
+                registration.InputSeen = true;
+                if ((flags & (Epoll.EPOLLRDHUP | Epoll.EPOLLHUP | Epoll.EPOLLERR)) != 0)
+                {
+                    registration.InputEnded = true;
+                }
+
+                if (registration.ReadWaiter is { } reader)
+                {
+                    registration.ReadWaiter = null;
+                    reader.Tell(SocketReady.Instance, ActorRefs.NoSender);
+                }
             }
 
             if ((flags & (Epoll.EPOLLOUT | Epoll.EPOLLHUP | Epoll.EPOLLERR)) != 0 && registration.WriteWaiter is { } writer)
@@ -277,11 +288,29 @@ public sealed class IoRegistration
 
     internal IActorRef? WriteWaiter { get; set; }
 
+    /// <summary>
+    /// Whether an input edge (data, FIN, reset) has been collected since the last
+    /// <see cref="AwaitReadable"/>. False means any input there is now has an edge still to
+    /// come, so a reader may wait without a speculative recv that would only say EAGAIN
+    /// (the upstream reader's first read, one system call per circuit).
+    /// </summary>
+    public bool InputSeen { get; internal set; }
+
+    /// <summary>
+    /// Sticky: epoll has reported the peer's FIN (EPOLLRDHUP), a hang-up or an error. Until
+    /// then a short read drained the socket, because any byte or FIN arriving after the edge
+    /// that was collected raises a new one; a reader may wait instead of calling recv again
+    /// for an EAGAIN (one system call per read burst: a third of a keep-alive request's).
+    /// After it, the reader reads on to collect the EOF or the error.
+    /// </summary>
+    public bool InputEnded { get; internal set; }
+
     /// <summary><paramref name="actor"/> is told <see cref="SocketReady"/> when the socket may have data (or EOF, or an error).</summary>
     public void AwaitReadable(IActorRef actor)
     {
         if (!Unregistered)
         {
+            InputSeen = false;
             ReadWaiter = actor;
         }
     }
