@@ -66,6 +66,34 @@ public sealed class CircuitSocketsTests
     }
 
     [Fact]
+    public async Task An_upstream_socket_binds_a_source_address_then_connects_without_blocking()
+    {
+        // Transparent routes bind the upstream socket to a source address before connecting.
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen(4);
+        var target = (IPEndPoint)listener.LocalEndPoint!;
+
+        var upstream = CircuitSockets.CreateForConnect(target);
+        try
+        {
+            upstream.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+            var source = (IPEndPoint)upstream.LocalEndPoint!;
+            Assert.NotEqual(0, source.Port);
+
+            var started = NonBlockingConnect.Start(upstream, target);
+            Assert.Contains(started, new[] { SocketError.Success, SocketError.WouldBlock });
+            using var accepted = await listener.AcceptAsync();
+            Assert.Equal(source, accepted.RemoteEndPoint);
+            Assert.Equal(SocketError.Success, NonBlockingConnect.Finish(upstream));
+        }
+        finally
+        {
+            CircuitSockets.Close(upstream);
+        }
+    }
+
+    [Fact]
     public void Peer_addresses_from_accept4_parse_for_both_families()
     {
         var v4 = new IPEndPoint(IPAddress.Parse("198.18.0.7"), 40123);
