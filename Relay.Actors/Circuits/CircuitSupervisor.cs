@@ -38,8 +38,8 @@ public sealed partial class CircuitSupervisor : UntypedActor
     private CoreEventLoop? _loop;
     private IoRegistration? _clientIo;
     private IoRegistration? _upstreamIo;
-    private ICancelable? _connectTimer;
-    private ICancelable? _idleTimer;
+    private LoopTimer? _connectTimer;
+    private LoopTimer? _idleTimer;
     private bool _upFinished;
     private bool _downFinished;
     private long _halfClosedAtMs;
@@ -101,8 +101,8 @@ public sealed partial class CircuitSupervisor : UntypedActor
                 "CircuitOpened", _entry.Id, _entry.Route, _clientText, _route.Upstream.ToString());
         }
 
-        _connectTimer = Context.System.Scheduler.ScheduleTellOnceCancelable(
-            Settings.ConnectTimeout, Self, ConnectTimedOut.Instance, Self);
+        // On the core's own timer heap, not Akka's scheduler (see LoopTimers).
+        _connectTimer = _loop.Timers.ScheduleTellOnce(Settings.ConnectTimeout, Self, ConnectTimedOut.Instance);
         Become(Connecting);
         if (TryBeginTransparentConnect())
         {
@@ -174,7 +174,7 @@ public sealed partial class CircuitSupervisor : UntypedActor
         _entry.Upstream = endpoint.ToString();
         try
         {
-            _upstream = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+            _upstream = CircuitSockets.CreateForConnect(endpoint);
             SocketTuner.Apply(_upstream, Settings.UpstreamSide);
             PrepareUpstreamSource(_upstream, endpoint);
         }
@@ -192,8 +192,12 @@ public sealed partial class CircuitSupervisor : UntypedActor
         SocketError started;
         try
         {
-            _upstreamIo = _loop!.Register(_upstream);
+            // Registered after connect(2): see NonBlockingConnect.Finish.
             started = NonBlockingConnect.Start(_upstream, endpoint);
+            if (started is SocketError.WouldBlock or SocketError.Success)
+            {
+                _upstreamIo = _loop!.Register(_upstream);
+            }
         }
         catch (SocketException e)
         {
@@ -341,8 +345,17 @@ public sealed partial class CircuitSupervisor : UntypedActor
         ScheduleIdleCheck(limit - quietFor);
     }
 
-    private void ScheduleIdleCheck(TimeSpan after) =>
-        _idleTimer = Context.System.Scheduler.ScheduleTellOnceCancelable(after, Self, IdleCheck.Instance, Self);
+    private void ScheduleIdleCheck(TimeSpan after)
+    {
+        if (_idleTimer is null)
+        {
+            _idleTimer = _loop!.Timers.ScheduleTellOnce(after, Self, IdleCheck.Instance);
+        }
+        else
+        {
+            _idleTimer.Start(after);
+        }
+    }
 
     // ---------------------------------------------------------------- closed
 
@@ -375,7 +388,7 @@ public sealed partial class CircuitSupervisor : UntypedActor
         }
 
         // Out of the core's epoll first: a closed descriptor number may be reused at once.
-        io?.Loop.Unregister(io);
+        io?.Loop.Unregister(io, socketClosing: true);
 
         try
         {
@@ -389,7 +402,7 @@ public sealed partial class CircuitSupervisor : UntypedActor
             // Already gone: closing is all that is left.
         }
 
-        socket.Dispose();
+        CircuitSockets.Close(socket);
     }
 
     private void Finish(string reason, string? detail, bool stopping = false)
