@@ -133,7 +133,7 @@ public static class RelayConfigLoader
                 w.Indent++;
                 w.Key("name", HoconText.Quote(route.Name));
                 w.Key("listen", HoconText.Quote(AddressParser.Format(route.Listen)));
-                w.Key("upstream", HoconText.Quote(route.Upstream.ToString()));
+                WritePool(w, route.Upstreams);
                 w.Key("backlog", route.Backlog.ToString(CultureInfo.InvariantCulture));
                 WriteCircuit(w, route.Circuit);
                 w.Indent--;
@@ -144,6 +144,7 @@ public static class RelayConfigLoader
             w.Line("]");
         }
 
+        w.Key("shutdown-grace", ConfigReader.FormatDuration(settings.ShutdownGrace));
         w.Open("defaults");
         WriteCircuit(w, settings.Defaults);
         w.Close();
@@ -160,6 +161,32 @@ public static class RelayConfigLoader
         w.Close();
         w.Close();
         return w.ToString();
+    }
+
+    private static void WritePool(HoconWriter w, Upstreams.UpstreamPoolSettings pool)
+    {
+        if (pool.Members.Count == 1)
+        {
+            w.Key("upstream", HoconText.Quote(pool.Members[0].ToString()));
+        }
+        else
+        {
+            w.Key("upstreams", $"[ {string.Join(", ", pool.Members.Select(m => HoconText.Quote(m.ToString())))} ]");
+        }
+
+        w.Key("balance", pool.Balance == Upstreams.BalanceMode.LeastCircuits ? "least-circuits" : "round-robin");
+        w.Open("passive-health");
+        w.Key("fall", pool.Passive.Fall.ToString(CultureInfo.InvariantCulture));
+        w.Key("backoff", ConfigReader.FormatDuration(pool.Passive.Backoff));
+        w.Key("max-backoff", ConfigReader.FormatDuration(pool.Passive.MaxBackoff));
+        w.Close();
+        w.Open("health-check");
+        w.Key("enabled", Switch(pool.HealthCheck.Enabled));
+        w.Key("interval", ConfigReader.FormatDuration(pool.HealthCheck.Interval));
+        w.Key("timeout", ConfigReader.FormatDuration(pool.HealthCheck.Timeout));
+        w.Key("rise", pool.HealthCheck.Rise.ToString(CultureInfo.InvariantCulture));
+        w.Key("fall", pool.HealthCheck.Fall.ToString(CultureInfo.InvariantCulture));
+        w.Close();
     }
 
     private static void WriteCircuit(HoconWriter w, CircuitSettings c)

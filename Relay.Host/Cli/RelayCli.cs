@@ -128,17 +128,15 @@ public static class RelayCli
                 throw new RelayConfigException("--transparent", transparentSpecs[0], "transparent routes are not supported yet (issue 5)");
             }
 
-            var full = RelayConfigLoader.Load(
-                parse.GetValue(config) ?? [],
-                parse.GetValue(route) ?? [],
-                parse.GetValue(management),
-                parse.GetValue(token));
-            var settings = RelaySettings.Create(full);
-            if (settings.Routes.Count == 0)
-            {
-                throw new RelayConfigException("relay.routes", null,
-                    "no routes to run: give --route [NAME@]LISTEN=UPSTREAM or a --config file with relay.routes");
-            }
+            var configFiles = parse.GetValue(config) ?? [];
+            var routeSpecs = parse.GetValue(route) ?? [];
+            var managementFlag = parse.GetValue(management);
+            var tokenFlag = parse.GetValue(token);
+            var full = RelayConfigLoader.Load(configFiles, routeSpecs, managementFlag, tokenFlag);
+            var settings = CreateRunnable(full);
+
+            // A reload reads the same files (their content now) and the same flags again.
+            RelaySettings Reread() => CreateRunnable(RelayConfigLoader.Load(configFiles, routeSpecs, managementFlag, tokenFlag));
 
             var logPath = parse.GetValue(logFile);
             if (logPath is not null)
@@ -150,9 +148,21 @@ public static class RelayCli
                 }
             }
 
-            return handlers.Run(new RunRequest(settings, full, parse.GetValue(logFormat), logPath), ct);
+            return handlers.Run(new RunRequest(settings, full, parse.GetValue(logFormat), logPath, Reread), ct);
         }));
         return command;
+    }
+
+    private static RelaySettings CreateRunnable(Akka.Configuration.Config full)
+    {
+        var settings = RelaySettings.Create(full);
+        if (settings.Routes.Count == 0)
+        {
+            throw new RelayConfigException("relay.routes", null,
+                "no routes to run: give --route [NAME@]LISTEN=UPSTREAM or a --config file with relay.routes");
+        }
+
+        return settings;
     }
 
     private static Command DemoCommand(RelayCliHandlers handlers, TextWriter stderr)
