@@ -56,7 +56,8 @@ public sealed partial record RelaySettings
     private static List<UpstreamAddress> ReadMemberList(ConfigReader reader, HoconValue value)
     {
         var key = reader.KeyPath("upstreams");
-        if (!ConfigReader.TryGetList(value, out var items) || items.Count == 0)
+        // `[ ]` parses as one blank element: blanks are not members.
+        if (!ConfigReader.TryGetList(value, out var all) || all.Where(v => !IsBlank(v)).ToList() is not { Count: > 0 } items)
         {
             throw new RelayConfigException(key, ConfigReader.SafeString(value),
                 "must be a non-empty list of \"host:port\", like [ \"198.18.1.2:7000\", \"198.18.1.3:7000\" ]");
@@ -91,6 +92,8 @@ public sealed partial record RelaySettings
 
         return members;
     }
+
+    private static bool IsBlank(HoconValue value) => !value.IsObject() && !value.IsArray() && string.IsNullOrWhiteSpace(ConfigReader.SafeString(value));
 
     /// <summary>Balance and health rules; validated for <c>relay.defaults</c> as for each route.</summary>
     private static UpstreamPoolSettings ReadPoolRules(ConfigReader r)
