@@ -136,6 +136,31 @@ public sealed class LifecycleProcessTests : IDisposable
     }
 
     [Fact]
+    public async Task A_second_sigterm_cuts_the_grace_short()
+    {
+        await using var server = new TestServer(TestServer.Echo);
+        var config = Config($$"""
+            relay.shutdown-grace = 10m
+            relay.routes = [ { name = "idle", listen = "127.0.0.1:0", upstream = "{{server.Endpoint}}" } ]
+            """);
+        using var relay = RelayProcess.Start("run", "--config", config, "--management", "off", "--log-format", "json");
+        var listen = await ListenOfAsync(relay, "idle");
+        using var client = await SocketIo.ConnectAsync(listen);
+        await client.SendAsync(new byte[10], SocketFlags.None);
+        await SocketIo.ReadExactlyAsync(client, 10).WaitAsync(Wait);
+
+        relay.Signal(SigTerm);
+        await RelayHarness.Eventually(() => relay.Stdout.Any(l => l.Contains("\"RouteDraining\"")), "the listener to close", Wait);
+        relay.Signal(SigTerm);
+
+        Assert.Equal("reset", await SocketIo.ReadUntilClosedAsync(client, Wait));
+        Assert.Equal(0, await relay.WaitForExitAsync(Wait));
+        var stopped = Parse(relay.Stdout.Single(l => l.Contains("\"RelayStopped\"")));
+        Assert.Equal(1, stopped.GetProperty("Reset").GetInt32());
+        Assert.Equal("a second signal", stopped.GetProperty("Why").GetString());
+    }
+
+    [Fact]
     public async Task Sighup_reloads_the_config_file_without_cutting_a_transfer_and_rejects_a_bad_one_keeping_the_running_config()
     {
         await using var first = new TestServer(TestServer.Echo);
