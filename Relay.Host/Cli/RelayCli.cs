@@ -52,6 +52,14 @@ public static class RelayCli
             Error = stderr,
             EnableDefaultExceptionHandler = false,
         };
+        if (parse.CommandResult.Command.Name == "run")
+        {
+            // System.CommandLine would answer SIGTERM/SIGINT itself by cancelling the command
+            // and, 2 s later, exiting with 143: that would cut `relay run`'s shutdown grace.
+            // The run command handles its signals itself (RunCommand); the others keep it.
+            invocation.ProcessTerminationTimeout = null;
+        }
+
         return await parse.InvokeAsync(invocation, cancellationToken);
     }
 

@@ -28,6 +28,22 @@ public static class RunCommand
         Log.Logger = logger;
         var settings = request.Settings;
 
+        // Signals are caught before the node starts: a SIGTERM that lands while routes are
+        // binding must still mean "drain and exit 0", not the runtime's default death.
+        var stop = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var hurry = new CancellationTokenSource();
+        ConfigReloader? reloader = null;
+        using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context => Stop(context, "SIGTERM"));
+        using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, context => Stop(context, "SIGINT"));
+        using var onHup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
+        {
+            context.Cancel = true; // SIGHUP's default action would end the process
+            if (Volatile.Read(ref reloader) is { } ready)
+            {
+                _ = ready.ReloadAsync("SIGHUP");
+            }
+        });
+
         RelayNode node;
         try
         {
@@ -43,7 +59,7 @@ public static class RunCommand
         }
 
         await using var stopNode = node;
-        var reloader = new ConfigReloader(node, request.Reread, logger);
+        Volatile.Write(ref reloader, new ConfigReloader(node, request.Reread, logger));
         ManagementServer? management = null;
         if (settings.Management.Endpoint is { } endpoint)
         {
@@ -51,7 +67,7 @@ public static class RunCommand
             {
                 management = await ManagementServer.StartAsync(endpoint,
                     new ManagementContext(node.Circuits, () => node.IsReady, node.NodeName, logger, settings.Management.Token, node,
-                        reloader.ReloadAsync),
+                        reloader!.ReloadAsync),
                     cancellation);
             }
             catch (ManagementBindException e)
@@ -68,15 +84,6 @@ public static class RunCommand
                 "RelayStarted", RelayCli.Version, node.NodeName, node.Routes.Length, settings.Dispatchers.Cores,
                 management?.BaseAddress.ToString() ?? "off");
 
-            var stop = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-            using var hurry = new CancellationTokenSource();
-            using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context => Stop(context, "SIGTERM"));
-            using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, context => Stop(context, "SIGINT"));
-            using var onHup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
-            {
-                context.Cancel = true; // SIGHUP's default action would end the process
-                _ = reloader.ReloadAsync("SIGHUP");
-            });
             using var onCancel = cancellation.Register(() => stop.TrySetResult("cancelled"));
             _ = node.System.WhenTerminated.ContinueWith(_ => stop.TrySetResult("actor system terminated"), TaskScheduler.Default);
 
@@ -99,18 +106,19 @@ public static class RunCommand
                     (long)summary.Duration.TotalMilliseconds);
             }
 
-            void Stop(PosixSignalContext context, string signal)
-            {
-                // The node shuts down in order; the runtime must not exit under it. A second
-                // signal while the first is draining means "now": the grace is cut short.
-                context.Cancel = true;
-                if (!stop.TrySetResult(signal))
-                {
-                    hurry.Cancel();
-                }
-            }
         }
 
         return 0;
+
+        void Stop(PosixSignalContext context, string signal)
+        {
+            // The node shuts down in order; the runtime must not exit under it. A second
+            // signal while the first is draining means "now": the grace is cut short.
+            context.Cancel = true;
+            if (!stop.TrySetResult(signal))
+            {
+                hurry.Cancel();
+            }
+        }
     }
 }
