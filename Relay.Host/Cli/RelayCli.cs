@@ -99,7 +99,7 @@ public static class RelayCli
         };
         var route = new Option<string[]>("--route")
         {
-            Description = "Port-forward route [NAME@]LISTEN=UPSTREAM, e.g. web@0.0.0.0:8080=198.18.1.2:80; repeatable, added to the routes of the files.",
+            Description = "Port-forward route [NAME@]LISTEN=UPSTREAM[,UPSTREAM...], e.g. web@0.0.0.0:8080=198.18.1.2:80 (several upstreams make a pool); repeatable, added to the routes of the files.",
             HelpName = "SPEC",
         };
         var transparent = new Option<string[]>("--transparent")
