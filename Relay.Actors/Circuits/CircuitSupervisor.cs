@@ -149,7 +149,7 @@ public sealed partial class CircuitSupervisor : UntypedActor
                 break;
 
             case ConnectTimedOut timedOut when timedOut.Attempt == _attempt:
-                OnAttemptFailed(CloseReasons.ConnectTimeout, $"no answer from {CurrentMember} within {Settings.ConnectTimeout.TotalSeconds:0.###}s");
+                OnAttemptFailed(CloseReasons.ConnectTimeout, $"no answer from {_entry.Upstream} within {Settings.ConnectTimeout.TotalSeconds:0.###}s");
                 break;
 
             case ConnectTimedOut:
@@ -207,6 +207,14 @@ public sealed partial class CircuitSupervisor : UntypedActor
     /// <summary>The current member failed: tell the pool, drop the half-made socket, try the next one.</summary>
     private void OnAttemptFailed(string reason, string detail)
     {
+        if (_member < 0)
+        {
+            // A destination not chosen from the pool (a transparent route's original
+            // destination): there is no other member to try.
+            ResetAndClose(reason, detail);
+            return;
+        }
+
         _pool.OnConnectFailed(_member, reason);
         _pool.Release(_member);
         if (_log.IsDebugEnabled)
@@ -272,7 +280,11 @@ public sealed partial class CircuitSupervisor : UntypedActor
         }
 
         _connectTimer?.Cancel();
-        _pool.OnConnected(_member);
+        if (_member >= 0)
+        {
+            _pool.OnConnected(_member);
+        }
+
         _metrics?.OnUpstreamConnected(Stopwatch.GetTimestamp() - _connectStartedTicks);
         StartPumps(_upstream!);
         _entry.State = CircuitState.Established;
