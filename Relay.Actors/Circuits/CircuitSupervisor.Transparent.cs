@@ -47,6 +47,7 @@ public sealed partial class CircuitSupervisor
             return true;
         }
 
+        ArmConnectTimer();
         BeginConnect(destination);
         return true;
     }

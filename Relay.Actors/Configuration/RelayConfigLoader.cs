@@ -141,7 +141,7 @@ public static class RelayConfigLoader
                 }
                 else
                 {
-                    w.Key("upstream", HoconText.Quote(route.Upstream.ToString()));
+                    WritePool(w, route.Upstreams);
                 }
 
                 w.Key("backlog", route.Backlog.ToString(CultureInfo.InvariantCulture));
@@ -154,6 +154,7 @@ public static class RelayConfigLoader
             w.Line("]");
         }
 
+        w.Key("shutdown-grace", ConfigReader.FormatDuration(settings.ShutdownGrace));
         w.Open("defaults");
         WriteCircuit(w, settings.Defaults);
         w.Close();
@@ -183,6 +184,32 @@ public static class RelayConfigLoader
         w.Key("allow", List(t.Destinations.Allow.Cast<object>()));
         w.Key("deny", List(t.Destinations.Deny.Cast<object>()));
         w.Key("ports", List(t.Destinations.Ports.Cast<object>()));
+        w.Close();
+    }
+
+    private static void WritePool(HoconWriter w, Upstreams.UpstreamPoolSettings pool)
+    {
+        if (pool.Members.Count == 1)
+        {
+            w.Key("upstream", HoconText.Quote(pool.Members[0].ToString()));
+        }
+        else
+        {
+            w.Key("upstreams", $"[ {string.Join(", ", pool.Members.Select(m => HoconText.Quote(m.ToString())))} ]");
+        }
+
+        w.Key("balance", pool.Balance == Upstreams.BalanceMode.LeastCircuits ? "least-circuits" : "round-robin");
+        w.Open("passive-health");
+        w.Key("fall", pool.Passive.Fall.ToString(CultureInfo.InvariantCulture));
+        w.Key("backoff", ConfigReader.FormatDuration(pool.Passive.Backoff));
+        w.Key("max-backoff", ConfigReader.FormatDuration(pool.Passive.MaxBackoff));
+        w.Close();
+        w.Open("health-check");
+        w.Key("enabled", Switch(pool.HealthCheck.Enabled));
+        w.Key("interval", ConfigReader.FormatDuration(pool.HealthCheck.Interval));
+        w.Key("timeout", ConfigReader.FormatDuration(pool.HealthCheck.Timeout));
+        w.Key("rise", pool.HealthCheck.Rise.ToString(CultureInfo.InvariantCulture));
+        w.Key("fall", pool.HealthCheck.Fall.ToString(CultureInfo.InvariantCulture));
         w.Close();
     }
 

@@ -31,13 +31,15 @@ public sealed partial record RelaySettings
 
     internal static readonly KeySchema CircuitSchema =
         KeySchema.Leaves("connect-timeout", "idle-timeout", "half-closed-timeout", "write-size", "window", "backlog")
-            .With(("client-side", SideSchema), ("upstream-side", SideSchema));
+            .With(("client-side", SideSchema), ("upstream-side", SideSchema))
+            .With(PoolKeys);
 
     internal static readonly KeySchema RouteSchema = CircuitSchema.With(
-        ("name", null), ("listen", null), ("upstream", null), ("mode", null)).With(TransparentRouteKeys);
+        ("name", null), ("listen", null), ("upstream", null), ("upstreams", null), ("mode", null)).With(TransparentRouteKeys);
 
     private static readonly KeySchema RelaySchema = KeySchema.Of(
         ("routes", null), // a list: each element is checked against RouteSchema
+        ("shutdown-grace", null),
         ("defaults", CircuitSchema),
         ("dispatchers", KeySchema.Leaves("cores", "pin", "throughput")),
         ("management", KeySchema.Leaves("endpoint", "token")),
@@ -80,11 +82,12 @@ public sealed partial record RelaySettings
         var defaultsReader = new ConfigReader(defaultsConfig, "relay.defaults");
         var defaults = ReadCircuit(defaultsReader, routeObject: null);
         defaultsReader.Int("backlog", 1, 65535);
+        ReadPoolRules(defaultsReader);
 
         var routes = ReadRoutes(config, defaultsConfig);
         var dispatchers = ReadDispatchers(new ConfigReader(config.GetConfig("relay.dispatchers"), "relay.dispatchers"));
         var management = ReadManagement(new ConfigReader(config.GetConfig("relay.management"), "relay.management"));
-        return new RelaySettings(routes, defaults, dispatchers, management);
+        return new RelaySettings(routes, defaults, dispatchers, management) { ShutdownGrace = ReadShutdownGrace(config) };
     }
 
     private static List<RouteSettings> ReadRoutes(Config config, Config defaultsConfig)
@@ -136,16 +139,10 @@ public sealed partial record RelaySettings
 
             CheckListenIsFree(reader, listenText, listen, routes);
 
-            var upstream = TransparentSettings.OriginalDestination;
-            if (transparent is null)
-            {
-                var upstreamText = Required(reader, "upstream", "198.18.1.2:7000");
-                if (!AddressParser.TryParseUpstream(upstreamText, out upstream, out problem))
-                {
-                    throw new RelayConfigException(reader.KeyPath("upstream"), upstreamText, problem);
-                }
-            }
-
+            // A transparent route has no pool: each circuit connects to its original destination.
+            var upstream = transparent is null
+                ? ReadPool(reader, local)
+                : Upstreams.UpstreamPoolSettings.Single(TransparentSettings.OriginalDestination);
             var backlog = reader.Int("backlog", 1, 65535);
             routes.Add(new RouteSettings(name, listen, upstream, backlog, ReadCircuit(reader, local)) { Transparent = transparent });
         }

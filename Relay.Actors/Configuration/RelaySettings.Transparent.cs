@@ -46,10 +46,13 @@ public sealed partial record RelaySettings
             throw new RelayConfigException(reader.KeyPath("mode"), mode, "must be forward or transparent");
         }
 
-        if (local.Items.ContainsKey("upstream"))
+        foreach (var key in new[] { "upstream", "upstreams" })
         {
-            throw new RelayConfigException(reader.KeyPath("upstream"), reader.Raw("upstream"),
-                "a transparent route connects to each connection's original destination; remove upstream (or use mode = forward)");
+            if (local.Items.ContainsKey(key))
+            {
+                throw new RelayConfigException(reader.KeyPath(key), reader.Raw(key),
+                    $"a transparent route connects to each connection's original destination; remove {key} (or use mode = forward)");
+            }
         }
 
         var interception = Choice(reader, "interception", Interception.Redirect,

@@ -1,4 +1,5 @@
 using System.Net;
+using Relay.Actors.Upstreams;
 
 namespace Relay.Actors.Configuration;
 
@@ -12,11 +13,11 @@ public sealed partial record RelaySettings(
     DispatcherSettings Dispatchers,
     ManagementSettings Management);
 
-/// <summary>One port-forward route: accept on <see cref="Listen"/>, relay to <see cref="Upstream"/>.</summary>
+/// <summary>One port-forward route: accept on <see cref="Listen"/>, relay to a member of <see cref="Upstreams"/>.</summary>
 public sealed record RouteSettings(
     string Name,
     IPEndPoint Listen,
-    UpstreamAddress Upstream,
+    UpstreamPoolSettings Upstreams,
     int Backlog,
     CircuitSettings Circuit)
 {

@@ -2,14 +2,15 @@ namespace Relay.Actors.Configuration;
 
 /// <summary>
 /// A route given on the command line as <c>[NAME@]LISTEN=UPSTREAM</c>, for example
-/// <c>web@0.0.0.0:8080=198.18.1.2:80</c> or <c>[::1]:7000=[::1]:7001</c>.
+/// <c>web@0.0.0.0:8080=198.18.1.2:80</c> or <c>[::1]:7000=[::1]:7001</c>. A comma-separated
+/// list of upstreams makes a pool: <c>web@:8080=198.18.1.2:80,198.18.1.3:80</c>.
 /// </summary>
 /// <param name="Name">The route name, or null to be named by position (route-N).</param>
 /// <param name="Listen">The listen address as written, already checked.</param>
-/// <param name="Upstream">The upstream address as written, already checked.</param>
+/// <param name="Upstream">The upstream address (or comma-separated addresses) as written, already checked.</param>
 public sealed record RouteSpec(string? Name, string Listen, string Upstream)
 {
-    public const string Form = "[NAME@]LISTEN=UPSTREAM, like web@0.0.0.0:8080=198.18.1.2:80";
+    public const string Form = "[NAME@]LISTEN=UPSTREAM[,UPSTREAM...], like web@0.0.0.0:8080=198.18.1.2:80";
 
     public const string TransparentForm = "[NAME@]LISTEN, like gw@0.0.0.0:15001";
 
@@ -59,21 +60,32 @@ public sealed record RouteSpec(string? Name, string Listen, string Upstream)
             throw Bad(spec, $"listen {problem}");
         }
 
-        if (!AddressParser.TryParseUpstream(upstream, out _, out problem))
+        var members = upstream.Split(',').Select(m => m.Trim()).ToList();
+        foreach (var member in members)
         {
-            throw Bad(spec, $"upstream {problem}");
+            if (!AddressParser.TryParseUpstream(member, out _, out problem))
+            {
+                throw Bad(spec, $"upstream {problem}");
+            }
         }
 
-        return new RouteSpec(name, left, upstream);
+        return new RouteSpec(name, left, string.Join(",", members));
     }
 
     /// <summary>The route as a HOCON object, to be parsed into <c>relay.routes</c>.</summary>
     internal string ToHocon()
     {
         var name = Name is null ? "" : $"name = {HoconText.Quote(Name)}, ";
-        return Transparent
-            ? $"{{ {name}listen = {HoconText.Quote(Listen)}, mode = transparent }}"
-            : $"{{ {name}listen = {HoconText.Quote(Listen)}, upstream = {HoconText.Quote(Upstream)} }}";
+        if (Transparent)
+        {
+            return $"{{ {name}listen = {HoconText.Quote(Listen)}, mode = transparent }}";
+        }
+
+        var members = Upstream.Split(',');
+        var upstream = members.Length == 1
+            ? $"upstream = {HoconText.Quote(Upstream)}"
+            : $"upstreams = [ {string.Join(", ", members.Select(HoconText.Quote))} ]";
+        return $"{{ {name}listen = {HoconText.Quote(Listen)}, {upstream} }}";
     }
 
     private static (string? Name, string Listen) SplitName(string spec, string left, string flag)

@@ -9,6 +9,7 @@ using Relay.Actors.Configuration;
 using Relay.Actors.Dispatch;
 using Relay.Actors.Internal;
 using Relay.Actors.Metrics;
+using Relay.Actors.Upstreams;
 
 namespace Relay.Actors.Listening;
 
@@ -31,6 +32,7 @@ public sealed class AcceptorActor : UntypedActor, IWithTimers
     private readonly CoreBalancer _balancer;
     private readonly string _node;
     private readonly RouteMetrics _metrics;
+    private readonly UpstreamPool? _pool;
     private readonly Action<CircuitEntry> _onCircuitClosed;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private IoRegistration? _io;
@@ -38,8 +40,9 @@ public sealed class AcceptorActor : UntypedActor, IWithTimers
     private bool _stopped;
 
     public AcceptorActor(Socket listener, int core, RouteSettings route, CircuitRegistry registry, CoreBalancer balancer, string node,
-        RouteMetrics metrics)
+        RouteMetrics metrics, UpstreamPool? pool = null)
     {
+        _pool = pool;
         _listener = listener;
         _core = core;
         _route = route;
@@ -53,8 +56,8 @@ public sealed class AcceptorActor : UntypedActor, IWithTimers
     public ITimerScheduler Timers { get; set; } = null!;
 
     public static Props Props(Socket listener, int core, RouteSettings route, CircuitRegistry registry, CoreBalancer balancer, string node,
-        RouteMetrics metrics) =>
-        PropsFactory.Of(() => new AcceptorActor(listener, core, route, registry, balancer, node, metrics));
+        RouteMetrics metrics, UpstreamPool? pool = null) =>
+        PropsFactory.Of(() => new AcceptorActor(listener, core, route, registry, balancer, node, metrics, pool));
 
     /// <summary>
     /// A circuit that throws is broken on its own: stop it (its PostStop resets both of its
@@ -104,6 +107,20 @@ public sealed class AcceptorActor : UntypedActor, IWithTimers
 
             case RetryAccept:
                 AcceptWhileReady();
+                break;
+
+            case ListenerProtocol.StopWhenIdle or StopIfIdle:
+                // A retired route: its circuits keep their settings and end on their own; a
+                // parent cannot stop without stopping them, so look again each second.
+                if (!Context.GetChildren().Any())
+                {
+                    Context.Stop(Self);
+                }
+                else if (message is ListenerProtocol.StopWhenIdle)
+                {
+                    Timers.StartPeriodicTimer(StopIfIdle.Instance, StopIfIdle.Instance, TimeSpan.FromSeconds(1));
+                }
+
                 break;
 
             case ListenerProtocol.StopAccepting:
@@ -185,8 +202,8 @@ public sealed class AcceptorActor : UntypedActor, IWithTimers
 
         var id = _registry.NextId();
         var core = _balancer.Acquire(preferred: _core);
-        var entry = new CircuitEntry(id, _route.Name, _node, remote, _route.Upstream.ToString(), core, ActorRefs.Nobody);
-        var props = CircuitSupervisor.Props(entry, client, _route, _registry, _onCircuitClosed, _metrics)
+        var entry = new CircuitEntry(id, _route.Name, _node, remote, _route.Upstreams.ToString(), core, ActorRefs.Nobody);
+        var props = CircuitSupervisor.Props(entry, client, _route, _registry, _onCircuitClosed, _metrics, _pool)
             .WithDispatcher(CoreDispatchers.IdFor(core));
         // Counted before the circuit exists: on another core it may close before ActorOf returns.
         _metrics.OnCircuitStarted();
@@ -202,6 +219,11 @@ public sealed class AcceptorActor : UntypedActor, IWithTimers
             io.Loop.Unregister(io);
             _io = null;
         }
+    }
+
+    private sealed class StopIfIdle : INoSerializationVerificationNeeded
+    {
+        public static readonly StopIfIdle Instance = new();
     }
 
     private sealed class RetryAccept : INoSerializationVerificationNeeded

@@ -15,7 +15,10 @@ namespace Relay.Actors.Transparent;
 /// </summary>
 public sealed class ListeningAddresses : IExtension
 {
-    private readonly ConcurrentDictionary<string, IPEndPoint> _byRoute = new(StringComparer.Ordinal);
+    // Keyed by listener (its actor name), not by route: during a reload a route's retiring
+    // listener and its successor live side by side, and the old one's exit must not remove
+    // the new one's address.
+    private readonly ConcurrentDictionary<string, IPEndPoint> _byListener = new(StringComparer.Ordinal);
     private readonly Func<IPAddress, bool> _isLocal;
 
     public ListeningAddresses()
@@ -29,9 +32,9 @@ public sealed class ListeningAddresses : IExtension
     public static ListeningAddresses For(ActorSystem system) =>
         system.WithExtension<ListeningAddresses, ListeningAddressesProvider>();
 
-    public void Add(string route, IPEndPoint bound) => _byRoute[route] = bound;
+    public void Add(string listener, IPEndPoint bound) => _byListener[listener] = bound;
 
-    public void Remove(string route) => _byRoute.TryRemove(route, out _);
+    public void Remove(string listener) => _byListener.TryRemove(listener, out _);
 
     /// <summary>
     /// The listener <paramref name="destination"/> would reach, or null. A wildcard listener
@@ -43,7 +46,7 @@ public sealed class ListeningAddresses : IExtension
     {
         ArgumentNullException.ThrowIfNull(destination);
         var address = DestinationPolicy.Normalize(destination.Address);
-        foreach (var bound in _byRoute.Values)
+        foreach (var bound in _byListener.Values)
         {
             if (bound.Port != destination.Port)
             {

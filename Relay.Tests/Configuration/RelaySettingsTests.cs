@@ -64,7 +64,7 @@ public class RelaySettingsTests
         var route = Assert.Single(settings.Routes);
         Assert.Equal("route-1", route.Name);
         Assert.Equal(new IPEndPoint(IPAddress.Any, 7000), route.Listen);
-        Assert.Equal(new UpstreamAddress("198.18.1.2", 7000), route.Upstream);
+        Assert.Equal(new UpstreamAddress("198.18.1.2", 7000), route.Upstreams.Members.Single());
         Assert.Equal(1024, route.Backlog);
         Assert.Equal(settings.Defaults, route.Circuit);
     }
@@ -138,8 +138,8 @@ public class RelaySettingsTests
     {
         var settings = FromHocon($"relay.routes = [ {{ listen = \"0.0.0.0:7000\", upstream = \"{upstream}\" }} ]");
 
-        Assert.Equal(new UpstreamAddress(host, port), settings.Routes[0].Upstream);
-        Assert.Equal(upstream, settings.Routes[0].Upstream.ToString());
+        Assert.Equal(new UpstreamAddress(host, port), settings.Routes[0].Upstreams.Members.Single());
+        Assert.Equal(upstream, settings.Routes[0].Upstreams.Members.Single().ToString());
     }
 
     [Fact]

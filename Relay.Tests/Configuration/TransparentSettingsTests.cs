@@ -21,7 +21,7 @@ public sealed class TransparentSettingsTests
         Assert.Equal(Interception.Redirect, transparent.Interception);
         Assert.Equal(UpstreamSource.Relay, transparent.UpstreamSource);
         Assert.Same(DestinationPolicy.AllowAll, transparent.Destinations);
-        Assert.Equal("original-destination", route.Upstream.ToString());
+        Assert.Equal("original-destination", route.Upstreams.ToString());
     }
 
     [Fact]
@@ -50,7 +50,7 @@ public sealed class TransparentSettingsTests
         var route = OneRoute("listen = \"0.0.0.0:7000\", upstream = \"198.18.1.2:7000\", mode = forward");
 
         Assert.Null(route.Transparent);
-        Assert.Equal("198.18.1.2:7000", route.Upstream.ToString());
+        Assert.Equal("198.18.1.2:7000", route.Upstreams.ToString());
     }
 
     [Theory]

@@ -16,7 +16,7 @@ namespace Relay.Tests.Transparent;
 public sealed class TransparentCircuitTests
 {
     private static RelaySettings Transparent(DestinationPolicy? policy = null) =>
-        TestSettings.Relay(new RouteSettings("gw", new IPEndPoint(IPAddress.Loopback, 0), TransparentSettings.OriginalDestination, 128, TestSettings.Circuit())
+        TestSettings.Relay(new RouteSettings("gw", new IPEndPoint(IPAddress.Loopback, 0), Relay.Actors.Upstreams.UpstreamPoolSettings.Single(TransparentSettings.OriginalDestination), 128, TestSettings.Circuit())
         {
             Transparent = new TransparentSettings(Interception.Redirect, UpstreamSource.Relay, policy ?? DestinationPolicy.AllowAll),
         });
