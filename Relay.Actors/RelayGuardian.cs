@@ -1,4 +1,6 @@
 using System.Collections.Immutable;
+using System.Net;
+using System.Net.Sockets;
 using Akka.Actor;
 using Relay.Actors.Internal;
 using Akka.Event;
@@ -6,37 +8,47 @@ using Relay.Actors.Circuits;
 using Relay.Actors.Configuration;
 using Relay.Actors.Listening;
 using Relay.Actors.Metrics;
+using Relay.Actors.Upstreams;
 
 namespace Relay.Actors;
 
 /// <summary>
 /// The top of a node's relay tree (<c>/user/relay</c>): starts one <see cref="ListenerActor"/>
-/// per route and answers <see cref="RelayGuardian.AwaitBound"/> once every route is listening
-/// or one has failed to.
+/// per route (and a <see cref="HealthChecker"/> where the route's pool asks for one), answers
+/// <see cref="RelayGuardian.AwaitBound"/> once every route is listening or one has failed to,
+/// and applies a new route set on reload (<see cref="ApplyRoutes"/>, in RelayGuardian.Reload.cs).
 /// </summary>
-public sealed class RelayGuardian : UntypedActor
+public sealed partial class RelayGuardian : UntypedActor
 {
     private readonly RelaySettings _settings;
     private readonly CircuitRegistry _registry;
     private readonly CoreBalancer _balancer;
     private readonly string _node;
     private readonly RelayMetrics _metrics;
+    private readonly UpstreamPools _pools;
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private readonly Dictionary<string, ListenerProtocol.Bound> _bound = new();
+
+    // The running routes by name, in the order of the current config.
+    private readonly Dictionary<string, LiveRoute> _live = new(StringComparer.Ordinal);
+    private List<string> _order = new();
     private readonly List<IActorRef> _waiting = new();
     private ListenerProtocol.BindFailed? _failure;
+    private int _generation;
 
-    public RelayGuardian(RelaySettings settings, CircuitRegistry registry, CoreBalancer balancer, string node, RelayMetrics metrics)
+    public RelayGuardian(RelaySettings settings, CircuitRegistry registry, CoreBalancer balancer, string node, RelayMetrics metrics,
+        UpstreamPools pools)
     {
         _settings = settings;
         _registry = registry;
         _balancer = balancer;
         _node = node;
         _metrics = metrics;
+        _pools = pools;
     }
 
-    public static Props Props(RelaySettings settings, CircuitRegistry registry, CoreBalancer balancer, string node, RelayMetrics metrics) =>
-        PropsFactory.Of(() => new RelayGuardian(settings, registry, balancer, node, metrics));
+    public static Props Props(RelaySettings settings, CircuitRegistry registry, CoreBalancer balancer, string node, RelayMetrics metrics,
+        UpstreamPools pools) =>
+        PropsFactory.Of(() => new RelayGuardian(settings, registry, balancer, node, metrics, pools));
 
     /// <summary>Ask: replies <see cref="RoutesBound"/> or <see cref="ListenerProtocol.BindFailed"/>.</summary>
     public sealed class AwaitBound
@@ -58,7 +70,8 @@ public sealed class RelayGuardian : UntypedActor
 
     /// <summary>
     /// A listener that throws has a bug, not a bad socket (bind problems are reported, not
-    /// thrown): restart it. Its circuits are separate children and are not touched.
+    /// thrown): restart it. Its circuits are separate children and are not touched. A health
+    /// checker that throws is restarted too: its verdicts so far stay in the pool.
     /// </summary>
     protected override SupervisorStrategy SupervisorStrategy() =>
         new OneForOneStrategy(maxNrOfRetries: 10, withinTimeRange: TimeSpan.FromMinutes(1), e =>
@@ -69,9 +82,10 @@ public sealed class RelayGuardian : UntypedActor
 
     protected override void PreStart()
     {
+        _order = _settings.Routes.Select(r => r.Name).ToList();
         foreach (var route in _settings.Routes)
         {
-            Context.ActorOf(ListenerActor.Props(route, _registry, _balancer, _node, _metrics.ForRoute(route.Name)), "listener-" + route.Name);
+            StartRoute(route, socket: null);
         }
     }
 
@@ -80,18 +94,31 @@ public sealed class RelayGuardian : UntypedActor
         switch (message)
         {
             case ListenerProtocol.Bound bound:
-                _bound[bound.Route] = bound;
+                if (_live.TryGetValue(bound.Route, out var live) && Sender.Equals(live.Listener))
+                {
+                    live.Bound = bound.Endpoint;
+                }
+
                 Answer();
+                OnReloadProgress();
                 break;
 
             case ListenerProtocol.BindFailed failed:
-                _failure ??= failed;
                 _log.Error("{EventName:l} {Problem:l}", "ListenerBindFailed", failed.Problem);
-                Answer();
+                if (_reload is not null)
+                {
+                    OnReloadBindFailed(failed);
+                }
+                else
+                {
+                    _failure ??= failed;
+                    Answer();
+                }
+
                 break;
 
             case DrainRoute drain:
-                var listener = _bound.ContainsKey(drain.Route) ? Context.Child("listener-" + drain.Route) : ActorRefs.Nobody;
+                var listener = _live.TryGetValue(drain.Route, out var route) && route.Bound is not null ? route.Listener : ActorRefs.Nobody;
                 if (listener.IsNobody())
                 {
                     Sender.Tell(new UnknownRoute(drain.Route));
@@ -109,17 +136,45 @@ public sealed class RelayGuardian : UntypedActor
                 break;
 
             default:
-                Unhandled(message);
+                if (!OnReloadMessage(message))
+                {
+                    Unhandled(message);
+                }
+
                 break;
         }
+    }
+
+    /// <summary>Starts a route's pool, health checker and listener; <paramref name="socket"/> is one already listening (a reload).</summary>
+    private void StartRoute(RouteSettings route, Socket? socket)
+    {
+        var generation = ++_generation;
+        var pool = new UpstreamPool(route.Name, route.Upstreams, _log);
+        // A transparent route's circuits go to their original destinations: its pool holds
+        // only a placeholder, which is neither health-checked nor shown as an upstream.
+        var pooled = route.Transparent is null;
+        if (pooled)
+        {
+            _pools.Set(pool);
+        }
+
+        var checker = pooled && route.Upstreams.HealthCheck.Enabled
+            ? Context.ActorOf(HealthChecker.Props(pool), $"health-{route.Name}-{generation}")
+            : null;
+        // The first listener of a route keeps the plain name; a reload's listeners get a
+        // generation suffix, since the one they replace may still be ending its circuits.
+        var name = Context.Child("listener-" + route.Name).IsNobody() ? "listener-" + route.Name : $"listener-{route.Name}-{generation}";
+        var listener = Context.ActorOf(
+            ListenerActor.Props(route, _registry, _balancer, _node, _metrics.ForRoute(route.Name), pool, socket), name);
+        _live[route.Name] = new LiveRoute(route, listener, checker);
     }
 
     private void Answer()
     {
         object? answer = _failure is not null
             ? _failure
-            : _bound.Count == _settings.Routes.Count
-                ? new RoutesBound(_settings.Routes.Select(r => _bound[r.Name]).ToImmutableArray())
+            : _order.All(n => _live.TryGetValue(n, out var r) && r.Bound is not null)
+                ? new RoutesBound(BoundRoutes())
                 : null;
         if (answer is null)
         {
@@ -132,5 +187,22 @@ public sealed class RelayGuardian : UntypedActor
         }
 
         _waiting.Clear();
+    }
+
+    private ImmutableArray<ListenerProtocol.Bound> BoundRoutes() =>
+        _order.Where(n => _live.TryGetValue(n, out var r) && r.Bound is not null)
+            .Select(n => new ListenerProtocol.Bound(n, _live[n].Bound!))
+            .ToImmutableArray();
+
+    /// <summary>One running route: its settings, its listener, its health checker, and its bound address once known.</summary>
+    private sealed class LiveRoute(RouteSettings settings, IActorRef listener, IActorRef? checker)
+    {
+        public RouteSettings Settings { get; } = settings;
+
+        public IActorRef Listener { get; } = listener;
+
+        public IActorRef? Checker { get; } = checker;
+
+        public IPEndPoint? Bound { get; set; }
     }
 }

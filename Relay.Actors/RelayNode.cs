@@ -9,6 +9,7 @@ using Relay.Actors.Dispatch;
 using Relay.Actors.Listening;
 using Relay.Actors.Listening.Admission;
 using Relay.Actors.Metrics;
+using Relay.Actors.Upstreams;
 
 namespace Relay.Actors;
 
@@ -17,7 +18,7 @@ namespace Relay.Actors;
 /// route listeners and the live circuit table. The host, the demo and the tests all start
 /// relays through this one door.
 /// </summary>
-public sealed class RelayNode : IAsyncDisposable
+public sealed partial class RelayNode : IAsyncDisposable
 {
     /// <summary>Akka settings the relay depends on; anything the caller passes wins.</summary>
     private static readonly Config BaseAkkaConfig = ConfigurationFactory.ParseString("""
@@ -32,16 +33,17 @@ public sealed class RelayNode : IAsyncDisposable
         """);
 
     private RelayNode(ActorSystem system, IActorRef guardian, RelaySettings settings, CircuitRegistry circuits,
-        CoreBalancer cores, string nodeName, ImmutableArray<ListenerProtocol.Bound> routes, RelayMetrics metrics)
+        CoreBalancer cores, string nodeName, ImmutableArray<ListenerProtocol.Bound> routes, RelayMetrics metrics, UpstreamPools pools)
     {
         Metrics = metrics;
+        Pools = pools;
         System = system;
         Guardian = guardian;
-        Settings = settings;
+        _settings = settings;
         Circuits = circuits;
         Cores = cores;
         NodeName = nodeName;
-        Routes = routes;
+        _routes = routes;
     }
 
     private readonly ConcurrentDictionary<string, bool> _draining = new(StringComparer.Ordinal);
@@ -50,7 +52,8 @@ public sealed class RelayNode : IAsyncDisposable
 
     public IActorRef Guardian { get; }
 
-    public RelaySettings Settings { get; }
+    /// <summary>The settings running now: those of the last successful reload, or of the start.</summary>
+    public RelaySettings Settings => _settings;
 
     public CircuitRegistry Circuits { get; }
 
@@ -62,10 +65,13 @@ public sealed class RelayNode : IAsyncDisposable
     public string NodeName { get; }
 
     /// <summary>The routes as bound, with the real ports when port 0 was configured.</summary>
-    public ImmutableArray<ListenerProtocol.Bound> Routes { get; }
+    public ImmutableArray<ListenerProtocol.Bound> Routes => _routes;
 
-    /// <summary>Ready means every listener is bound and the node is not shutting down.</summary>
-    public bool IsReady => !System.WhenTerminated.IsCompleted;
+    /// <summary>Each route's upstream pool with its members' health, for management and metrics.</summary>
+    public UpstreamPools Pools { get; }
+
+    /// <summary>Ready means every listener is bound and the node is neither shutting down nor stopped.</summary>
+    public bool IsReady => !System.WhenTerminated.IsCompleted && !IsShuttingDown;
 
     /// <summary>The bound endpoint of the route called <paramref name="route"/>.</summary>
     public System.Net.IPEndPoint EndpointOf(string route) => Routes.Single(r => r.Route == route).Endpoint;
@@ -91,7 +97,8 @@ public sealed class RelayNode : IAsyncDisposable
         var node = nodeName ?? global::System.Net.Dns.GetHostName();
         var metrics = new RelayMetrics(settings.Routes.Select(r => r.Name));
         NodeAdmission.For(system).Apply(settings.Limits);
-        var guardian = system.ActorOf(RelayGuardian.Props(settings, circuits, cores, node, metrics), "relay");
+        var pools = new UpstreamPools();
+        var guardian = system.ActorOf(RelayGuardian.Props(settings, circuits, cores, node, metrics, pools), "relay");
         object answer;
         try
         {
@@ -110,7 +117,7 @@ public sealed class RelayNode : IAsyncDisposable
         }
 
         var bound = (RelayGuardian.RoutesBound)answer;
-        return new RelayNode(system, guardian, settings, circuits, cores, node, bound.Routes, metrics);
+        return new RelayNode(system, guardian, settings, circuits, cores, node, bound.Routes, metrics, pools);
     }
 
     /// <summary>

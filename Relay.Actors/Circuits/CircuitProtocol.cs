@@ -44,6 +44,12 @@ public static class CloseReasons
     public const string Shutdown = "shutdown";
     public const string InternalError = "internal-error";
 
+    /// <summary>Transparent route: the destination policy or the loop guard refused the original destination.</summary>
+    public const string DestinationDenied = "destination-denied";
+
+    /// <summary>Transparent route: the accepted connection's original destination could not be read.</summary>
+    public const string NoOriginalDestination = "no-original-destination";
+
     public static string ForSocketError(CircuitSide side, SocketError error) => (side, error) switch
     {
         (CircuitSide.Client, SocketError.ConnectionReset or SocketError.ConnectionAborted) => ClientReset,

@@ -9,6 +9,7 @@ using Relay.Actors.Configuration;
 using Relay.Actors.Dispatch;
 using Relay.Actors.Metrics;
 using Relay.Actors.Tuning;
+using Relay.Actors.Upstreams;
 
 namespace Relay.Actors.Circuits;
 
@@ -32,24 +33,29 @@ public sealed partial class CircuitSupervisor : UntypedActor
     private readonly CircuitRegistry _registry;
     private readonly Action<CircuitEntry>? _onClosed;
     private readonly RouteMetrics? _metrics;
+    private readonly UpstreamPool _pool;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly long _startedMs = Environment.TickCount64;
     private Socket? _upstream;
     private CoreEventLoop? _loop;
     private IoRegistration? _clientIo;
     private IoRegistration? _upstreamIo;
-    private ICancelable? _connectTimer;
-    private ICancelable? _idleTimer;
+    private LoopTimer? _connectTimer;
+    private LoopTimer? _idleTimer;
     private bool _upFinished;
     private bool _downFinished;
     private long _halfClosedAtMs;
     private long _connectStartedTicks;
     private bool _closed;
     private readonly string _clientText;
+    private ulong _triedMembers; // bit i: pool member i was tried by this circuit
+    private int _member = -1;    // the member of the current attempt, or of the established connection
+    private int _attempt;
 
     public CircuitSupervisor(CircuitEntry entry, Socket client, RouteSettings route, CircuitRegistry registry, Action<CircuitEntry>? onClosed,
-        RouteMetrics? metrics = null)
+        RouteMetrics? metrics = null, UpstreamPool? pool = null)
     {
+        _pool = pool ?? new UpstreamPool(route.Name, route.Upstreams);
         _entry = entry;
         _client = client;
         _route = route;
@@ -65,9 +71,10 @@ public sealed partial class CircuitSupervisor : UntypedActor
     /// <param name="registry">Where the circuit is listed while it lives.</param>
     /// <param name="onClosed">Called once, on the circuit's thread, when the circuit has closed.</param>
     /// <param name="metrics">The route's counters: the connect time and the end are recorded there.</param>
+    /// <param name="pool">The route's shared upstream pool; null makes a private one from <paramref name="route"/>.</param>
     public static Props Props(CircuitEntry entry, Socket client, RouteSettings route, CircuitRegistry registry, Action<CircuitEntry>? onClosed = null,
-        RouteMetrics? metrics = null) =>
-        PropsFactory.Of(() => new CircuitSupervisor(entry, client, route, registry, onClosed, metrics));
+        RouteMetrics? metrics = null, UpstreamPool? pool = null) =>
+        PropsFactory.Of(() => new CircuitSupervisor(entry, client, route, registry, onClosed, metrics, pool));
 
     private CircuitSettings Settings => _route.Circuit;
 
@@ -98,24 +105,16 @@ public sealed partial class CircuitSupervisor : UntypedActor
         if (_log.IsDebugEnabled)
         {
             _log.Debug("{EventName:l} circuit {CircuitId} on {Route} from {Client} to {Upstream}",
-                "CircuitOpened", _entry.Id, _entry.Route, _clientText, _route.Upstream.ToString());
+                "CircuitOpened", _entry.Id, _entry.Route, _clientText, _route.Upstreams.ToString());
         }
 
-        _connectTimer = Context.System.Scheduler.ScheduleTellOnceCancelable(
-            Settings.ConnectTimeout, Self, ConnectTimedOut.Instance, Self);
         Become(Connecting);
+        if (TryBeginTransparentConnect())
+        {
+            return;
+        }
 
-        if (IPAddress.TryParse(_route.Upstream.Host, out var address))
-        {
-            BeginConnect(new IPEndPoint(address, _route.Upstream.Port));
-        }
-        else
-        {
-            // A name is resolved for every circuit, so a DNS change applies to new circuits.
-            Dns.GetHostAddressesAsync(_route.Upstream.Host).PipeTo(Self,
-                success: addresses => new Resolved(addresses, null),
-                failure: e => new Resolved([], e));
-        }
+        TryNextMember(CloseReasons.UpstreamError, "no upstream");
     }
 
     protected override void OnReceive(object message) => Unhandled(message);
@@ -126,16 +125,19 @@ public sealed partial class CircuitSupervisor : UntypedActor
     {
         switch (message)
         {
+            case Resolved resolved when resolved.Attempt != _attempt:
+                break; // an answer for an attempt already given up
+
             case Resolved resolved:
                 var target = resolved.Addresses.FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork)
                              ?? resolved.Addresses.FirstOrDefault();
                 if (target is null)
                 {
-                    ResetAndClose(CloseReasons.UpstreamDnsFailed, resolved.Error?.GetBaseException().Message ?? "no addresses");
+                    OnAttemptFailed(CloseReasons.UpstreamDnsFailed, resolved.Error?.GetBaseException().Message ?? "no addresses");
                     return;
                 }
 
-                BeginConnect(new IPEndPoint(target, _route.Upstream.Port));
+                BeginConnect(new IPEndPoint(target, CurrentMember.Port));
                 break;
 
             case SocketReady:
@@ -151,9 +153,12 @@ public sealed partial class CircuitSupervisor : UntypedActor
 
                 break;
 
-            case ConnectTimedOut:
-                ResetAndClose(CloseReasons.ConnectTimeout, $"no answer from {_route.Upstream} within {Settings.ConnectTimeout.TotalSeconds:0.###}s");
+            case ConnectTimedOut timedOut when timedOut.Attempt == _attempt:
+                OnAttemptFailed(CloseReasons.ConnectTimeout, $"no answer from {_entry.Upstream} within {Settings.ConnectTimeout.TotalSeconds:0.###}s");
                 break;
+
+            case ConnectTimedOut:
+                break; // the timer of an attempt already given up
 
             case CircuitCommands.Abort abort:
                 ResetAndClose(abort.Reason, "reset on request");
@@ -165,13 +170,89 @@ public sealed partial class CircuitSupervisor : UntypedActor
         }
     }
 
+    private UpstreamAddress CurrentMember => _pool.Settings.Members[_member];
+
+    /// <summary>
+    /// Starts an attempt on the next member the pool offers that this circuit has not tried.
+    /// When none is left, the client is reset with the last attempt's reason.
+    /// </summary>
+    private void TryNextMember(string lastReason, string lastDetail)
+    {
+        var member = _pool.Pick(_triedMembers);
+        if (member < 0)
+        {
+            ResetAndClose(lastReason, lastDetail);
+            return;
+        }
+
+        _member = member;
+        _triedMembers |= 1UL << member;
+        _attempt++;
+        var address = CurrentMember;
+        _entry.Upstream = address.ToString();
+        ArmConnectTimer();
+
+        if (IPAddress.TryParse(address.Host, out var ip))
+        {
+            BeginConnect(new IPEndPoint(ip, address.Port));
+        }
+        else
+        {
+            // A name is resolved for every circuit, so a DNS change applies to new circuits.
+            var attempt = _attempt;
+            Dns.GetHostAddressesAsync(address.Host).PipeTo(Self,
+                success: addresses => new Resolved(addresses, null, attempt),
+                failure: e => new Resolved([], e, attempt));
+        }
+    }
+
+    /// <summary>
+    /// Arms connect-timeout for the current attempt, on the core's own timer heap rather than
+    /// Akka's scheduler (see <see cref="LoopTimers"/>). It applies to each attempt; the attempt
+    /// number in the message marks the timer of an attempt already given up, which may have
+    /// fired into the mailbox before it was cancelled.
+    /// </summary>
+    private void ArmConnectTimer()
+    {
+        _connectTimer?.Cancel();
+        _connectTimer = _loop!.Timers.ScheduleTellOnce(Settings.ConnectTimeout, Self, new ConnectTimedOut(_attempt));
+    }
+
+    /// <summary>The current member failed: tell the pool, drop the half-made socket, try the next one.</summary>
+    private void OnAttemptFailed(string reason, string detail)
+    {
+        if (_member < 0)
+        {
+            // A destination not chosen from the pool (a transparent route's original
+            // destination): there is no other member to try.
+            ResetAndClose(reason, detail);
+            return;
+        }
+
+        _pool.OnConnectFailed(_member, reason);
+        _pool.Release(_member);
+        if (_log.IsDebugEnabled)
+        {
+            _log.Debug("{EventName:l} circuit {CircuitId} on {Route}: connect to {Upstream} failed: {Reason} ({Detail:l})",
+                "UpstreamConnectFailed", _entry.Id, _entry.Route, _entry.Upstream, reason, detail);
+        }
+
+        _member = -1;
+        CloseSocket(_upstream, _upstreamIo, reset: false);
+        _upstream = null;
+        _upstreamIo = null;
+        _entry.UpstreamSocket = null;
+        TryNextMember(reason, $"{detail}; {_attempt} member(s) tried");
+    }
+
     private void BeginConnect(IPEndPoint endpoint)
     {
         _entry.Upstream = endpoint.ToString();
         try
         {
-            _upstream = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+            _upstream = CircuitSockets.CreateForConnect(endpoint);
             SocketTuner.Apply(_upstream, Settings.UpstreamSide);
+            PrepareUpstreamSource(_upstream, endpoint);
         }
         catch (Exception e) when (e is SocketException or SocketTuningException)
         {
@@ -187,8 +268,12 @@ public sealed partial class CircuitSupervisor : UntypedActor
         SocketError started;
         try
         {
-            _upstreamIo = _loop!.Register(_upstream);
+            // Registered after connect(2): see NonBlockingConnect.Finish.
             started = NonBlockingConnect.Start(_upstream, endpoint);
+            if (started is SocketError.WouldBlock or SocketError.Success)
+            {
+                _upstreamIo = _loop!.Register(_upstream);
+            }
         }
         catch (SocketException e)
         {
@@ -209,7 +294,7 @@ public sealed partial class CircuitSupervisor : UntypedActor
     {
         if (result != SocketError.Success)
         {
-            ResetAndClose(CloseReasons.ForConnectError(result), result.ToString());
+            OnAttemptFailed(CloseReasons.ForConnectError(result), $"{result} from {_entry.Upstream}");
             return;
         }
 
@@ -219,6 +304,11 @@ public sealed partial class CircuitSupervisor : UntypedActor
         }
 
         _connectTimer?.Cancel();
+        if (_member >= 0)
+        {
+            _pool.OnConnected(_member);
+        }
+
         _metrics?.OnUpstreamConnected(Stopwatch.GetTimestamp() - _connectStartedTicks);
         StartPumps(_upstream!);
         _entry.State = CircuitState.Established;
@@ -341,8 +431,17 @@ public sealed partial class CircuitSupervisor : UntypedActor
         ScheduleIdleCheck(limit - quietFor);
     }
 
-    private void ScheduleIdleCheck(TimeSpan after) =>
-        _idleTimer = Context.System.Scheduler.ScheduleTellOnceCancelable(after, Self, IdleCheck.Instance, Self);
+    private void ScheduleIdleCheck(TimeSpan after)
+    {
+        if (_idleTimer is null)
+        {
+            _idleTimer = _loop!.Timers.ScheduleTellOnce(after, Self, IdleCheck.Instance);
+        }
+        else
+        {
+            _idleTimer.Start(after);
+        }
+    }
 
     // ---------------------------------------------------------------- closed
 
@@ -375,7 +474,7 @@ public sealed partial class CircuitSupervisor : UntypedActor
         }
 
         // Out of the core's epoll first: a closed descriptor number may be reused at once.
-        io?.Loop.Unregister(io);
+        io?.Loop.Unregister(io, socketClosing: true);
 
         try
         {
@@ -389,7 +488,7 @@ public sealed partial class CircuitSupervisor : UntypedActor
             // Already gone: closing is all that is left.
         }
 
-        socket.Dispose();
+        CircuitSockets.Close(socket);
     }
 
     private void Finish(string reason, string? detail, bool stopping = false)
@@ -400,6 +499,12 @@ public sealed partial class CircuitSupervisor : UntypedActor
         }
 
         _closed = true;
+        if (_member >= 0)
+        {
+            _pool.Release(_member);
+            _member = -1;
+        }
+
         _connectTimer?.Cancel();
         _idleTimer?.Cancel();
         _entry.State = CircuitState.Closed;
@@ -439,15 +544,12 @@ public sealed partial class CircuitSupervisor : UntypedActor
         ResetAndClose(CloseReasons.InternalError, reason.GetType().Name, stopping: true);
     }
 
-    private sealed class ConnectTimedOut : INoSerializationVerificationNeeded, IDeadLetterSuppression
-    {
-        public static readonly ConnectTimedOut Instance = new();
-    }
+    private sealed record ConnectTimedOut(int Attempt) : INoSerializationVerificationNeeded, IDeadLetterSuppression;
 
     private sealed class IdleCheck : INoSerializationVerificationNeeded, IDeadLetterSuppression
     {
         public static readonly IdleCheck Instance = new();
     }
 
-    private sealed record Resolved(IPAddress[] Addresses, Exception? Error) : INoSerializationVerificationNeeded;
+    private sealed record Resolved(IPAddress[] Addresses, Exception? Error, int Attempt) : INoSerializationVerificationNeeded;
 }

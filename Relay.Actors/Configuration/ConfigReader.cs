@@ -227,13 +227,16 @@ internal readonly struct ConfigReader
     /// </summary>
     internal static bool TryGetList(HoconValue? value, out IReadOnlyList<HoconValue> items)
     {
-        if (value is null || value.Values.Count == 0 || !value.Values.All(v => v is HoconArray))
+        // The parser keeps the blank between a list and a closing brace on the same line
+        // (`{ upstreams = [ "a:1" ] }`) as a whitespace literal next to the array.
+        var parts = value?.Values.Where(v => v is not HoconLiteral literal || !string.IsNullOrWhiteSpace(literal.Value)).ToList();
+        if (parts is null || parts.Count == 0 || !parts.All(v => v is HoconArray))
         {
             items = [];
             return false;
         }
 
-        items = value.Values.Cast<HoconArray>().SelectMany(a => a).ToList();
+        items = parts.Cast<HoconArray>().SelectMany(a => a).ToList();
         return true;
     }
 

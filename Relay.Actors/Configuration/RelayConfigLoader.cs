@@ -37,6 +37,7 @@ public static partial class RelayConfigLoader
     /// key by key (HOCON does not merge lists: a later <c>relay.routes</c> replaces an earlier
     /// one). <paramref name="routeSpecs"/> (<c>[NAME@]LISTEN=UPSTREAM</c>) are appended to the
     /// routes of the files; one with the name of a file route replaces that route.
+    /// <paramref name="transparentSpecs"/> (<c>[NAME@]LISTEN</c>) add transparent routes the same way.
     /// <paramref name="managementEndpoint"/> and <paramref name="managementToken"/>, when not
     /// null, override <c>relay.management</c>. The result is not validated: pass it to
     /// <see cref="RelaySettings.Create"/>.
@@ -46,7 +47,8 @@ public static partial class RelayConfigLoader
         IEnumerable<string> configFiles,
         IEnumerable<string> routeSpecs,
         string? managementEndpoint,
-        string? managementToken)
+        string? managementToken,
+        IEnumerable<string>? transparentSpecs = null)
     {
         ArgumentNullException.ThrowIfNull(configFiles);
         ArgumentNullException.ThrowIfNull(routeSpecs);
@@ -78,7 +80,7 @@ public static partial class RelayConfigLoader
             flags.Append("relay.management.token = ").AppendLine(HoconText.Quote(managementToken));
         }
 
-        var specs = routeSpecs.Select(RouteSpec.Parse).ToList();
+        var specs = routeSpecs.Select(RouteSpec.Parse).Concat((transparentSpecs ?? []).Select(RouteSpec.ParseTransparent)).ToList();
         if (specs.Count > 0)
         {
             layered = WithRoutes(layered, specs);
@@ -133,7 +135,15 @@ public static partial class RelayConfigLoader
                 w.Indent++;
                 w.Key("name", HoconText.Quote(route.Name));
                 w.Key("listen", HoconText.Quote(AddressParser.Format(route.Listen)));
-                w.Key("upstream", HoconText.Quote(route.Upstream.ToString()));
+                if (route.Transparent is { } transparent)
+                {
+                    WriteTransparent(w, transparent);
+                }
+                else
+                {
+                    WritePool(w, route.Upstreams);
+                }
+
                 w.Key("backlog", route.Backlog.ToString(CultureInfo.InvariantCulture));
                 WriteCircuit(w, route.Circuit);
                 WriteAdmission(w, new AdmissionDefaults(route.Access, route.Limits, route.ProxyProtocol));
@@ -145,6 +155,7 @@ public static partial class RelayConfigLoader
             w.Line("]");
         }
 
+        w.Key("shutdown-grace", ConfigReader.FormatDuration(settings.ShutdownGrace));
         w.Open("defaults");
         WriteCircuit(w, settings.Defaults);
         WriteAdmission(w, settings.DefaultAdmission);
@@ -164,6 +175,46 @@ public static partial class RelayConfigLoader
         w.Close();
         w.Close();
         return w.ToString();
+    }
+
+    private static void WriteTransparent(HoconWriter w, TransparentSettings t)
+    {
+        static string List(IEnumerable<object> items) => "[" + string.Join(", ", items.Select(i => HoconText.Quote(i.ToString()!))) + "]";
+
+        w.Key("mode", "transparent");
+        w.Key("interception", TransparentSettings.Name(t.Interception));
+        w.Key("upstream-source", TransparentSettings.Name(t.UpstreamSource));
+        w.Open("destinations");
+        w.Key("allow", List(t.Destinations.Allow.Cast<object>()));
+        w.Key("deny", List(t.Destinations.Deny.Cast<object>()));
+        w.Key("ports", List(t.Destinations.Ports.Cast<object>()));
+        w.Close();
+    }
+
+    private static void WritePool(HoconWriter w, Upstreams.UpstreamPoolSettings pool)
+    {
+        if (pool.Members.Count == 1)
+        {
+            w.Key("upstream", HoconText.Quote(pool.Members[0].ToString()));
+        }
+        else
+        {
+            w.Key("upstreams", $"[ {string.Join(", ", pool.Members.Select(m => HoconText.Quote(m.ToString())))} ]");
+        }
+
+        w.Key("balance", pool.Balance == Upstreams.BalanceMode.LeastCircuits ? "least-circuits" : "round-robin");
+        w.Open("passive-health");
+        w.Key("fall", pool.Passive.Fall.ToString(CultureInfo.InvariantCulture));
+        w.Key("backoff", ConfigReader.FormatDuration(pool.Passive.Backoff));
+        w.Key("max-backoff", ConfigReader.FormatDuration(pool.Passive.MaxBackoff));
+        w.Close();
+        w.Open("health-check");
+        w.Key("enabled", Switch(pool.HealthCheck.Enabled));
+        w.Key("interval", ConfigReader.FormatDuration(pool.HealthCheck.Interval));
+        w.Key("timeout", ConfigReader.FormatDuration(pool.HealthCheck.Timeout));
+        w.Key("rise", pool.HealthCheck.Rise.ToString(CultureInfo.InvariantCulture));
+        w.Key("fall", pool.HealthCheck.Fall.ToString(CultureInfo.InvariantCulture));
+        w.Close();
     }
 
     private static void WriteCircuit(HoconWriter w, CircuitSettings c)

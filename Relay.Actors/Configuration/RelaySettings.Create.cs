@@ -32,13 +32,15 @@ public sealed partial record RelaySettings
     internal static readonly KeySchema CircuitSchema =
         KeySchema.Leaves("connect-timeout", "idle-timeout", "half-closed-timeout", "write-size", "window", "backlog")
             .With(("client-side", SideSchema), ("upstream-side", SideSchema))
+            .With(PoolKeys)
             .With(AdmissionKeys());
 
     internal static readonly KeySchema RouteSchema = CircuitSchema.With(
-        ("name", null), ("listen", null), ("upstream", null), ("mode", null));
+        ("name", null), ("listen", null), ("upstream", null), ("upstreams", null), ("mode", null)).With(TransparentRouteKeys);
 
     private static readonly KeySchema RelaySchema = KeySchema.Of(
         ("routes", null), // a list: each element is checked against RouteSchema
+        ("shutdown-grace", null),
         ("defaults", CircuitSchema),
         ("dispatchers", KeySchema.Leaves("cores", "pin", "throughput")),
         ("management", KeySchema.Leaves("endpoint", "token")),
@@ -82,6 +84,7 @@ public sealed partial record RelaySettings
         var defaultsReader = new ConfigReader(defaultsConfig, "relay.defaults");
         var defaults = ReadCircuit(defaultsReader, routeObject: null);
         defaultsReader.Int("backlog", 1, 65535);
+        ReadPoolRules(defaultsReader);
         var defaultAdmission = ReadAdmission(defaultsReader);
 
         var routes = ReadRoutes(config, defaultsConfig);
@@ -89,6 +92,7 @@ public sealed partial record RelaySettings
         var management = ReadManagement(new ConfigReader(config.GetConfig("relay.management"), "relay.management"));
         return new RelaySettings(routes, defaults, dispatchers, management)
         {
+            ShutdownGrace = ReadShutdownGrace(config),
             Limits = ReadLimits(new ConfigReader(config.GetConfig("relay.limits"), "relay.limits")),
             DefaultAdmission = defaultAdmission,
         };
@@ -119,7 +123,7 @@ public sealed partial record RelaySettings
             var local = element.GetObject();
             var reader = new ConfigReader(element.ToConfig().WithFallback(defaultsConfig), path);
 
-            CheckMode(reader);
+            var transparent = ReadTransparent(reader, local);
             var name = reader.Has("name") ? reader.String("name").Trim() : $"route-{i + 1}";
             if (!RouteName().IsMatch(name))
             {
@@ -143,14 +147,12 @@ public sealed partial record RelaySettings
 
             CheckListenIsFree(reader, listenText, listen, routes);
 
-            var upstreamText = Required(reader, "upstream", "198.18.1.2:7000");
-            if (!AddressParser.TryParseUpstream(upstreamText, out var upstream, out problem))
-            {
-                throw new RelayConfigException(reader.KeyPath("upstream"), upstreamText, problem);
-            }
-
+            // A transparent route has no pool: each circuit connects to its original destination.
+            var upstream = transparent is null
+                ? ReadPool(reader, local)
+                : Upstreams.UpstreamPoolSettings.Single(TransparentSettings.OriginalDestination);
             var backlog = reader.Int("backlog", 1, 65535);
-            routes.Add(WithAdmission(new RouteSettings(name, listen, upstream, backlog, ReadCircuit(reader, local)), reader));
+            routes.Add(WithAdmission(new RouteSettings(name, listen, upstream, backlog, ReadCircuit(reader, local)) { Transparent = transparent }, reader));
         }
 
         return routes;
@@ -164,25 +166,6 @@ public sealed partial record RelaySettings
         }
 
         return reader.String(key).Trim();
-    }
-
-    private static void CheckMode(ConfigReader reader)
-    {
-        if (!reader.Has("mode"))
-        {
-            return;
-        }
-
-        var mode = reader.String("mode").Trim();
-        if (mode.Equals("transparent", StringComparison.OrdinalIgnoreCase))
-        {
-            throw new RelayConfigException(reader.KeyPath("mode"), mode, "transparent routes are not supported yet (issue 5)");
-        }
-
-        if (!mode.Equals("forward", StringComparison.OrdinalIgnoreCase))
-        {
-            throw new RelayConfigException(reader.KeyPath("mode"), mode, "must be forward");
-        }
     }
 
     // Two sockets cannot bind the same port where one address is the other's wildcard, so

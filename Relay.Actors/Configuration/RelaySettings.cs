@@ -1,4 +1,5 @@
 using System.Net;
+using Relay.Actors.Upstreams;
 
 namespace Relay.Actors.Configuration;
 
@@ -19,14 +20,21 @@ public sealed partial record RelaySettings(
     public AdmissionDefaults DefaultAdmission { get; init; } = AdmissionDefaults.Open;
 }
 
-/// <summary>One port-forward route: accept on <see cref="Listen"/>, relay to <see cref="Upstream"/>.</summary>
+/// <summary>One port-forward route: accept on <see cref="Listen"/>, relay to a member of <see cref="Upstreams"/>.</summary>
 public sealed record RouteSettings(
     string Name,
     IPEndPoint Listen,
-    UpstreamAddress Upstream,
+    UpstreamPoolSettings Upstreams,
     int Backlog,
     CircuitSettings Circuit)
 {
+    /// <summary>
+    /// Set for a <c>mode = transparent</c> route: each circuit connects to its connection's
+    /// original destination, and <see cref="Upstream"/> is only
+    /// <see cref="TransparentSettings.OriginalDestination"/>. Null for a forward route.
+    /// </summary>
+    public TransparentSettings? Transparent { get; init; }
+
     /// <summary>Which clients may connect (<c>allow</c>, <c>deny</c>).</summary>
     public AccessList Access { get; init; } = AccessList.Open;
 
@@ -43,7 +51,7 @@ public sealed record RouteSettings(
 /// </summary>
 public sealed record UpstreamAddress(string Host, int Port)
 {
-    public override string ToString() => Host.Contains(':') ? $"[{Host}]:{Port}" : $"{Host}:{Port}";
+    public override string ToString() => Port == 0 ? Host : Host.Contains(':') ? $"[{Host}]:{Port}" : $"{Host}:{Port}";
 }
 
 /// <summary>The per-circuit knobs. Every route has its own copy, defaulted from <c>relay.defaults</c>.</summary>

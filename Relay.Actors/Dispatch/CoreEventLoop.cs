@@ -33,6 +33,8 @@ public sealed unsafe class CoreEventLoop : IDisposable
     private readonly Stack<int> _freeTokens = new();
     private IoRegistration?[] _registrations = new IoRegistration?[256];
     private int _nextToken;
+    private uint _generation;
+    private long _wakes;
     private bool _disposed;
 
     internal CoreEventLoop()
@@ -62,6 +64,12 @@ public sealed unsafe class CoreEventLoop : IDisposable
         t_current ?? throw new InvalidOperationException(
             "socket I/O of a circuit must run on a core dispatcher (CoreDispatchers.IdFor); this thread has no core event loop");
 
+    /// <summary>
+    /// The core thread's own timers (circuits' connect and idle timeouts): the loop's wait
+    /// ends when the earliest is due, and they fire on this thread.
+    /// </summary>
+    public LoopTimers Timers { get; } = new();
+
     /// <summary>Live registrations, for tests and diagnostics.</summary>
     public int Registrations => _nextToken - _freeTokens.Count;
 
@@ -76,8 +84,9 @@ public sealed unsafe class CoreEventLoop : IDisposable
 
     /// <summary>
     /// Watches <paramref name="socket"/> for readiness until <see cref="Unregister"/>. The
-    /// socket is switched to non-blocking mode; the relay then does all its I/O on it with
-    /// plain non-blocking calls.
+    /// socket is switched to non-blocking mode unless it is already (a socket made by the
+    /// relay from accept4 or socket with SOCK_NONBLOCK: two fcntl saved); the relay then
+    /// does all its I/O on it with plain non-blocking calls.
     /// </summary>
     public IoRegistration Register(Socket socket) =>
         Register(socket, Epoll.EPOLLIN | Epoll.EPOLLOUT | Epoll.EPOLLRDHUP | Epoll.EPOLLET);
@@ -92,7 +101,11 @@ public sealed unsafe class CoreEventLoop : IDisposable
 
     private IoRegistration Register(Socket socket, uint interest)
     {
-        socket.Blocking = false;
+        if (socket.Blocking)
+        {
+            socket.Blocking = false;
+        }
+
         var token = _freeTokens.Count > 0 ? _freeTokens.Pop() : _nextToken++;
         if (token >= _registrations.Length)
         {
@@ -100,8 +113,8 @@ public sealed unsafe class CoreEventLoop : IDisposable
         }
 
         var fd = (int)socket.SafeHandle.DangerousGetHandle();
-        var registration = new IoRegistration(this, token, fd);
-        if (Epoll.Add(_epoll, fd, interest, (ulong)token) != 0)
+        var registration = new IoRegistration(this, token, unchecked(++_generation), fd);
+        if (Epoll.Add(_epoll, fd, interest, registration.EpollData) != 0)
         {
             var errno = Marshal.GetLastPInvokeError();
             _freeTokens.Push(token);
@@ -112,8 +125,14 @@ public sealed unsafe class CoreEventLoop : IDisposable
         return registration;
     }
 
-    /// <summary>Stops watching; call before the socket is closed. Idempotent.</summary>
-    public void Unregister(IoRegistration registration)
+    /// <summary>
+    /// Stops watching. Idempotent. <paramref name="socketClosing"/> says the caller closes the
+    /// socket right after: closing a descriptor takes it out of every epoll set, so the
+    /// EPOLL_CTL_DEL is skipped (two system calls per circuit). Should an event of the closed
+    /// socket still be in flight (its close deferred by a SafeHandle reference elsewhere), the
+    /// generation in its token no longer matches and it is dropped.
+    /// </summary>
+    public void Unregister(IoRegistration registration, bool socketClosing = false)
     {
         if (registration.Unregistered)
         {
@@ -123,7 +142,11 @@ public sealed unsafe class CoreEventLoop : IDisposable
         registration.Unregistered = true;
         registration.ReadWaiter = null;
         registration.WriteWaiter = null;
-        Epoll.Remove(_epoll, registration.Fd);
+        if (!socketClosing)
+        {
+            Epoll.Remove(_epoll, registration.Fd);
+        }
+
         _registrations[registration.Token] = null;
         _freeTokens.Push(registration.Token);
     }
@@ -134,7 +157,30 @@ public sealed unsafe class CoreEventLoop : IDisposable
     /// </summary>
     internal int Poll(int timeoutMs)
     {
-        var count = Epoll.Wait(_epoll, _events, MaxEvents, timeoutMs);
+        var count = Wait(timeoutMs);
+        Dispatch(count);
+        return count;
+    }
+
+    /// <summary>
+    /// epoll_wait alone, so the executor can mark itself awake before <see cref="Dispatch"/>
+    /// tells actors on its own thread (a tell to a sleeping thread writes the wake eventfd).
+    /// The wait ends early when a timer is due.
+    /// </summary>
+    internal int Wait(int timeoutMs)
+    {
+        var untilTimer = Timers.MillisUntilNext();
+        if (untilTimer >= 0 && (timeoutMs < 0 || untilTimer < timeoutMs))
+        {
+            timeoutMs = untilTimer;
+        }
+
+        return Epoll.Wait(_epoll, _events, MaxEvents, timeoutMs);
+    }
+
+    /// <summary>Tells the waiters of the <paramref name="count"/> events the last <see cref="Wait"/> returned, then fires due timers.</summary>
+    internal void Dispatch(int count)
+    {
         for (var i = 0; i < count; i++)
         {
             var ev = _events + (i * Epoll.EventSize);
@@ -147,16 +193,29 @@ public sealed unsafe class CoreEventLoop : IDisposable
                 continue;
             }
 
-            var registration = _registrations[(int)token];
-            if (registration is null)
+            var registration = _registrations[(int)(uint)token];
+            if (registration is null || registration.Generation != (uint)(token >> 32))
             {
+                // A socket unregistered while its event was queued, or one whose slot has
+                // been reused since.
                 continue;
             }
 
-            if ((flags & (Epoll.EPOLLIN | Epoll.EPOLLRDHUP | Epoll.EPOLLHUP | Epoll.EPOLLERR)) != 0 && registration.ReadWaiter is { } reader)
+            if ((flags & (Epoll.EPOLLIN | Epoll.EPOLLRDHUP | Epoll.EPOLLHUP | Epoll.EPOLLERR)) != 0)
             {
-                registration.ReadWaiter = null;
-                reader.Tell(SocketReady.Instance, ActorRefs.NoSender);
+                // Remembered even when nobody waits, so a reader can tell a drained socket
+                // from one whose edge came while it was busy (see IoRegistration).
+                registration.InputSeen = true;
+                if ((flags & (Epoll.EPOLLRDHUP | Epoll.EPOLLHUP | Epoll.EPOLLERR)) != 0)
+                {
+                    registration.InputEnded = true;
+                }
+
+                if (registration.ReadWaiter is { } reader)
+                {
+                    registration.ReadWaiter = null;
+                    reader.Tell(SocketReady.Instance, ActorRefs.NoSender);
+                }
             }
 
             if ((flags & (Epoll.EPOLLOUT | Epoll.EPOLLHUP | Epoll.EPOLLERR)) != 0 && registration.WriteWaiter is { } writer)
@@ -166,12 +225,16 @@ public sealed unsafe class CoreEventLoop : IDisposable
             }
         }
 
-        return count;
+        Timers.FireDue();
     }
+
+    /// <summary>How many times the wake eventfd was written, for tests and diagnostics.</summary>
+    internal long Wakes => Interlocked.Read(ref _wakes);
 
     /// <summary>Wakes the loop's thread out of <see cref="Poll"/>; any thread may call it.</summary>
     internal void Wake()
     {
+        Interlocked.Increment(ref _wakes);
         ulong one = 1;
         Epoll.Write(_wakeFd, (byte*)&one, sizeof(ulong));
     }
@@ -200,16 +263,22 @@ public sealed unsafe class CoreEventLoop : IDisposable
 /// </summary>
 public sealed class IoRegistration
 {
-    internal IoRegistration(CoreEventLoop loop, int token, int fd)
+    internal IoRegistration(CoreEventLoop loop, int token, uint generation, int fd)
     {
         Loop = loop;
         Token = token;
+        Generation = generation;
         Fd = fd;
     }
 
     public CoreEventLoop Loop { get; }
 
     internal int Token { get; }
+
+    /// <summary>Which use of the token slot this is; epoll hands it back with each event.</summary>
+    internal uint Generation { get; }
+
+    internal ulong EpollData => ((ulong)Generation << 32) | (uint)Token;
 
     internal int Fd { get; }
 
@@ -219,11 +288,29 @@ public sealed class IoRegistration
 
     internal IActorRef? WriteWaiter { get; set; }
 
+    /// <summary>
+    /// Whether an input edge (data, FIN, reset) has been collected since the last
+    /// <see cref="AwaitReadable"/>. False means any input there is now has an edge still to
+    /// come, so a reader may wait without a speculative recv that would only say EAGAIN
+    /// (the upstream reader's first read, one system call per circuit).
+    /// </summary>
+    public bool InputSeen { get; internal set; }
+
+    /// <summary>
+    /// Sticky: epoll has reported the peer's FIN (EPOLLRDHUP), a hang-up or an error. Until
+    /// then a short read drained the socket, because any byte or FIN arriving after the edge
+    /// that was collected raises a new one; a reader may wait instead of calling recv again
+    /// for an EAGAIN (one system call per read burst: a third of a keep-alive request's).
+    /// After it, the reader reads on to collect the EOF or the error.
+    /// </summary>
+    public bool InputEnded { get; internal set; }
+
     /// <summary><paramref name="actor"/> is told <see cref="SocketReady"/> when the socket may have data (or EOF, or an error).</summary>
     public void AwaitReadable(IActorRef actor)
     {
         if (!Unregistered)
         {
+            InputSeen = false;
             ReadWaiter = actor;
         }
     }

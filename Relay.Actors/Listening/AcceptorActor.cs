@@ -10,6 +10,7 @@ using Relay.Actors.Dispatch;
 using Relay.Actors.Internal;
 using Relay.Actors.Listening.Admission;
 using Relay.Actors.Metrics;
+using Relay.Actors.Upstreams;
 
 namespace Relay.Actors.Listening;
 
@@ -30,14 +31,16 @@ public sealed partial class AcceptorActor : UntypedActor, IWithTimers
     private readonly CoreBalancer _balancer;
     private readonly string _node;
     private readonly RouteMetrics _metrics;
+    private readonly UpstreamPool? _pool;
     private readonly Action<CircuitEntry> _onCircuitClosed;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private IoRegistration? _io;
     private bool _stopped;
 
     public AcceptorActor(Socket listener, int core, RouteSettings route, CircuitRegistry registry, CoreBalancer balancer, string node,
-        RouteMetrics metrics)
+        RouteMetrics metrics, UpstreamPool? pool = null)
     {
+        _pool = pool;
         _listener = listener;
         _core = core;
         _route = route;
@@ -51,8 +54,8 @@ public sealed partial class AcceptorActor : UntypedActor, IWithTimers
     public ITimerScheduler Timers { get; set; } = null!;
 
     public static Props Props(Socket listener, int core, RouteSettings route, CircuitRegistry registry, CoreBalancer balancer, string node,
-        RouteMetrics metrics) =>
-        PropsFactory.Of(() => new AcceptorActor(listener, core, route, registry, balancer, node, metrics));
+        RouteMetrics metrics, UpstreamPool? pool = null) =>
+        PropsFactory.Of(() => new AcceptorActor(listener, core, route, registry, balancer, node, metrics, pool));
 
     /// <summary>
     /// A circuit that throws is broken on its own: stop it (its PostStop resets both of its
@@ -108,6 +111,20 @@ public sealed partial class AcceptorActor : UntypedActor, IWithTimers
                 OnProxyHeaderReceived(received);
                 break;
 
+            case ListenerProtocol.StopWhenIdle or StopIfIdle:
+                // A retired route: its circuits keep their settings and end on their own; a
+                // parent cannot stop without stopping them, so look again each second.
+                if (!Context.GetChildren().Any())
+                {
+                    Context.Stop(Self);
+                }
+                else if (message is ListenerProtocol.StopWhenIdle)
+                {
+                    Timers.StartPeriodicTimer(StopIfIdle.Instance, StopIfIdle.Instance, TimeSpan.FromSeconds(1));
+                }
+
+                break;
+
             case ListenerProtocol.StopAccepting:
                 _stopped = true;
                 ForgetPause();
@@ -161,7 +178,7 @@ public sealed partial class AcceptorActor : UntypedActor, IWithTimers
     {
         var id = _registry.NextId();
         var core = _balancer.Acquire(preferred: _core);
-        var entry = new CircuitEntry(id, _route.Name, _node, remote, _route.Upstream.ToString(), core, ActorRefs.Nobody)
+        var entry = new CircuitEntry(id, _route.Name, _node, remote, _route.Upstreams.ToString(), core, ActorRefs.Nobody)
         {
             ProxiedDestination = proxiedDestination,
         };
@@ -170,7 +187,7 @@ public sealed partial class AcceptorActor : UntypedActor, IWithTimers
             _onCircuitClosed(closed);
             ticket.Release();
         };
-        var props = CircuitSupervisor.Props(entry, client, _route, _registry, onClosed, _metrics)
+        var props = CircuitSupervisor.Props(entry, client, _route, _registry, onClosed, _metrics, _pool)
             .WithDispatcher(CoreDispatchers.IdFor(core));
         // Counted before the circuit exists: on another core it may close before ActorOf returns.
         _metrics.OnCircuitStarted();
@@ -190,6 +207,11 @@ public sealed partial class AcceptorActor : UntypedActor, IWithTimers
             io.Loop.Unregister(io);
             _io = null;
         }
+    }
+
+    private sealed class StopIfIdle : INoSerializationVerificationNeeded
+    {
+        public static readonly StopIfIdle Instance = new();
     }
 
     private sealed class RetryAccept : INoSerializationVerificationNeeded

@@ -8,7 +8,8 @@ using Relay.Actors.Configuration;
 using Relay.Actors.Dispatch;
 using Relay.Actors.Dispatch.Internal;
 using Relay.Actors.Metrics;
-using Relay.Actors.Tuning;
+using Relay.Actors.Transparent;
+using Relay.Actors.Upstreams;
 
 namespace Relay.Actors.Listening;
 
@@ -24,15 +25,22 @@ public sealed class ListenerActor : UntypedActor
     private readonly CoreBalancer _balancer;
     private readonly string _node;
     private readonly RouteMetrics _metrics;
+    private readonly UpstreamPool? _pool;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private Socket? _socket;
+    private Socket? _inherited;
+    private bool _retiring;
+    private IActorRef? _handOverTo;
     private IPEndPoint? _bound;
     private bool _draining;
     private int _acceptorsAccepting;
     private readonly List<IActorRef> _drainWaiters = new();
 
-    public ListenerActor(RouteSettings route, CircuitRegistry registry, CoreBalancer balancer, string node, RouteMetrics metrics)
+    public ListenerActor(RouteSettings route, CircuitRegistry registry, CoreBalancer balancer, string node, RouteMetrics metrics,
+        UpstreamPool? pool = null, Socket? socket = null)
     {
+        _pool = pool;
+        _inherited = socket;
         _route = route;
         _registry = registry;
         _balancer = balancer;
@@ -40,8 +48,11 @@ public sealed class ListenerActor : UntypedActor
         _metrics = metrics;
     }
 
-    public static Props Props(RouteSettings route, CircuitRegistry registry, CoreBalancer balancer, string node, RouteMetrics metrics) =>
-        PropsFactory.Of(() => new ListenerActor(route, registry, balancer, node, metrics));
+    /// <param name="pool">The route's shared upstream pool (null: each circuit makes its own, for tests).</param>
+    /// <param name="socket">A socket already listening on the route's address (a reload); null binds a new one.</param>
+    public static Props Props(RouteSettings route, CircuitRegistry registry, CoreBalancer balancer, string node, RouteMetrics metrics,
+        UpstreamPool? pool = null, Socket? socket = null) =>
+        PropsFactory.Of(() => new ListenerActor(route, registry, balancer, node, metrics, pool, socket));
 
     /// <summary>
     /// An acceptor that throws has a bug in its accept loop: restart it. Its restart keeps its
@@ -56,53 +67,34 @@ public sealed class ListenerActor : UntypedActor
 
     protected override void PreStart()
     {
-        try
+        // A socket handed over by a reload is used once: after a restart it has been closed.
+        var inherited = _inherited is { SafeHandle.IsClosed: false } ? _inherited : null;
+        _inherited = null;
+        string problem;
+        var ok = inherited is not null
+            ? ListenSocket.TryAdopt(_route, inherited, out problem)
+            : ListenSocket.TryOpen(_route, out inherited, out problem);
+        if (!ok)
         {
-            _socket = new Socket(_route.Listen.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-            // Restarting the relay must not wait for old connections in TIME_WAIT: SO_REUSEADDR.
-            // Set raw, because .NET's ReuseAddress on Linux also sets SO_REUSEPORT, which would
-            // let a second process bind the same port and silently take half the connections.
-            _socket.SetRawSocketOption(Epoll.SOL_SOCKET, Epoll.SO_REUSEADDR, BitConverter.GetBytes(1));
-            // Client-side options go on the listener: accepted sockets inherit them, and
-            // buffers and MSS must be in place before the handshake to take effect.
-            SocketTuner.Apply(_socket, _route.Circuit.ClientSide);
-            _socket.Bind(_route.Listen);
-            _socket.Listen(_route.Backlog);
-        }
-        catch (SocketException e)
-        {
-            _socket?.Dispose();
-            _socket = null;
-            var problem = e.SocketErrorCode switch
-            {
-                SocketError.AddressAlreadyInUse => $"route {_route.Name}: cannot listen on {_route.Listen}: address already in use",
-                SocketError.AddressNotAvailable => $"route {_route.Name}: cannot listen on {_route.Listen}: no such local address",
-                SocketError.AccessDenied => $"route {_route.Name}: cannot listen on {_route.Listen}: permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)",
-                _ => $"route {_route.Name}: cannot listen on {_route.Listen}: {e.Message}",
-            };
+            inherited?.Dispose();
             Context.Parent.Tell(new ListenerProtocol.BindFailed(_route.Name, _route.Listen, problem));
             Context.Stop(Self);
             return;
         }
-        catch (Exception e) when (e is SocketTuningException)
-        {
-            _socket?.Dispose();
-            _socket = null;
-            Context.Parent.Tell(new ListenerProtocol.BindFailed(_route.Name, _route.Listen, $"route {_route.Name}: {e.Message}"));
-            Context.Stop(Self);
-            return;
-        }
 
+        _socket = inherited!;
         var bound = (IPEndPoint)_socket.LocalEndPoint!;
         _bound = bound;
+        ListeningAddresses.For(Context.System).Add(Self.Path.Name, bound); // the transparent routes' loop guard
         for (var core = 0; core < _balancer.Cores; core++)
         {
-            Context.ActorOf(AcceptorActor.Props(_socket, core, _route, _registry, _balancer, _node, _metrics)
+            var acceptor = Context.ActorOf(AcceptorActor.Props(_socket, core, _route, _registry, _balancer, _node, _metrics, _pool)
                 .WithDispatcher(CoreDispatchers.IdFor(core)), "acceptor-" + core.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            Context.Watch(acceptor); // a retired listener stops once every acceptor (and so every circuit) is gone
         }
 
         _log.Info("{EventName:l} route {Route} listening on {Listen}, relaying to {Upstream}",
-            "ListenerBound", _route.Name, bound.ToString(), _route.Upstream.ToString());
+            "ListenerBound", _route.Name, bound.ToString(), _route.Upstreams.ToString());
         Context.Parent.Tell(new ListenerProtocol.Bound(_route.Name, bound));
     }
 
@@ -110,6 +102,14 @@ public sealed class ListenerActor : UntypedActor
     {
         switch (message)
         {
+            case ListenerProtocol.Retire retire:
+                Retire(retire.HandOver ? Sender : null);
+                break;
+
+            case Terminated:
+                StopIfRetired();
+                break;
+
             case ListenerProtocol.Drain when _draining:
                 Sender.Tell(new ListenerProtocol.AlreadyDraining(_route.Name));
                 break;
@@ -132,7 +132,8 @@ public sealed class ListenerActor : UntypedActor
             case ListenerProtocol.StoppedAccepting:
                 if (--_acceptorsAccepting == 0)
                 {
-                    CloseForDrain();
+                    FinishStopAccepting();
+                    StopIfRetired();
                 }
 
                 break;
@@ -160,5 +161,73 @@ public sealed class ListenerActor : UntypedActor
         _drainWaiters.Clear();
     }
 
-    protected override void PostStop() => _socket?.Dispose();
+    /// <summary>
+    /// A reload removed or replaced this route. New connects stop now; the circuits already
+    /// accepted keep their settings and run to their end, and then this listener stops. With
+    /// <paramref name="handOverTo"/>, the listening socket is not closed but given to the
+    /// route's next listener, so no connect is refused during the reload.
+    /// </summary>
+    private void Retire(IActorRef? handOverTo)
+    {
+        _retiring = true;
+        var acceptors = Context.GetChildren().ToList();
+        if (!_draining)
+        {
+            _draining = true;
+            _handOverTo = handOverTo;
+            _acceptorsAccepting = acceptors.Count;
+            acceptors.ForEach(a => a.Tell(ListenerProtocol.StopAccepting.Instance));
+        }
+        else
+        {
+            // Drained before (POST /routes/{name}/drain): the socket is closed, nothing to hand over.
+            handOverTo?.Tell(new ListenerProtocol.HandedOver(_route.Name, null));
+        }
+
+        // After StopAccepting in each acceptor's mailbox, so each answers before it may stop.
+        acceptors.ForEach(a => a.Tell(ListenerProtocol.StopWhenIdle.Instance));
+        if (_acceptorsAccepting == 0)
+        {
+            FinishStopAccepting();
+        }
+
+        StopIfRetired();
+    }
+
+    private void FinishStopAccepting()
+    {
+        if (_handOverTo is not null)
+        {
+            HandOverSocket();
+        }
+        else
+        {
+            CloseForDrain();
+        }
+    }
+
+    /// <summary>A retired listener ends once its socket is dealt with and every acceptor (and circuit) is gone.</summary>
+    private void StopIfRetired()
+    {
+        if (_retiring && _handOverTo is null && _acceptorsAccepting <= 0 && !Context.GetChildren().Any())
+        {
+            Context.Stop(Self);
+        }
+    }
+
+    private void HandOverSocket()
+    {
+        var socket = _socket;
+        _socket = null; // no longer ours to close
+        _log.Info("{EventName:l} route {Route} handed its socket on {Listen} to its reloaded listener; {Active} open circuit(s) keep their settings",
+            "RouteHandedOver", _route.Name, _bound?.ToString() ?? "?", _metrics.Active);
+        _handOverTo!.Tell(new ListenerProtocol.HandedOver(_route.Name, socket));
+        _handOverTo = null;
+    }
+
+    protected override void PostStop()
+    {
+        _socket?.Dispose();
+        ListeningAddresses.For(Context.System).Remove(Self.Path.Name);
+    }
 }

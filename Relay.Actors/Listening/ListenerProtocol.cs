@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Sockets;
 using Akka.Actor;
 
 namespace Relay.Actors.Listening;
@@ -52,6 +53,29 @@ public static class ListenerProtocol
         public static readonly StoppedAccepting Instance = new();
 
         private StoppedAccepting()
+        {
+        }
+    }
+
+    /// <summary>
+    /// Guardian to listener, on a reload that removed or changed the route: stop accepting and
+    /// stop once the open circuits have ended. With <paramref name="HandOver"/>, the listening
+    /// socket is not closed but sent back in <see cref="HandedOver"/> for the route's new listener.
+    /// </summary>
+    public sealed record Retire(bool HandOver) : INoSerializationVerificationNeeded;
+
+    /// <summary>The answer to <c>Retire(HandOver: true)</c>: the still-listening socket, or null if it was already closed.</summary>
+    public sealed record HandedOver(string Route, Socket? Socket) : INoSerializationVerificationNeeded;
+
+    /// <summary>
+    /// Listener to acceptor, after <see cref="StopAccepting"/> on a retired route: stop once
+    /// your circuits (your children) have all ended.
+    /// </summary>
+    public sealed class StopWhenIdle : INoSerializationVerificationNeeded
+    {
+        public static readonly StopWhenIdle Instance = new();
+
+        private StopWhenIdle()
         {
         }
     }

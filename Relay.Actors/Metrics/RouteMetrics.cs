@@ -25,6 +25,7 @@ public sealed class RouteMetrics
         CloseReasons.UpstreamError, CloseReasons.UpstreamRefused, CloseReasons.UpstreamUnreachable,
         CloseReasons.UpstreamDnsFailed, CloseReasons.ConnectTimeout, CloseReasons.IdleTimeout,
         CloseReasons.HalfClosedTimeout, CloseReasons.Aborted, CloseReasons.Shutdown, CloseReasons.InternalError,
+        CloseReasons.DestinationDenied, CloseReasons.NoOriginalDestination,
     ];
 
     private readonly long[] _closedByReason = new long[KnownReasons.Count];

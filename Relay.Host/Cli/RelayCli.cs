@@ -52,6 +52,14 @@ public static class RelayCli
             Error = stderr,
             EnableDefaultExceptionHandler = false,
         };
+        if (parse.CommandResult.Command.Name == "run")
+        {
+            // System.CommandLine would answer SIGTERM/SIGINT itself by cancelling the command
+            // and, 2 s later, exiting with 143: that would cut `relay run`'s shutdown grace.
+            // The run command handles its signals itself (RunCommand); the others keep it.
+            invocation.ProcessTerminationTimeout = null;
+        }
+
         return await parse.InvokeAsync(invocation, cancellationToken);
     }
 
@@ -91,12 +99,12 @@ public static class RelayCli
         };
         var route = new Option<string[]>("--route")
         {
-            Description = "Port-forward route [NAME@]LISTEN=UPSTREAM, e.g. web@0.0.0.0:8080=198.18.1.2:80; repeatable, added to the routes of the files.",
+            Description = "Port-forward route [NAME@]LISTEN=UPSTREAM[,UPSTREAM...], e.g. web@0.0.0.0:8080=198.18.1.2:80 (several upstreams make a pool); repeatable, added to the routes of the files.",
             HelpName = "SPEC",
         };
         var transparent = new Option<string[]>("--transparent")
         {
-            Description = "Transparent gateway route [NAME@]LISTEN (not supported yet: issue 5).",
+            Description = "Transparent gateway route [NAME@]LISTEN, e.g. gw@0.0.0.0:15001: relays each intercepted (REDIRECT) connection to its original destination; repeatable.",
             HelpName = "SPEC",
         };
         var management = new Option<string?>("--management")
@@ -122,23 +130,17 @@ public static class RelayCli
         };
         command.SetAction((parse, ct) => Guarded(stderr, () =>
         {
+            var configFiles = parse.GetValue(config) ?? [];
+            var routeSpecs = parse.GetValue(route) ?? [];
+            var managementFlag = parse.GetValue(management);
+            var tokenFlag = parse.GetValue(token);
             var transparentSpecs = parse.GetValue(transparent) ?? [];
-            if (transparentSpecs.Length > 0)
-            {
-                throw new RelayConfigException("--transparent", transparentSpecs[0], "transparent routes are not supported yet (issue 5)");
-            }
+            Akka.Configuration.Config Load() => RelayConfigLoader.Load(configFiles, routeSpecs, managementFlag, tokenFlag, transparentSpecs);
+            var full = Load();
+            var settings = CreateRunnable(full);
 
-            var full = RelayConfigLoader.Load(
-                parse.GetValue(config) ?? [],
-                parse.GetValue(route) ?? [],
-                parse.GetValue(management),
-                parse.GetValue(token));
-            var settings = RelaySettings.Create(full);
-            if (settings.Routes.Count == 0)
-            {
-                throw new RelayConfigException("relay.routes", null,
-                    "no routes to run: give --route [NAME@]LISTEN=UPSTREAM or a --config file with relay.routes");
-            }
+            // A reload reads the same files (their content now) and the same flags again.
+            RelaySettings Reread() => CreateRunnable(Load());
 
             var logPath = parse.GetValue(logFile);
             if (logPath is not null)
@@ -150,9 +152,21 @@ public static class RelayCli
                 }
             }
 
-            return handlers.Run(new RunRequest(settings, full, parse.GetValue(logFormat), logPath), ct);
+            return handlers.Run(new RunRequest(settings, full, parse.GetValue(logFormat), logPath, Reread), ct);
         }));
         return command;
+    }
+
+    private static RelaySettings CreateRunnable(Akka.Configuration.Config full)
+    {
+        var settings = RelaySettings.Create(full);
+        if (settings.Routes.Count == 0)
+        {
+            throw new RelayConfigException("relay.routes", null,
+                "no routes to run: give --route [NAME@]LISTEN=UPSTREAM or a --config file with relay.routes");
+        }
+
+        return settings;
     }
 
     private static Command DemoCommand(RelayCliHandlers handlers, TextWriter stderr)

@@ -7,9 +7,11 @@ namespace Relay.Host.Cli;
 /// <summary>
 /// <c>relay run</c>, parsed and validated. <paramref name="FullConfig"/> is the layered config
 /// (flags over files over the embedded defaults) including any <c>akka.*</c> keys, for the
-/// ActorSystem.
+/// ActorSystem. <paramref name="Reread"/> reads the same files and flags again for a reload
+/// (SIGHUP, <c>POST /reload</c>); it throws <see cref="RelayConfigException"/> on a bad config.
 /// </summary>
-public sealed record RunRequest(RelaySettings Settings, Config FullConfig, LogFormat LogFormat, string? LogFile = null);
+public sealed record RunRequest(RelaySettings Settings, Config FullConfig, LogFormat LogFormat, string? LogFile = null,
+    Func<RelaySettings>? Reread = null);
 
 /// <summary><c>relay demo</c>: how long to push traffic and over how many concurrent circuits.</summary>
 public sealed record DemoRequest(int Seconds, int Circuits, LogFormat LogFormat);

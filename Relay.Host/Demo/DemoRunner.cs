@@ -24,7 +24,8 @@ public static class DemoRunner
     {
         await using var upstream = new EchoUpstream();
         var route = new RouteSettings("demo", new IPEndPoint(IPAddress.Loopback, 0),
-            new UpstreamAddress("127.0.0.1", upstream.Endpoint.Port), Backlog: 1024, defaults.Defaults);
+            Relay.Actors.Upstreams.UpstreamPoolSettings.Single(new UpstreamAddress("127.0.0.1", upstream.Endpoint.Port)), Backlog: 1024,
+            defaults.Defaults);
         var settings = defaults with { Routes = [route], Management = new ManagementSettings(null, "") };
 
         await using var node = await RelayNode.StartAsync(settings, akkaConfig, "demo", setups);

@@ -11,7 +11,9 @@ using Serilog.Events;
 namespace Relay.Host.Hosting;
 
 /// <summary>
-/// <c>relay run</c>: one node in the foreground until SIGTERM or SIGINT. Problems that stop
+/// <c>relay run</c>: one node in the foreground until SIGTERM or SIGINT, which stop it
+/// gracefully (<see cref="RelayNode.ShutdownAsync"/>; a second signal cuts the grace short).
+/// SIGHUP reloads the config files and flags. Problems that stop
 /// the node from starting (a port in use, an endpoint that cannot be bound) are one line on
 /// stderr and exit code 1; bad configuration never gets this far (exit 2 in the CLI).
 /// </summary>
@@ -25,6 +27,22 @@ public static class RunCommand
         await using var logger = RelayLogging.CreateLogger(request.LogFormat, levelSwitch, rollingFilePath: request.LogFile);
         Log.Logger = logger;
         var settings = request.Settings;
+
+        // Signals are caught before the node starts: a SIGTERM that lands while routes are
+        // binding must still mean "drain and exit 0", not the runtime's default death.
+        var stop = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var hurry = new CancellationTokenSource();
+        ConfigReloader? reloader = null;
+        using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context => Stop(context, "SIGTERM"));
+        using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, context => Stop(context, "SIGINT"));
+        using var onHup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
+        {
+            context.Cancel = true; // SIGHUP's default action would end the process
+            if (Volatile.Read(ref reloader) is { } ready)
+            {
+                _ = ready.ReloadAsync("SIGHUP");
+            }
+        });
 
         RelayNode node;
         try
@@ -41,13 +59,15 @@ public static class RunCommand
         }
 
         await using var stopNode = node;
+        Volatile.Write(ref reloader, new ConfigReloader(node, request.Reread, logger));
         ManagementServer? management = null;
         if (settings.Management.Endpoint is { } endpoint)
         {
             try
             {
                 management = await ManagementServer.StartAsync(endpoint,
-                    new ManagementContext(node.Circuits, () => node.IsReady, node.NodeName, logger, settings.Management.Token, node),
+                    new ManagementContext(node.Circuits, () => node.IsReady, node.NodeName, logger, settings.Management.Token, node,
+                        reloader!.ReloadAsync),
                     cancellation);
             }
             catch (ManagementBindException e)
@@ -64,9 +84,6 @@ public static class RunCommand
                 "RelayStarted", RelayCli.Version, node.NodeName, node.Routes.Length, settings.Dispatchers.Cores,
                 management?.BaseAddress.ToString() ?? "off");
 
-            var stop = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-            using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context => Stop(context, "SIGTERM"));
-            using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, context => Stop(context, "SIGINT"));
             using var onCancel = cancellation.Register(() => stop.TrySetResult("cancelled"));
             _ = node.System.WhenTerminated.ContinueWith(_ => stop.TrySetResult("actor system terminated"), TaskScheduler.Default);
 
@@ -77,17 +94,31 @@ public static class RunCommand
                     "CorePinFailed", CoreDispatchers.PinFailures);
             }
 
-            logger.Information("{EventName:l} relay stopping ({Reason:l}) with {Circuits} live circuit(s)",
-                "RelayStopping", reason, node.Circuits.Count);
-
-            void Stop(PosixSignalContext context, string signal)
+            var grace = node.Settings.ShutdownGrace;
+            logger.Information("{EventName:l} relay stopping ({Reason:l}) with {Circuits} live circuit(s); they may finish within {GraceSeconds}s",
+                "RelayStopping", reason, node.Circuits.Count, grace.TotalSeconds);
+            if (!node.System.WhenTerminated.IsCompleted)
             {
-                // The node shuts down in order; the runtime must not exit under it.
-                context.Cancel = true;
-                stop.TrySetResult(signal);
+                var summary = await node.ShutdownAsync(grace, hurry.Token);
+                logger.Information("{EventName:l} relay stopped accepting and {Finished} of {Open} open circuit(s) finished; {Reset} reset ({Why:l}) after {DurationMs} ms",
+                    "RelayStopped", summary.Finished, summary.OpenAtClose, summary.Reset,
+                    summary.Reset == 0 ? "none left" : summary.GraceRanOut ? "the shutdown grace ran out" : "a second signal",
+                    (long)summary.Duration.TotalMilliseconds);
             }
+
         }
 
         return 0;
+
+        void Stop(PosixSignalContext context, string signal)
+        {
+            // The node shuts down in order; the runtime must not exit under it. A second
+            // signal while the first is draining means "now": the grace is cut short.
+            context.Cancel = true;
+            if (!stop.TrySetResult(signal))
+            {
+                hurry.Cancel();
+            }
+        }
     }
 }

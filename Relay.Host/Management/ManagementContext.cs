@@ -16,10 +16,12 @@ namespace Relay.Host.Management;
 /// The running relay (metrics, routes, drain, log level). Null only for a server that shows
 /// a bare circuit table; the routes that need the node then answer 503.
 /// </param>
+/// <param name="Reload">Re-reads the config and applies it (<c>POST /reload</c>); the argument names the trigger. Null: 503.</param>
 public sealed record ManagementContext(
     CircuitRegistry Circuits,
     Func<bool> IsReady,
     string NodeAddress,
     Serilog.ILogger Log,
     string Token,
-    RelayNode? Node = null);
+    RelayNode? Node = null,
+    Func<string, Task<ReloadOutcome>>? Reload = null);

@@ -146,6 +146,8 @@ public sealed record CircuitAbortResponse(long Id, string Reason);
 /// <param name="Active">Circuits open now.</param>
 /// <param name="Total">Circuits started since the node started.</param>
 /// <param name="BytesUp">Client to upstream, closed and open circuits.</param>
+/// <param name="Balance"><c>round-robin</c> or <c>least-circuits</c>.</param>
+/// <param name="Members">The upstream pool's members and their health.</param>
 public sealed record RouteView(
     string Name,
     string Listen,
@@ -154,7 +156,34 @@ public sealed record RouteView(
     long Active,
     long Total,
     long BytesUp,
-    long BytesDown);
+    long BytesDown,
+    string Balance,
+    IReadOnlyList<UpstreamMemberView> Members);
+
+/// <summary>One member of a route's upstream pool, as <c>GET /routes</c> shows it.</summary>
+/// <param name="State"><c>up</c> or <c>down</c>.</param>
+/// <param name="Active">Circuits open or connecting to it now.</param>
+/// <param name="ConnectFailures">Failed connects since the route (re)started.</param>
+/// <param name="Problem">Why it last went down, or null.</param>
+/// <param name="ChangedAt">UTC, when it last changed state, or null.</param>
+public sealed record UpstreamMemberView(
+    string Address,
+    string State,
+    int Active,
+    long ConnectFailures,
+    string? Problem,
+    DateTime? ChangedAt);
+
+/// <summary>Body of <c>POST /reload</c> when the new config was applied.</summary>
+/// <param name="RestartNeeded">Config sections that changed but need a restart (not applied).</param>
+public sealed record ReloadResponse(
+    string Status,
+    string Summary,
+    IReadOnlyList<string> Added,
+    IReadOnlyList<string> Removed,
+    IReadOnlyList<string> Changed,
+    IReadOnlyList<string> Rebound,
+    IReadOnlyList<string> RestartNeeded);
 
 /// <summary>Body of <c>POST /routes/{name}/drain</c>.</summary>
 public sealed record RouteDrainResponse(string Route, string State);
@@ -176,6 +205,7 @@ public sealed record LogLevelBody(string? Level);
 [JsonSerializable(typeof(CircuitAbortResponse))]
 [JsonSerializable(typeof(IReadOnlyList<RouteView>))]
 [JsonSerializable(typeof(RouteDrainResponse))]
+[JsonSerializable(typeof(ReloadResponse))]
 [JsonSerializable(typeof(LogLevelBody))]
 internal sealed partial class ManagementJsonContext : JsonSerializerContext
 {

@@ -91,6 +91,7 @@ public sealed class ManagementServer : IAsyncDisposable
         app.MapCircuitRoutes(context);
         app.MapMetricsRoutes(context);
         app.MapRouteRoutes(context);
+        app.MapReloadRoutes(context);
         app.MapLogLevelRoutes(context);
     }
 

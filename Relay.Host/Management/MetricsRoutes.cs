@@ -110,6 +110,8 @@ internal static class MetricsRoutes
             Sample(text, "relay_upstream_connect_seconds_count", route.ConnectCount, ("route", route.Route));
         }
 
+        UpstreamMetrics.Render(text, node.Pools);
+
         Family(text, "relay_core_circuits_active", "gauge", "Circuits open now on each core dispatcher.");
         for (var core = 0; core < node.Cores.Cores; core++)
         {
@@ -119,11 +121,11 @@ internal static class MetricsRoutes
         return text.ToString();
     }
 
-    private static void Family(StringBuilder text, string name, string type, string help) =>
+    internal static void Family(StringBuilder text, string name, string type, string help) =>
         text.Append("# HELP ").Append(name).Append(' ').Append(help).Append('\n')
             .Append("# TYPE ").Append(name).Append(' ').Append(type).Append('\n');
 
-    private static void Sample(StringBuilder text, string name, long value, params (string Name, string Value)[] labels) =>
+    internal static void Sample(StringBuilder text, string name, long value, params (string Name, string Value)[] labels) =>
         Sample(text, name, value.ToString(CultureInfo.InvariantCulture), labels);
 
     private static void Sample(StringBuilder text, string name, double value, params (string Name, string Value)[] labels) =>

@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Relay.Actors;
+using Relay.Actors.Upstreams;
 
 namespace Relay.Host.Management;
 
@@ -20,18 +21,28 @@ internal static class RouteRoutes
     private static IResult List(RelayNode node)
     {
         var samples = node.Metrics.Collect(node.Circuits).ToDictionary(s => s.Route, StringComparer.Ordinal);
+        var settingsByName = node.Settings.Routes.ToDictionary(r => r.Name, StringComparer.Ordinal);
         var views = node.Routes
+            .Where(bound => settingsByName.ContainsKey(bound.Route))
             .Select(bound =>
             {
                 var sample = samples[bound.Route];
-                var settings = node.Settings.Routes.Single(r => r.Name == bound.Route);
-                return new RouteView(bound.Route, bound.Endpoint.ToString(), settings.Upstream.ToString(),
+                var settings = settingsByName[bound.Route];
+                return new RouteView(bound.Route, bound.Endpoint.ToString(), settings.Upstreams.ToString(),
                     node.IsDraining(bound.Route) ? "draining" : "listening",
-                    sample.Active, sample.Total, sample.BytesUp, sample.BytesDown);
+                    sample.Active, sample.Total, sample.BytesUp, sample.BytesDown,
+                    settings.Upstreams.Balance == BalanceMode.LeastCircuits ? "least-circuits" : "round-robin",
+                    Members(node, bound.Route));
             })
             .ToList();
         return Results.Json<IReadOnlyList<RouteView>>(views, ManagementJsonContext.Api.IReadOnlyListRouteView);
     }
+
+    private static IReadOnlyList<UpstreamMemberView> Members(RelayNode node, string route) =>
+        node.Pools.TryGet(route, out var pool)
+            ? pool.Members.Select(m => new UpstreamMemberView(m.Address.ToString(), m.IsUp ? "up" : "down", m.Active, m.ConnectFailures,
+                m.LastProblem, m.ChangedAt?.UtcDateTime)).ToList()
+            : [];
 
     private static async Task<IResult> Drain(RelayNode node, string name) =>
         await node.DrainAsync(name).ConfigureAwait(false) switch

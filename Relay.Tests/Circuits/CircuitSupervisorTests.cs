@@ -113,7 +113,7 @@ public sealed class CircuitSupervisorTests : Akka.TestKit.Xunit2.TestKit
         await connecting;
 
         var route = TestSettings.Route(upstream);
-        var entry = new CircuitEntry(_registry.NextId(), route.Name, "test-node", accepted.RemoteEndPoint!, route.Upstream.ToString(), 0, ActorRefs.Nobody);
+        var entry = new CircuitEntry(_registry.NextId(), route.Name, "test-node", accepted.RemoteEndPoint!, route.Upstreams.ToString(), 0, ActorRefs.Nobody);
         var supervisor = Sys.ActorOf(CircuitSupervisor.Props(entry, accepted, route, _registry, onClosed)
             .WithDispatcher(CoreDispatchers.IdFor(0)));
         Watch(supervisor);

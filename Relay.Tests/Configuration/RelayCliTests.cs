@@ -163,12 +163,25 @@ public sealed class RelayCliTests : IDisposable
     }
 
     [Fact]
-    public async Task Run_with_a_transparent_route_exits_2_instead_of_ignoring_it()
+    public async Task Run_with_a_transparent_flag_adds_a_transparent_route_next_to_the_forward_ones()
     {
-        var (code, _, stderr) = await Relay("run", "--route", "127.0.0.1:0=127.0.0.1:9000", "--transparent", "0.0.0.0:15001");
+        var (code, _, _) = await Relay("run", "--route", "127.0.0.1:0=127.0.0.1:9000", "--transparent", "gw@0.0.0.0:15001");
+
+        Assert.Equal(0, code);
+        var routes = Assert.Single(_handlers.Runs).Settings.Routes;
+        Assert.Null(routes[0].Transparent);
+        Assert.Equal("gw", routes[1].Name);
+        Assert.Equal(new IPEndPoint(IPAddress.Any, 15001), routes[1].Listen);
+        Assert.Equal(Interception.Redirect, routes[1].Transparent!.Interception);
+    }
+
+    [Fact]
+    public async Task Run_with_a_transparent_flag_that_names_an_upstream_exits_2()
+    {
+        var (code, _, stderr) = await Relay("run", "--transparent", "0.0.0.0:15001=198.18.2.2:80");
 
         Assert.Equal(2, code);
-        AssertOneLineError(stderr, "relay: --transparent = \"0.0.0.0:15001\": transparent routes are not supported yet (issue 5)");
+        AssertOneLineError(stderr, "relay: --transparent = \"0.0.0.0:15001=198.18.2.2:80\": a transparent route has no upstream");
         Assert.Empty(_handlers.Runs);
     }
 

@@ -70,9 +70,9 @@ public sealed class RelayConfigLoaderTests : IDisposable
         Assert.Equal(["ssh", "web", "route-3"], settings.Routes.Select(r => r.Name));
         var web = settings.Routes[1];
         Assert.Equal(new IPEndPoint(IPAddress.Any, 8081), web.Listen);
-        Assert.Equal(new UpstreamAddress("198.18.1.3", 80), web.Upstream);
+        Assert.Equal(new UpstreamAddress("198.18.1.3", 80), web.Upstreams.Members.Single());
         Assert.Equal(64 * 1024, web.Circuit.WriteSize); // the flag route replaced the file route whole
-        Assert.Equal(new UpstreamAddress("::1", 9000), settings.Routes[2].Upstream);
+        Assert.Equal(new UpstreamAddress("::1", 9000), settings.Routes[2].Upstreams.Members.Single());
     }
 
     [Fact]

@@ -64,7 +64,7 @@ public class RelaySettingsTests
         var route = Assert.Single(settings.Routes);
         Assert.Equal("route-1", route.Name);
         Assert.Equal(new IPEndPoint(IPAddress.Any, 7000), route.Listen);
-        Assert.Equal(new UpstreamAddress("198.18.1.2", 7000), route.Upstream);
+        Assert.Equal(new UpstreamAddress("198.18.1.2", 7000), route.Upstreams.Members.Single());
         Assert.Equal(1024, route.Backlog);
         Assert.Equal(settings.Defaults, route.Circuit);
     }
@@ -138,8 +138,8 @@ public class RelaySettingsTests
     {
         var settings = FromHocon($"relay.routes = [ {{ listen = \"0.0.0.0:7000\", upstream = \"{upstream}\" }} ]");
 
-        Assert.Equal(new UpstreamAddress(host, port), settings.Routes[0].Upstream);
-        Assert.Equal(upstream, settings.Routes[0].Upstream.ToString());
+        Assert.Equal(new UpstreamAddress(host, port), settings.Routes[0].Upstreams.Members.Single());
+        Assert.Equal(upstream, settings.Routes[0].Upstreams.Members.Single().ToString());
     }
 
     [Fact]
@@ -298,7 +298,7 @@ public class RelaySettingsTests
     [InlineData(Route + ", name = \"-web\"", "relay.routes[0].name")]
     [InlineData(Route + ", name = \"has space\"", "relay.routes[0].name")]
     [InlineData(Route + ", name = \"a23456789012345678901234567890123456789012345678901234567890123456\"", "relay.routes[0].name")]
-    [InlineData(Route + ", mode = transparent", "relay.routes[0].mode")]
+    [InlineData(Route + ", mode = transparent", "relay.routes[0].upstream")]
     [InlineData(Route + ", mode = sideways", "relay.routes[0].mode")]
     [InlineData(Route + ", writesize = 1k", "relay.routes[0].writesize")]
     [InlineData(Route + ", client-side { recieve-buffer = 1m }", "relay.routes[0].client-side.recieve-buffer")]

@@ -23,7 +23,7 @@ public sealed class RouteRoutesTests
         Assert.Equal(HttpStatusCode.OK, status);
         var route = Assert.Single(json.EnumerateArray());
         Assert.Equal(
-            ["name", "listen", "upstream", "state", "active", "total", "bytesUp", "bytesDown"],
+            ["name", "listen", "upstream", "state", "active", "total", "bytesUp", "bytesDown", "balance", "members"],
             route.EnumerateObject().Select(p => p.Name));
         Assert.Equal("test", route.GetProperty("name").GetString());
         Assert.Equal(relay.Listen.ToString(), route.GetProperty("listen").GetString());
@@ -33,6 +33,11 @@ public sealed class RouteRoutesTests
         Assert.Equal(1, route.GetProperty("total").GetInt64());
         Assert.Equal(500, route.GetProperty("bytesUp").GetInt64());
         Assert.Equal(500, route.GetProperty("bytesDown").GetInt64());
+        Assert.Equal("round-robin", route.GetProperty("balance").GetString());
+        var member = Assert.Single(route.GetProperty("members").EnumerateArray());
+        Assert.Equal(upstream.Endpoint.ToString(), member.GetProperty("address").GetString());
+        Assert.Equal("up", member.GetProperty("state").GetString());
+        Assert.Equal(1, member.GetProperty("active").GetInt32());
     }
 
     [Fact]

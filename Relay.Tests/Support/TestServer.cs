@@ -15,11 +15,17 @@ internal sealed class TestServer : IAsyncDisposable
     private readonly List<Task> _connections = new();
     private readonly Task _acceptLoop;
 
-    public TestServer(Func<Socket, Task> handler, int backlog = 512)
+    /// <param name="endpoint">Where to listen; 127.0.0.1:0 unless a test needs a given port (SO_REUSEADDR is set).</param>
+    public TestServer(Func<Socket, Task> handler, int backlog = 512, IPEndPoint? endpoint = null)
     {
         _handler = handler;
         _listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        _listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        if (endpoint is not null)
+        {
+            _listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        }
+
+        _listener.Bind(endpoint ?? new IPEndPoint(IPAddress.Loopback, 0));
         _listener.Listen(backlog);
         _acceptLoop = Task.Run(AcceptLoop);
     }

@@ -1,5 +1,6 @@
 using System.Net;
 using Relay.Actors.Configuration;
+using Relay.Actors.Upstreams;
 
 namespace Relay.Tests.Support;
 
@@ -20,8 +21,18 @@ internal static class TestSettings
             halfClosedTimeout ?? TimeSpan.FromMinutes(1), writeSize, window, Side, Side);
 
     public static RouteSettings Route(IPEndPoint upstream, CircuitSettings? circuit = null, string name = "test") =>
-        new(name, new IPEndPoint(IPAddress.Loopback, 0), new UpstreamAddress(upstream.Address.ToString(), upstream.Port), 512,
+        new(name, new IPEndPoint(IPAddress.Loopback, 0), UpstreamPoolSettings.Single(Address(upstream)), 512,
             circuit ?? Circuit());
+
+    /// <summary>A route from 127.0.0.1:0 to a pool of <paramref name="members"/>.</summary>
+    public static RouteSettings PoolRoute(IEnumerable<IPEndPoint> members, BalanceMode balance = BalanceMode.RoundRobin,
+        PassiveHealthSettings? passive = null, HealthCheckSettings? healthCheck = null, CircuitSettings? circuit = null, string name = "test") =>
+        new(name, new IPEndPoint(IPAddress.Loopback, 0),
+            new UpstreamPoolSettings(members.Select(Address).ToList(), balance, passive ?? UpstreamPoolSettings.DefaultPassive,
+                healthCheck ?? UpstreamPoolSettings.DefaultHealthCheck),
+            512, circuit ?? Circuit());
+
+    public static UpstreamAddress Address(IPEndPoint endpoint) => new(endpoint.Address.ToString(), endpoint.Port);
 
     public static RelaySettings Relay(params RouteSettings[] routes) => Relay(2, routes);
 

@@ -12,6 +12,7 @@
 # costs on a NIC without offloads.
 #
 # Usage: lab.sh up|down|status [--far-mtu 1500|9000] [--gateway [PORT]]
+#                               [--gateway-mode redirect|tproxy]
 #        lab.sh exec cli|relay|srv CMD [ARGS...]
 # Env:   LAB_PREFIX   namespace name prefix (default "relaylab-"), so several
 #                     labs (tests, a bench) can coexist.
@@ -51,7 +52,7 @@ need_tools() {
   local missing=()
   command -v ip >/dev/null 2>&1 || missing+=(iproute2)
   command -v ethtool >/dev/null 2>&1 || missing+=(ethtool)
-  if [ "$GATEWAY" = 1 ]; then command -v iptables >/dev/null 2>&1 || missing+=(iptables); fi
+  if [ "$GATEWAY" = 1 ]; then command -v nft >/dev/null 2>&1 || missing+=(nftables); fi
   if [ "${#missing[@]}" -gt 0 ]; then
     echo "lab.sh: installing ${missing[*]} with apt-get" >&2
     export DEBIAN_FRONTEND=noninteractive
@@ -147,17 +148,15 @@ lab_up() {
   done
 
   if [ "$GATEWAY" = 1 ]; then
-    # The L7R deployment: connections from cli to srv's network are
-    # intercepted in `relay` and handed to a local listener on GATEWAY_PORT.
-    in_ns "$NS_RELAY" iptables -t nat -C PREROUTING -i r-c -p tcp -d 198.18.2.0/24 \
-        -j REDIRECT --to-ports "$GATEWAY_PORT" 2>/dev/null \
-      || in_ns "$NS_RELAY" iptables -t nat -A PREROUTING -i r-c -p tcp -d 198.18.2.0/24 \
-        -j REDIRECT --to-ports "$GATEWAY_PORT"
-  else
-    # Remove a gateway rule an earlier `up --gateway` left, if any.
-    if command -v iptables >/dev/null 2>&1; then
-      in_ns "$NS_RELAY" iptables -t nat -F PREROUTING 2>/dev/null || true
-    fi
+    # The L7R deployment: TCP that crosses `relay` in either direction (cli to
+    # srv's network on r-c, srv to cli's on r-s) is intercepted and handed to
+    # the transparent listener on GATEWAY_PORT, with the same script an
+    # appliance uses (ops/gateway/gateway.sh; it replaces an earlier install).
+    in_ns "$NS_RELAY" "$GATEWAY_SCRIPT" install --in r-c --in r-s --listen "$GATEWAY_PORT" \
+      --mode "$GATEWAY_MODE" --family ipv4 >/dev/null
+  elif command -v nft >/dev/null 2>&1; then
+    # Remove the interception an earlier `up --gateway` left, if any.
+    in_ns "$NS_RELAY" "$GATEWAY_SCRIPT" remove >/dev/null 2>&1 || true
   fi
 
   # Prove the topology works before saying so.
@@ -167,7 +166,7 @@ lab_up() {
   fi
   UP_OK=1
   trap - EXIT INT TERM
-  echo "lab ${PREFIX}*: up (near MTU $NEAR_MTU, far MTU $FAR_MTU$( [ "$GATEWAY" = 1 ] && echo ", gateway -> :$GATEWAY_PORT"))"
+  echo "lab ${PREFIX}*: up (near MTU $NEAR_MTU, far MTU $FAR_MTU$( [ "$GATEWAY" = 1 ] && echo ", gateway $GATEWAY_MODE -> :$GATEWAY_PORT"))"
 }
 
 show_offloads() {
@@ -204,9 +203,9 @@ lab ${PREFIX}*: up
     $NS_CLI: $(ip -n "$NS_CLI" route show default)
     $NS_SRV: $(ip -n "$NS_SRV" route show default)
 EOF
-  if command -v iptables >/dev/null 2>&1; then
+  if command -v nft >/dev/null 2>&1; then
     local rules
-    rules=$(in_ns "$NS_RELAY" iptables -t nat -S PREROUTING 2>/dev/null | grep REDIRECT || true)
+    rules=$(in_ns "$NS_RELAY" nft list table inet relay_gateway 2>/dev/null | grep -E 'redirect|tproxy' | sed 's/^[[:space:]]*//' || true)
     [ -n "$rules" ] && echo "  gateway: $rules"
   fi
   echo "  processes: cli=$(ip netns pids "$NS_CLI" | wc -l) relay=$(ip netns pids "$NS_RELAY" | wc -l) srv=$(ip netns pids "$NS_SRV" | wc -l)"
@@ -219,6 +218,8 @@ shift || true
 FAR_MTU=1500
 GATEWAY=0
 GATEWAY_PORT=15001
+GATEWAY_MODE=redirect
+GATEWAY_SCRIPT="$(cd "$(dirname "$0")/../gateway" && pwd)/gateway.sh"
 
 if [ "$cmd" = exec ]; then
   need_root exec "$@"
@@ -238,12 +239,14 @@ while [ "$#" -gt 0 ]; do
     --gateway)
       GATEWAY=1; shift
       if [ "$#" -gt 0 ] && [[ "$1" =~ ^[0-9]+$ ]]; then GATEWAY_PORT=$1; shift; fi ;;
+    --gateway-mode) GATEWAY_MODE=${2:-}; shift 2 || die "--gateway-mode needs redirect or tproxy" ;;
     -h|--help) usage; exit 0 ;;
     *) die "unknown argument '$1' (try --help)" ;;
   esac
 done
 [[ "$FAR_MTU" =~ ^[0-9]+$ ]] && [ "$FAR_MTU" -ge 576 ] && [ "$FAR_MTU" -le 65520 ] \
   || die "--far-mtu must be a number in 576..65520 (1500 or 9000 for the scenarios), got '$FAR_MTU'"
+case "$GATEWAY_MODE" in redirect|tproxy) ;; *) die "--gateway-mode must be redirect or tproxy, got '$GATEWAY_MODE'" ;; esac
 
 case "$cmd" in
   up)     need_root up; need_tools; lab_up ;;

@@ -6,7 +6,8 @@ namespace Relay.Actors.Circuits.Internal;
 
 /// <summary>
 /// INTERNAL API. accept4(2) on a listening socket watched by the core event loop, returning
-/// a non-blocking connected socket. .NET's AcceptAsync would complete on the runtime's epoll
+/// a non-blocking connected socket (made by <see cref="CircuitSockets"/>, so without the
+/// system calls of .NET's Socket constructor). .NET's AcceptAsync would complete on the runtime's epoll
 /// thread and hop to the core; the core's own epoll already knows a connection is waiting.
 /// </summary>
 internal static unsafe class NonBlockingAccept
@@ -19,12 +20,21 @@ internal static unsafe class NonBlockingAccept
     {
         accepted = null;
         var listenFd = (int)listener.SafeHandle.DangerousGetHandle();
+        // struct sockaddr_storage. Asking accept4 for the peer's address replaces the
+        // getpeername a Socket would make, and a connection reset while it was queued then
+        // fails the accept with ECONNABORTED (the kernel cannot name its peer) instead of
+        // yielding a socket that has no peer.
+        var address = stackalloc byte[128];
         while (true)
         {
-            var fd = Epoll.Accept4(listenFd, null, null, Epoll.SOCK_NONBLOCK | Epoll.SOCK_CLOEXEC);
+            var length = 128;
+            var fd = Epoll.Accept4(listenFd, address, &length, Epoll.SOCK_NONBLOCK | Epoll.SOCK_CLOEXEC);
             if (fd >= 0)
             {
-                accepted = new Socket(new SafeSocketHandle(fd, ownsHandle: true));
+                var remote = CircuitSockets.ParseAddress(new ReadOnlySpan<byte>(address, Math.Min(length, 128)));
+                accepted = remote is null
+                    ? new Socket(new SafeSocketHandle(fd, ownsHandle: true))
+                    : CircuitSockets.WrapConnected(fd, remote);
                 return SocketError.Success;
             }
 

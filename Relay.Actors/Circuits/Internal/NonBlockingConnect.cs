@@ -13,8 +13,6 @@ namespace Relay.Actors.Circuits.Internal;
 /// </summary>
 internal static unsafe class NonBlockingConnect
 {
-    private const byte TcpSynSent = 2;
-
     /// <summary>Starts connecting. Returns Success (connected at once), WouldBlock (wait for writable) or the error.</summary>
     public static SocketError Start(Socket socket, IPEndPoint endpoint)
     {
@@ -58,25 +56,19 @@ internal static unsafe class NonBlockingConnect
     }
 
     /// <summary>
-    /// After the socket reported ready: the connect's outcome (SO_ERROR), or WouldBlock if
-    /// the handshake is still going (a readiness edge is a hint, not a verdict).
+    /// After the socket reported ready: the connect's outcome (SO_ERROR). The socket must have
+    /// been registered with the event loop after <see cref="Start"/>: a socket in SYN_SENT
+    /// polls as nothing at all, so its first readiness is the handshake's end or its failure.
+    /// (Registered before connect(2), the fresh socket's CLOSE state reads as EPOLLOUT|EPOLLHUP
+    /// and a TCP_INFO query was needed to tell that edge apart: one getsockopt per circuit.)
     /// </summary>
     public static SocketError Finish(Socket socket)
     {
         Span<byte> value = stackalloc byte[4];
-        Span<byte> info = stackalloc byte[8];
         try
         {
             socket.GetRawSocketOption(Epoll.SOL_SOCKET, Epoll.SO_ERROR, value);
-            var error = Epoll.ToSocketError(MemoryMarshal.Read<int>(value));
-            if (error != SocketError.Success)
-            {
-                return error;
-            }
-
-            // struct tcp_info starts with tcpi_state: still SYN_SENT means not done yet.
-            socket.GetRawSocketOption(Epoll.IPPROTO_TCP, Epoll.TCP_INFO, info);
-            return info[0] == TcpSynSent ? SocketError.WouldBlock : SocketError.Success;
+            return Epoll.ToSocketError(MemoryMarshal.Read<int>(value));
         }
         catch (SocketException e)
         {

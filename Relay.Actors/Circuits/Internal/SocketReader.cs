@@ -58,7 +58,19 @@ internal sealed class SocketReader : UntypedActor
         IActorRef supervisor, CircuitCounters counters, int writeSize, int segments) =>
         PropsFactory.Of(() => new SocketReader(source, io, sourceSide, direction, writer, supervisor, counters, writeSize, segments));
 
-    protected override void PreStart() => ReadWhileCredit();
+    protected override void PreStart()
+    {
+        if (_io.InputSeen || _io.InputEnded)
+        {
+            ReadWhileCredit();
+        }
+        else
+        {
+            // Nothing has arrived yet (typically the upstream side just after connect): an
+            // edge will say when something does.
+            WaitForData();
+        }
+    }
 
     protected override void OnReceive(object message)
     {
@@ -93,7 +105,7 @@ internal sealed class SocketReader : UntypedActor
         while (!_ended && _free.Count > 0)
         {
             var buffer = ArrayPool<byte>.Shared.Rent(_writeSize);
-            var read = _source.Receive(buffer, 0, _writeSize, SocketFlags.None, out var error);
+            var read = RawSocket.Receive(_source, buffer, _writeSize, out var error);
             if (error == SocketError.Success && read > 0)
             {
                 var segment = _free.Pop();
@@ -101,8 +113,15 @@ internal sealed class SocketReader : UntypedActor
                 segment.Length = read;
                 _counters.AddRead(_direction == Direction.Up, read);
                 _writer.Tell(segment, Self);
-                // Even after a short read, read again: readiness is edge-triggered, and a FIN
-                // that arrived with these bytes raises no further edge. Only EAGAIN means drained.
+                if (read < _writeSize && !_io.InputEnded)
+                {
+                    // A short read drained the socket, and whatever comes next raises a new
+                    // edge (edge-triggered epoll). Only once the peer's FIN or an error has been
+                    // reported must the reader go on, since that edge will not come again.
+                    WaitForData();
+                    return;
+                }
+
                 continue;
             }
 

@@ -98,7 +98,7 @@ internal sealed class SocketWriter : UntypedActor
     {
         while (true)
         {
-            var sent = _destination.Send(segment.Buffer!, offset, segment.Length - offset, SocketFlags.None, out var error);
+            var sent = RawSocket.Send(_destination, segment.Buffer!, offset, segment.Length - offset, out var error);
             if (error == SocketError.Success)
             {
                 _counters.AddWritten(_direction == Direction.Up, sent, Environment.TickCount64);
@@ -143,17 +143,16 @@ internal sealed class SocketWriter : UntypedActor
         }
 
         _ended = true;
-        try
+        var shutdown = RawSocket.ShutdownSend(_destination);
+        if (shutdown == SocketError.OperationAborted)
         {
-            _destination.Shutdown(SocketShutdown.Send);
-        }
-        catch (SocketException e)
-        {
-            _supervisor.Tell(new PumpProtocol.SideFailed(_destinationSide, e.SocketErrorCode));
+            // The supervisor closed the socket already: the circuit is ending anyway.
             return;
         }
-        catch (ObjectDisposedException)
+
+        if (shutdown != SocketError.Success)
         {
+            _supervisor.Tell(new PumpProtocol.SideFailed(_destinationSide, shutdown));
             return;
         }
 

@@ -93,6 +93,10 @@ internal static unsafe partial class Epoll
         101 => System.Net.Sockets.SocketError.NetworkUnreachable,    // ENETUNREACH
         110 => System.Net.Sockets.SocketError.TimedOut,              // ETIMEDOUT
         104 => System.Net.Sockets.SocketError.ConnectionReset,       // ECONNRESET
+        103 => System.Net.Sockets.SocketError.ConnectionAborted,     // ECONNABORTED
+        32 => System.Net.Sockets.SocketError.Shutdown,               // EPIPE (as .NET maps it)
+        107 => System.Net.Sockets.SocketError.NotConnected,          // ENOTCONN
+        9 => System.Net.Sockets.SocketError.OperationAborted,        // EBADF: closed under the caller
         99 => System.Net.Sockets.SocketError.AddressNotAvailable,    // EADDRNOTAVAIL
         100 => System.Net.Sockets.SocketError.NetworkDown,           // ENETDOWN
         112 => System.Net.Sockets.SocketError.HostDown,              // EHOSTDOWN

@@ -1,0 +1,123 @@
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using Relay.Actors.Dispatch.Internal;
+
+namespace Relay.Actors.Circuits.Internal;
+
+/// <summary>
+/// INTERNAL API. The data-path system calls of a circuit, made on the descriptor itself.
+/// <see cref="Socket.Receive(byte[], int, int, SocketFlags, out SocketError)"/> adds a
+/// SafeHandle reference count, mode checks and, for a socket whose descriptor .NET did not
+/// make non-blocking itself, a detour through the runtime's async engine that would block;
+/// the circuit's actors own their descriptors on one thread and need none of that.
+/// Results follow .NET's conventions: bytes or 0 with <see cref="SocketError.Success"/>,
+/// <see cref="SocketError.WouldBlock"/> for EAGAIN, the error otherwise.
+/// </summary>
+internal static unsafe partial class RawSocket
+{
+    public const int AF_INET = 2;
+    public const int AF_INET6 = 10;
+    public const int SOCK_STREAM = 1;
+    public const int IPPROTO_TCP = 6;
+
+    // <sys/socket.h>: never raise SIGPIPE on a peer that has gone (the runtime ignores the
+    // signal too, but a send should not depend on that).
+    private const int MSG_NOSIGNAL = 0x4000;
+    private const int SHUT_WR = 1;
+
+    /// <summary>recv(2) into <paramref name="buffer"/>[0..<paramref name="count"/>).</summary>
+    public static int Receive(Socket socket, byte[] buffer, int count, out SocketError error)
+    {
+        if (IsClosed(socket, out error))
+        {
+            return 0;
+        }
+
+        var fd = (int)socket.SafeHandle.DangerousGetHandle();
+        fixed (byte* p = buffer)
+        {
+            while (true)
+            {
+                var read = Recv(fd, p, count, 0);
+                if (read >= 0)
+                {
+                    error = SocketError.Success;
+                    return (int)read;
+                }
+
+                var errno = Marshal.GetLastPInvokeError();
+                if (errno != Epoll.EINTR)
+                {
+                    error = errno == Epoll.EAGAIN ? SocketError.WouldBlock : Epoll.ToSocketError(errno);
+                    return 0;
+                }
+            }
+        }
+    }
+
+    /// <summary>send(2) of <paramref name="buffer"/>[<paramref name="offset"/>..+<paramref name="count"/>).</summary>
+    public static int Send(Socket socket, byte[] buffer, int offset, int count, out SocketError error)
+    {
+        if (IsClosed(socket, out error))
+        {
+            return 0;
+        }
+
+        var fd = (int)socket.SafeHandle.DangerousGetHandle();
+        fixed (byte* p = buffer)
+        {
+            while (true)
+            {
+                var sent = SendTo(fd, p + offset, count, MSG_NOSIGNAL);
+                if (sent >= 0)
+                {
+                    error = SocketError.Success;
+                    return (int)sent;
+                }
+
+                var errno = Marshal.GetLastPInvokeError();
+                if (errno != Epoll.EINTR)
+                {
+                    error = errno == Epoll.EAGAIN ? SocketError.WouldBlock : Epoll.ToSocketError(errno);
+                    return 0;
+                }
+            }
+        }
+    }
+
+    /// <summary>shutdown(SHUT_WR): sends the FIN after the bytes already written.</summary>
+    public static SocketError ShutdownSend(Socket socket)
+    {
+        if (IsClosed(socket, out var closed))
+        {
+            return closed;
+        }
+
+        var fd = (int)socket.SafeHandle.DangerousGetHandle();
+        return Shutdown(fd, SHUT_WR) == 0 ? SocketError.Success : Epoll.ToSocketError(Marshal.GetLastPInvokeError());
+    }
+
+    /// <summary>
+    /// A descriptor number outlives its close and may name a new socket at once, so a socket
+    /// the supervisor has closed must never reach a system call. The check is race-free
+    /// because a circuit's sockets are closed on the thread that does its I/O.
+    /// </summary>
+    private static bool IsClosed(Socket socket, out SocketError error)
+    {
+        var closed = socket.SafeHandle.IsClosed;
+        error = closed ? SocketError.OperationAborted : SocketError.Success;
+        return closed;
+    }
+
+    [LibraryImport("libc", EntryPoint = "socket", SetLastError = true)]
+    public static partial int CreateSocket(int domain, int type, int protocol);
+
+    [LibraryImport("libc", EntryPoint = "recv", SetLastError = true)]
+    private static partial nint Recv(int fd, byte* buffer, nint count, int flags);
+
+    [LibraryImport("libc", EntryPoint = "send", SetLastError = true)]
+    private static partial nint SendTo(int fd, byte* buffer, nint count, int flags);
+
+    [LibraryImport("libc", EntryPoint = "shutdown", SetLastError = true)]
+    private static partial int Shutdown(int fd, int how);
+}

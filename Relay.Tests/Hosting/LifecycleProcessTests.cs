@@ -1,0 +1,265 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Text.Json;
+using Relay.Tests.Support;
+
+namespace Relay.Tests.Hosting;
+
+/// <summary>
+/// Graceful shutdown and reload of the real <c>relay</c> executable, driven the way an operator
+/// (or systemd) does it: SIGTERM, a second SIGTERM, SIGHUP and <c>POST /reload</c>.
+/// </summary>
+public sealed class LifecycleProcessTests : IDisposable
+{
+    private const int SigHup = 1;
+    private const int SigTerm = 15;
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(60);
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), $"relay-lifecycle-{Guid.NewGuid():N}");
+
+    public LifecycleProcessTests() => Directory.CreateDirectory(_dir);
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private string Config(string text, string name = "relay.conf")
+    {
+        var path = Path.Combine(_dir, name);
+        File.WriteAllText(path, text);
+        return path;
+    }
+
+    private static JsonElement Parse(string line) => JsonDocument.Parse(line).RootElement;
+
+    private static async Task<IPEndPoint> ListenOfAsync(RelayProcess relay, string route, int nth = 1)
+    {
+        await RelayHarness.Eventually(() => relay.Stdout.Count(l => l.Contains("\"ListenerBound\"") && l.Contains($"\"Route\":\"{route}\"")) >= nth,
+            $"route {route} bound {nth} time(s)", Wait);
+        var line = relay.Stdout.Where(l => l.Contains("\"ListenerBound\"") && l.Contains($"\"Route\":\"{route}\"")).ElementAt(nth - 1);
+        return IPEndPoint.Parse(Parse(line).GetProperty("Listen").GetString()!);
+    }
+
+    /// <summary>Sends <paramref name="total"/> bytes in paced 64 KiB chunks while the echo is read back; the hash of what was sent.</summary>
+    private static (Task<byte[]> Sent, Task<(long Bytes, byte[] Hash)> Received) Transfer(Socket client, long total, int paceMs)
+    {
+        var received = SocketIo.ReadToEndAsync(client);
+        var sent = Task.Run(async () =>
+        {
+            var random = new Random(7);
+            var buffer = new byte[64 * 1024];
+            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            for (long left = total; left > 0; left -= buffer.Length)
+            {
+                random.NextBytes(buffer);
+                hash.AppendData(buffer);
+                await client.SendAsync(buffer, SocketFlags.None);
+                await Task.Delay(paceMs);
+            }
+
+            client.Shutdown(SocketShutdown.Send);
+            return hash.GetHashAndReset();
+        });
+        return (sent, received);
+    }
+
+    private static async Task<bool> RefusesAsync(IPEndPoint endpoint)
+    {
+        try
+        {
+            using var probe = await SocketIo.ConnectAsync(endpoint);
+            return false;
+        }
+        catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionRefused)
+        {
+            return true;
+        }
+    }
+
+    [Fact]
+    public async Task Sigterm_stops_accepting_at_once_lets_a_transfer_in_flight_finish_intact_and_exits_0()
+    {
+        await using var server = new TestServer(TestServer.Echo);
+        var config = Config($$"""
+            relay.shutdown-grace = 30s
+            relay.routes = [ { name = "bulk", listen = "127.0.0.1:0", upstream = "{{server.Endpoint}}" } ]
+            """);
+        using var relay = RelayProcess.Start("run", "--config", config, "--management", "off", "--log-format", "json");
+        var listen = await ListenOfAsync(relay, "bulk");
+
+        using var client = await SocketIo.ConnectAsync(listen);
+        const long Total = 48L * 64 * 1024;
+        var (sent, received) = Transfer(client, Total, paceMs: 40); // about 2 s
+        await Task.Delay(300);
+        relay.Signal(SigTerm);
+
+        await RelayHarness.Eventually(() => relay.Stdout.Any(l => l.Contains("\"RouteDraining\"")), "the listener to close", Wait);
+        Assert.True(await RefusesAsync(listen), "a new connect after SIGTERM must be refused");
+        Assert.False(received.IsCompleted, "the transfer should still be running after SIGTERM");
+
+        var hash = await sent.WaitAsync(Wait);
+        var (bytes, receivedHash) = await received.WaitAsync(Wait);
+        Assert.Equal(Total, bytes);
+        Assert.Equal(hash, receivedHash);
+
+        Assert.Equal(0, await relay.WaitForExitAsync(Wait));
+        var closed = Parse(relay.Stdout.Single(l => l.Contains("\"CircuitClosed\"")));
+        Assert.Equal("complete", closed.GetProperty("Reason").GetString());
+        var stopped = Parse(relay.Stdout.Single(l => l.Contains("\"RelayStopped\"")));
+        Assert.Equal(1, stopped.GetProperty("Open").GetInt32());
+        Assert.Equal(1, stopped.GetProperty("Finished").GetInt32());
+        Assert.Equal(0, stopped.GetProperty("Reset").GetInt32());
+    }
+
+    [Fact]
+    public async Task Circuits_still_open_when_the_grace_runs_out_are_reset_with_reason_shutdown()
+    {
+        await using var server = new TestServer(TestServer.Echo);
+        var config = Config($$"""
+            relay.shutdown-grace = 1s
+            relay.routes = [ { name = "idle", listen = "127.0.0.1:0", upstream = "{{server.Endpoint}}" } ]
+            """);
+        using var relay = RelayProcess.Start("run", "--config", config, "--management", "off", "--log-format", "json");
+        var listen = await ListenOfAsync(relay, "idle");
+        using var client = await SocketIo.ConnectAsync(listen);
+        await client.SendAsync(new byte[10], SocketFlags.None);
+        await SocketIo.ReadExactlyAsync(client, 10).WaitAsync(Wait);
+
+        relay.Signal(SigTerm);
+
+        Assert.Equal("reset", await SocketIo.ReadUntilClosedAsync(client, Wait));
+        Assert.Equal(0, await relay.WaitForExitAsync(Wait));
+        var closed = Parse(relay.Stdout.Single(l => l.Contains("\"CircuitClosed\"")));
+        Assert.Equal("shutdown", closed.GetProperty("Reason").GetString());
+        var stopped = Parse(relay.Stdout.Single(l => l.Contains("\"RelayStopped\"")));
+        Assert.Equal(1, stopped.GetProperty("Reset").GetInt32());
+        Assert.Equal("the shutdown grace ran out", stopped.GetProperty("Why").GetString());
+    }
+
+    [Fact]
+    public async Task A_second_sigterm_cuts_the_grace_short()
+    {
+        await using var server = new TestServer(TestServer.Echo);
+        var config = Config($$"""
+            relay.shutdown-grace = 10m
+            relay.routes = [ { name = "idle", listen = "127.0.0.1:0", upstream = "{{server.Endpoint}}" } ]
+            """);
+        using var relay = RelayProcess.Start("run", "--config", config, "--management", "off", "--log-format", "json");
+        var listen = await ListenOfAsync(relay, "idle");
+        using var client = await SocketIo.ConnectAsync(listen);
+        await client.SendAsync(new byte[10], SocketFlags.None);
+        await SocketIo.ReadExactlyAsync(client, 10).WaitAsync(Wait);
+
+        relay.Signal(SigTerm);
+        await RelayHarness.Eventually(() => relay.Stdout.Any(l => l.Contains("\"RouteDraining\"")), "the listener to close", Wait);
+        relay.Signal(SigTerm);
+
+        Assert.Equal("reset", await SocketIo.ReadUntilClosedAsync(client, Wait));
+        Assert.Equal(0, await relay.WaitForExitAsync(Wait));
+        var stopped = Parse(relay.Stdout.Single(l => l.Contains("\"RelayStopped\"")));
+        Assert.Equal(1, stopped.GetProperty("Reset").GetInt32());
+        Assert.Equal("a second signal", stopped.GetProperty("Why").GetString());
+    }
+
+    [Fact]
+    public async Task Sighup_reloads_the_config_file_without_cutting_a_transfer_and_rejects_a_bad_one_keeping_the_running_config()
+    {
+        await using var first = new TestServer(TestServer.Echo);
+        await using var second = new TestServer(TestServer.Echo);
+        var config = Config($$"""relay.routes = [ { name = "web", listen = "127.0.0.1:0", upstream = "{{first.Endpoint}}" } ]""");
+        using var relay = RelayProcess.Start("run", "--config", config, "--management", "off", "--log-format", "json");
+        var listen = await ListenOfAsync(relay, "web");
+
+        using var client = await SocketIo.ConnectAsync(listen);
+        const long Total = 40L * 64 * 1024;
+        var (sent, received) = Transfer(client, Total, paceMs: 40);
+        await Task.Delay(300);
+
+        File.WriteAllText(config, $$"""
+            relay.routes = [
+              { name = "web", listen = "127.0.0.1:0", upstreams = [ "{{second.Endpoint}}" ] }
+              { name = "extra", listen = "127.0.0.1:0", upstream = "{{second.Endpoint}}" }
+            ]
+            """);
+        relay.Signal(SigHup);
+        var reloaded = Parse(await relay.WaitForLineAsync(l => l.Contains("\"ConfigReloaded\""), Wait));
+        Assert.Equal("SIGHUP", reloaded.GetProperty("Trigger").GetString());
+        Assert.Equal("added extra; changed web", reloaded.GetProperty("Changes").GetString());
+        Assert.Equal(listen, await ListenOfAsync(relay, "web", nth: 2)); // handed over: same port
+        var extra = await ListenOfAsync(relay, "extra");
+
+        using (var viaExtra = await SocketIo.ConnectAsync(extra))
+        using (var viaWeb = await SocketIo.ConnectAsync(listen))
+        {
+            foreach (var socket in new[] { viaExtra, viaWeb })
+            {
+                await socket.SendAsync(new byte[5], SocketFlags.None);
+                await SocketIo.ReadExactlyAsync(socket, 5).WaitAsync(Wait);
+            }
+        }
+
+        Assert.Equal(2, second.Accepted);
+        var hash = await sent.WaitAsync(Wait);
+        var (bytes, receivedHash) = await received.WaitAsync(Wait);
+        Assert.Equal(Total, bytes);
+        Assert.Equal(hash, receivedHash);
+        Assert.Equal(1, first.Accepted);
+
+        File.WriteAllText(config, """relay.routes = [ { name = "web", listen = "127.0.0.1:0", upstream = "nope" } ]""");
+        relay.Signal(SigHup);
+        var rejected = Parse(await relay.WaitForLineAsync(l => l.Contains("\"ReloadRejected\""), Wait));
+        Assert.StartsWith("relay.routes[0].upstream = \"nope\"", rejected.GetProperty("Problem").GetString());
+        using (var still = await SocketIo.ConnectAsync(extra))
+        {
+            await still.SendAsync(new byte[5], SocketFlags.None);
+            await SocketIo.ReadExactlyAsync(still, 5).WaitAsync(Wait);
+        }
+
+        relay.Signal(SigTerm);
+        Assert.Equal(0, await relay.WaitForExitAsync(Wait));
+        Assert.DoesNotContain(relay.Stdout, l => l.Contains("\"CircuitClosed\"") && !l.Contains("\"complete\""));
+    }
+
+    [Fact]
+    public async Task Post_reload_needs_the_token_and_answers_the_changes_or_422_for_a_bad_config()
+    {
+        await using var server = new TestServer(TestServer.Echo);
+        var config = Config($$"""relay.routes = [ { name = "web", listen = "127.0.0.1:0", upstream = "{{server.Endpoint}}" } ]""");
+        using var relay = RelayProcess.Start("run", "--config", config, "--management", "127.0.0.1:0", "--management-token", "s3cret",
+            "--log-format", "json");
+        var management = Parse(await relay.WaitForLineAsync(l => l.Contains("\"ManagementListening\""), Wait))
+            .GetProperty("ManagementAddress").GetString()!;
+        using var http = new HttpClient { BaseAddress = new Uri(management) };
+
+        using (var anonymous = await http.PostAsync("/reload", null))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, anonymous.StatusCode);
+        }
+
+        File.WriteAllText(config, $$"""relay.routes = [ { name = "web", listen = "127.0.0.1:0", upstream = "{{server.Endpoint}}", balance = least-circuits } ]""");
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/reload");
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", "s3cret");
+        using (var ok = await http.SendAsync(request))
+        {
+            Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+            var body = JsonDocument.Parse(await ok.Content.ReadAsStringAsync()).RootElement;
+            Assert.Equal("reloaded", body.GetProperty("status").GetString());
+            Assert.Equal(["web"], body.GetProperty("changed").EnumerateArray().Select(e => e.GetString()));
+        }
+
+        File.WriteAllText(config, """relay.routes = [ { name = "web", listen = "127.0.0.1:0", upstream = "127.0.0.1:1", balance = fastest } ]""");
+        using var again = new HttpRequestMessage(HttpMethod.Post, "/reload");
+        again.Headers.Authorization = new AuthenticationHeaderValue("Bearer", "s3cret");
+        using (var bad = await http.SendAsync(again))
+        {
+            Assert.Equal(HttpStatusCode.UnprocessableEntity, bad.StatusCode);
+            var error = JsonDocument.Parse(await bad.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetString();
+            Assert.Contains("relay.routes[0].balance = \"fastest\": must be round-robin or least-circuits", error);
+        }
+
+        var routes = JsonDocument.Parse(await http.GetStringAsync("/routes")).RootElement;
+        Assert.Equal("least-circuits", routes[0].GetProperty("balance").GetString());
+
+        relay.Signal(SigTerm);
+        Assert.Equal(0, await relay.WaitForExitAsync(Wait));
+    }
+}

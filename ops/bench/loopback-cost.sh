@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# What a request costs the relay, for two builds interleaved on loopback: CPU-µs and
+# context switches per request (from /proc of the relay process, all threads), for
+# keep-alive and Connection: close, and with STRACE=1 the system calls per request.
+# On a shared, loaded machine throughput moves by ±50% between runs; these per-request
+# costs move far less, so they decide "did this change help" when wrk's rate cannot.
+#
+#   ops/bench/loopback-cost.sh BUILD_A_DIR BUILD_B_DIR [ROUNDS]     (B_ENV: env for build B)
+#   (a build dir is the output of: dotnet publish Relay.Host -c Release -o DIR)
+# Targets 127.0.0.1 only; wrk -t2 -c32 for 3 s per run; prints per-round lines and medians.
+set -euo pipefail
+a=${1:?build dir A}; b=${2:?build dir B}; rounds=${3:-5}
+for tool in wrk nginx python3; do
+  command -v $tool >/dev/null || { echo "needs $tool"; exit 1; }
+done
+[ "${STRACE:-0}" = 1 ] && { command -v strace >/dev/null || { echo "STRACE=1 needs strace"; exit 1; }; }
+work=$(mktemp -d)
+pids=()
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+mkdir -p "$work/www" && head -c 1024 /dev/urandom > "$work/www/1k.bin"
+cat > "$work/nginx.conf" <<CONF
+worker_processes 1;
+pid $work/nginx.pid;
+error_log $work/nginx.err;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000;
+  server { listen 127.0.0.1:18390 backlog=4096; root $work/www; } }
+CONF
+for port in 18392 18393; do
+  printf 'akka.loglevel = WARNING\nrelay.routes = [ { name = "web", listen = "127.0.0.1:%s", upstream = "127.0.0.1:18390" } ]\n' $port > "$work/relay-$port.conf"
+done
+nginx -c "$work/nginx.conf"
+"$a/relay" run --config "$work/relay-18392.conf" --management off > "$work/a.log" 2>&1 & pa=$!; pids+=($pa)
+env ${B_ENV:-X=1} "$b/relay" run --config "$work/relay-18393.conf" --management off > "$work/b.log" 2>&1 & pb=$!; pids+=($pb)
+for port in 18392 18393; do
+  for _ in $(seq 1 60); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.5; done
+done
+
+# CPU ticks and context switches summed over the process's threads.
+cost() { local pid=$1 ticks=0 switches=0 t
+  for t in /proc/$pid/task/*; do
+    ticks=$((ticks + $(cut -d')' -f2 "$t/stat" 2>/dev/null | awk '{print $12+$13}' || echo 0)))
+    switches=$((switches + $(awk '/ctxt_switches/{s+=$2} END{print s+0}' "$t/status" 2>/dev/null || echo 0)))
+  done; echo "$ticks $switches"; }
+run_wrk() { local port=$1 mode=$2 seconds=$3
+  if [ "$mode" = close ]; then wrk -t2 -c32 -d${seconds}s -H "Connection: close" "http://127.0.0.1:$port/1k.bin"
+  else wrk -t2 -c32 -d${seconds}s "http://127.0.0.1:$port/1k.bin"; fi | awk '/requests in/{print $1}'; }
+
+# Warm up both (tiered JIT) before measuring.
+for port in 18392 18393; do run_wrk $port close 3 >/dev/null; run_wrk $port keepalive 3 >/dev/null; done
+hz=$(getconf CLK_TCK)
+echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%FT%TZ)"
+out="$work/rounds.txt"
+for round in $(seq 1 "$rounds"); do
+  for mode in close keepalive; do
+    for t in A:$pa:18392 B:$pb:18393; do
+      IFS=: read -r name pid port <<< "$t"
+      read -r t0 s0 <<< "$(cost $pid)"
+      n=$(run_wrk $port $mode 3)
+      read -r t1 s1 <<< "$(cost $pid)"
+      line="round $round $mode $name requests=$n cpu_us_per_request=$(( (t1 - t0) * 1000000 / hz / n )) switches_per_request=$(awk -v d=$((s1 - s0)) -v n=$n 'BEGIN{printf "%.2f", d/n}')"
+      echo "$line" | tee -a "$out"
+    done
+  done
+done
+python3 - "$out" <<'PY'
+import statistics as st, sys
+rows = [dict(kv.split('=') for kv in line.split()[4:]) | {'mode': line.split()[2], 'build': line.split()[3]} for line in open(sys.argv[1])]
+for mode in ('close', 'keepalive'):
+    for build in 'AB':
+        r = [x for x in rows if x['mode'] == mode and x['build'] == build]
+        print(f"median {mode:9} {build}: {st.median(float(x['requests']) for x in r)/3:8.0f} req/s  "
+              f"{st.median(float(x['cpu_us_per_request']) for x in r):6.1f} CPU-us/req  "
+              f"{st.median(float(x['switches_per_request']) for x in r):5.2f} switches/req")
+    a = [float(x['cpu_us_per_request']) for x in rows if x['mode'] == mode and x['build'] == 'A']
+    b = [float(x['cpu_us_per_request']) for x in rows if x['mode'] == mode and x['build'] == 'B']
+    print(f"median {mode:9} B/A CPU per request, paired per round: {st.median(y / x for x, y in zip(a, b)):.2f}")
+PY
+if [ "${STRACE:-0}" = 1 ]; then
+  for mode in close keepalive; do
+    for t in A:$pa:18392 B:$pb:18393; do
+      IFS=: read -r name pid port <<< "$t"
+      strace -c -f -p "$pid" -o "$work/strace.txt" 2>/dev/null & sp=$!
+      sleep 1
+      n=$(run_wrk $port $mode 3)
+      kill -INT $sp; wait $sp 2>/dev/null || true
+      awk -v n=$n -v m=$mode -v b=$name 'NR>2 && $NF!="total" && $4 ~ /^[0-9]+$/ {s[$NF]=$4/n; t+=$4/n} END {printf "syscalls per request, %s %s: %.1f (", m, b, t; k=0; PROCINFO["sorted_in"]="@val_num_desc"; for (c in s) if (s[c] >= 0.5) printf "%s%s %.1f", (k++ ? ", " : ""), c, s[c]; print ")"}' "$work/strace.txt"
+    done
+  done
+fi
