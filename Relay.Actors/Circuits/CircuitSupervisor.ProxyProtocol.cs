@@ -11,7 +11,8 @@ public sealed partial class CircuitSupervisor
     /// Writes the route's PROXY protocol header to the just-connected upstream, before the
     /// pumps start, so it precedes every client byte. The source is the circuit's client (the
     /// one a received header named, if any); the destination is what the client connected to:
-    /// a received header's destination, else the relay's own address on the client socket.
+    /// a received header's destination, the original destination on a transparent route, else
+    /// the relay's own address on the client socket.
     /// False when the circuit had to be reset instead.
     /// </summary>
     private bool TrySendProxyHeader()
@@ -25,7 +26,12 @@ public sealed partial class CircuitSupervisor
         byte[] header;
         try
         {
-            var destination = _entry.ProxiedDestination ?? (IPEndPoint)_client.LocalEndPoint!;
+            // On a transparent route the client dialled the original destination, not the
+            // relay: a REDIRECTed socket's local address is the listener's.
+            var destination = _entry.ProxiedDestination
+                              ?? (_route.Transparent is not null && IPEndPoint.TryParse(_entry.Upstream, out var original)
+                                  ? original
+                                  : (IPEndPoint)_client.LocalEndPoint!);
             header = ProxyHeaderWriter.Build(version, (IPEndPoint)_entry.Client, destination);
         }
         catch (SocketException e)
