@@ -14,7 +14,7 @@ namespace Relay.Actors;
 /// per route and answers <see cref="RelayGuardian.AwaitBound"/> once every route is listening
 /// or one has failed to.
 /// </summary>
-public sealed class RelayGuardian : UntypedActor
+public sealed partial class RelayGuardian : UntypedActor
 {
     private readonly RelaySettings _settings;
     private readonly CircuitRegistry _registry;
@@ -26,8 +26,10 @@ public sealed class RelayGuardian : UntypedActor
     private readonly List<IActorRef> _waiting = new();
     private ListenerProtocol.BindFailed? _failure;
 
-    public RelayGuardian(RelaySettings settings, CircuitRegistry registry, CoreBalancer balancer, string node, RelayMetrics metrics)
+    public RelayGuardian(RelaySettings settings, CircuitRegistry registry, CoreBalancer balancer, string node, RelayMetrics metrics,
+        bool serveAtStart = true)
     {
+        _serving = serveAtStart;
         _settings = settings;
         _registry = registry;
         _balancer = balancer;
@@ -35,8 +37,12 @@ public sealed class RelayGuardian : UntypedActor
         _metrics = metrics;
     }
 
-    public static Props Props(RelaySettings settings, CircuitRegistry registry, CoreBalancer balancer, string node, RelayMetrics metrics) =>
-        PropsFactory.Of(() => new RelayGuardian(settings, registry, balancer, node, metrics));
+    /// <param name="serveAtStart">
+    /// False on a clustered standby: the routes are bound only on <see cref="StartServing"/>.
+    /// </param>
+    public static Props Props(RelaySettings settings, CircuitRegistry registry, CoreBalancer balancer, string node, RelayMetrics metrics,
+        bool serveAtStart = true) =>
+        PropsFactory.Of(() => new RelayGuardian(settings, registry, balancer, node, metrics, serveAtStart));
 
     /// <summary>Ask: replies <see cref="RoutesBound"/> or <see cref="ListenerProtocol.BindFailed"/>.</summary>
     public sealed class AwaitBound
@@ -69,9 +75,9 @@ public sealed class RelayGuardian : UntypedActor
 
     protected override void PreStart()
     {
-        foreach (var route in _settings.Routes)
+        if (_serving)
         {
-            Context.ActorOf(ListenerActor.Props(route, _registry, _balancer, _node, _metrics.ForRoute(route.Name)), "listener-" + route.Name);
+            StartListeners();
         }
     }
 
@@ -91,7 +97,7 @@ public sealed class RelayGuardian : UntypedActor
                 break;
 
             case DrainRoute drain:
-                var listener = _bound.ContainsKey(drain.Route) ? Context.Child("listener-" + drain.Route) : ActorRefs.Nobody;
+                var listener = _bound.ContainsKey(drain.Route) ? ListenerOf(drain.Route) : ActorRefs.Nobody;
                 if (listener.IsNobody())
                 {
                     Sender.Tell(new UnknownRoute(drain.Route));
@@ -109,7 +115,11 @@ public sealed class RelayGuardian : UntypedActor
                 break;
 
             default:
-                Unhandled(message);
+                if (!OnServingMessage(message))
+                {
+                    Unhandled(message);
+                }
+
                 break;
         }
     }
