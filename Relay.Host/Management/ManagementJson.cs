@@ -177,6 +177,9 @@ public sealed record LogLevelBody(string? Level);
 [JsonSerializable(typeof(IReadOnlyList<RouteView>))]
 [JsonSerializable(typeof(RouteDrainResponse))]
 [JsonSerializable(typeof(LogLevelBody))]
+[JsonSerializable(typeof(ClusterMembersResponse))]
+[JsonSerializable(typeof(ClusterMemberView))]
+[JsonSerializable(typeof(ClusterHttpMessage))]
 internal sealed partial class ManagementJsonContext : JsonSerializerContext
 {
     /// <summary>

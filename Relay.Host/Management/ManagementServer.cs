@@ -92,6 +92,7 @@ public sealed class ManagementServer : IAsyncDisposable
         app.MapMetricsRoutes(context);
         app.MapRouteRoutes(context);
         app.MapLogLevelRoutes(context);
+        app.MapClusterRoutes(context);
     }
 
     private static WebApplication Build(IPEndPoint endpoint, ManagementContext context)
