@@ -33,6 +33,7 @@ public sealed class ServiceOwnerActor : ReceiveActor, IWithTimers
     private readonly VipController? _vip;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Stopwatch _since = Stopwatch.StartNew();
+    private long _vipMs;
     private bool _vipHeld;
     private bool _serving;
 
@@ -96,6 +97,7 @@ public sealed class ServiceOwnerActor : ReceiveActor, IWithTimers
             }
 
             _vipHeld = _vip is not null;
+            _vipMs = _since.ElapsedMilliseconds;
             _guardian.Ask(RelayGuardian.StartServing.Instance, TimeSpan.FromSeconds(30)).PipeTo(Self);
         });
 
@@ -109,8 +111,8 @@ public sealed class ServiceOwnerActor : ReceiveActor, IWithTimers
             }
 
             _state.TookOver(bound.Routes);
-            _log.Warning("{EventName:l} this node owns the service: {RouteCount} route(s) bound{VipText:l} in {TakeOverMs} ms",
-                "ServiceTakenOver", bound.Routes.Length, _vip is null ? "" : $", VIP {_vip.Vip} on {_vip.Device}", _since.ElapsedMilliseconds);
+            _log.Warning("{EventName:l} this node owns the service: {RouteCount} route(s) bound{VipText:l} in {TakeOverMs} ms (VIP added after {VipMs} ms)",
+                "ServiceTakenOver", bound.Routes.Length, _vip is null ? "" : $", VIP {_vip.Vip} on {_vip.Device}", _since.ElapsedMilliseconds, _vipMs);
             Become(Owning);
         });
 

@@ -30,6 +30,7 @@ public sealed class VipController
     {
         var result = await RunAsync("ip", ["addr", "del", Vip.ToString(), "dev", Device]).ConfigureAwait(false);
         return result.Ok || result.Output.Contains("Cannot assign requested address", StringComparison.Ordinal)
+            || result.Output.Contains("Address not found", StringComparison.Ordinal)
             ? result with { Ok = true }
             : result;
     }

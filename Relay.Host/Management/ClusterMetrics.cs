@@ -15,7 +15,7 @@ internal static class ClusterMetrics
 
     public static void Render(StringBuilder text, RelayNode node)
     {
-        text.Append("# HELP relay_service_owner 1 on the node that owns the service (binds the routes, holds the VIP).\n")
+        text.Append("# HELP relay_service_owner Whether this node owns the service (binds the routes, holds the VIP): 1 or 0.\n")
             .Append("# TYPE relay_service_owner gauge\n")
             .Append("relay_service_owner ").Append(node.Cluster is null || node.Cluster.Service.IsOwner ? '1' : '0').Append('\n');
 
