@@ -21,11 +21,12 @@ for round in $(seq 1 "$ROUNDS"); do
   "$CLUSTER" start 1 >/dev/null
   for _ in $(seq 1 200); do grep -q ServiceTakenOver "$STATE/n1.log" 2>/dev/null && break; sleep 0.1; done
   "$CLUSTER" start 2 >/dev/null
-  for _ in $(seq 1 200); do [ "$(grep -c 'MemberUp' "$STATE/n2.log" 2>/dev/null)" -ge 2 ] && break; sleep 0.1; done
+  ups() { local c; c=$(grep -c 'MemberUp' "$STATE/n2.log" 2>/dev/null) || true; echo "${c:-0}"; }
+  for _ in $(seq 1 200); do [ "$(ups)" -ge 2 ] && break; sleep 0.1; done
   # A round counts only if node 1 owns the service and node 2 is an Up standby; on a
   # starved machine a node can miss these waits, and the round would measure nothing.
   if ! grep -q ServiceTakenOver "$STATE/n1.log" || grep -q ServiceTakenOver "$STATE/n2.log" \
-     || [ "$(grep -c 'MemberUp' "$STATE/n2.log" 2>/dev/null)" -lt 2 ]; then
+     || [ "$(ups)" -lt 2 ]; then
     echo "round $round: skipped (the pair did not form in time: n1 owner, n2 standby)"
     "$CLUSTER" down >/dev/null
     continue
