@@ -70,6 +70,16 @@ public sealed partial class RelayGuardian
             return;
         }
 
+        if (!_serving)
+        {
+            // A standby binds nothing: the new set is what it will bind when it takes over.
+            var planned = RoutePlan.Create(_desired, apply.Routes);
+            _desired = apply.Routes;
+            _order = apply.Routes.Select(r => r.Name).ToList();
+            Sender.Tell(new RoutesApplied(planned.Changes, []));
+            return;
+        }
+
         var plan = RoutePlan.Create(_order.Select(n => _live[n].Settings).ToList(), apply.Routes);
 
         // 1. Bind every new address. One failure rejects the reload with nothing changed.
@@ -179,6 +189,7 @@ public sealed partial class RelayGuardian
 
         _reload = null;
         _order = _order.Where(_live.ContainsKey).ToList();
+        _desired = reload.Routes.Where(r => _live.ContainsKey(r.Name)).ToList();
         reload.ReplyTo.Tell(reload.Problems.Count == 0
             ? new RoutesApplied(reload.Plan.Changes, BoundRoutes())
             : new RoutesRejected($"{string.Join("; ", reload.Problems)} (the other changes were applied: {reload.Plan.Changes})", Partial: true));

@@ -36,8 +36,9 @@ public sealed partial class RelayGuardian : UntypedActor
     private int _generation;
 
     public RelayGuardian(RelaySettings settings, CircuitRegistry registry, CoreBalancer balancer, string node, RelayMetrics metrics,
-        UpstreamPools pools)
+        UpstreamPools pools, bool serveAtStart = true)
     {
+        _serving = serveAtStart;
         _settings = settings;
         _registry = registry;
         _balancer = balancer;
@@ -46,9 +47,12 @@ public sealed partial class RelayGuardian : UntypedActor
         _pools = pools;
     }
 
+    /// <param name="serveAtStart">
+    /// False on a clustered standby: the routes are bound only on <see cref="StartServing"/>.
+    /// </param>
     public static Props Props(RelaySettings settings, CircuitRegistry registry, CoreBalancer balancer, string node, RelayMetrics metrics,
-        UpstreamPools pools) =>
-        PropsFactory.Of(() => new RelayGuardian(settings, registry, balancer, node, metrics, pools));
+        UpstreamPools pools, bool serveAtStart = true) =>
+        PropsFactory.Of(() => new RelayGuardian(settings, registry, balancer, node, metrics, pools, serveAtStart));
 
     /// <summary>Ask: replies <see cref="RoutesBound"/> or <see cref="ListenerProtocol.BindFailed"/>.</summary>
     public sealed class AwaitBound
@@ -82,10 +86,11 @@ public sealed partial class RelayGuardian : UntypedActor
 
     protected override void PreStart()
     {
-        _order = _settings.Routes.Select(r => r.Name).ToList();
-        foreach (var route in _settings.Routes)
+        _desired = _settings.Routes;
+        _order = _desired.Select(r => r.Name).ToList();
+        if (_serving)
         {
-            StartRoute(route, socket: null);
+            StartRoutes();
         }
     }
 
@@ -136,7 +141,7 @@ public sealed partial class RelayGuardian : UntypedActor
                 break;
 
             default:
-                if (!OnReloadMessage(message))
+                if (!OnReloadMessage(message) && !OnServingMessage(message))
                 {
                     Unhandled(message);
                 }

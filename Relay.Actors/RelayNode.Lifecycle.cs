@@ -51,6 +51,7 @@ public sealed partial class RelayNode
                 // Node-wide limits apply to new connections; open circuits stay counted.
                 Listening.Admission.NodeAdmission.For(System).Apply(next.Limits);
                 _routes = applied.Routes;
+                Cluster?.Service.RoutesChanged(applied.Routes);
                 _settings = next with { Dispatchers = running.Dispatchers, Management = running.Management };
                 ForgetDrains(applied.Changes);
                 return new ReloadOutcome(true, null, applied.Changes, restartNeeded);
@@ -60,6 +61,7 @@ public sealed partial class RelayNode
                 var now = await Guardian.Ask<RelayGuardian.RoutesBound>(RelayGuardian.AwaitBound.Instance, TimeSpan.FromSeconds(10))
                     .ConfigureAwait(false);
                 _routes = now.Routes;
+                Cluster?.Service.RoutesChanged(now.Routes);
                 var names = now.Routes.Select(r => r.Route).ToHashSet(StringComparer.Ordinal);
                 _settings = next with
                 {

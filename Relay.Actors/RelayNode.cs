@@ -4,6 +4,7 @@ using Akka.Actor;
 using Akka.Actor.Setup;
 using Akka.Configuration;
 using Relay.Actors.Circuits;
+using Relay.Actors.Cluster;
 using Relay.Actors.Configuration;
 using Relay.Actors.Dispatch;
 using Relay.Actors.Listening;
@@ -33,8 +34,11 @@ public sealed partial class RelayNode : IAsyncDisposable
         """);
 
     private RelayNode(ActorSystem system, IActorRef guardian, RelaySettings settings, CircuitRegistry circuits,
-        CoreBalancer cores, string nodeName, ImmutableArray<ListenerProtocol.Bound> routes, RelayMetrics metrics, UpstreamPools pools)
+        CoreBalancer cores, string nodeName, ImmutableArray<ListenerProtocol.Bound> routes, RelayMetrics metrics, UpstreamPools pools,
+        ClusterNode? cluster)
     {
+        Cluster = cluster;
+        _routes = routes;
         Metrics = metrics;
         Pools = pools;
         System = system;
@@ -43,7 +47,6 @@ public sealed partial class RelayNode : IAsyncDisposable
         Circuits = circuits;
         Cores = cores;
         NodeName = nodeName;
-        _routes = routes;
     }
 
     private readonly ConcurrentDictionary<string, bool> _draining = new(StringComparer.Ordinal);
@@ -64,14 +67,25 @@ public sealed partial class RelayNode : IAsyncDisposable
 
     public string NodeName { get; }
 
-    /// <summary>The routes as bound, with the real ports when port 0 was configured.</summary>
-    public ImmutableArray<ListenerProtocol.Bound> Routes => _routes;
-
     /// <summary>Each route's upstream pool with its members' health, for management and metrics.</summary>
     public UpstreamPools Pools { get; }
 
-    /// <summary>Ready means every listener is bound and the node is neither shutting down nor stopped.</summary>
-    public bool IsReady => !System.WhenTerminated.IsCompleted && !IsShuttingDown;
+    /// <summary>The cluster part of the node; null when <c>relay.cluster.enabled = off</c>.</summary>
+    public ClusterNode? Cluster { get; }
+
+    /// <summary>
+    /// The routes as bound, with the real ports when port 0 was configured. Empty on an
+    /// active-standby node that does not own the service.
+    /// </summary>
+    public ImmutableArray<ListenerProtocol.Bound> Routes =>
+        Cluster is { Settings.Mode: ClusterMode.ActiveStandby } cluster ? cluster.Service.Routes : _routes;
+
+    /// <summary>
+    /// Ready means every listener is bound and the node is neither shutting down nor stopped;
+    /// a clustered node is also ready as a healthy standby (an Up member that does not own
+    /// the service).
+    /// </summary>
+    public bool IsReady => !System.WhenTerminated.IsCompleted && !IsShuttingDown && (Cluster is null || Cluster.IsHealthyMember);
 
     /// <summary>The bound endpoint of the route called <paramref name="route"/>.</summary>
     public System.Net.IPEndPoint EndpointOf(string route) => Routes.Single(r => r.Route == route).Endpoint;
@@ -87,18 +101,30 @@ public sealed partial class RelayNode : IAsyncDisposable
     public static async Task<RelayNode> StartAsync(RelaySettings settings, Config? config = null, string? nodeName = null,
         IEnumerable<Setup>? setups = null)
     {
+        var clustered = settings.Cluster.Enabled;
         var fullConfig = (config ?? Config.Empty)
+            .WithFallback(clustered ? ClusterNode.AkkaDefaults : Config.Empty)
             .WithFallback(CoreDispatchers.CreateConfig(settings.Dispatchers))
             .WithFallback(BaseAkkaConfig);
         var bootstrap = BootstrapSetup.Create().WithConfig(fullConfig);
         var system = ActorSystem.Create("relay", ActorSystemSetup.Create([bootstrap, .. setups ?? []]));
         var circuits = new CircuitRegistry();
         var cores = new CoreBalancer(settings.Dispatchers.Cores);
-        var node = nodeName ?? global::System.Net.Dns.GetHostName();
+        // A clustered node names itself by its Akka address: unique in the cluster, where
+        // two appliances may share a host name (or a network namespace's host).
+        var node = nodeName ?? (clustered ? Akka.Cluster.Cluster.Get(system).SelfAddress.ToString() : global::System.Net.Dns.GetHostName());
         var metrics = new RelayMetrics(settings.Routes.Select(r => r.Name));
         NodeAdmission.For(system).Apply(settings.Limits);
         var pools = new UpstreamPools();
-        var guardian = system.ActorOf(RelayGuardian.Props(settings, circuits, cores, node, metrics, pools), "relay");
+        // An active-standby node binds only when it owns the service (ServiceOwnerActor).
+        var serveAtStart = !clustered || settings.Cluster.Mode == ClusterMode.ActiveActive;
+        var guardian = system.ActorOf(RelayGuardian.Props(settings, circuits, cores, node, metrics, pools, serveAtStart), "relay");
+        var cluster = clustered ? ClusterNode.Start(system, settings.Cluster, guardian, circuits) : null;
+        if (!serveAtStart)
+        {
+            return new RelayNode(system, guardian, settings, circuits, cores, node, ImmutableArray<ListenerProtocol.Bound>.Empty, metrics, pools, cluster);
+        }
+
         object answer;
         try
         {
@@ -117,7 +143,7 @@ public sealed partial class RelayNode : IAsyncDisposable
         }
 
         var bound = (RelayGuardian.RoutesBound)answer;
-        return new RelayNode(system, guardian, settings, circuits, cores, node, bound.Routes, metrics, pools);
+        return new RelayNode(system, guardian, settings, circuits, cores, node, bound.Routes, metrics, pools, cluster);
     }
 
     /// <summary>

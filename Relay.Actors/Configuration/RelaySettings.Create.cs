@@ -44,7 +44,7 @@ public sealed partial record RelaySettings
         ("defaults", CircuitSchema),
         ("dispatchers", KeySchema.Leaves("cores", "pin", "throughput")),
         ("management", KeySchema.Leaves("endpoint", "token")),
-        ("cluster", KeySchema.Leaves("enabled", "vip", "vip-device")),
+        ("cluster", ClusterSettings.Schema),
         ("limits", KeySchema.Leaves(LimitKeyNames())));
 
     private static readonly Lazy<IReadOnlyList<string>?> AvailableCongestion = new(ReadAvailableCongestion);
@@ -90,9 +90,11 @@ public sealed partial record RelaySettings
         var routes = ReadRoutes(config, defaultsConfig);
         var dispatchers = ReadDispatchers(new ConfigReader(config.GetConfig("relay.dispatchers"), "relay.dispatchers"));
         var management = ReadManagement(new ConfigReader(config.GetConfig("relay.management"), "relay.management"));
+        var cluster = ReadCluster(new ConfigReader(config.GetConfig("relay.cluster"), "relay.cluster"));
         return new RelaySettings(routes, defaults, dispatchers, management)
         {
             ShutdownGrace = ReadShutdownGrace(config),
+            Cluster = cluster,
             Limits = ReadLimits(new ConfigReader(config.GetConfig("relay.limits"), "relay.limits")),
             DefaultAdmission = defaultAdmission,
         };

@@ -16,13 +16,13 @@ internal static class CircuitRoutes
     public static IEndpointRouteBuilder MapCircuitRoutes(this IEndpointRouteBuilder routes, ManagementContext context)
     {
         var circuits = routes.MapGroup("/circuits");
-        circuits.MapGet("/", (string? state, string? route, string? node) => List(context.Circuits, state, route, node));
+        circuits.MapGet("/", (string? state, string? route, string? node) => List(context, state, route, node));
         circuits.MapGet("/{id}", (string id) => Get(context.Circuits, id));
         circuits.MapDelete("/{id}", (string id) => Abort(context.Circuits, id)).RequireManagementToken(context);
         return routes;
     }
 
-    private static IResult List(CircuitRegistry registry, string? state, string? route, string? node)
+    private static IResult List(ManagementContext context, string? state, string? route, string? node)
     {
         CircuitState? wanted = null;
         if (!string.IsNullOrEmpty(state))
@@ -37,12 +37,21 @@ internal static class CircuitRoutes
             wanted = parsed;
         }
 
-        var views = registry.Snapshot()
-            .Where(c => wanted is null || c.State == wanted)
+        // A clustered node lists the whole cluster: its own circuits live, the others' as last
+        // replicated, and those of lost nodes as lost.
+        var all = context.Circuits.Snapshot().Select(CircuitView.From);
+        if (context.Node?.Cluster is { } cluster)
+        {
+            all = all.Concat(ClusterCircuitViews.Of(cluster.Table));
+        }
+
+        var wantedName = wanted?.ToWireName();
+        var views = all
+            .Where(c => wantedName is null || c.State == wantedName)
             .Where(c => string.IsNullOrEmpty(route) || string.Equals(c.Route, route, StringComparison.Ordinal))
             .Where(c => string.IsNullOrEmpty(node) || string.Equals(c.Node, node, StringComparison.Ordinal))
-            .OrderBy(c => c.Id)
-            .Select(CircuitView.From)
+            .OrderBy(c => c.Node, StringComparer.Ordinal)
+            .ThenBy(c => c.Id)
             .ToList();
 
         return Results.Json<IReadOnlyList<CircuitView>>(views, ManagementJsonContext.Api.IReadOnlyListCircuitView);

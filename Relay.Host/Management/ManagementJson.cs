@@ -207,6 +207,9 @@ public sealed record LogLevelBody(string? Level);
 [JsonSerializable(typeof(RouteDrainResponse))]
 [JsonSerializable(typeof(ReloadResponse))]
 [JsonSerializable(typeof(LogLevelBody))]
+[JsonSerializable(typeof(ClusterMembersResponse))]
+[JsonSerializable(typeof(ClusterMemberView))]
+[JsonSerializable(typeof(ClusterHttpMessage))]
 internal sealed partial class ManagementJsonContext : JsonSerializerContext
 {
     /// <summary>

@@ -93,6 +93,7 @@ public sealed class ManagementServer : IAsyncDisposable
         app.MapRouteRoutes(context);
         app.MapReloadRoutes(context);
         app.MapLogLevelRoutes(context);
+        app.MapClusterRoutes(context);
     }
 
     private static WebApplication Build(IPEndPoint endpoint, ManagementContext context)

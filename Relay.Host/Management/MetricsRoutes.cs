@@ -118,6 +118,7 @@ internal static class MetricsRoutes
             Sample(text, "relay_core_circuits_active", node.Cores.ActiveOn(core), ("core", core.ToString(CultureInfo.InvariantCulture)));
         }
 
+        ClusterMetrics.Render(text, node);
         return text.ToString();
     }
 

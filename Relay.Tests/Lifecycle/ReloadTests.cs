@@ -94,6 +94,32 @@ public sealed class ReloadTests
         Assert.Equal(1, oldUpstream.Accepted);
     }
 
+    /// <summary>
+    /// Reload and cluster ownership meet in the guardian: a reload on a node that does not
+    /// serve (a standby) binds nothing but is what the node binds when it takes over.
+    /// </summary>
+    [Fact]
+    public async Task A_reload_while_not_serving_binds_nothing_and_is_what_serving_again_binds()
+    {
+        await using var upstream = new TestServer(TestServer.Echo);
+        await using var node = await RelayHarness.StartAsync(TestSettings.Relay(Route("old", upstream.Endpoint)));
+        var old = node.EndpointOf("old");
+
+        await node.Guardian.Ask<RelayGuardian.ServingStopped>(RelayGuardian.StopServing.Instance, Timeout);
+        Assert.True(await RefusesAsync(old));
+
+        var applied = await node.Guardian.Ask<RelayGuardian.RoutesApplied>(
+            new RelayGuardian.ApplyRoutes([Route("new", upstream.Endpoint)]), Timeout);
+        Assert.Equal(["new"], applied.Changes.Added);
+        Assert.Equal(["old"], applied.Changes.Removed);
+        Assert.Empty(applied.Routes); // nothing bound while not serving
+
+        var bound = await node.Guardian.Ask<RelayGuardian.RoutesBound>(RelayGuardian.StartServing.Instance, Timeout);
+        Assert.Equal(["new"], bound.Routes.Select(r => r.Route));
+        await EchoOnceAsync(bound.Routes.Single().Endpoint);
+        Assert.True(await RefusesAsync(old));
+    }
+
     [Fact]
     public async Task Added_routes_start_and_removed_routes_stop_accepting_while_their_open_circuit_finishes()
     {

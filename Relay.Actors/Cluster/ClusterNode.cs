@@ -1,0 +1,120 @@
+using System.Text;
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Cluster.Tools.Singleton;
+using Akka.Configuration;
+using Akka.Event;
+using Relay.Actors.Circuits;
+using Relay.Actors.Configuration;
+using ClusterSettings = Relay.Actors.Configuration.ClusterSettings;
+
+namespace Relay.Actors.Cluster;
+
+/// <summary>
+/// A relay node's part in a cluster of appliances: the circuit-table replication
+/// (<c>/user/cluster-state</c>), the membership log (<c>/user/cluster-events</c>) and the
+/// service-owner singleton (<c>/user/service-owner</c>). Built by
+/// <see cref="RelayNode.StartAsync"/> when <c>relay.cluster.enabled = on</c>.
+/// </summary>
+public sealed class ClusterNode
+{
+    /// <summary>The logical name of the embedded <c>hocon/cluster-akka.conf</c>.</summary>
+    public const string AkkaDefaultsResourceName = "Relay.cluster-akka.conf";
+
+    private static readonly Lazy<Config> Defaults = new(() => ConfigurationFactory.ParseString(AkkaDefaultsText));
+
+    private ClusterNode(Akka.Cluster.Cluster cluster, ClusterCircuitTable table, ServiceState service, IActorRef state, ClusterSettings settings)
+    {
+        Cluster = cluster;
+        Table = table;
+        Service = service;
+        StateActor = state;
+        Settings = settings;
+    }
+
+    /// <summary>The Akka settings a clustered node starts from; an operator's akka.* keys override them.</summary>
+    public static Config AkkaDefaults => Defaults.Value;
+
+    /// <summary>hocon/cluster-akka.conf as text, comments included.</summary>
+    public static string AkkaDefaultsText
+    {
+        get
+        {
+            using var stream = typeof(ClusterNode).Assembly.GetManifestResourceStream(AkkaDefaultsResourceName)
+                ?? throw new InvalidOperationException($"The build did not embed {AkkaDefaultsResourceName}.");
+            using var reader = new StreamReader(stream, Encoding.UTF8);
+            return reader.ReadToEnd();
+        }
+    }
+
+    public Akka.Cluster.Cluster Cluster { get; }
+
+    /// <summary>Circuits of the other nodes, and of lost nodes.</summary>
+    public ClusterCircuitTable Table { get; }
+
+    /// <summary>Whether this node owns the service now.</summary>
+    public ServiceState Service { get; }
+
+    /// <summary><c>/user/cluster-state</c>; tests tell it <see cref="CircuitStateActor.PublishNow"/>.</summary>
+    public IActorRef StateActor { get; }
+
+    public ClusterSettings Settings { get; }
+
+    /// <summary>This node's address, as its circuits name their node.</summary>
+    public string SelfAddress => Cluster.SelfAddress.ToString();
+
+    /// <summary>A healthy member: Up (or WeaklyUp/Leaving) and not removed or downed.</summary>
+    public bool IsHealthyMember
+    {
+        get
+        {
+            if (Cluster.IsTerminated)
+            {
+                return false;
+            }
+
+            var status = Cluster.SelfMember.Status;
+            return status == MemberStatus.Up || status == MemberStatus.WeaklyUp;
+        }
+    }
+
+    internal static ClusterNode Start(ActorSystem system, ClusterSettings settings, IActorRef guardian, CircuitRegistry circuits)
+    {
+        var cluster = Akka.Cluster.Cluster.Get(system);
+        var log = Logging.GetLogger(system, typeof(ClusterNode));
+        var vip = settings.Vip is { } address ? new VipController(address, settings.VipDevice!) : null;
+        if (vip is not null)
+        {
+            // A relay killed while it owned the service left its VIP behind; while it is
+            // there this host answers ARP for it, competing with the real owner.
+            var removed = vip.RemoveAsync().GetAwaiter().GetResult();
+            if (!removed.Ok)
+            {
+                log.Warning("{EventName:l} cannot clear a stale VIP at start: {Problem:l}", "VipRemoveFailed", removed.Output);
+            }
+        }
+
+        var table = new ClusterCircuitTable();
+        var service = new ServiceState();
+        var state = system.ActorOf(CircuitStateActor.Props(settings, circuits, table), "cluster-state");
+        system.ActorOf(ClusterEventsActor.Props(), "cluster-events");
+        system.ActorOf(
+            ClusterSingletonManager.Props(
+                ServiceOwnerActor.Props(settings, guardian, service, vip),
+                ServiceOwnerActor.Release.Instance,
+                ClusterSingletonManagerSettings.Create(system).WithSingletonName("owner")),
+            "service-owner");
+
+        if (system.Settings.Config.GetStringList("akka.cluster.seed-nodes").Count == 0)
+        {
+            // Joining itself would make each such node a cluster of one, and every one of them
+            // would take the VIP: wait to be joined instead (POST /cluster/members, or a test).
+            log.Warning("{EventName:l} akka.cluster.seed-nodes is empty: {Node} waits to be joined and stands by",
+                "ClusterSeedNodesMissing", cluster.SelfAddress.ToString());
+        }
+
+        log.Info("{EventName:l} {Node} joining the cluster ({Mode}, VIP {Vip})", "ClusterStarting",
+            cluster.SelfAddress.ToString(), settings.Mode.ToString(), settings.Vip?.ToString() ?? "none");
+        return new ClusterNode(cluster, table, service, state, settings);
+    }
+}

@@ -1,0 +1,210 @@
+using System.Diagnostics;
+using Akka.Actor;
+using Akka.Event;
+using Relay.Actors.Configuration;
+using Relay.Actors.Internal;
+using Relay.Actors.Listening;
+using ClusterSettings = Relay.Actors.Configuration.ClusterSettings;
+
+namespace Relay.Actors.Cluster;
+
+/// <summary>
+/// The cluster singleton <c>/user/service-owner/owner</c>: it runs on exactly one node, the
+/// oldest member, and while it runs that node owns the service. Taking over: add the VIP
+/// (routes may listen on it), bind the routes (<see cref="RelayGuardian.StartServing"/>),
+/// then announce the VIP with a gratuitous ARP, so clients are sent here only once a
+/// listener is there. Handing over (<see cref="Release"/>, sent by the singleton manager
+/// when this node leaves): stop accepting, then remove the VIP, then stop, after which the
+/// manager starts the singleton on the next oldest node.
+/// </summary>
+/// <remarks>
+/// A singleton rather than each node applying an oldest-member rule itself: the manager
+/// already orders a graceful hand-over (the new owner starts only after the old one has
+/// stopped) and waits for a failed owner to be downed and removed before starting a new
+/// one, which is the safety an appliance pair needs from the downing provider.
+/// </remarks>
+public sealed class ServiceOwnerActor : ReceiveActor, IWithTimers
+{
+    private static readonly TimeSpan RetryAfter = TimeSpan.FromSeconds(2);
+
+    private readonly ClusterSettings _settings;
+    private readonly IActorRef _guardian;
+    private readonly ServiceState _state;
+    private readonly VipController? _vip;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly Stopwatch _since = Stopwatch.StartNew();
+    private long _vipMs;
+    private bool _vipHeld;
+    private bool _serving;
+
+    public ServiceOwnerActor(ClusterSettings settings, IActorRef guardian, ServiceState state, VipController? vip)
+    {
+        _settings = settings;
+        _guardian = guardian;
+        _state = state;
+        _vip = vip;
+        Acquiring();
+    }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public static Props Props(ClusterSettings settings, IActorRef guardian, ServiceState state, VipController? vip) =>
+        PropsFactory.Of(() => new ServiceOwnerActor(settings, guardian, state, vip));
+
+    /// <summary>The singleton manager's termination message: hand the service over.</summary>
+    public sealed class Release
+    {
+        public static readonly Release Instance = new();
+
+        private Release()
+        {
+        }
+    }
+
+    private sealed class Acquire
+    {
+        public static readonly Acquire Instance = new();
+    }
+
+    private sealed record VipAdded(CommandResult Result);
+
+    private sealed record VipRemoved(CommandResult Result);
+
+    protected override void PreStart() => Self.Tell(Acquire.Instance);
+
+    private void Acquiring()
+    {
+        Receive<Acquire>(_ =>
+        {
+            if (_vip is null)
+            {
+                Self.Tell(new VipAdded(new CommandResult(true, "")));
+            }
+            else
+            {
+                _vip.AddAsync().PipeTo(Self, success: r => new VipAdded(r));
+            }
+        });
+
+        Receive<VipAdded>(added =>
+        {
+            if (!added.Result.Ok)
+            {
+                _log.Error("{EventName:l} cannot add the VIP {Vip} on {Device}: {Problem:l}; retrying in {RetryAfter}",
+                    "VipAddFailed", _vip!.Vip.ToString(), _vip.Device, added.Result.Output, RetryAfter.ToString());
+                Timers.StartSingleTimer("retry", Acquire.Instance, RetryAfter);
+                return;
+            }
+
+            _vipHeld = _vip is not null;
+            _vipMs = _since.ElapsedMilliseconds;
+            _guardian.Ask(RelayGuardian.StartServing.Instance, TimeSpan.FromSeconds(30)).PipeTo(Self);
+        });
+
+        Receive<RelayGuardian.RoutesBound>(bound =>
+        {
+            _serving = true;
+            var announce = _vip?.Announce();
+            if (announce is { Ok: false })
+            {
+                _log.Warning("{EventName:l} {Problem:l}", "VipAnnounceFailed", announce.Output);
+            }
+
+            _state.TookOver(bound.Routes);
+            _log.Warning("{EventName:l} this node owns the service: {RouteCount} route(s) bound{VipText:l} in {TakeOverMs} ms (VIP added after {VipMs} ms)",
+                "ServiceTakenOver", bound.Routes.Length, _vip is null ? "" : $", VIP {_vip.Vip} on {_vip.Device}", _since.ElapsedMilliseconds, _vipMs);
+            Become(Owning);
+        });
+
+        Receive<ListenerProtocol.BindFailed>(failed =>
+        {
+            _log.Error("{EventName:l} cannot serve as owner: {Problem:l}; retrying in {RetryAfter}",
+                "ServiceTakeOverFailed", failed.Problem, RetryAfter.ToString());
+            // The listeners that did bind keep serving; the guardian binds the rest on the retry.
+            _guardian.Tell(RelayGuardian.StopServing.Instance);
+            Timers.StartSingleTimer("retry", Acquire.Instance, RetryAfter);
+        });
+
+        Receive<Status.Failure>(failure =>
+        {
+            _log.Error("{EventName:l} cannot serve as owner: {Problem:l}; retrying in {RetryAfter}",
+                "ServiceTakeOverFailed", failure.Cause.Message, RetryAfter.ToString());
+            Timers.StartSingleTimer("retry", Acquire.Instance, RetryAfter);
+        });
+
+        Receive<RelayGuardian.ServingStopped>(_ => { });
+        Receive<Release>(_ => StartRelease());
+    }
+
+    private void Owning()
+    {
+        Receive<Release>(_ => StartRelease());
+        Receive<RelayGuardian.ServingStopped>(_ => { });
+    }
+
+    private void StartRelease()
+    {
+        Timers.CancelAll();
+        _since.Restart();
+        Become(Releasing);
+        // Active-active nodes keep serving as peers; only active-standby gives the routes up.
+        if (_serving && _settings.Mode == ClusterMode.ActiveStandby)
+        {
+            _guardian.Ask(RelayGuardian.StopServing.Instance, TimeSpan.FromSeconds(10)).PipeTo(Self);
+        }
+        else
+        {
+            Self.Tell(RelayGuardian.ServingStopped.Instance);
+        }
+    }
+
+    private void Releasing()
+    {
+        Receive<RelayGuardian.ServingStopped>(_ => RemoveVip());
+        Receive<Status.Failure>(_ => RemoveVip());
+        Receive<VipRemoved>(removed =>
+        {
+            if (!removed.Result.Ok)
+            {
+                _log.Error("{EventName:l} cannot remove the VIP: {Problem:l}", "VipRemoveFailed", removed.Result.Output);
+            }
+
+            _vipHeld = false;
+            Finish();
+        });
+        ReceiveAny(_ => { });
+    }
+
+    private void RemoveVip()
+    {
+        _serving = false;
+        if (_vipHeld && _vip is not null)
+        {
+            _vip.RemoveAsync().PipeTo(Self, success: r => new VipRemoved(r));
+        }
+        else
+        {
+            Finish();
+        }
+    }
+
+    private void Finish()
+    {
+        _state.Released();
+        _log.Warning("{EventName:l} this node handed the service over in {ReleaseMs} ms", "ServiceReleased", _since.ElapsedMilliseconds);
+        Context.Stop(Self);
+    }
+
+    protected override void PostStop()
+    {
+        // Stopped without a hand-over (the node is shutting down or was downed): leave no VIP
+        // behind to answer ARP for an address another node is about to hold.
+        if (_vipHeld && _vip is not null)
+        {
+            var result = _vip.RemoveAsync().GetAwaiter().GetResult();
+            _log.Warning("{EventName:l} this node stopped owning the service; VIP removed: {Ok}", "ServiceReleased", result.Ok);
+        }
+
+        _state.Released();
+    }
+}

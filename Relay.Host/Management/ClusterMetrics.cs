@@ -1,0 +1,53 @@
+using System.Globalization;
+using System.Text;
+using Akka.Cluster;
+using Relay.Actors;
+
+namespace Relay.Host.Management;
+
+/// <summary>
+/// The cluster's lines of <c>GET /metrics</c>: <c>relay_cluster_members{status}</c> and
+/// <c>relay_service_owner</c>. An unclustered node owns its service, so it reports 1.
+/// </summary>
+internal static class ClusterMetrics
+{
+    private static readonly string[] Statuses = ["joining", "weakly_up", "up", "leaving", "exiting", "down", "unreachable"];
+
+    public static void Render(StringBuilder text, RelayNode node)
+    {
+        text.Append("# HELP relay_service_owner Whether this node owns the service (binds the routes, holds the VIP): 1 or 0.\n")
+            .Append("# TYPE relay_service_owner gauge\n")
+            .Append("relay_service_owner ").Append(node.Cluster is null || node.Cluster.Service.IsOwner ? '1' : '0').Append('\n');
+
+        if (node.Cluster is not { } cluster)
+        {
+            return;
+        }
+
+        var state = cluster.Cluster.State;
+        var counts = Statuses.ToDictionary(s => s, _ => 0);
+        foreach (var member in state.Members)
+        {
+            counts[Name(member.Status)]++;
+        }
+
+        counts["unreachable"] = state.Unreachable.Count;
+        text.Append("# HELP relay_cluster_members Cluster members as this node sees them, by status (unreachable counts them again).\n")
+            .Append("# TYPE relay_cluster_members gauge\n");
+        foreach (var status in Statuses)
+        {
+            text.Append("relay_cluster_members{status=\"").Append(status).Append("\"} ")
+                .Append(counts[status].ToString(CultureInfo.InvariantCulture)).Append('\n');
+        }
+    }
+
+    private static string Name(MemberStatus status) => status switch
+    {
+        MemberStatus.Joining => "joining",
+        MemberStatus.WeaklyUp => "weakly_up",
+        MemberStatus.Up => "up",
+        MemberStatus.Leaving => "leaving",
+        MemberStatus.Exiting => "exiting",
+        _ => "down", // Down and Removed: on their way out
+    };
+}

@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# A local cluster of relay appliances in network namespaces, for trying failover by
+# hand (and for the failover test and benchmark).
+#
+#   cli  198.18.0.1 ─┐
+#   n1   198.18.0.2 ─┤  bridge br0 (in namespace "br"),  VIP 198.18.0.10/24
+#   n2   198.18.0.3 ─┤  held by whichever node owns the service
+#   n3   198.18.0.4 ─┤  (only with --nodes 3)
+#   srv  198.18.0.100┘  echo server on :9000 (start it with `cluster.sh echo`)
+#
+# Every relay node runs route "svc": listen 198.18.0.10:7000 (the VIP) -> 198.18.0.100:9000,
+# with its management endpoint on 127.0.0.1:8558 inside its own namespace.
+#
+# Usage: cluster.sh up [--nodes 2|3]      build the namespaces and the bridge
+#        cluster.sh start N [ARGS...]     run relay node N (1..3) in the background;
+#                                         log in $STATE/nN.log, pid in $STATE/nN.pid
+#        cluster.sh kill N [SIGNAL]       kill node N (default -9: a crash)
+#        cluster.sh echo                  start the echo server in srv
+#        cluster.sh status                members and owner, from each running node
+#        cluster.sh exec cli|nN|srv CMD   run a command in a namespace
+#        cluster.sh down                  stop everything and remove the namespaces
+# Env:   LAB_PREFIX   namespace name prefix (default "relaycl-"), so several clusters
+#                     (tests, a bench) can coexist
+#        RELAY        command that runs the relay (default: dotnet <repo>/Relay.Host/bin/Release/net10.0/relay.dll,
+#                     else the Debug build)
+#        PUBLISH      relay.cluster.publish-interval (default 1s)
+# Try:   cluster.sh up && cluster.sh echo && cluster.sh start 1 && cluster.sh start 2
+#        cluster.sh exec cli python3 -c 'import socket;s=socket.create_connection(("198.18.0.10",7000));s.send(b"hi");print(s.recv(9))'
+#        cluster.sh kill 1; cluster.sh status
+set -euo pipefail
+
+PREFIX="${LAB_PREFIX:-relaycl-}"
+STATE="${TMPDIR:-/tmp}/${PREFIX}cluster"
+HERE="$(cd "$(dirname "$0")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+VIP=198.18.0.10
+VIP_CIDR=$VIP/24
+SRV_IP=198.18.0.100
+
+die() { echo "cluster.sh: $*" >&2; exit 1; }
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
+need_root() { [ "$(id -u)" = 0 ] || die "this needs root (network namespaces); run it with sudo"; }
+ns_exists() { ip netns list 2>/dev/null | awk '{print $1}' | grep -qx "$1"; }
+node_ip() { echo "198.18.0.$(( $1 + 1 ))"; }
+
+need_tools() {
+  local missing=()
+  command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+  command -v arping >/dev/null 2>&1 || missing+=(iputils-arping)
+  command -v python3 >/dev/null 2>&1 || missing+=(python3)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "cluster.sh: installing ${missing[*]} with apt-get" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 \
+      || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq "${missing[@]}" >/dev/null; } \
+      || die "could not install ${missing[*]}"
+  fi
+}
+
+relay_cmd() {
+  if [ -n "${RELAY:-}" ]; then echo "$RELAY"; return; fi
+  for build in Release Debug; do
+    local dll="$REPO/Relay.Host/bin/$build/net10.0/relay.dll"
+    if [ -f "$dll" ]; then echo "dotnet $dll"; return; fi
+  done
+  die "no relay build found: run 'dotnet build -c Release Relay.sln' or set RELAY"
+}
+
+attach() { # attach NS IP: a veth from the bridge into NS, with IP/24 on its eth0
+  local ns=$1 ip=$2 port="v${3}"
+  ip -n "${PREFIX}br" link add "$port" type veth peer name eth0 netns "$ns"
+  ip -n "${PREFIX}br" link set "$port" master br0 up
+  ip -n "$ns" addr add "$ip/24" dev eth0
+  ip -n "$ns" link set eth0 up
+  ip -n "$ns" link set lo up
+}
+
+cmd_up() {
+  local nodes=2
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --nodes) nodes=$2; shift 2 ;;
+      *) die "unknown option $1" ;;
+    esac
+  done
+  [ "$nodes" = 2 ] || [ "$nodes" = 3 ] || die "--nodes must be 2 or 3"
+  need_root; need_tools
+  ns_exists "${PREFIX}br" && cmd_down >/dev/null 2>&1 || true
+  mkdir -p "$STATE"
+  echo "$nodes" >"$STATE/nodes"
+  ip netns add "${PREFIX}br"
+  ip -n "${PREFIX}br" link add br0 type bridge
+  ip -n "${PREFIX}br" link set br0 up
+  ip netns add "${PREFIX}cli"; attach "${PREFIX}cli" 198.18.0.1 cli
+  ip netns add "${PREFIX}srv"; attach "${PREFIX}srv" "$SRV_IP" srv
+  local seeds=""
+  for n in $(seq 1 "$nodes"); do
+    ip netns add "${PREFIX}n$n"; attach "${PREFIX}n$n" "$(node_ip "$n")" "n$n"
+    seeds="$seeds\"akka.tcp://relay@$(node_ip "$n"):2552\", "
+  done
+  local strategy=""
+  if [ "$nodes" = 3 ]; then
+    # Three or more: Akka's own split-brain resolver, keep-majority (hocon/cluster-three-node.conf).
+    strategy='akka.cluster.downing-provider-class = "Akka.Cluster.SBR.SplitBrainResolverProvider, Akka.Cluster"
+akka.cluster.split-brain-resolver.active-strategy = keep-majority'
+  fi
+  for n in $(seq 1 "$nodes"); do
+    cat >"$STATE/n$n.conf" <<CONF
+relay {
+  routes = [ { name = "svc", listen = "$VIP:7000", upstream = "$SRV_IP:9000" } ]
+  management.endpoint = "127.0.0.1:8558"
+  cluster {
+    enabled = on
+    vip = "$VIP_CIDR"
+    vip-device = "eth0"
+    publish-interval = ${PUBLISH:-1s}
+  }
+}
+akka.remote.dot-netty.tcp { hostname = "$(node_ip "$n")", port = 2552 }
+akka.cluster.seed-nodes = [ ${seeds%, } ]
+$strategy
+CONF
+  done
+  echo "cluster up: cli 198.18.0.1, nodes $(for n in $(seq 1 "$nodes"); do printf '%s ' "$(node_ip "$n")"; done)srv $SRV_IP, VIP $VIP_CIDR"
+  echo "configs in $STATE; next: $0 echo; $0 start 1; $0 start 2"
+}
+
+cmd_down() {
+  need_root
+  for f in "$STATE"/*.pid; do
+    [ -f "$f" ] || continue
+    kill -9 "$(cat "$f")" 2>/dev/null || true
+    rm -f "$f"
+  done
+  for ns in br cli srv n1 n2 n3; do
+    ns_exists "${PREFIX}$ns" && ip netns pids "${PREFIX}$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
+    ns_exists "${PREFIX}$ns" && ip netns del "${PREFIX}$ns" || true
+  done
+  rm -rf "$STATE"
+  echo "cluster down"
+}
+
+cmd_start() {
+  need_root
+  local n=${1:?node number}; shift || true
+  ns_exists "${PREFIX}n$n" || die "no node $n: run '$0 up' first"
+  # shellcheck disable=SC2046
+  ip netns exec "${PREFIX}n$n" $(relay_cmd) run --config "$STATE/n$n.conf" "$@" >"$STATE/n$n.log" 2>&1 &
+  echo $! >"$STATE/n$n.pid"
+  echo "node $n started (pid $!, log $STATE/n$n.log)"
+}
+
+cmd_kill() {
+  local n=${1:?node number} signal=${2:--9}
+  [ -f "$STATE/n$n.pid" ] || die "node $n is not running"
+  kill "$signal" "$(cat "$STATE/n$n.pid")" 2>/dev/null || true
+  rm -f "$STATE/n$n.pid"
+  echo "node $n killed ($signal)"
+}
+
+cmd_echo() {
+  need_root
+  ip netns exec "${PREFIX}srv" python3 "$HERE/echo_server.py" "$SRV_IP" 9000 >"$STATE/srv.log" 2>&1 &
+  echo $! >"$STATE/srv.pid"
+  echo "echo server on $SRV_IP:9000 (pid $!)"
+}
+
+cmd_status() {
+  local nodes; nodes=$(cat "$STATE/nodes" 2>/dev/null || echo 0)
+  for n in $(seq 1 "$nodes"); do
+    printf 'n%s %s: ' "$n" "$(node_ip "$n")"
+    ip netns exec "${PREFIX}n$n" python3 - <<'PY' || true
+import json, urllib.request
+try:
+    m = json.load(urllib.request.urlopen("http://127.0.0.1:8558/cluster/members", timeout=2))
+    owner = urllib.request.urlopen("http://127.0.0.1:8558/metrics", timeout=2).read().decode()
+    own = "owner" if "\nrelay_service_owner 1\n" in owner else "standby"
+    c = json.load(urllib.request.urlopen("http://127.0.0.1:8558/circuits", timeout=2))
+    lost = sum(1 for x in c if x["state"] == "lost")
+    print(f'{own}; members {[(x["node"].split("@")[1], x["status"]) for x in m["members"]]}; '
+          f'unreachable {len(m["unreachable"])}; circuits {len(c)} ({lost} lost)')
+except Exception as e:
+    print(f"not answering ({e})")
+PY
+  done
+}
+
+case "${1:-}" in
+  up) shift; cmd_up "$@" ;;
+  down) cmd_down ;;
+  start) shift; cmd_start "$@" ;;
+  kill) shift; cmd_kill "$@" ;;
+  echo) cmd_echo ;;
+  status) cmd_status ;;
+  exec) shift; ns=${1:?namespace}; shift; need_root; ip netns exec "${PREFIX}$ns" "$@" ;;
+  -h|--help|help|"") usage ;;
+  *) die "unknown command $1 (try --help)" ;;
+esac
