@@ -48,6 +48,8 @@ public sealed partial class RelayNode
         switch (answer)
         {
             case RelayGuardian.RoutesApplied applied:
+                // Node-wide limits apply to new connections; open circuits stay counted.
+                Listening.Admission.NodeAdmission.For(System).Apply(next.Limits);
                 _routes = applied.Routes;
                 Cluster?.Service.RoutesChanged(applied.Routes);
                 _settings = next with { Dispatchers = running.Dispatchers, Management = running.Management };

@@ -8,6 +8,7 @@ using Relay.Actors.Cluster;
 using Relay.Actors.Configuration;
 using Relay.Actors.Dispatch;
 using Relay.Actors.Listening;
+using Relay.Actors.Listening.Admission;
 using Relay.Actors.Metrics;
 using Relay.Actors.Upstreams;
 
@@ -113,6 +114,7 @@ public sealed partial class RelayNode : IAsyncDisposable
         // two appliances may share a host name (or a network namespace's host).
         var node = nodeName ?? (clustered ? Akka.Cluster.Cluster.Get(system).SelfAddress.ToString() : global::System.Net.Dns.GetHostName());
         var metrics = new RelayMetrics(settings.Routes.Select(r => r.Name));
+        NodeAdmission.For(system).Apply(settings.Limits);
         var pools = new UpstreamPools();
         // An active-standby node binds only when it owns the service (ServiceOwnerActor).
         var serveAtStart = !clustered || settings.Cluster.Mode == ClusterMode.ActiveActive;

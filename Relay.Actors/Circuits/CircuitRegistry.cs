@@ -34,6 +34,12 @@ public sealed class CircuitEntry
 
     public EndPoint Client { get; }
 
+    /// <summary>
+    /// The address the client originally connected to, when a PROXY protocol header named it
+    /// (accept-proxy-protocol routes); null otherwise. Passed on in an outgoing header.
+    /// </summary>
+    public IPEndPoint? ProxiedDestination { get; init; }
+
     /// <summary>The upstream as configured, then the resolved address once connected.</summary>
     public string Upstream
     {

@@ -298,6 +298,11 @@ public sealed partial class CircuitSupervisor : UntypedActor
             return;
         }
 
+        if (!TrySendProxyHeader())
+        {
+            return;
+        }
+
         _connectTimer?.Cancel();
         if (_member >= 0)
         {

@@ -152,6 +152,48 @@ internal readonly struct ConfigReader
 
     public string String(string key) => Scalar(key);
 
+    /// <summary>A list of strings, like <c>["10.0.0.0/8", "::1"]</c>; a single string counts as a list of one.</summary>
+    public IReadOnlyList<string> StringList(string key, string example)
+    {
+        var value = _config.GetValue(key);
+        if (value is null)
+        {
+            throw new RelayConfigException(KeyPath(key), null, "is missing");
+        }
+
+        if (value.IsString())
+        {
+            return [value.GetString()];
+        }
+
+        // Inside a list of objects, Akka's parser can leave a whitespace literal beside the
+        // array (routes = [ { allow = ["a"] } ]): the array is still the value.
+        var arrays = value.Values.OfType<HoconArray>().ToList();
+        if (arrays.Count > 0 && value.Values.Where(v => v is not HoconArray).All(v => string.IsNullOrWhiteSpace(v.GetString())))
+        {
+            var items = arrays.SelectMany(a => a).ToList();
+            var result = new List<string>(items.Count);
+            foreach (var item in items)
+            {
+                if (!item.IsString())
+                {
+                    throw new RelayConfigException(KeyPath(key), SafeString(item), $"must be a list of strings, like {example}");
+                }
+
+                result.Add(item.GetString());
+            }
+
+            return result;
+        }
+
+        if (value.Values.Count == 0)
+        {
+            return [];
+        }
+
+        throw new RelayConfigException(KeyPath(key), SafeString(value), $"must be a list of strings, like {example}");
+    }
+
     public bool IsAuto(string key) => string.Equals(Raw(key)?.Trim(), "auto", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>

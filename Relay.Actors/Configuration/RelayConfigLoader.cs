@@ -10,7 +10,7 @@ namespace Relay.Actors.Configuration;
 /// files over the embedded defaults (<c>hocon/relay.conf</c>). The result holds every key
 /// the files had, <c>akka.*</c> included, so it can configure the ActorSystem too.
 /// </summary>
-public static class RelayConfigLoader
+public static partial class RelayConfigLoader
 {
     /// <summary>The logical name of the embedded <c>hocon/relay.conf</c>.</summary>
     public const string EmbeddedResourceName = "Relay.relay.conf";
@@ -146,6 +146,7 @@ public static class RelayConfigLoader
 
                 w.Key("backlog", route.Backlog.ToString(CultureInfo.InvariantCulture));
                 WriteCircuit(w, route.Circuit);
+                WriteAdmission(w, new AdmissionDefaults(route.Access, route.Limits, route.ProxyProtocol));
                 w.Indent--;
                 w.Line("}");
             }
@@ -157,7 +158,10 @@ public static class RelayConfigLoader
         w.Key("shutdown-grace", ConfigReader.FormatDuration(settings.ShutdownGrace));
         w.Open("defaults");
         WriteCircuit(w, settings.Defaults);
+        WriteAdmission(w, settings.DefaultAdmission);
         w.Close();
+
+        WriteLimits(w, settings.Limits);
 
         w.Open("dispatchers");
         w.Key("cores", settings.Dispatchers.Cores.ToString(CultureInfo.InvariantCulture));

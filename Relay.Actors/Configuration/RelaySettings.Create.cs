@@ -32,7 +32,8 @@ public sealed partial record RelaySettings
     internal static readonly KeySchema CircuitSchema =
         KeySchema.Leaves("connect-timeout", "idle-timeout", "half-closed-timeout", "write-size", "window", "backlog")
             .With(("client-side", SideSchema), ("upstream-side", SideSchema))
-            .With(PoolKeys);
+            .With(PoolKeys)
+            .With(AdmissionKeys());
 
     internal static readonly KeySchema RouteSchema = CircuitSchema.With(
         ("name", null), ("listen", null), ("upstream", null), ("upstreams", null), ("mode", null)).With(TransparentRouteKeys);
@@ -43,7 +44,8 @@ public sealed partial record RelaySettings
         ("defaults", CircuitSchema),
         ("dispatchers", KeySchema.Leaves("cores", "pin", "throughput")),
         ("management", KeySchema.Leaves("endpoint", "token")),
-        ("cluster", ClusterSettings.Schema));
+        ("cluster", ClusterSettings.Schema),
+        ("limits", KeySchema.Leaves(LimitKeyNames())));
 
     private static readonly Lazy<IReadOnlyList<string>?> AvailableCongestion = new(ReadAvailableCongestion);
 
@@ -83,12 +85,19 @@ public sealed partial record RelaySettings
         var defaults = ReadCircuit(defaultsReader, routeObject: null);
         defaultsReader.Int("backlog", 1, 65535);
         ReadPoolRules(defaultsReader);
+        var defaultAdmission = ReadAdmission(defaultsReader);
 
         var routes = ReadRoutes(config, defaultsConfig);
         var dispatchers = ReadDispatchers(new ConfigReader(config.GetConfig("relay.dispatchers"), "relay.dispatchers"));
         var management = ReadManagement(new ConfigReader(config.GetConfig("relay.management"), "relay.management"));
         var cluster = ReadCluster(new ConfigReader(config.GetConfig("relay.cluster"), "relay.cluster"));
-        return new RelaySettings(routes, defaults, dispatchers, management) { ShutdownGrace = ReadShutdownGrace(config), Cluster = cluster };
+        return new RelaySettings(routes, defaults, dispatchers, management)
+        {
+            ShutdownGrace = ReadShutdownGrace(config),
+            Cluster = cluster,
+            Limits = ReadLimits(new ConfigReader(config.GetConfig("relay.limits"), "relay.limits")),
+            DefaultAdmission = defaultAdmission,
+        };
     }
 
     private static List<RouteSettings> ReadRoutes(Config config, Config defaultsConfig)
@@ -145,7 +154,7 @@ public sealed partial record RelaySettings
                 ? ReadPool(reader, local)
                 : Upstreams.UpstreamPoolSettings.Single(TransparentSettings.OriginalDestination);
             var backlog = reader.Int("backlog", 1, 65535);
-            routes.Add(new RouteSettings(name, listen, upstream, backlog, ReadCircuit(reader, local)) { Transparent = transparent });
+            routes.Add(WithAdmission(new RouteSettings(name, listen, upstream, backlog, ReadCircuit(reader, local)) { Transparent = transparent }, reader));
         }
 
         return routes;

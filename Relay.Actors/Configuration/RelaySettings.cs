@@ -11,7 +11,14 @@ public sealed partial record RelaySettings(
     IReadOnlyList<RouteSettings> Routes,
     CircuitSettings Defaults,
     DispatcherSettings Dispatchers,
-    ManagementSettings Management);
+    ManagementSettings Management)
+{
+    /// <summary>Node-wide admission limits over all routes (<c>relay.limits</c>).</summary>
+    public LimitSettings Limits { get; init; } = LimitSettings.None;
+
+    /// <summary>The admission keys of <c>relay.defaults</c> (allow, deny, limits, PROXY protocol).</summary>
+    public AdmissionDefaults DefaultAdmission { get; init; } = AdmissionDefaults.Open;
+}
 
 /// <summary>One port-forward route: accept on <see cref="Listen"/>, relay to a member of <see cref="Upstreams"/>.</summary>
 public sealed record RouteSettings(
@@ -27,6 +34,15 @@ public sealed record RouteSettings(
     /// <see cref="TransparentSettings.OriginalDestination"/>. Null for a forward route.
     /// </summary>
     public TransparentSettings? Transparent { get; init; }
+
+    /// <summary>Which clients may connect (<c>allow</c>, <c>deny</c>).</summary>
+    public AccessList Access { get; init; } = AccessList.Open;
+
+    /// <summary>The route's own admission limits (<c>max-circuits</c>, ...).</summary>
+    public LimitSettings Limits { get; init; } = LimitSettings.None;
+
+    /// <summary>PROXY protocol headers sent to upstreams and expected from clients.</summary>
+    public ProxyProtocolSettings ProxyProtocol { get; init; } = ProxyProtocolSettings.Off;
 }
 
 /// <summary>

@@ -8,6 +8,7 @@ using Relay.Actors.Circuits.Internal;
 using Relay.Actors.Configuration;
 using Relay.Actors.Dispatch;
 using Relay.Actors.Internal;
+using Relay.Actors.Listening.Admission;
 using Relay.Actors.Metrics;
 using Relay.Actors.Upstreams;
 
@@ -21,10 +22,8 @@ namespace Relay.Actors.Listening;
 /// when this one is busier (<see cref="CoreBalancer"/>). Accepts are drained in a loop until
 /// EAGAIN, so a burst costs one wake-up, not one per connection.
 /// </summary>
-public sealed class AcceptorActor : UntypedActor, IWithTimers
+public sealed partial class AcceptorActor : UntypedActor, IWithTimers
 {
-    private static readonly TimeSpan AcceptRetryDelay = TimeSpan.FromMilliseconds(100);
-
     private readonly Socket _listener;
     private readonly int _core;
     private readonly RouteSettings _route;
@@ -36,7 +35,6 @@ public sealed class AcceptorActor : UntypedActor, IWithTimers
     private readonly Action<CircuitEntry> _onCircuitClosed;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private IoRegistration? _io;
-    private string? _lastAcceptError;
     private bool _stopped;
 
     public AcceptorActor(Socket listener, int core, RouteSettings route, CircuitRegistry registry, CoreBalancer balancer, string node,
@@ -109,6 +107,10 @@ public sealed class AcceptorActor : UntypedActor, IWithTimers
                 AcceptWhileReady();
                 break;
 
+            case ProxyHeaderReceiver.Received received:
+                OnProxyHeaderReceived(received);
+                break;
+
             case ListenerProtocol.StopWhenIdle or StopIfIdle:
                 // A retired route: its circuits keep their settings and end on their own; a
                 // parent cannot stop without stopping them, so look again each second.
@@ -125,6 +127,7 @@ public sealed class AcceptorActor : UntypedActor, IWithTimers
 
             case ListenerProtocol.StopAccepting:
                 _stopped = true;
+                ForgetPause();
                 Timers.CancelAll();
                 Unregister();
                 Sender.Tell(ListenerProtocol.StoppedAccepting.Instance);
@@ -153,64 +156,49 @@ public sealed class AcceptorActor : UntypedActor, IWithTimers
 
             if (result == SocketError.Success)
             {
-                _lastAcceptError = null;
-                StartCircuit(client!);
+                ResumeIfPaused();
+                Admit(client!);
                 continue;
             }
 
             if (result == SocketError.WouldBlock)
             {
+                ResumeIfPaused();
                 _io!.AwaitReadable(Self);
                 return;
             }
 
-            // EMFILE/ENFILE and friends: pause briefly instead of spinning or dying, and log
-            // a problem once rather than once per attempt.
-            var problem = result.ToString();
-            if (problem != _lastAcceptError)
-            {
-                _lastAcceptError = problem;
-                _log.Warning("{EventName:l} route {Route} cannot accept: {Error}; retrying every {RetryMs} ms",
-                    "AcceptFailed", _route.Name, problem, (int)AcceptRetryDelay.TotalMilliseconds);
-            }
-
-            Timers.StartSingleTimer(RetryAccept.Instance, RetryAccept.Instance, AcceptRetryDelay);
+            // EMFILE/ENFILE and friends: pause with a back-off instead of spinning or dying.
+            PauseAccepting(result);
             return;
         }
     }
 
-    private void StartCircuit(Socket client)
+    private void StartCircuit(Socket client, IPEndPoint remote, AdmissionTicket ticket, IPEndPoint? proxiedDestination)
     {
-        _metrics.OnAccepted();
-        EndPoint? remote;
-        try
-        {
-            remote = client.RemoteEndPoint;
-        }
-        catch (SocketException)
-        {
-            remote = null;
-        }
-
-        if (remote is null)
-        {
-            // The client reset between the handshake and accept (getpeername says ENOTCONN):
-            // there is no circuit to make, only a descriptor to give back.
-            client.Dispose();
-            return;
-        }
-
         var id = _registry.NextId();
         var core = _balancer.Acquire(preferred: _core);
-        var entry = new CircuitEntry(id, _route.Name, _node, remote, _route.Upstreams.ToString(), core, ActorRefs.Nobody);
-        var props = CircuitSupervisor.Props(entry, client, _route, _registry, _onCircuitClosed, _metrics, _pool)
+        var entry = new CircuitEntry(id, _route.Name, _node, remote, _route.Upstreams.ToString(), core, ActorRefs.Nobody)
+        {
+            ProxiedDestination = proxiedDestination,
+        };
+        Action<CircuitEntry> onClosed = closed =>
+        {
+            _onCircuitClosed(closed);
+            ticket.Release();
+        };
+        var props = CircuitSupervisor.Props(entry, client, _route, _registry, onClosed, _metrics, _pool)
             .WithDispatcher(CoreDispatchers.IdFor(core));
         // Counted before the circuit exists: on another core it may close before ActorOf returns.
         _metrics.OnCircuitStarted();
         entry.Supervisor = Context.ActorOf(props, "circuit-" + id.ToString(CultureInfo.InvariantCulture));
     }
 
-    protected override void PostStop() => Unregister();
+    protected override void PostStop()
+    {
+        ForgetPause();
+        Unregister();
+    }
 
     private void Unregister()
     {

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using Relay.Actors.Circuits;
+using Relay.Actors.Listening.Admission;
 
 namespace Relay.Actors.Metrics;
 
@@ -28,6 +29,7 @@ public sealed class RouteMetrics
     ];
 
     private readonly long[] _closedByReason = new long[KnownReasons.Count];
+    private readonly long[] _refusedByReason = new long[RefusalReasons.All.Count];
 
     // An Abort may carry a reason outside the catalogue; rare, so a dictionary is fine there.
     private readonly ConcurrentDictionary<string, StrongBox> _closedByOtherReason = new(StringComparer.Ordinal);
@@ -62,6 +64,34 @@ public sealed class RouteMetrics
 
     /// <summary>A connection was accepted on the route (before anything can fail).</summary>
     public void OnAccepted() => Interlocked.Increment(ref _accepted);
+
+    /// <summary>
+    /// An accepted connection was refused before it became a circuit (access list, a limit,
+    /// a bad PROXY header); <paramref name="reason"/> is one of <see cref="RefusalReasons"/>.
+    /// </summary>
+    public void OnRefused(string reason)
+    {
+        for (var i = 0; i < RefusalReasons.All.Count; i++)
+        {
+            if (string.Equals(RefusalReasons.All[i], reason, StringComparison.Ordinal))
+            {
+                Interlocked.Increment(ref _refusedByReason[i]);
+                return;
+            }
+        }
+    }
+
+    /// <summary>Refused connections per <see cref="RefusalReasons"/> string, zeros included.</summary>
+    public IReadOnlyList<KeyValuePair<string, long>> RefusedByReason()
+    {
+        var refused = new KeyValuePair<string, long>[RefusalReasons.All.Count];
+        for (var i = 0; i < refused.Length; i++)
+        {
+            refused[i] = new(RefusalReasons.All[i], Volatile.Read(ref _refusedByReason[i]));
+        }
+
+        return refused;
+    }
 
     /// <summary>A circuit was started for an accepted connection.</summary>
     public void OnCircuitStarted()

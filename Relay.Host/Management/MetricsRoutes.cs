@@ -86,6 +86,16 @@ internal static class MetricsRoutes
             }
         }
 
+        Family(text, "relay_connections_refused_total", "counter",
+            "Connections reset at accept, before any circuit: access list, limits, bad PROXY header; by reason.");
+        foreach (var route in samples)
+        {
+            foreach (var (reason, count) in node.Metrics.ForRoute(route.Route).RefusedByReason())
+            {
+                Sample(text, "relay_connections_refused_total", count, ("route", route.Route), ("reason", reason));
+            }
+        }
+
         Family(text, "relay_upstream_connect_seconds", "histogram", "Time from connect(2) to an established upstream connection.");
         foreach (var route in samples)
         {

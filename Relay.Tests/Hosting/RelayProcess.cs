@@ -14,15 +14,22 @@ internal sealed partial class RelayProcess : IDisposable
     private readonly List<string> _stdout = new();
     private readonly List<string> _stderr = new();
 
-    private RelayProcess(params string[] args)
+    private RelayProcess(string[] args, int? fileLimit = null)
     {
-        var start = new ProcessStartInfo("dotnet")
+        // prlimit sets RLIMIT_NOFILE and then execs dotnet, so the relay keeps prlimit's pid.
+        var start = new ProcessStartInfo(fileLimit is null ? "dotnet" : "prlimit")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
             StandardOutputEncoding = Encoding.UTF8,
         };
+        if (fileLimit is { } limit)
+        {
+            start.ArgumentList.Add($"--nofile={limit}:{limit}");
+            start.ArgumentList.Add("dotnet");
+        }
+
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "relay.dll"));
         foreach (var arg in args)
         {
@@ -38,6 +45,13 @@ internal sealed partial class RelayProcess : IDisposable
     }
 
     public static RelayProcess Start(params string[] args) => new(args);
+
+    /// <summary>Starts the relay with at most <paramref name="fileLimit"/> open descriptors (RLIMIT_NOFILE).</summary>
+    public static RelayProcess StartWithFileLimit(int fileLimit, params string[] args) => new(args, fileLimit);
+
+    public int Id => _process.Id;
+
+    public bool HasExited => _process.HasExited;
 
     public string[] Stdout
     {
