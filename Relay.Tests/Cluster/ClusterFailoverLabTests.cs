@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using Relay.Tests.Lab;
+using Relay.Tests.Support;
+using static Relay.Tests.Support.ExternalProcess;
 using Xunit.Abstractions;
 
 namespace Relay.Tests.Cluster;
@@ -21,7 +23,7 @@ public sealed class ClusterFailoverLabTests
     [RootLabFact]
     public async Task After_kill_9_of_the_active_node_the_standby_takes_the_vip_and_lists_the_lost_circuits()
     {
-        var script = FindScript();
+        var script = FindInRepo("ops/cluster/cluster.sh");
         var prefix = $"rct{Environment.ProcessId % 100000}x{Random.Shared.Next(1000, 9999)}-";
         var state = Path.Combine(Path.GetTempPath(), prefix + "cluster");
         var env = new Dictionary<string, string> { ["LAB_PREFIX"] = prefix, ["PUBLISH"] = "250ms" };
@@ -36,7 +38,7 @@ public sealed class ClusterFailoverLabTests
             await WaitForLogAsync(Path.Combine(state, "n2.log"), l => l.Contains("MemberUp"), 2);
 
             probe = Start("ip", ["netns", "exec", prefix + "cli", "python3",
-                Path.Combine(Path.GetDirectoryName(script)!, "failover_client.py"), "198.18.0.10", "7000", "5", "20"]);
+                Path.Combine(Path.GetDirectoryName(script)!, "failover_client.py"), "198.18.0.10", "7000", "5", "20"], WithRelay(null));
             var open = await probe.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(30));
             Assert.Equal("open 5", open);
             // The circuit table is published every 250 ms; give it a few rounds.
@@ -59,11 +61,7 @@ public sealed class ClusterFailoverLabTests
         }
         finally
         {
-            if (probe is not null)
-            {
-                try { probe.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
-                probe.Dispose();
-            }
+            Stop(probe);
 
             foreach (var log in new[] { "n1.log", "n2.log" })
             {
@@ -105,64 +103,33 @@ public sealed class ClusterFailoverLabTests
         return reader.ReadToEnd().Split('\n');
     }
 
-    private static string FindScript()
+    /// <summary><paramref name="env"/> and RELAY: the relay runs from this test's own output (relay.dll is copied next to the tests).</summary>
+    private static Dictionary<string, string> WithRelay(IDictionary<string, string>? env)
     {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            var candidate = Path.Combine(dir.FullName, "ops", "cluster", "cluster.sh");
-            if (File.Exists(candidate))
-            {
-                return candidate;
-            }
-        }
-
-        throw new FileNotFoundException($"ops/cluster/cluster.sh not found above {AppContext.BaseDirectory}");
-    }
-
-    private static Process Start(string file, IEnumerable<string> args, IDictionary<string, string>? env = null)
-    {
-        var psi = new ProcessStartInfo(file)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-        };
-        foreach (var a in args)
-        {
-            psi.ArgumentList.Add(a);
-        }
-
-        // The relay runs from this test's own output (relay.dll is copied next to the tests).
-        psi.Environment["RELAY"] = $"{DotnetHost()} {Path.Combine(AppContext.BaseDirectory, "relay.dll")}";
+        var all = new Dictionary<string, string> { ["RELAY"] = $"{DotnetHost()} {Path.Combine(AppContext.BaseDirectory, "relay.dll")}" };
         foreach (var (k, v) in env ?? new Dictionary<string, string>())
         {
-            psi.Environment[k] = v;
+            all[k] = v;
         }
 
-        return Process.Start(psi) ?? throw new InvalidOperationException($"could not start {file}");
+        return all;
     }
 
+    /// <summary>Runs <paramref name="file"/> for up to 120 s (running out of time throws); its stdout.</summary>
     private static async Task<string> RunAsync(string file, string[] args, IDictionary<string, string>? env, bool check = true)
     {
-        using var process = Start(file, args, env);
-        process.StandardInput.Close();
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(120));
-        await process.WaitForExitAsync(cts.Token);
-        var output = await stdout + await stderr;
-        if (check)
+        var timeout = TimeSpan.FromSeconds(120);
+        var run = await ExternalProcess.RunAsync(file, args, WithRelay(env), timeout);
+        if (run.TimedOut)
         {
-            Assert.True(process.ExitCode == 0, $"{file} {string.Join(' ', args)} failed ({process.ExitCode}):\n{output}");
+            throw new TimeoutException($"{file} {string.Join(' ', args)} did not finish within {timeout.TotalSeconds:N0} s:\n{run.Output}");
         }
 
-        return await stdout;
-    }
+        if (check)
+        {
+            Assert.True(run.Exit == 0, $"{file} {string.Join(' ', args)} failed ({run.Exit}):\n{run.Output}");
+        }
 
-    private static string DotnetHost()
-    {
-        var host = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH");
-        return !string.IsNullOrEmpty(host) && File.Exists(host) ? host : "dotnet";
+        return run.Stdout;
     }
 }

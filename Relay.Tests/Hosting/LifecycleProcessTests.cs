@@ -1,9 +1,9 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Sockets;
-using System.Security.Cryptography;
 using System.Text.Json;
 using Relay.Tests.Support;
+using static Relay.Tests.Support.Connections;
 
 namespace Relay.Tests.Hosting;
 
@@ -39,42 +39,6 @@ public sealed class LifecycleProcessTests : IDisposable
         return IPEndPoint.Parse(Parse(line).GetProperty("Listen").GetString()!);
     }
 
-    /// <summary>Sends <paramref name="total"/> bytes in paced 64 KiB chunks while the echo is read back; the hash of what was sent.</summary>
-    private static (Task<byte[]> Sent, Task<(long Bytes, byte[] Hash)> Received) Transfer(Socket client, long total, int paceMs)
-    {
-        var received = SocketIo.ReadToEndAsync(client);
-        var sent = Task.Run(async () =>
-        {
-            var random = new Random(7);
-            var buffer = new byte[64 * 1024];
-            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-            for (long left = total; left > 0; left -= buffer.Length)
-            {
-                random.NextBytes(buffer);
-                hash.AppendData(buffer);
-                await client.SendAsync(buffer, SocketFlags.None);
-                await Task.Delay(paceMs);
-            }
-
-            client.Shutdown(SocketShutdown.Send);
-            return hash.GetHashAndReset();
-        });
-        return (sent, received);
-    }
-
-    private static async Task<bool> RefusesAsync(IPEndPoint endpoint)
-    {
-        try
-        {
-            using var probe = await SocketIo.ConnectAsync(endpoint);
-            return false;
-        }
-        catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionRefused)
-        {
-            return true;
-        }
-    }
-
     [Fact]
     public async Task Sigterm_stops_accepting_at_once_lets_a_transfer_in_flight_finish_intact_and_exits_0()
     {
@@ -88,7 +52,7 @@ public sealed class LifecycleProcessTests : IDisposable
 
         using var client = await SocketIo.ConnectAsync(listen);
         const long Total = 48L * 64 * 1024;
-        var (sent, received) = Transfer(client, Total, paceMs: 40); // about 2 s
+        var (sent, received) = StartPacedTransfer(client, Total, paceMs: 40, seed: 7); // about 2 s
         await Task.Delay(300);
         relay.Signal(SigTerm);
 
@@ -171,7 +135,7 @@ public sealed class LifecycleProcessTests : IDisposable
 
         using var client = await SocketIo.ConnectAsync(listen);
         const long Total = 40L * 64 * 1024;
-        var (sent, received) = Transfer(client, Total, paceMs: 40);
+        var (sent, received) = StartPacedTransfer(client, Total, paceMs: 40, seed: 7);
         await Task.Delay(300);
 
         File.WriteAllText(config, $$"""

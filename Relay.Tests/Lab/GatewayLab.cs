@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
+using Relay.Tests.Support;
+using static Relay.Tests.Support.ExternalProcess;
 
 namespace Relay.Tests.Lab;
 
@@ -40,7 +42,7 @@ internal sealed class GatewayLab : IAsyncDisposable
     /// <summary>`lab.sh up` with <paramref name="upArgs"/>; the lab is torn down on dispose even if this fails.</summary>
     public static async Task<GatewayLab> UpAsync(params string[] upArgs)
     {
-        var lab = new GatewayLab(FindLabScript(), $"rlt{Environment.ProcessId % 100000}x{Random.Shared.Next(1000, 9999)}g-");
+        var lab = new GatewayLab(FindInRepo("ops/lab/lab.sh"), $"rlt{Environment.ProcessId % 100000}x{Random.Shared.Next(1000, 9999)}g-");
         var up = await RunAsync(lab._labScript, ["up", .. upArgs], lab.Env, TimeSpan.FromSeconds(180));
         Assert.True(up.Exit == 0, $"lab.sh up {string.Join(' ', upArgs)} failed ({up.Exit}):\n{up.Output}");
         return lab;
@@ -57,24 +59,11 @@ internal sealed class GatewayLab : IAsyncDisposable
         File.WriteAllText(conf, "akka.loglevel = INFO\n" + hocon);
         _files.Add(conf);
         var relay = Start(Ns("relay"), DotnetHost(), relayDll, "run", "--config", conf, "--management", "127.0.0.1:8558");
-        relay.OutputDataReceived += (_, e) => { lock (_relayLog) _relayLog.AppendLine(e.Data); };
-        relay.ErrorDataReceived += (_, e) => { lock (_relayLog) _relayLog.AppendLine(e.Data); };
-        relay.BeginOutputReadLine();
-        relay.BeginErrorReadLine();
-
-        var deadline = DateTime.UtcNow + StepTimeout;
-        while (DateTime.UtcNow < deadline && !relay.HasExited)
+        CaptureLines(relay, _relayLog);
+        if (!await WaitListeningAsync(Ns("relay"), port, relay, StepTimeout))
         {
-            var ss = await RunAsync("ip", ["netns", "exec", Ns("relay"), "ss", "-Hltn", $"sport = :{port}"], null, TimeSpan.FromSeconds(10));
-            if (ss.Exit == 0 && ss.Stdout.Trim().Length > 0)
-            {
-                return;
-            }
-
-            await Task.Delay(200);
+            Assert.Fail($"relay is not listening on :{port} (exited: {relay.HasExited}):\n{RelayLog}");
         }
-
-        Assert.Fail($"relay is not listening on :{port} (exited: {relay.HasExited}):\n{RelayLog}");
     }
 
     /// <summary>Starts python3 <paramref name="script"/> in namespace <paramref name="ns"/> (cli, relay or srv).</summary>
@@ -104,37 +93,15 @@ internal sealed class GatewayLab : IAsyncDisposable
         return (tx.GetProperty("bytes").GetInt64(), tx.GetProperty("packets").GetInt64());
     }
 
-    public static async Task<string> ReadLineAsync(Process p, TimeSpan? timeout = null)
-    {
-        using var cts = new CancellationTokenSource(timeout ?? StepTimeout);
-        try
-        {
-            return (await p.StandardOutput.ReadLineAsync(cts.Token))?.Trim() ?? "(end of output)";
-        }
-        catch (OperationCanceledException)
-        {
-            return "(no line in time)";
-        }
-    }
+    /// <summary>The next stdout line of <paramref name="p"/>, trimmed, or a note at its end or if none comes in time.</summary>
+    public static async Task<string> ReadLineAsync(Process p, TimeSpan? timeout = null) =>
+        await ExternalProcess.ReadLineAsync(p, timeout ?? StepTimeout) ?? "(end of output)";
 
     public async ValueTask DisposeAsync()
     {
         foreach (var p in _processes)
         {
-            try
-            {
-                if (!p.HasExited)
-                {
-                    p.Kill(entireProcessTree: true);
-                    p.WaitForExit(10_000);
-                }
-            }
-            catch (InvalidOperationException)
-            {
-                // already gone
-            }
-
-            p.Dispose();
+            Stop(p);
         }
 
         await RunAsync(_labScript, ["down"], Env, TimeSpan.FromSeconds(60));
@@ -148,79 +115,8 @@ internal sealed class GatewayLab : IAsyncDisposable
 
     private Process Start(string ns, string file, params string[] args)
     {
-        var psi = new ProcessStartInfo("ip")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-        };
-        foreach (var a in (string[])["netns", "exec", ns, file, .. args])
-        {
-            psi.ArgumentList.Add(a);
-        }
-
-        var p = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {file} in {ns}");
+        var p = ExternalProcess.Start("ip", ["netns", "exec", ns, file, .. args]);
         _processes.Add(p);
         return p;
-    }
-
-    internal sealed record RunResult(int Exit, string Stdout, string Stderr)
-    {
-        public string Output => Stdout + Stderr;
-    }
-
-    internal static async Task<RunResult> RunAsync(string file, IEnumerable<string> args, IDictionary<string, string>? env, TimeSpan timeout)
-    {
-        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in args)
-        {
-            psi.ArgumentList.Add(a);
-        }
-
-        if (env is not null)
-        {
-            foreach (var (k, v) in env)
-            {
-                psi.Environment[k] = v;
-            }
-        }
-
-        using var p = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {file}");
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        using var cts = new CancellationTokenSource(timeout);
-        try
-        {
-            await p.WaitForExitAsync(cts.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            p.Kill(entireProcessTree: true);
-            await p.WaitForExitAsync();
-            return new RunResult(-1, await stdout, $"timed out after {timeout.TotalSeconds:N0} s\n{await stderr}");
-        }
-
-        return new RunResult(p.ExitCode, await stdout, await stderr);
-    }
-
-    private static string FindLabScript()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            var candidate = Path.Combine(dir.FullName, "ops", "lab", "lab.sh");
-            if (File.Exists(candidate))
-            {
-                return candidate;
-            }
-        }
-
-        throw new FileNotFoundException($"ops/lab/lab.sh not found above {AppContext.BaseDirectory}");
-    }
-
-    private static string DotnetHost()
-    {
-        var host = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH");
-        return !string.IsNullOrEmpty(host) && File.Exists(host) ? host : "dotnet";
     }
 }

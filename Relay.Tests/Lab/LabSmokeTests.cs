@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using Xunit.Abstractions;
+using static Relay.Tests.Support.ExternalProcess;
 
 namespace Relay.Tests.Lab;
 
@@ -80,7 +81,7 @@ public sealed class LabSmokeTests
     [RootLabFact]
     public async Task Relays_64MiB_from_cli_to_srv_intact_with_jumbo_client_packets()
     {
-        var labScript = FindLabScript();
+        var labScript = FindInRepo("ops/lab/lab.sh");
         var relayDll = Path.Combine(AppContext.BaseDirectory, "relay.dll");
         Assert.True(File.Exists(relayDll), $"relay.dll not in the test output ({relayDll})");
 
@@ -103,11 +104,13 @@ public sealed class LabSmokeTests
 
             relay = Start("ip", ["netns", "exec", prefix + "relay", DotnetHost(), relayDll, "run",
                 "--route", $"smoke@{RelayNear}:{RelayPort}={Srv}:{SrvPort}", "--management", "off", "--config", conf]);
-            relay.OutputDataReceived += (_, e) => { lock (relayLog) relayLog.AppendLine(e.Data); };
-            relay.ErrorDataReceived += (_, e) => { lock (relayLog) relayLog.AppendLine(e.Data); };
-            relay.BeginOutputReadLine();
-            relay.BeginErrorReadLine();
-            await WaitListeningAsync(prefix + "relay", RelayPort, relay, relayLog);
+            CaptureLines(relay, relayLog);
+            if (!await WaitListeningAsync(prefix + "relay", RelayPort, relay, StepTimeout))
+            {
+                string log;
+                lock (relayLog) log = relayLog.ToString();
+                Assert.Fail($"relay is not listening on {RelayNear}:{RelayPort} (exited: {relay.HasExited}):\n{log}");
+            }
 
             var (bytes0, packets0) = await CliTxAsync(prefix);
             var send = await RunAsync("ip", ["netns", "exec", prefix + "cli", "python3", "-c", SenderPy], null, StepTimeout);
@@ -138,122 +141,6 @@ public sealed class LabSmokeTests
             _out.WriteLine(down.Output);
             File.Delete(conf);
         }
-    }
-
-    private static string FindLabScript()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            var candidate = Path.Combine(dir.FullName, "ops", "lab", "lab.sh");
-            if (File.Exists(candidate))
-                return candidate;
-        }
-        throw new FileNotFoundException($"ops/lab/lab.sh not found above {AppContext.BaseDirectory}");
-    }
-
-    private static string DotnetHost()
-    {
-        var host = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH");
-        return !string.IsNullOrEmpty(host) && File.Exists(host) ? host : "dotnet";
-    }
-
-    private static Process Start(string file, IEnumerable<string> args)
-    {
-        var psi = new ProcessStartInfo(file)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-        };
-        foreach (var a in args)
-            psi.ArgumentList.Add(a);
-        return Process.Start(psi) ?? throw new InvalidOperationException($"could not start {file}");
-    }
-
-    private static void Stop(Process? p)
-    {
-        if (p is null)
-            return;
-        try
-        {
-            if (!p.HasExited)
-            {
-                p.Kill(entireProcessTree: true);
-                p.WaitForExit(10_000);
-            }
-        }
-        catch (InvalidOperationException)
-        {
-            // already gone
-        }
-        p.Dispose();
-    }
-
-    private static async Task<string?> ReadLineAsync(Process p, TimeSpan timeout)
-    {
-        using var cts = new CancellationTokenSource(timeout);
-        try
-        {
-            return (await p.StandardOutput.ReadLineAsync(cts.Token))?.Trim();
-        }
-        catch (OperationCanceledException)
-        {
-            return $"(no line within {timeout.TotalSeconds:N0} s)";
-        }
-    }
-
-    private sealed record RunResult(int Exit, string Stdout, string Stderr)
-    {
-        public string Output => Stdout + Stderr;
-    }
-
-    private static async Task<RunResult> RunAsync(
-        string file, IEnumerable<string> args, IDictionary<string, string>? env, TimeSpan timeout)
-    {
-        var psi = new ProcessStartInfo(file)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var a in args)
-            psi.ArgumentList.Add(a);
-        if (env is not null)
-            foreach (var (k, v) in env)
-                psi.Environment[k] = v;
-        using var p = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {file}");
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        using var cts = new CancellationTokenSource(timeout);
-        try
-        {
-            await p.WaitForExitAsync(cts.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            p.Kill(entireProcessTree: true);
-            await p.WaitForExitAsync();
-            return new RunResult(-1, await stdout, $"timed out after {timeout.TotalSeconds:N0} s\n{await stderr}");
-        }
-        return new RunResult(p.ExitCode, await stdout, await stderr);
-    }
-
-    private static async Task WaitListeningAsync(string ns, int port, Process relay, StringBuilder relayLog)
-    {
-        var deadline = DateTime.UtcNow + StepTimeout;
-        while (DateTime.UtcNow < deadline)
-        {
-            var ss = await RunAsync("ip", ["netns", "exec", ns, "ss", "-Hltn", $"sport = :{port}"], null, TimeSpan.FromSeconds(10));
-            if (ss.Exit == 0 && ss.Stdout.Trim().Length > 0)
-                return;
-            if (relay.HasExited)
-                break;
-            await Task.Delay(200);
-        }
-        string log;
-        lock (relayLog) log = relayLog.ToString();
-        Assert.Fail($"relay is not listening on {RelayNear}:{port} (exited: {relay.HasExited}):\n{log}");
     }
 
     private static async Task<(long Bytes, long Packets)> CliTxAsync(string prefix)

@@ -4,6 +4,7 @@ using Akka.Actor;
 using Relay.Actors;
 using Relay.Actors.Configuration;
 using Relay.Tests.Support;
+using static Relay.Tests.Support.Connections;
 
 namespace Relay.Tests.Lifecycle;
 
@@ -32,37 +33,8 @@ public sealed class ReloadTests
     private static async Task<(Task<byte[]> Sent, Task<(long Bytes, byte[] Hash)> Received, Socket Client)> StartTransferAsync(IPEndPoint relay, long total)
     {
         var client = await SocketIo.ConnectAsync(relay);
-        var received = SocketIo.ReadToEndAsync(client);
-        var sent = Task.Run(async () =>
-        {
-            var random = new Random(11);
-            var buffer = new byte[64 * 1024];
-            using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
-            for (long left = total; left > 0; left -= buffer.Length)
-            {
-                random.NextBytes(buffer);
-                hash.AppendData(buffer);
-                await client.SendAsync(buffer, SocketFlags.None);
-                await Task.Delay(10); // paced, so the reload lands in the middle
-            }
-
-            client.Shutdown(SocketShutdown.Send);
-            return hash.GetHashAndReset();
-        });
+        var (sent, received) = StartPacedTransfer(client, total, paceMs: 10, seed: 11); // paced, so the reload lands in the middle
         return (sent, received, client);
-    }
-
-    private static async Task<bool> RefusesAsync(IPEndPoint endpoint)
-    {
-        try
-        {
-            using var probe = await SocketIo.ConnectAsync(endpoint);
-            return false;
-        }
-        catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionRefused)
-        {
-            return true;
-        }
     }
 
     [Fact]
