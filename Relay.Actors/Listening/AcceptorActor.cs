@@ -70,6 +70,7 @@ public sealed partial class AcceptorActor : UntypedActor, IWithTimers
 
     protected override void PreStart()
     {
+        DescriptorReserve.Ensure();
         try
         {
             _io = CoreEventLoop.Require().RegisterListener(_listener);
@@ -143,6 +144,13 @@ public sealed partial class AcceptorActor : UntypedActor, IWithTimers
     {
         while (true)
         {
+            // After EMFILE/ENFILE nobody accepts until the reserve is back (see DescriptorReserve).
+            if (DescriptorReserve.IsReleased && !DescriptorReserve.TryReacquire())
+            {
+                PauseAccepting(SocketError.TooManyOpenSockets);
+                return;
+            }
+
             SocketError result;
             Socket? client;
             try
@@ -169,6 +177,11 @@ public sealed partial class AcceptorActor : UntypedActor, IWithTimers
             }
 
             // EMFILE/ENFILE and friends: pause with a back-off instead of spinning or dying.
+            if (result == SocketError.TooManyOpenSockets)
+            {
+                DescriptorReserve.Release(); // headroom for the runtime and the open circuits
+            }
+
             PauseAccepting(result);
             return;
         }

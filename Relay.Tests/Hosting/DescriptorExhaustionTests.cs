@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
 using Relay.Actors.Circuits.ProxyProtocol;
+using Relay.Actors.Listening;
 using Relay.Tests.Support;
 
 namespace Relay.Tests.Hosting;
@@ -57,6 +58,11 @@ public sealed class DescriptorExhaustionTests
             // Paused, the relay waits on a timer: it neither spins nor logs per attempt. (The
             // first moments after the pause still carry the burst's work, so they are skipped.)
             await Task.Delay(TimeSpan.FromSeconds(1.5));
+            // The reserve was given back: the runtime has headroom (without it, a full table
+            // made the runtime die with "Out of memory." when it next needed a descriptor).
+            var open = Directory.GetFileSystemEntries($"/proc/{relay.Id}/fd").Length;
+            Assert.True(open <= FileLimit - DescriptorReserve.Size / 2,
+                $"the paused relay holds {open} of {FileLimit} descriptors: no headroom was given back");
             var cpuBefore = CpuSeconds(relay);
             await Task.Delay(TimeSpan.FromSeconds(2));
             var cpu = CpuSeconds(relay) - cpuBefore;
