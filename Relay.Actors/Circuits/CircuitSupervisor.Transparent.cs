@@ -41,7 +41,7 @@ public sealed partial class CircuitSupervisor
 
         if (refusal is not null)
         {
-            _log.Warning("{EventName:l} circuit {CircuitId} on {Route} from {Client} to {Destination} refused: {Problem}",
+            Log.Warning("{EventName:l} circuit {CircuitId} on {Route} from {Client} to {Destination} refused: {Problem}",
                 new object[] { "DestinationDenied", _entry.Id, _entry.Route, _clientText, _entry.Upstream, refusal });
             ResetAndClose(CloseReasons.DestinationDenied, refusal);
             return true;

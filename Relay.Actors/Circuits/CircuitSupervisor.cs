@@ -34,7 +34,9 @@ public sealed partial class CircuitSupervisor : UntypedActor
     private readonly Action<CircuitEntry>? _onClosed;
     private readonly RouteMetrics? _metrics;
     private readonly UpstreamPool _pool;
-    private readonly ILoggingAdapter _log = Context.GetLogger();
+    // Made on first use: a logger holds its source (the actor's full path) as a string, and
+    // most circuits never log anything but their close line (RouteMetrics counts the rest).
+    private ILoggingAdapter? _logger;
     private readonly long _startedMs = Environment.TickCount64;
     private Socket? _upstream;
     private CoreEventLoop? _loop;
@@ -78,6 +80,11 @@ public sealed partial class CircuitSupervisor : UntypedActor
 
     private CircuitSettings Settings => _route.Circuit;
 
+    private ILoggingAdapter Log => _logger ??= Context.GetLogger();
+
+    /// <summary>The node's current level (PUT /loglevel changes it), read without making a logger.</summary>
+    private bool DebugEnabled => Context.System.EventStream.LogLevel <= LogLevel.DebugLevel;
+
     /// <summary>
     /// A reader or writer that throws is a bug in this circuit alone: escalate, so the
     /// listener stops this supervisor, whose PostStop resets both sockets with a logged
@@ -102,9 +109,9 @@ public sealed partial class CircuitSupervisor : UntypedActor
             ResetAndClose(CloseReasons.ClientError, e.Message);
             return;
         }
-        if (_log.IsDebugEnabled)
+        if (DebugEnabled)
         {
-            _log.Debug("{EventName:l} circuit {CircuitId} on {Route} from {Client} to {Upstream}",
+            Log.Debug("{EventName:l} circuit {CircuitId} on {Route} from {Client} to {Upstream}",
                 "CircuitOpened", _entry.Id, _entry.Route, _clientText, _route.Upstreams.ToString());
         }
 
@@ -231,9 +238,9 @@ public sealed partial class CircuitSupervisor : UntypedActor
 
         _pool.OnConnectFailed(_member, reason);
         _pool.Release(_member);
-        if (_log.IsDebugEnabled)
+        if (DebugEnabled)
         {
-            _log.Debug("{EventName:l} circuit {CircuitId} on {Route}: connect to {Upstream} failed: {Reason} ({Detail:l})",
+            Log.Debug("{EventName:l} circuit {CircuitId} on {Route}: connect to {Upstream} failed: {Reason} ({Detail:l})",
                 "UpstreamConnectFailed", _entry.Id, _entry.Route, _entry.Upstream, reason, detail);
         }
 
@@ -312,9 +319,9 @@ public sealed partial class CircuitSupervisor : UntypedActor
         _metrics?.OnUpstreamConnected(Stopwatch.GetTimestamp() - _connectStartedTicks);
         StartPumps(_upstream!);
         _entry.State = CircuitState.Established;
-        if (_log.IsDebugEnabled)
+        if (DebugEnabled)
         {
-            _log.Debug("{EventName:l} circuit {CircuitId} on {Route}: {Client} -> {Upstream} after {ConnectMs} ms",
+            Log.Debug("{EventName:l} circuit {CircuitId} on {Route}: {Client} -> {Upstream} after {ConnectMs} ms",
                 "CircuitEstablished", _entry.Id, _entry.Route, _clientText, _entry.Upstream, Environment.TickCount64 - _startedMs);
         }
 
@@ -393,9 +400,9 @@ public sealed partial class CircuitSupervisor : UntypedActor
 
         _entry.State = CircuitState.HalfClosed;
         _halfClosedAtMs = Environment.TickCount64;
-        if (_log.IsDebugEnabled)
+        if (DebugEnabled)
         {
-            _log.Debug("{EventName:l} circuit {CircuitId} on {Route}: {Direction} finished, {Remaining} still open",
+            Log.Debug("{EventName:l} circuit {CircuitId} on {Route}: {Direction} finished, {Remaining} still open",
                 "CircuitHalfClosed", _entry.Id, _entry.Route, direction == Direction.Up ? "client->upstream" : "upstream->client",
                 direction == Direction.Up ? "upstream->client" : "client->upstream");
         }
@@ -508,6 +515,9 @@ public sealed partial class CircuitSupervisor : UntypedActor
         _connectTimer?.Cancel();
         _idleTimer?.Cancel();
         _entry.State = CircuitState.Closed;
+        // Before the table removal: a circuit no longer listed no longer counts against the
+        // route's limits (the hook releases its admission ticket and core slot).
+        _onClosed?.Invoke(_entry);
         _registry.Remove(_entry.Id);
         var counters = _entry.Counters;
         // After the table removal, so a racing scrape undercounts (and catches up) rather
@@ -515,13 +525,16 @@ public sealed partial class CircuitSupervisor : UntypedActor
         _metrics?.OnCircuitClosed(reason, counters.BytesUp, counters.BytesDown);
         // One line per circuit at Information, like HAProxy's per-connection log line;
         // the other lifecycle events are Debug so a busy relay is not bound by its log.
-        _log.Info("{EventName:l} circuit {CircuitId} on {Route} {Client} -> {Upstream}: {Reason}{Detail:l} up={BytesUp} down={BytesDown} in {DurationMs} ms",
-            new object[]
-            {
-                "CircuitClosed", _entry.Id, _entry.Route, _clientText, _entry.Upstream, reason,
-                detail is null ? "" : $" ({detail})", counters.BytesUp, counters.BytesDown, Environment.TickCount64 - _startedMs,
-            });
-        _onClosed?.Invoke(_entry);
+        if (Context.System.EventStream.LogLevel <= LogLevel.InfoLevel)
+        {
+            Log.Info("{EventName:l} circuit {CircuitId} on {Route} {Client} -> {Upstream}: {Reason}{Detail:l} up={BytesUp} down={BytesDown} in {DurationMs} ms",
+                new object[]
+                {
+                    "CircuitClosed", _entry.Id, _entry.Route, _clientText, _entry.Upstream, reason,
+                    detail is null ? "" : $" ({detail})", counters.BytesUp, counters.BytesDown, Environment.TickCount64 - _startedMs,
+                });
+        }
+
         if (!stopping)
         {
             Become(Closed);

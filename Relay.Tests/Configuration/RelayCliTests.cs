@@ -74,7 +74,7 @@ public sealed class RelayCliTests : IDisposable
 
         Assert.Equal(2, code);
         Assert.Equal("", stdout);
-        AssertOneLineError(stderr, "relay: relay.routes[0].window = \"1k\": must be at least write-size (64 KiB)");
+        AssertOneLineError(stderr, "relay: relay.routes[0].window = \"1k\": must be at least write-size (256 KiB)");
     }
 
     [Fact]

@@ -71,7 +71,7 @@ public sealed class RelayConfigLoaderTests : IDisposable
         var web = settings.Routes[1];
         Assert.Equal(new IPEndPoint(IPAddress.Any, 8081), web.Listen);
         Assert.Equal(new UpstreamAddress("198.18.1.3", 80), web.Upstreams.Members.Single());
-        Assert.Equal(64 * 1024, web.Circuit.WriteSize); // the flag route replaced the file route whole
+        Assert.Equal(256 * 1024, web.Circuit.WriteSize); // the flag route replaced the file route whole
         Assert.Equal(new UpstreamAddress("::1", 9000), settings.Routes[2].Upstreams.Members.Single());
     }
 
@@ -151,7 +151,7 @@ public sealed class RelayConfigLoaderTests : IDisposable
 
         var defaults = RelaySettings.Create(RelayConfigLoader.EmbeddedDefaults);
 
-        Assert.Equal(64 * 1024, defaults.Defaults.WriteSize);
+        Assert.Equal(256 * 1024, defaults.Defaults.WriteSize);
         Assert.Empty(defaults.Routes);
         Assert.NotNull(defaults.Management.Endpoint);
     }

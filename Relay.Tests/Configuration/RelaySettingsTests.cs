@@ -22,7 +22,7 @@ public class RelaySettingsTests
         var side = new SocketSideSettings(null, null, true, null, null, keepAlive);
         Assert.Empty(settings.Routes);
         Assert.Equal(
-            new CircuitSettings(TimeSpan.FromSeconds(5), TimeSpan.FromHours(1), TimeSpan.FromMinutes(1), 64 * 1024, 256 * 1024, side, side),
+            new CircuitSettings(TimeSpan.FromSeconds(5), TimeSpan.FromHours(1), TimeSpan.FromMinutes(1), 256 * 1024, 1024 * 1024, side, side),
             settings.Defaults);
         Assert.Equal(new DispatcherSettings(Environment.ProcessorCount, true, 64), settings.Dispatchers);
         Assert.Equal(new IPEndPoint(IPAddress.Loopback, 8558), settings.Management.Endpoint);
@@ -180,13 +180,13 @@ public class RelaySettingsTests
 
         Assert.Equal("relay.routes[0].window", e.Key);
         Assert.Equal("1k", e.Value);
-        Assert.Equal("relay.routes[0].window = \"1k\": must be at least write-size (64 KiB)", e.Message);
+        Assert.Equal("relay.routes[0].window = \"1k\": must be at least write-size (256 KiB)", e.Message);
     }
 
     [Fact]
     public void A_route_write_size_above_the_inherited_window_says_the_window_is_inherited()
     {
-        var e = Rejected($"relay.routes = [ {{ {Route}, write-size = 1m }} ]");
+        var e = Rejected($"relay.routes = [ {{ {Route}, write-size = 2m }} ]");
 
         Assert.Equal("relay.routes[0].window", e.Key);
         Assert.Contains("inherited from relay.defaults", e.Message);

@@ -113,7 +113,7 @@ public sealed class ReloadTests
         Assert.Equal(["keep", "new"], node.Settings.Routes.Select(r => r.Name));
         await EchoOnceAsync(node.EndpointOf("new"));
         await EchoOnceAsync(node.EndpointOf("keep"));
-        Assert.True(await RefusesAsync(gone));
+        Assert.True(await SoonRefusesAsync(gone));
         // The unchanged route kept its very listener.
         Assert.Equal(keepListener, await node.System.ActorSelection("/user/relay/listener-keep").ResolveOne(Timeout));
 
@@ -142,7 +142,7 @@ public sealed class ReloadTests
         var after = node.EndpointOf("web");
         Assert.Equal(IPAddress.Parse("127.0.0.2"), after.Address);
         await EchoOnceAsync(after);
-        Assert.True(await RefusesAsync(before));
+        Assert.True(await SoonRefusesAsync(before));
     }
 
     [Fact]

@@ -146,7 +146,7 @@ def markdown(results, s, charts):
                     f"far MTU {', '.join(map(str, c['far_mtus']))}")
     L.append("- " + "; ".join(plan))
     L.append(f"- HAProxy: mode tcp, `{m.get('haproxy_splice')}`, default threads. socat: `-b 262144`, fork. "
-             "Relay: defaults (write-size 64k, window 256k) and `akka.loglevel = WARNING`.")
+             "Relay: defaults (write-size 256k, window 1m since run 4; 64k and 256k before) and `akka.loglevel = WARNING`.")
     L.append("")
     L.append("## Results (medians; ratios are medians of per-round Relay/other ratios)")
     L.append("")

@@ -28,18 +28,26 @@ internal sealed class CircuitLimits
     /// <summary>The rate limiter, or null when there is no rate limit.</summary>
     public RateLimiter? Rate => _rate;
 
+    private readonly Lock _applyGate = new();
+
     public void Apply(LimitSettings settings)
     {
-        if (settings == _settings)
+        // Under a lock: every acceptor of the route applies the settings on its first accept,
+        // and two doing it at once must not each install a fresh limiter (the second would
+        // hand out a second full burst). The hot path reads _rate without it.
+        lock (_applyGate)
         {
-            return;
-        }
+            if (settings == _settings)
+            {
+                return;
+            }
 
-        var rate = _rate;
-        _rate = settings.AcceptRate is not { } perSecond ? null
-            : rate?.RatePerSecond == perSecond ? rate
-            : new RateLimiter(perSecond, burst: perSecond);
-        _settings = settings;
+            var rate = _rate;
+            _rate = settings.AcceptRate is not { } perSecond ? null
+                : rate?.RatePerSecond == perSecond ? rate
+                : new RateLimiter(perSecond, burst: perSecond);
+            _settings = settings;
+        }
     }
 
     /// <summary>Counts a circuit unless <see cref="LimitSettings.MaxCircuits"/> are open already.</summary>
