@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using Relay.Actors.Circuits.Internal;
 using Relay.Actors.Circuits.ProxyProtocol;
 
 namespace Relay.Actors.Circuits;
@@ -40,7 +41,7 @@ public sealed partial class CircuitSupervisor
             return false;
         }
 
-        var sent = HeaderSocketIo.Write(_upstream!, header, out var error);
+        var sent = RawSocket.Send(_upstream!, header, 0, header.Length, out var error);
         if (error == SocketError.Success && sent == header.Length)
         {
             return true;

@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using Akka.Actor;
 using Akka.Event;
+using Relay.Actors.Circuits.Internal;
 using Relay.Actors.Circuits.ProxyProtocol;
 using Relay.Actors.Configuration;
 using Relay.Actors.Dispatch;
@@ -103,7 +104,7 @@ internal sealed class ProxyHeaderReceiver : UntypedActor
         var buffer = ArrayPool<byte>.Shared.Rent(ProxyHeaderParser.MaxLength);
         try
         {
-            var peeked = HeaderSocketIo.Peek(_client, buffer, ProxyHeaderParser.MaxLength, out var error);
+            var peeked = RawSocket.Peek(_client, buffer, ProxyHeaderParser.MaxLength, out var error);
             if (error == SocketError.WouldBlock)
             {
                 _io!.AwaitReadable(Self);
@@ -144,7 +145,7 @@ internal sealed class ProxyHeaderReceiver : UntypedActor
             }
 
             // Consume exactly the header; the bytes after it are the client's payload.
-            var read = HeaderSocketIo.Read(_client, buffer, result.Length, out error);
+            var read = RawSocket.Receive(_client, buffer, result.Length, out error);
             if (error != SocketError.Success || read != result.Length)
             {
                 Reject($"the header could not be read back ({error})");

@@ -25,8 +25,20 @@ internal static unsafe partial class RawSocket
     private const int MSG_NOSIGNAL = 0x4000;
     private const int SHUT_WR = 1;
 
+    private const int MSG_PEEK = 0x2;
+
     /// <summary>recv(2) into <paramref name="buffer"/>[0..<paramref name="count"/>).</summary>
-    public static int Receive(Socket socket, byte[] buffer, int count, out SocketError error)
+    public static int Receive(Socket socket, byte[] buffer, int count, out SocketError error) =>
+        Receive(socket, buffer, count, 0, out error);
+
+    /// <summary>
+    /// recv(2) with MSG_PEEK: copies waiting bytes without consuming them (the PROXY header
+    /// reader looks at a header before it takes exactly the header, leaving the payload).
+    /// </summary>
+    public static int Peek(Socket socket, byte[] buffer, int count, out SocketError error) =>
+        Receive(socket, buffer, count, MSG_PEEK, out error);
+
+    private static int Receive(Socket socket, byte[] buffer, int count, int flags, out SocketError error)
     {
         if (IsClosed(socket, out error))
         {
@@ -38,7 +50,7 @@ internal static unsafe partial class RawSocket
         {
             while (true)
             {
-                var read = Recv(fd, p, count, 0);
+                var read = Recv(fd, p, count, flags);
                 if (read >= 0)
                 {
                     error = SocketError.Success;
