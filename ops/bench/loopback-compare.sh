@@ -13,20 +13,7 @@ a=${1:?build dir A}; b=${2:?build dir B}; rounds=${3:-3}
 for tool in wrk nginx haproxy; do
   command -v $tool >/dev/null || { echo "needs $tool (apt-get install wrk nginx haproxy)"; exit 1; }
 done
-work=$(mktemp -d)
-pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
-
-mkdir -p "$work/www" && head -c 1024 /dev/urandom > "$work/www/1k.bin"
-cat > "$work/nginx.conf" <<CONF
-worker_processes 1;
-pid $work/nginx.pid;
-error_log $work/nginx.err;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000;
-  server { listen 127.0.0.1:18090 backlog=4096; root $work/www; } }
-CONF
+. "$(dirname "$0")/loopback-common.sh"
 cat > "$work/haproxy.cfg" <<CONF
 global
   maxconn 8000
@@ -45,7 +32,7 @@ for port in 18092 18093; do
   printf 'akka.loglevel = WARNING\nrelay.routes = [ { name = "web", listen = "127.0.0.1:%s", upstream = "127.0.0.1:18090" } ]\n' $port > "$work/relay-$port.conf"
 done
 
-nginx -c "$work/nginx.conf"
+start_nginx 18090
 haproxy -f "$work/haproxy.cfg" & pids+=($!)
 "$a/relay" run --config "$work/relay-18092.conf" --management off > "$work/a.log" 2>&1 & pids+=($!)
 env ${B_ENV:-X=1} "$b/relay" run --config "$work/relay-18093.conf" --management off > "$work/b.log" 2>&1 & pids+=($!)

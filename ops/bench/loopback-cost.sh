@@ -14,24 +14,11 @@ for tool in wrk nginx python3; do
   command -v $tool >/dev/null || { echo "needs $tool"; exit 1; }
 done
 [ "${STRACE:-0}" = 1 ] && { command -v strace >/dev/null || { echo "STRACE=1 needs strace"; exit 1; }; }
-work=$(mktemp -d)
-pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
-
-mkdir -p "$work/www" && head -c 1024 /dev/urandom > "$work/www/1k.bin"
-cat > "$work/nginx.conf" <<CONF
-worker_processes 1;
-pid $work/nginx.pid;
-error_log $work/nginx.err;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000;
-  server { listen 127.0.0.1:18390 backlog=4096; root $work/www; } }
-CONF
+. "$(dirname "$0")/loopback-common.sh"
 for port in 18392 18393; do
   printf 'akka.loglevel = WARNING\nrelay.routes = [ { name = "web", listen = "127.0.0.1:%s", upstream = "127.0.0.1:18390" } ]\n' $port > "$work/relay-$port.conf"
 done
-nginx -c "$work/nginx.conf"
+start_nginx 18390
 "$a/relay" run --config "$work/relay-18392.conf" --management off > "$work/a.log" 2>&1 & pa=$!; pids+=($pa)
 env ${B_ENV:-X=1} "$b/relay" run --config "$work/relay-18393.conf" --management off > "$work/b.log" 2>&1 & pb=$!; pids+=($pb)
 for port in 18392 18393; do

@@ -1,0 +1,21 @@
+# Shared by loopback-compare.sh and loopback-cost.sh (sourced, not run): a scratch
+# directory, background processes that are stopped on exit, and an nginx on 127.0.0.1
+# serving a 1 KiB file for wrk.
+work=$(mktemp -d)
+pids=()
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+# start_nginx PORT: serves $work/www/1k.bin on 127.0.0.1:PORT.
+start_nginx() {
+  mkdir -p "$work/www" && head -c 1024 /dev/urandom > "$work/www/1k.bin"
+  cat > "$work/nginx.conf" <<CONF
+worker_processes 1;
+pid $work/nginx.pid;
+error_log $work/nginx.err;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000;
+  server { listen 127.0.0.1:$1 backlog=4096; root $work/www; } }
+CONF
+  nginx -c "$work/nginx.conf"
+}
