@@ -29,6 +29,21 @@ public sealed class LifecycleProcessTests : IDisposable
         return path;
     }
 
+    /// <summary>The relay executable with one route and <paramref name="grace"/>, and one circuit through it that has echoed.</summary>
+    private async Task<(RelayProcess Relay, Socket Client)> StartWithOneOpenCircuitAsync(TestServer server, string grace)
+    {
+        var config = Config($$"""
+            relay.shutdown-grace = {{grace}}
+            relay.routes = [ { name = "idle", listen = "127.0.0.1:0", upstream = "{{server.Endpoint}}" } ]
+            """);
+        var relay = RelayProcess.Start("run", "--config", config, "--management", "off", "--log-format", "json");
+        var listen = await ListenOfAsync(relay, "idle");
+        var client = await SocketIo.ConnectAsync(listen);
+        await client.SendAsync(new byte[10], SocketFlags.None);
+        await SocketIo.ReadExactlyAsync(client, 10).WaitAsync(Wait);
+        return (relay, client);
+    }
+
     private static JsonElement Parse(string line) => JsonDocument.Parse(line).RootElement;
 
     private static async Task<IPEndPoint> ListenOfAsync(RelayProcess relay, string route, int nth = 1)
@@ -78,15 +93,9 @@ public sealed class LifecycleProcessTests : IDisposable
     public async Task Circuits_still_open_when_the_grace_runs_out_are_reset_with_reason_shutdown()
     {
         await using var server = new TestServer(TestServer.Echo);
-        var config = Config($$"""
-            relay.shutdown-grace = 1s
-            relay.routes = [ { name = "idle", listen = "127.0.0.1:0", upstream = "{{server.Endpoint}}" } ]
-            """);
-        using var relay = RelayProcess.Start("run", "--config", config, "--management", "off", "--log-format", "json");
-        var listen = await ListenOfAsync(relay, "idle");
-        using var client = await SocketIo.ConnectAsync(listen);
-        await client.SendAsync(new byte[10], SocketFlags.None);
-        await SocketIo.ReadExactlyAsync(client, 10).WaitAsync(Wait);
+        var (relay, client) = await StartWithOneOpenCircuitAsync(server, "1s");
+        using var _ = relay;
+        using var __ = client;
 
         relay.Signal(SigTerm);
 
@@ -103,15 +112,9 @@ public sealed class LifecycleProcessTests : IDisposable
     public async Task A_second_sigterm_cuts_the_grace_short()
     {
         await using var server = new TestServer(TestServer.Echo);
-        var config = Config($$"""
-            relay.shutdown-grace = 10m
-            relay.routes = [ { name = "idle", listen = "127.0.0.1:0", upstream = "{{server.Endpoint}}" } ]
-            """);
-        using var relay = RelayProcess.Start("run", "--config", config, "--management", "off", "--log-format", "json");
-        var listen = await ListenOfAsync(relay, "idle");
-        using var client = await SocketIo.ConnectAsync(listen);
-        await client.SendAsync(new byte[10], SocketFlags.None);
-        await SocketIo.ReadExactlyAsync(client, 10).WaitAsync(Wait);
+        var (relay, client) = await StartWithOneOpenCircuitAsync(server, "10m");
+        using var _ = relay;
+        using var __ = client;
 
         relay.Signal(SigTerm);
         await RelayHarness.Eventually(() => relay.Stdout.Any(l => l.Contains("\"RouteDraining\"")), "the listener to close", Wait);
