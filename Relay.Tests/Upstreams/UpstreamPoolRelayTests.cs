@@ -59,6 +59,9 @@ public sealed class UpstreamPoolRelayTests
         for (var i = 0; i < 6; i++)
         {
             await EchoOnceAsync(relay.Listen, i);
+            // The client sees EOF a moment before its circuit releases the member: wait, so
+            // each new circuit sees only the long one counted.
+            await RelayHarness.Eventually(() => relay.Node.Circuits.Count == 1, "the echo's circuit to close");
         }
 
         Assert.Equal(1, busy.Accepted);
