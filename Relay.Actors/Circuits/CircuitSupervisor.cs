@@ -74,9 +74,13 @@ public sealed partial class CircuitSupervisor : UntypedActor
     /// <param name="onClosed">Called once, on the circuit's thread, when the circuit has closed.</param>
     /// <param name="metrics">The route's counters: the connect time and the end are recorded there.</param>
     /// <param name="pool">The route's shared upstream pool; null makes a private one from <paramref name="route"/>.</param>
+    /// <param name="dispatcher">The core dispatcher to run on (the children follow it); null for the caller's default.</param>
     public static Props Props(CircuitEntry entry, Socket client, RouteSettings route, CircuitRegistry registry, Action<CircuitEntry>? onClosed = null,
-        RouteMetrics? metrics = null, UpstreamPool? pool = null) =>
-        PropsFactory.Of(() => new CircuitSupervisor(entry, client, route, registry, onClosed, metrics, pool));
+        RouteMetrics? metrics = null, UpstreamPool? pool = null, string? dispatcher = null)
+    {
+        CircuitSupervisor Create() => new(entry, client, route, registry, onClosed, metrics, pool);
+        return dispatcher is null ? PropsFactory.Of(Create) : PropsFactory.Of(Create, dispatcher);
+    }
 
     private CircuitSettings Settings => _route.Circuit;
 
@@ -339,14 +343,14 @@ public sealed partial class CircuitSupervisor : UntypedActor
         var segments = Settings.SegmentsPerDirection;
         var counters = _entry.Counters;
 
-        var writerUp = Context.ActorOf(SocketWriter.Props(upstream, _upstreamIo!, CircuitSide.Upstream, Direction.Up, Self, counters, segments)
-            .WithDispatcher(dispatcher), "writer-upstream");
-        var writerDown = Context.ActorOf(SocketWriter.Props(_client, _clientIo!, CircuitSide.Client, Direction.Down, Self, counters, segments)
-            .WithDispatcher(dispatcher), "writer-client");
-        Context.ActorOf(SocketReader.Props(_client, _clientIo!, CircuitSide.Client, Direction.Up, writerUp, Self, counters, Settings.WriteSize, segments)
-            .WithDispatcher(dispatcher), "reader-client");
-        Context.ActorOf(SocketReader.Props(upstream, _upstreamIo!, CircuitSide.Upstream, Direction.Down, writerDown, Self, counters, Settings.WriteSize, segments)
-            .WithDispatcher(dispatcher), "reader-upstream");
+        var writerUp = Context.ActorOf(SocketWriter.Props(upstream, _upstreamIo!, CircuitSide.Upstream, Direction.Up, Self, counters, segments, dispatcher),
+            "writer-upstream");
+        var writerDown = Context.ActorOf(SocketWriter.Props(_client, _clientIo!, CircuitSide.Client, Direction.Down, Self, counters, segments, dispatcher),
+            "writer-client");
+        Context.ActorOf(SocketReader.Props(_client, _clientIo!, CircuitSide.Client, Direction.Up, writerUp, Self, counters, Settings.WriteSize, segments, dispatcher),
+            "reader-client");
+        Context.ActorOf(SocketReader.Props(upstream, _upstreamIo!, CircuitSide.Upstream, Direction.Down, writerDown, Self, counters, Settings.WriteSize, segments, dispatcher),
+            "reader-upstream");
     }
 
     // ---------------------------------------------------------------- established / half-closed

@@ -34,7 +34,10 @@ public static class CoreDispatchers
     private static readonly ConcurrentDictionary<string, CoreThreadStatus> s_statuses = new();
     private static int s_pinFailures;
 
-    public static string IdFor(int core) => $"{ConfigRoot}.core-{core}";
+    // The ids of the first cores, made once: every circuit names its core's dispatcher.
+    private static readonly string[] s_ids = Enumerable.Range(0, 64).Select(core => $"{ConfigRoot}.core-{core}").ToArray();
+
+    public static string IdFor(int core) => (uint)core < (uint)s_ids.Length ? s_ids[core] : $"{ConfigRoot}.core-{core}";
 
     /// <summary>The OS-visible name of core <paramref name="core"/>'s thread (under 16 bytes, as Linux requires).</summary>
     public static string ThreadNameFor(int core) => $"relay-core-{core}";

@@ -200,8 +200,7 @@ public sealed partial class AcceptorActor : UntypedActor, IWithTimers
             _onCircuitClosed(closed);
             ticket.Release();
         };
-        var props = CircuitSupervisor.Props(entry, client, _route, _registry, onClosed, _metrics, _pool)
-            .WithDispatcher(CoreDispatchers.IdFor(core));
+        var props = CircuitSupervisor.Props(entry, client, _route, _registry, onClosed, _metrics, _pool, CoreDispatchers.IdFor(core));
         // Counted before the circuit exists: on another core it may close before ActorOf returns.
         _metrics.OnCircuitStarted();
         entry.Supervisor = Context.ActorOf(props, "circuit-" + id.ToString(CultureInfo.InvariantCulture));

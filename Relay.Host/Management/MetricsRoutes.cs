@@ -119,6 +119,7 @@ internal static class MetricsRoutes
         }
 
         ClusterMetrics.Render(text, node);
+        RuntimeMetrics.Render(text);
         return text.ToString();
     }
 
@@ -129,7 +130,7 @@ internal static class MetricsRoutes
     internal static void Sample(StringBuilder text, string name, long value, params (string Name, string Value)[] labels) =>
         Sample(text, name, value.ToString(CultureInfo.InvariantCulture), labels);
 
-    private static void Sample(StringBuilder text, string name, double value, params (string Name, string Value)[] labels) =>
+    internal static void Sample(StringBuilder text, string name, double value, params (string Name, string Value)[] labels) =>
         Sample(text, name, Format(value), labels);
 
     private static void Sample(StringBuilder text, string name, string value, (string Name, string Value)[] labels)

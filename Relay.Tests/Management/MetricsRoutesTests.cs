@@ -30,6 +30,11 @@ public sealed class MetricsRoutesTests
         Assert.Equal(Relay.Actors.Metrics.RouteMetrics.KnownReasons.Count - 1, samples.Count(s => s.Name == "relay_circuit_errors_total"));
         Assert.DoesNotContain(samples, s => s.Name == "relay_circuit_errors_total" && s.Labels["reason"] == "complete");
         Assert.Equal(14, samples.Count(s => s.Name == "relay_upstream_connect_seconds_bucket"));
+        // The runtime's own counters, under prometheus-net's names.
+        Assert.Equal(GC.MaxGeneration + 1, samples.Count(s => s.Name == "dotnet_collection_count_total"));
+        Assert.True(samples.Value("dotnet_gc_allocated_bytes_total") > 0);
+        Assert.True(samples.Value("dotnet_total_memory_bytes") > 0);
+        Assert.True(samples.Value("dotnet_gc_pause_seconds_total") >= 0);
     }
 
     [Fact]

@@ -55,8 +55,8 @@ internal sealed class SocketReader : UntypedActor
     }
 
     public static Props Props(Socket source, IoRegistration io, CircuitSide sourceSide, Direction direction, IActorRef writer,
-        IActorRef supervisor, CircuitCounters counters, int writeSize, int segments) =>
-        PropsFactory.Of(() => new SocketReader(source, io, sourceSide, direction, writer, supervisor, counters, writeSize, segments));
+        IActorRef supervisor, CircuitCounters counters, int writeSize, int segments, string dispatcher) =>
+        PropsFactory.Of(() => new SocketReader(source, io, sourceSide, direction, writer, supervisor, counters, writeSize, segments), dispatcher);
 
     protected override void PreStart()
     {

@@ -45,8 +45,8 @@ internal sealed class SocketWriter : UntypedActor
     }
 
     public static Props Props(Socket destination, IoRegistration io, CircuitSide destinationSide, Direction direction,
-        IActorRef supervisor, CircuitCounters counters, int segments) =>
-        PropsFactory.Of(() => new SocketWriter(destination, io, destinationSide, direction, supervisor, counters, segments));
+        IActorRef supervisor, CircuitCounters counters, int segments, string dispatcher) =>
+        PropsFactory.Of(() => new SocketWriter(destination, io, destinationSide, direction, supervisor, counters, segments), dispatcher);
 
     protected override void OnReceive(object message)
     {
