@@ -1,6 +1,10 @@
 using Relay.Host.Cli;
 using Relay.Host.Hosting;
 
+// Before anything else: the GC's gen0 budget can only be set through the environment the
+// runtime started with, so this may replace the process with itself (same PID). See GcBudget.
+GcBudget.ApplyByReexecIfNeeded();
+
 // Socket completions run inline on the runtime's epoll thread instead of hopping through
 // the thread pool: the relay's completion handlers only Tell an actor, so they never block,
 // and each hop saved is a context switch per chunk on the data path. Must be set before the

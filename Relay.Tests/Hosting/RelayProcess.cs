@@ -14,7 +14,7 @@ internal sealed partial class RelayProcess : IDisposable
     private readonly List<string> _stdout = new();
     private readonly List<string> _stderr = new();
 
-    private RelayProcess(string[] args, int? fileLimit = null)
+    private RelayProcess(string[] args, int? fileLimit = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         // prlimit sets RLIMIT_NOFILE and then execs dotnet, so the relay keeps prlimit's pid.
         var start = new ProcessStartInfo(fileLimit is null ? "dotnet" : "prlimit")
@@ -36,6 +36,11 @@ internal sealed partial class RelayProcess : IDisposable
             start.ArgumentList.Add(arg);
         }
 
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[name] = value;
+        }
+
         _process = new Process { StartInfo = start };
         _process.OutputDataReceived += (_, e) => Add(_stdout, e.Data);
         _process.ErrorDataReceived += (_, e) => Add(_stderr, e.Data);
@@ -48,6 +53,17 @@ internal sealed partial class RelayProcess : IDisposable
 
     /// <summary>Starts the relay with at most <paramref name="fileLimit"/> open descriptors (RLIMIT_NOFILE).</summary>
     public static RelayProcess StartWithFileLimit(int fileLimit, params string[] args) => new(args, fileLimit);
+
+    /// <summary>Starts the relay with <paramref name="environment"/> added to the test's own.</summary>
+    public static RelayProcess StartWithEnvironment(IReadOnlyDictionary<string, string> environment, params string[] args) =>
+        new(args, environment: environment);
+
+    /// <summary>The running relay's environment, as the kernel holds it (/proc/PID/environ).</summary>
+    public IReadOnlyDictionary<string, string> Environment() =>
+        File.ReadAllText($"/proc/{Id}/environ").Split('\0', StringSplitOptions.RemoveEmptyEntries)
+            .Select(entry => entry.Split('=', 2))
+            .GroupBy(pair => pair[0])
+            .ToDictionary(g => g.Key, g => g.Last().Length > 1 ? g.Last()[1] : "");
 
     public int Id => _process.Id;
 

@@ -48,6 +48,37 @@ public sealed class RelayProcessTests
         Assert.All(relay.Stdout, line => JsonDocument.Parse(line)); // every stdout line is one CLEF object
     }
 
+    [Theory]
+    [InlineData(null, "0x1000000")]            // nothing set: the relay sets its gen0 floor (GcBudget)
+    [InlineData("DOTNET_GCgen0size", "0x2000000")] // the operator's own budget wins
+    [InlineData("RELAY_GC_TUNING", null)]      // opted out (off): the runtime's default
+    public async Task The_relay_runs_with_its_gen0_budget_in_place_unless_the_operator_set_one_or_opted_out(string? preset, string? expected)
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return; // the re-exec is Linux-only, and so is /proc
+        }
+
+        var environment = preset switch
+        {
+            "DOTNET_GCgen0size" => new Dictionary<string, string> { ["DOTNET_GCgen0size"] = "0x2000000" },
+            "RELAY_GC_TUNING" => new Dictionary<string, string> { ["RELAY_GC_TUNING"] = "off" },
+            _ => new Dictionary<string, string>(),
+        };
+        await using var server = new TestServer(TestServer.Echo);
+        using var relay = RelayProcess.StartWithEnvironment(environment, "run", "--route", $"echo@127.0.0.1:0={server.Endpoint}",
+            "--management", "off", "--log-format", "json");
+
+        // The process the test started is the relay itself: execve kept its PID.
+        await relay.WaitForLineAsync(l => l.Contains("\"RelayStarted\""), Wait);
+        var running = relay.Environment();
+        Assert.Equal(expected, running.GetValueOrDefault("DOTNET_GCgen0size"));
+        Assert.Equal(preset is null ? "applied" : preset == "RELAY_GC_TUNING" ? "off" : null, running.GetValueOrDefault("RELAY_GC_TUNING"));
+        relay.Signal(SigTerm);
+        Assert.Equal(0, await relay.WaitForExitAsync(Wait));
+        Assert.Single(relay.Stdout, l => l.Contains("\"RelayStarted\"")); // one start, not two
+    }
+
     [Fact]
     public async Task Status_and_circuits_print_tables_from_a_live_node_and_the_log_file_rolls_its_events()
     {
