@@ -80,14 +80,34 @@ public static class CircuitCommands
 /// </summary>
 internal static class PumpProtocol
 {
-    /// <summary>The reader saw EOF: the writer shuts down its side once every queued byte is out.</summary>
+    /// <summary>The reader saw EOF on one direction: the writer shuts that direction's destination down once every queued byte is out.</summary>
     public sealed class EndOfStream : IDeadLetterSuppression, INoSerializationVerificationNeeded
     {
-        public static readonly EndOfStream Instance = new();
+        public static readonly EndOfStream Up = new(Direction.Up);
+        public static readonly EndOfStream Down = new(Direction.Down);
 
-        private EndOfStream()
-        {
-        }
+        private EndOfStream(Direction direction) => Direction = direction;
+
+        public Direction Direction { get; }
+
+        public static EndOfStream Of(Direction direction) => direction == Direction.Up ? Up : Down;
+    }
+
+    /// <summary>
+    /// The socket of one direction may be ready (readable for the reader, writable for the
+    /// writer): the pump owns both directions, so readiness says which. Two singletons, so
+    /// readiness allocates nothing; dead letters of them (a circuit stopping) are expected.
+    /// </summary>
+    public sealed class Ready : IDeadLetterSuppression, INoSerializationVerificationNeeded
+    {
+        public static readonly Ready Up = new(Direction.Up);
+        public static readonly Ready Down = new(Direction.Down);
+
+        private Ready(Direction direction) => Direction = direction;
+
+        public Direction Direction { get; }
+
+        public static Ready Of(Direction direction) => direction == Direction.Up ? Up : Down;
     }
 
     /// <summary>A writer flushed everything and sent its FIN: this direction is over.</summary>

@@ -15,7 +15,7 @@ namespace Relay.Actors.Circuits;
 
 /// <summary>
 /// Owns one circuit: the accepted client socket, the upstream socket it connects, and the
-/// reader/writer children that pump each direction. It alone decides how the circuit ends:
+/// reader and writer children that pump both directions (a lane per direction in each). It alone decides how the circuit ends:
 /// <list type="bullet">
 /// <item>EOF on one side becomes shutdown(SHUT_WR) on the other once the writer has flushed
 /// (the writer does it and reports <see cref="PumpProtocol.DirectionFinished"/>);</item>
@@ -334,8 +334,9 @@ public sealed partial class CircuitSupervisor : UntypedActor
     }
 
     /// <summary>
-    /// Each direction gets a writer, then a reader that knows it. All four run on this
-    /// supervisor's dispatcher, so a chunk moves between them without a thread hop.
+    /// A writer, then a reader that knows it: each pumps both directions, one lane per
+    /// direction (see <see cref="SocketReader"/> for why two actors rather than four). Both run
+    /// on this supervisor's dispatcher, so a chunk moves between them without a thread hop.
     /// </summary>
     private void StartPumps(Socket upstream)
     {
@@ -343,14 +344,10 @@ public sealed partial class CircuitSupervisor : UntypedActor
         var segments = Settings.SegmentsPerDirection;
         var counters = _entry.Counters;
 
-        var writerUp = Context.ActorOf(SocketWriter.Props(upstream, _upstreamIo!, CircuitSide.Upstream, Direction.Up, Self, counters, segments, dispatcher),
-            "writer-upstream");
-        var writerDown = Context.ActorOf(SocketWriter.Props(_client, _clientIo!, CircuitSide.Client, Direction.Down, Self, counters, segments, dispatcher),
-            "writer-client");
-        Context.ActorOf(SocketReader.Props(_client, _clientIo!, CircuitSide.Client, Direction.Up, writerUp, Self, counters, Settings.WriteSize, segments, dispatcher),
-            "reader-client");
-        Context.ActorOf(SocketReader.Props(upstream, _upstreamIo!, CircuitSide.Upstream, Direction.Down, writerDown, Self, counters, Settings.WriteSize, segments, dispatcher),
-            "reader-upstream");
+        var writer = Context.ActorOf(SocketWriter.Props(upstream, _upstreamIo!, _client, _clientIo!, Self, counters, segments, dispatcher),
+            "writer");
+        Context.ActorOf(SocketReader.Props(_client, _clientIo!, upstream, _upstreamIo!, writer, Self, counters, Settings.WriteSize, segments, dispatcher),
+            "reader");
     }
 
     // ---------------------------------------------------------------- established / half-closed

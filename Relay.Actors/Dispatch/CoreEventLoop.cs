@@ -214,14 +214,14 @@ public sealed unsafe class CoreEventLoop : IDisposable
                 if (registration.ReadWaiter is { } reader)
                 {
                     registration.ReadWaiter = null;
-                    reader.Tell(SocketReady.Instance, ActorRefs.NoSender);
+                    reader.Tell(registration.ReadMessage, ActorRefs.NoSender);
                 }
             }
 
             if ((flags & (Epoll.EPOLLOUT | Epoll.EPOLLHUP | Epoll.EPOLLERR)) != 0 && registration.WriteWaiter is { } writer)
             {
                 registration.WriteWaiter = null;
-                writer.Tell(SocketReady.Instance, ActorRefs.NoSender);
+                writer.Tell(registration.WriteMessage, ActorRefs.NoSender);
             }
         }
 
@@ -288,6 +288,11 @@ public sealed class IoRegistration
 
     internal IActorRef? WriteWaiter { get; set; }
 
+    /// <summary>What <see cref="ReadWaiter"/> is told: <see cref="SocketReady"/> unless it asked for its own message.</summary>
+    internal object ReadMessage { get; private set; } = SocketReady.Instance;
+
+    internal object WriteMessage { get; private set; } = SocketReady.Instance;
+
     /// <summary>
     /// Whether an input edge (data, FIN, reset) has been collected since the last
     /// <see cref="AwaitReadable"/>. False means any input there is now has an edge still to
@@ -306,20 +311,31 @@ public sealed class IoRegistration
     public bool InputEnded { get; internal set; }
 
     /// <summary><paramref name="actor"/> is told <see cref="SocketReady"/> when the socket may have data (or EOF, or an error).</summary>
-    public void AwaitReadable(IActorRef actor)
+    public void AwaitReadable(IActorRef actor) => AwaitReadable(actor, SocketReady.Instance);
+
+    /// <summary>
+    /// As <see cref="AwaitReadable(IActorRef)"/>, telling <paramref name="ready"/> instead: an
+    /// actor that watches several sockets learns which one (keep it a preallocated singleton).
+    /// </summary>
+    public void AwaitReadable(IActorRef actor, object ready)
     {
         if (!Unregistered)
         {
             InputSeen = false;
+            ReadMessage = ready;
             ReadWaiter = actor;
         }
     }
 
     /// <summary><paramref name="actor"/> is told <see cref="SocketReady"/> when the socket may take data (or has connected, or failed).</summary>
-    public void AwaitWritable(IActorRef actor)
+    public void AwaitWritable(IActorRef actor) => AwaitWritable(actor, SocketReady.Instance);
+
+    /// <summary>As <see cref="AwaitWritable(IActorRef)"/>, telling <paramref name="ready"/> instead.</summary>
+    public void AwaitWritable(IActorRef actor, object ready)
     {
         if (!Unregistered)
         {
+            WriteMessage = ready;
             WriteWaiter = actor;
         }
     }

@@ -6,47 +6,39 @@ using Relay.Actors.Internal;
 namespace Relay.Actors.Circuits.Internal;
 
 /// <summary>
-/// INTERNAL API. Writes one direction of a circuit to its destination socket, returns each
-/// <see cref="Segment"/> to the reader as credit once its bytes are in the kernel, and
-/// carries the source's FIN on as shutdown(SHUT_WR) after the last byte (RFC 9293 §3.6:
-/// a FIN ends one direction only; the other keeps flowing).
+/// INTERNAL API. Writes both directions of a circuit, each to its destination socket
+/// (upstream for up, client for down), returns each <see cref="Segment"/> to the reader as
+/// credit once its bytes are in the kernel, and carries each source's FIN on as
+/// shutdown(SHUT_WR) after that direction's last byte (RFC 9293 §3.6: a FIN ends one
+/// direction only; the other keeps flowing). Like <see cref="SocketReader"/>, one actor with
+/// a <see cref="Lane"/> per direction.
 /// <para>
-/// Sends are non-blocking calls made inline; only when the kernel's send buffer is full
-/// does the writer wait for the core's <see cref="CoreEventLoop"/> to report the socket
-/// writable, and segments that arrive meanwhile wait in a queue that the reader's window
-/// bounds.
+/// Sends are non-blocking calls made inline; only when a kernel send buffer is full does
+/// that lane wait for the core's <see cref="CoreEventLoop"/> to report its socket writable,
+/// and segments that arrive meanwhile wait in the lane's queue, which the reader's window
+/// bounds. The other lane keeps sending.
 /// </para>
 /// </summary>
 internal sealed class SocketWriter : UntypedActor
 {
-    private readonly Socket _destination;
-    private readonly CircuitSide _destinationSide;
-    private readonly Direction _direction;
+    private readonly Lane _up;
+    private readonly Lane _down;
     private readonly IActorRef _supervisor;
     private readonly CircuitCounters _counters;
-    private readonly Queue<Segment> _queue;
-    private readonly IoRegistration _io;
     private IActorRef _reader = ActorRefs.Nobody;
-    private Segment? _sending;
-    private int _sendingOffset;
-    private bool _endOfStreamPending;
-    private bool _ended;
 
-    public SocketWriter(Socket destination, IoRegistration io, CircuitSide destinationSide, Direction direction,
+    public SocketWriter(Socket upstream, IoRegistration upstreamIo, Socket client, IoRegistration clientIo,
         IActorRef supervisor, CircuitCounters counters, int segments)
     {
-        _destination = destination;
-        _io = io;
-        _destinationSide = destinationSide;
-        _direction = direction;
+        _up = new Lane(upstream, upstreamIo, CircuitSide.Upstream, Direction.Up, segments);
+        _down = new Lane(client, clientIo, CircuitSide.Client, Direction.Down, segments);
         _supervisor = supervisor;
         _counters = counters;
-        _queue = new Queue<Segment>(segments);
     }
 
-    public static Props Props(Socket destination, IoRegistration io, CircuitSide destinationSide, Direction direction,
+    public static Props Props(Socket upstream, IoRegistration upstreamIo, Socket client, IoRegistration clientIo,
         IActorRef supervisor, CircuitCounters counters, int segments, string dispatcher) =>
-        PropsFactory.Of(() => new SocketWriter(destination, io, destinationSide, direction, supervisor, counters, segments), dispatcher);
+        PropsFactory.Of(() => new SocketWriter(upstream, upstreamIo, client, clientIo, supervisor, counters, segments), dispatcher);
 
     protected override void OnReceive(object message)
     {
@@ -54,35 +46,38 @@ internal sealed class SocketWriter : UntypedActor
         {
             case Segment segment:
                 _reader = Sender;
-                if (_ended)
+                var lane = LaneOf(segment.Direction);
+                if (lane.Ended)
                 {
                     // The circuit is being reset; hand the credit straight back.
                     _reader.Tell(segment, Self);
                 }
-                else if (_sending is null)
+                else if (lane.Sending is null)
                 {
-                    Send(segment, 0);
+                    Send(lane, segment, 0);
                 }
                 else
                 {
-                    _queue.Enqueue(segment);
+                    lane.Queue.Enqueue(segment);
                 }
 
                 break;
 
-            case SocketReady:
-                if (_sending is { } pending && !_ended)
+            case PumpProtocol.Ready ready:
+                var writable = LaneOf(ready.Direction);
+                if (writable.Sending is { } pending && !writable.Ended)
                 {
-                    Send(pending, _sendingOffset);
+                    Send(writable, pending, writable.SendingOffset);
                 }
 
                 break;
 
-            case PumpProtocol.EndOfStream:
-                _endOfStreamPending = true;
-                if (_sending is null)
+            case PumpProtocol.EndOfStream end:
+                var ending = LaneOf(end.Direction);
+                ending.EndOfStreamPending = true;
+                if (ending.Sending is null)
                 {
-                    FinishIfDrained();
+                    FinishIfDrained(ending);
                 }
 
                 break;
@@ -93,15 +88,17 @@ internal sealed class SocketWriter : UntypedActor
         }
     }
 
-    /// <summary>Sends inline until done, or until the kernel is full and the writer waits for room.</summary>
-    private void Send(Segment segment, int offset)
+    private Lane LaneOf(Direction direction) => direction == Direction.Up ? _up : _down;
+
+    /// <summary>Sends inline until done, or until the kernel is full and the lane waits for room.</summary>
+    private void Send(Lane lane, Segment segment, int offset)
     {
         while (true)
         {
-            var sent = RawSocket.Send(_destination, segment.Buffer!, offset, segment.Length - offset, out var error);
+            var sent = RawSocket.Send(lane.Destination, segment.Buffer!, offset, segment.Length - offset, out var error);
             if (error == SocketError.Success)
             {
-                _counters.AddWritten(_direction == Direction.Up, sent, Environment.TickCount64);
+                _counters.AddWritten(lane.Direction == Direction.Up, sent, Environment.TickCount64);
                 offset += sent;
                 if (offset < segment.Length)
                 {
@@ -109,10 +106,10 @@ internal sealed class SocketWriter : UntypedActor
                 }
 
                 _reader.Tell(segment, Self);
-                if (!_queue.TryDequeue(out var next))
+                if (!lane.Queue.TryDequeue(out var next))
                 {
-                    _sending = null;
-                    FinishIfDrained();
+                    lane.Sending = null;
+                    FinishIfDrained(lane);
                     return;
                 }
 
@@ -123,27 +120,27 @@ internal sealed class SocketWriter : UntypedActor
 
             if (error == SocketError.WouldBlock)
             {
-                _sending = segment;
-                _sendingOffset = offset;
-                _io.AwaitWritable(Self);
+                lane.Sending = segment;
+                lane.SendingOffset = offset;
+                lane.Io.AwaitWritable(Self, PumpProtocol.Ready.Of(lane.Direction));
                 return;
             }
 
-            _sending = segment;
-            Fail(error);
+            lane.Sending = segment;
+            Fail(lane, error);
             return;
         }
     }
 
-    private void FinishIfDrained()
+    private void FinishIfDrained(Lane lane)
     {
-        if (!_endOfStreamPending || _ended || _sending is not null || _queue.Count > 0)
+        if (!lane.EndOfStreamPending || lane.Ended || lane.Sending is not null || lane.Queue.Count > 0)
         {
             return;
         }
 
-        _ended = true;
-        var shutdown = RawSocket.ShutdownSend(_destination);
+        lane.Ended = true;
+        var shutdown = RawSocket.ShutdownSend(lane.Destination);
         if (shutdown == SocketError.OperationAborted)
         {
             // The supervisor closed the socket already: the circuit is ending anyway.
@@ -152,22 +149,44 @@ internal sealed class SocketWriter : UntypedActor
 
         if (shutdown != SocketError.Success)
         {
-            _supervisor.Tell(new PumpProtocol.SideFailed(_destinationSide, shutdown));
+            _supervisor.Tell(new PumpProtocol.SideFailed(lane.DestinationSide, shutdown));
             return;
         }
 
-        _supervisor.Tell(new PumpProtocol.DirectionFinished(_direction));
+        _supervisor.Tell(new PumpProtocol.DirectionFinished(lane.Direction));
     }
 
-    private void Fail(SocketError error)
+    private void Fail(Lane lane, SocketError error)
     {
-        if (_ended)
+        if (lane.Ended)
         {
             return;
         }
 
-        _ended = true;
-        _supervisor.Tell(new PumpProtocol.SideFailed(_destinationSide, error));
+        lane.Ended = true;
+        _supervisor.Tell(new PumpProtocol.SideFailed(lane.DestinationSide, error));
     }
 
+    /// <summary>One direction's write side: its destination socket and the segments waiting for it.</summary>
+    private sealed class Lane(Socket destination, IoRegistration io, CircuitSide destinationSide, Direction direction, int segments)
+    {
+        public Socket Destination { get; } = destination;
+
+        public IoRegistration Io { get; } = io;
+
+        public CircuitSide DestinationSide { get; } = destinationSide;
+
+        public Direction Direction { get; } = direction;
+
+        public Queue<Segment> Queue { get; } = new(segments);
+
+        /// <summary>The segment partly sent when the kernel was last full, or null.</summary>
+        public Segment? Sending { get; set; }
+
+        public int SendingOffset { get; set; }
+
+        public bool EndOfStreamPending { get; set; }
+
+        public bool Ended { get; set; }
+    }
 }
