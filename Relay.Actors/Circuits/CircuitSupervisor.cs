@@ -53,6 +53,10 @@ public sealed partial class CircuitSupervisor : UntypedActor
     private ulong _triedMembers; // bit i: pool member i was tried by this circuit
     private int _member = -1;    // the member of the current attempt, or of the established connection
     private int _attempt;
+    private bool _upstreamKeepAlivePending;
+
+    /// <summary>How old a circuit is when its upstream's keepalive options are set.</summary>
+    internal static readonly TimeSpan KeepAliveDelay = TimeSpan.FromSeconds(1);
 
     public CircuitSupervisor(CircuitEntry entry, Socket client, RouteSettings route, CircuitRegistry registry, Action<CircuitEntry>? onClosed,
         RouteMetrics? metrics = null, UpstreamPool? pool = null)
@@ -262,7 +266,8 @@ public sealed partial class CircuitSupervisor : UntypedActor
         try
         {
             _upstream = CircuitSockets.CreateForConnect(endpoint);
-            SocketTuner.Apply(_upstream, Settings.UpstreamSide);
+            // Keepalive waits until the circuit is a second old (SetUpstreamKeepAliveIfDue).
+            SocketTuner.Apply(_upstream, Settings.UpstreamSide, includeKeepAlive: false);
             PrepareUpstreamSource(_upstream, endpoint);
         }
         catch (Exception e) when (e is SocketException or SocketTuningException)
@@ -330,7 +335,35 @@ public sealed partial class CircuitSupervisor : UntypedActor
         }
 
         Become(Established);
-        ScheduleIdleCheck(Settings.IdleTimeout);
+        // The first check comes early when the upstream's keepalive is still to be set.
+        _upstreamKeepAlivePending = Settings.UpstreamSide.KeepAlive.Enabled;
+        ScheduleIdleCheck(_upstreamKeepAlivePending && KeepAliveDelay < Settings.IdleTimeout ? KeepAliveDelay : Settings.IdleTimeout);
+    }
+
+    /// <summary>
+    /// Sets the upstream's TCP keepalive options once the circuit has lived
+    /// <see cref="KeepAliveDelay"/>: probes start after the keepalive idle time (default 60 s)
+    /// anyway, and most circuits end well before a second, so they skip four setsockopt calls.
+    /// The idle-check timer does it, so it costs no timer of its own.
+    /// </summary>
+    private bool SetUpstreamKeepAliveIfDue()
+    {
+        if (!_upstreamKeepAlivePending || _upstream is null)
+        {
+            return true;
+        }
+
+        _upstreamKeepAlivePending = false;
+        try
+        {
+            SocketTuner.ApplyKeepAlive(_upstream, Settings.UpstreamSide.KeepAlive);
+            return true;
+        }
+        catch (Exception e) when (e is SocketTuningException or ObjectDisposedException)
+        {
+            ResetAndClose(CloseReasons.UpstreamError, e.Message);
+            return false;
+        }
     }
 
     /// <summary>
@@ -425,6 +458,11 @@ public sealed partial class CircuitSupervisor : UntypedActor
     /// </summary>
     private void OnIdleCheck()
     {
+        if (!SetUpstreamKeepAliveIfDue())
+        {
+            return;
+        }
+
         var limit = CurrentInactivityLimit();
         var lastMs = Math.Max(_entry.Counters.LastActivityMs, _halfClosedAtMs);
         var quietFor = TimeSpan.FromMilliseconds(Environment.TickCount64 - lastMs);

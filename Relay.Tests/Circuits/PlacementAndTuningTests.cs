@@ -80,6 +80,9 @@ public sealed class PlacementAndTuningTests
         Assert.False(u.NoDelay);
         Assert.InRange(u.MaxSegment, 1, 1300);
         Assert.Equal(congestion[^1], u.Congestion);
+        // The upstream's keepalive is set once the circuit is a second old, not at connect.
+        await RelayHarness.Eventually(() => SocketTuner.Read(entry.UpstreamSocket!).KeepAlive, "the upstream's keepalive to be set");
+        u = SocketTuner.Read(entry.UpstreamSocket!);
         Assert.Equal((90, 11, 6), (u.KeepAliveIdleSeconds, u.KeepAliveIntervalSeconds, u.KeepAliveCount));
 
         release.SetResult();

@@ -2,6 +2,7 @@
 # directory, background processes that are stopped on exit, and an nginx on 127.0.0.1
 # serving a 1 KiB file for wrk.
 work=$(mktemp -d)
+chmod 755 "$work" # nginx workers (www-data) must read www/1k.bin, or every answer is a 403
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
