@@ -20,3 +20,22 @@ http { access_log off; keepalive_requests 1000000;
 CONF
   nginx -c "$work/nginx.conf"
 }
+
+# start_haproxy PORT UPSTREAM_PORT: HAProxy in mode tcp on 127.0.0.1:PORT, its pid appended to pids.
+start_haproxy() {
+  cat > "$work/haproxy.cfg" <<CONF
+global
+  maxconn 8000
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+frontend f
+  bind 127.0.0.1:$1
+  default_backend b
+backend b
+  server s 127.0.0.1:$2
+CONF
+  haproxy -f "$work/haproxy.cfg" & pids+=($!)
+}

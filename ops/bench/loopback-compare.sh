@@ -14,26 +14,12 @@ for tool in wrk nginx haproxy; do
   command -v $tool >/dev/null || { echo "needs $tool (apt-get install wrk nginx haproxy)"; exit 1; }
 done
 . "$(dirname "$0")/loopback-common.sh"
-cat > "$work/haproxy.cfg" <<CONF
-global
-  maxconn 8000
-defaults
-  mode tcp
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-frontend f
-  bind 127.0.0.1:18091
-  default_backend b
-backend b
-  server s 127.0.0.1:18090
-CONF
 for port in 18092 18093; do
   printf 'akka.loglevel = WARNING\nrelay.routes = [ { name = "web", listen = "127.0.0.1:%s", upstream = "127.0.0.1:18090" } ]\n' $port > "$work/relay-$port.conf"
 done
 
 start_nginx 18090
-haproxy -f "$work/haproxy.cfg" & pids+=($!)
+start_haproxy 18091 18090
 "$a/relay" run --config "$work/relay-18092.conf" --management off > "$work/a.log" 2>&1 & pids+=($!)
 env ${B_ENV:-X=1} "$b/relay" run --config "$work/relay-18093.conf" --management off > "$work/b.log" 2>&1 & pids+=($!)
 sleep 2
