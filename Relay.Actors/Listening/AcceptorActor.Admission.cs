@@ -59,8 +59,7 @@ public sealed partial class AcceptorActor
 
         if (proxied)
         {
-            Context.ActorOf(ProxyHeaderReceiver.Props(client, peer, ticket, _route, Admission, _metrics)
-                .WithDispatcher(Context.Props.Dispatcher));
+            Context.ActorOf(ProxyHeaderReceiver.Props(client, peer, ticket, _route, Admission, _metrics, Context.Props.Dispatcher));
             return;
         }
 

@@ -54,8 +54,8 @@ internal sealed class ProxyHeaderReceiver : UntypedActor
     }
 
     public static Props Props(Socket client, IPEndPoint peer, AdmissionTicket ticket, RouteSettings route, RouteAdmission admission,
-        RouteMetrics metrics) =>
-        PropsFactory.Of(() => new ProxyHeaderReceiver(client, peer, ticket, route, admission, metrics));
+        RouteMetrics metrics, string dispatcher) =>
+        PropsFactory.Of(() => new ProxyHeaderReceiver(client, peer, ticket, route, admission, metrics), dispatcher);
 
     /// <summary>To the acceptor: a valid header arrived and was consumed; the socket is its again.</summary>
     internal sealed record Received(Socket Client, IPEndPoint Peer, ProxyHeader Header, AdmissionTicket Ticket)

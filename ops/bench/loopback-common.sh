@@ -39,3 +39,9 @@ backend b
 CONF
   haproxy -f "$work/haproxy.cfg" & pids+=($!)
 }
+
+# process_switches PID: context switches (voluntary and not) summed over the process's live threads.
+process_switches() { local s=0 t
+  for t in /proc/$1/task/*; do
+    s=$((s + $(awk '/ctxt_switches/{n+=$2} END{print n+0}' "$t/status" 2>/dev/null || echo 0)))
+  done; echo $s; }

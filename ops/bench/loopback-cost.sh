@@ -26,11 +26,10 @@ for port in 18392 18393; do
 done
 
 # CPU ticks and context switches summed over the process's threads.
-cost() { local pid=$1 ticks=0 switches=0 t
+cost() { local pid=$1 ticks=0 t
   for t in /proc/$pid/task/*; do
     ticks=$((ticks + $(cut -d')' -f2 "$t/stat" 2>/dev/null | awk '{print $12+$13}' || echo 0)))
-    switches=$((switches + $(awk '/ctxt_switches/{s+=$2} END{print s+0}' "$t/status" 2>/dev/null || echo 0)))
-  done; echo "$ticks $switches"; }
+  done; echo "$ticks $(process_switches "$pid")"; }
 run_wrk() { local port=$1 mode=$2 seconds=$3
   if [ "$mode" = close ]; then wrk -t2 -c32 -d${seconds}s -H "Connection: close" "http://127.0.0.1:$port/1k.bin"
   else wrk -t2 -c32 -d${seconds}s "http://127.0.0.1:$port/1k.bin"; fi | awk '/requests in/{print $1}'; }

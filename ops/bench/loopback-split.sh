@@ -35,15 +35,14 @@ done
 
 hz=$(getconf CLK_TCK)
 cpu() { cut -d')' -f2 "/proc/$1/stat" | awk '{print $12, $13}'; }
-switches() { local s=0 t; for t in /proc/$1/task/*; do s=$((s + $(awk '/ctxt_switches/{n+=$2} END{print n+0}' "$t/status" 2>/dev/null || echo 0))); done; echo $s; }
 gc() { [ -n "$1" ] && curl -s "127.0.0.1:$1/metrics" | awk '/^dotnet_gc_allocated_bytes_total/{a=$2} /^dotnet_collection_count_total\{generation="0"\}/{g=$2} END{printf "%d %d\n", a, g}' || echo "0 0"; }
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%FT%TZ)"
 for round in $(seq 1 "$rounds"); do
   for t in "${targets[@]}"; do
     IFS=: read -r name pid port mgmt <<< "$t"
-    read -r u0 s0 <<< "$(cpu "$pid")"; w0=$(switches "$pid"); read -r a0 g0 <<< "$(gc "$mgmt")"
+    read -r u0 s0 <<< "$(cpu "$pid")"; w0=$(process_switches "$pid"); read -r a0 g0 <<< "$(gc "$mgmt")"
     n=$(wrk -t2 -c32 -d4s -H "Connection: close" "http://127.0.0.1:$port/1k.bin" | awk '/requests in/{print $1}')
-    read -r u1 s1 <<< "$(cpu "$pid")"; w1=$(switches "$pid"); read -r a1 g1 <<< "$(gc "$mgmt")"
+    read -r u1 s1 <<< "$(cpu "$pid")"; w1=$(process_switches "$pid"); read -r a1 g1 <<< "$(gc "$mgmt")"
     line="round $round $name conn/s=$((n / 4)) user_us=$(( (u1 - u0) * 1000000 / hz / n )) sys_us=$(( (s1 - s0) * 1000000 / hz / n ))"
     line+=" switches=$(awk -v d=$((w1 - w0)) -v n="$n" 'BEGIN{printf "%.2f", d/n}')"
     [ -n "$mgmt" ] && line+=" alloc_bytes=$(( (a1 - a0) / n )) gen0_per_1k=$(awk -v d=$((g1 - g0)) -v n="$n" 'BEGIN{printf "%.1f", 1000*d/n}')"
