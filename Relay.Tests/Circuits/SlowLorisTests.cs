@@ -25,8 +25,8 @@ public sealed class SlowLorisTests
         await using var server = new TestServer(async socket => serverSaw.SetResult(await SocketIo.ReadUntilClosedAsync(socket, Wait)));
         await using var relay = await RelayHarness.StartAsync(server.Endpoint, TestSettings.Circuit(idleTimeout: Limit));
 
+        var clock = Stopwatch.StartNew(); // before the connect, so it cannot start after the relay's timer
         using var client = await SocketIo.ConnectAsync(relay.Listen());
-        var clock = Stopwatch.StartNew();
 
         Assert.Equal("reset", await SocketIo.ReadUntilClosedAsync(client, Wait));
         AssertCutAt(clock.Elapsed, Limit);
@@ -66,8 +66,12 @@ public sealed class SlowLorisTests
 
         using var client = await SocketIo.ConnectAsync(relay.Listen());
         // A byte every 250 ms for 3 s: twice the idle timeout, yet never idle for it.
+        // The clock restarts just before each byte leaves, so it never runs ahead of the relay's
+        // own last-activity stamp, however late the test's own continuations run on a loaded machine.
+        var sinceLastByte = new Stopwatch();
         for (var i = 0; i < 12; i++)
         {
+            sinceLastByte.Restart();
             await client.SendAsync(new[] { (byte)i }, SocketFlags.None);
             await Task.Delay(250);
         }
@@ -75,10 +79,9 @@ public sealed class SlowLorisTests
         await RelayHarness.Eventually(() => Volatile.Read(ref received) == 12, "every dribbled byte to reach the upstream");
         Assert.Equal(1, relay.Circuits.Count);
 
-        // Then the gap that is too long.
-        var clock = Stopwatch.StartNew();
+        // Then the gap that is too long, timed from the last byte.
         Assert.Equal("reset", await SocketIo.ReadUntilClosedAsync(client, Wait));
-        AssertCutAt(clock.Elapsed, idle - TimeSpan.FromMilliseconds(250));
+        AssertCutAt(sinceLastByte.Elapsed, idle);
         Assert.Equal("reset", await serverSaw.Task.WaitAsync(Wait));
         await AssertEverythingFreedAsync(relay, server.Endpoint.Port);
     }
@@ -97,8 +100,8 @@ public sealed class SlowLorisTests
 
         using var client = await SocketIo.ConnectAsync(relay.Listen());
         await client.SendAsync(new byte[100], SocketFlags.None);
-        client.Shutdown(SocketShutdown.Send);
         var clock = Stopwatch.StartNew();
+        client.Shutdown(SocketShutdown.Send);
 
         Assert.Equal("reset", await SocketIo.ReadUntilClosedAsync(client, Wait));
         AssertCutAt(clock.Elapsed, Limit);
@@ -111,16 +114,22 @@ public sealed class SlowLorisTests
         using var upstream = await Endpoints.UnansweringAsync();
         await using var relay = await RelayHarness.StartAsync(upstream.Endpoint, TestSettings.Circuit(connectTimeout: Limit));
 
+        // The relay starts its connect timer when it accepts, which can be before ConnectAsync
+        // returns here; starting the clock first keeps it from running behind the relay's.
+        var clock = Stopwatch.StartNew();
         using var client = await SocketIo.ConnectAsync(relay.Listen());
         await client.SendAsync(new byte[10], SocketFlags.None); // bytes a slow upstream would never see
-        var clock = Stopwatch.StartNew();
 
         Assert.Equal("reset", await SocketIo.ReadUntilClosedAsync(client, Wait));
         AssertCutAt(clock.Elapsed, Limit);
         await AssertEverythingFreedAsync(relay, upstream.Endpoint.Port);
     }
 
-    /// <summary>Not before the limit (less the test's own scheduling slack), and not long after it.</summary>
+    /// <summary>
+    /// Not before the limit, and not long after it. Each clock starts before the event the relay
+    /// times from, so it can only read long; the 150 ms covers the relay's millisecond tick
+    /// rounding and timer granularity, never the test's own scheduling.
+    /// </summary>
     private static void AssertCutAt(TimeSpan elapsed, TimeSpan limit) =>
         Assert.InRange(elapsed, limit - TimeSpan.FromMilliseconds(150), limit + TimeSpan.FromSeconds(3));
 

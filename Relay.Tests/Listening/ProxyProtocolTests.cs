@@ -198,8 +198,8 @@ public sealed class ProxyProtocolTests
         await using var relay = await RelayHarness.StartAsync(TestSettings.Relay(Route(server.Endpoint, accept: true, headerTimeout: timeout)));
         var header = Encoding.ASCII.GetBytes("PROXY TCP4 198.18.0.7 198.19.1.2 56324 443\r\n");
 
+        var clock = Stopwatch.StartNew(); // before the connect: the relay's deadline starts at its accept
         using var client = await SocketIo.ConnectAsync(relay.Listen());
-        var clock = Stopwatch.StartNew();
         var outcome = "sent all";
         try
         {
