@@ -110,8 +110,21 @@ internal static class PumpProtocol
         public static Ready Of(Direction direction) => direction == Direction.Up ? Up : Down;
     }
 
-    /// <summary>A writer flushed everything and sent its FIN: this direction is over.</summary>
-    public sealed record DirectionFinished(Direction Direction) : INoSerializationVerificationNeeded, IDeadLetterSuppression;
+    /// <summary>
+    /// A writer flushed everything and sent its FIN (or, for the last direction, leaves the FIN
+    /// to the close that follows at once): this direction is over. Two singletons.
+    /// </summary>
+    public sealed class DirectionFinished : INoSerializationVerificationNeeded, IDeadLetterSuppression
+    {
+        public static readonly DirectionFinished Up = new(Direction.Up);
+        public static readonly DirectionFinished Down = new(Direction.Down);
+
+        private DirectionFinished(Direction direction) => Direction = direction;
+
+        public Direction Direction { get; }
+
+        public static DirectionFinished Of(Direction direction) => direction == Direction.Up ? Up : Down;
+    }
 
     /// <summary>A socket reported an error (a reset, usually): the circuit must be reset.</summary>
     public sealed record SideFailed(CircuitSide Side, SocketError Error) : INoSerializationVerificationNeeded, IDeadLetterSuppression;

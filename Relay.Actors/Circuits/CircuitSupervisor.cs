@@ -156,7 +156,7 @@ public sealed partial class CircuitSupervisor : UntypedActor
                 break;
 
             case SocketReady:
-                var outcome = NonBlockingConnect.Finish(_upstream!);
+                var outcome = NonBlockingConnect.Finish(_upstream!, _upstreamIo!);
                 if (outcome == SocketError.WouldBlock)
                 {
                     _upstreamIo!.AwaitWritable(Self);

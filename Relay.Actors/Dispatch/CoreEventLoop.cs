@@ -209,6 +209,10 @@ public sealed unsafe class CoreEventLoop : IDisposable
                 if ((flags & (Epoll.EPOLLRDHUP | Epoll.EPOLLHUP | Epoll.EPOLLERR)) != 0)
                 {
                     registration.InputEnded = true;
+                    if ((flags & (Epoll.EPOLLHUP | Epoll.EPOLLERR)) != 0)
+                    {
+                        registration.Faulted = true;
+                    }
                 }
 
                 if (registration.ReadWaiter is { } reader)
@@ -309,6 +313,13 @@ public sealed class IoRegistration
     /// After it, the reader reads on to collect the EOF or the error.
     /// </summary>
     public bool InputEnded { get; internal set; }
+
+    /// <summary>
+    /// Sticky: epoll has reported a hang-up or an error (EPOLLHUP, EPOLLERR), not merely the
+    /// peer's FIN. A connecting socket whose first edge comes without it has connected, so its
+    /// outcome needs no SO_ERROR query (see NonBlockingConnect.Finish).
+    /// </summary>
+    public bool Faulted { get; internal set; }
 
     /// <summary><paramref name="actor"/> is told <see cref="SocketReady"/> when the socket may have data (or EOF, or an error).</summary>
     public void AwaitReadable(IActorRef actor) => AwaitReadable(actor, SocketReady.Instance);

@@ -35,11 +35,11 @@ public sealed class CircuitSupervisorTests : Akka.TestKit.Xunit2.TestKit
             AwaitCondition(() => entry.State == CircuitState.Established, TimeSpan.FromSeconds(5));
             Assert.Equal(1, _registry.Count);
 
-            supervisor.Tell(new PumpProtocol.DirectionFinished(Direction.Up));
+            supervisor.Tell(PumpProtocol.DirectionFinished.Up);
             AwaitCondition(() => entry.State == CircuitState.HalfClosed, TimeSpan.FromSeconds(5));
 
             EventFilter.Info(contains: "complete").ExpectOne(() =>
-                supervisor.Tell(new PumpProtocol.DirectionFinished(Direction.Down)));
+                supervisor.Tell(PumpProtocol.DirectionFinished.Down));
             ExpectTerminated(supervisor);
             Assert.Equal(CircuitState.Closed, entry.State);
             Assert.Equal(0, _registry.Count);

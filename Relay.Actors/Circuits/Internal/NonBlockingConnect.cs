@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
+using Relay.Actors.Dispatch;
 using Relay.Actors.Dispatch.Internal;
 
 namespace Relay.Actors.Circuits.Internal;
@@ -61,7 +62,16 @@ internal static unsafe class NonBlockingConnect
     /// polls as nothing at all, so its first readiness is the handshake's end or its failure.
     /// (Registered before connect(2), the fresh socket's CLOSE state reads as EPOLLOUT|EPOLLHUP
     /// and a TCP_INFO query was needed to tell that edge apart: one getsockopt per circuit.)
+    /// <para>
+    /// A failed connect always raises EPOLLERR (and EPOLLHUP) with its edge, so an edge
+    /// without either is a connect that succeeded, and only a faulted one pays for the
+    /// SO_ERROR query that names the error. HAProxy skips the query the same way.
+    /// </para>
     /// </summary>
+    public static SocketError Finish(Socket socket, IoRegistration io) =>
+        io.Faulted ? Finish(socket) : SocketError.Success;
+
+    /// <summary>The connect's outcome read from SO_ERROR, for a socket whose readiness came with a fault (or is not known).</summary>
     public static SocketError Finish(Socket socket)
     {
         Span<byte> value = stackalloc byte[4];

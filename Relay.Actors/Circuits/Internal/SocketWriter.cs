@@ -90,6 +90,8 @@ internal sealed class SocketWriter : UntypedActor
 
     private Lane LaneOf(Direction direction) => direction == Direction.Up ? _up : _down;
 
+    private Lane OtherLane(Lane lane) => ReferenceEquals(lane, _up) ? _down : _up;
+
     /// <summary>Sends inline until done, or until the kernel is full and the lane waits for room.</summary>
     private void Send(Lane lane, Segment segment, int offset)
     {
@@ -140,6 +142,17 @@ internal sealed class SocketWriter : UntypedActor
         }
 
         lane.Ended = true;
+        if (OtherLane(lane).FinSent)
+        {
+            // The last direction: the supervisor closes both sockets as soon as it hears this,
+            // and close(2) sends the same FIN after the same bytes (the destination's input has
+            // been read to its EOF, so nothing unread turns the close into a reset). One
+            // shutdown(2) fewer per circuit.
+            lane.FinSent = true;
+            _supervisor.Tell(PumpProtocol.DirectionFinished.Of(lane.Direction));
+            return;
+        }
+
         var shutdown = RawSocket.ShutdownSend(lane.Destination);
         if (shutdown == SocketError.OperationAborted)
         {
@@ -153,7 +166,8 @@ internal sealed class SocketWriter : UntypedActor
             return;
         }
 
-        _supervisor.Tell(new PumpProtocol.DirectionFinished(lane.Direction));
+        lane.FinSent = true;
+        _supervisor.Tell(PumpProtocol.DirectionFinished.Of(lane.Direction));
     }
 
     private void Fail(Lane lane, SocketError error)
@@ -187,6 +201,10 @@ internal sealed class SocketWriter : UntypedActor
 
         public bool EndOfStreamPending { get; set; }
 
+        /// <summary>No more sends: the FIN went out, or the lane failed, or the circuit is resetting.</summary>
         public bool Ended { get; set; }
+
+        /// <summary>The direction finished cleanly: every byte and then the FIN went out.</summary>
+        public bool FinSent { get; set; }
     }
 }
