@@ -2,6 +2,8 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using Relay.Actors.Circuits;
+using Relay.Actors.Circuits.Internal;
+using Relay.Actors.Tuning;
 using Relay.Tests.Support;
 
 namespace Relay.Tests.Circuits;
@@ -68,6 +70,39 @@ public sealed class TcpSemanticsTests
         await server.DrainAsync(Wait);
         Assert.Empty(server.Failures);
         Assert.Equal(sent, receivedHash);
+    }
+
+    [Fact]
+    public async Task A_short_answer_and_the_fin_right_behind_it_reach_the_client_in_one_segment_as_they_left_the_upstream()
+    {
+        // The upstream sends its answer and FIN as one segment (send with MSG_MORE, then
+        // shutdown): a Connection: close response. The relay must not split them in two, so
+        // the client sees exactly as many segments as from the upstream directly.
+        var answer = new byte[1000];
+        await using var server = new TestServer(async socket =>
+        {
+            // .NET's Send refuses MSG_MORE; the relay's own send(2) wrapper passes it.
+            Assert.Equal(answer.Length, RawSocket.Send(socket, answer, 0, answer.Length, out var error, finFollows: true));
+            Assert.Equal(SocketError.Success, error);
+            socket.Shutdown(SocketShutdown.Send);
+            await SocketIo.ReadToEndAsync(socket);
+        });
+        await using var relay = await RelayHarness.StartAsync(server.Endpoint);
+
+        async Task<uint> SegmentsInFor(IPEndPoint endpoint)
+        {
+            using var client = await SocketIo.ConnectAsync(endpoint);
+            var (received, _) = await SocketIo.ReadToEndAsync(client).WaitAsync(Wait);
+            Assert.Equal(answer.Length, received);
+            // Read before the client's own FIN, which the other end would answer.
+            return SocketTuner.ReadTcpInfo(client)!.SegmentsIn!.Value;
+        }
+
+        var direct = await SegmentsInFor(server.Endpoint);
+        var relayed = await SegmentsInFor(relay.Listen());
+
+        Assert.Equal(direct, relayed);
+        await RelayHarness.Eventually(() => relay.Circuits.Count == 0, "the circuit to close after both FINs");
     }
 
     [Fact]

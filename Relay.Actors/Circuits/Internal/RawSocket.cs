@@ -23,22 +23,29 @@ internal static unsafe partial class RawSocket
     // <sys/socket.h>: never raise SIGPIPE on a peer that has gone (the runtime ignores the
     // signal too, but a send should not depend on that).
     private const int MSG_NOSIGNAL = 0x4000;
+    // More is coming at once (here: the FIN): TCP holds a short tail so the bytes and the FIN
+    // leave in one segment, as HAProxy's send(MSG_MORE) + shutdown does.
+    private const int MSG_MORE = 0x8000;
     private const int SHUT_WR = 1;
 
     private const int MSG_PEEK = 0x2;
 
     /// <summary>recv(2) into <paramref name="buffer"/>[0..<paramref name="count"/>).</summary>
     public static int Receive(Socket socket, byte[] buffer, int count, out SocketError error) =>
-        Receive(socket, buffer, count, 0, out error);
+        Receive(socket, buffer, 0, count, 0, out error);
+
+    /// <summary>recv(2) into <paramref name="buffer"/>[<paramref name="offset"/>..+<paramref name="count"/>).</summary>
+    public static int Receive(Socket socket, byte[] buffer, int offset, int count, out SocketError error) =>
+        Receive(socket, buffer, offset, count, 0, out error);
 
     /// <summary>
     /// recv(2) with MSG_PEEK: copies waiting bytes without consuming them (the PROXY header
     /// reader looks at a header before it takes exactly the header, leaving the payload).
     /// </summary>
     public static int Peek(Socket socket, byte[] buffer, int count, out SocketError error) =>
-        Receive(socket, buffer, count, MSG_PEEK, out error);
+        Receive(socket, buffer, 0, count, MSG_PEEK, out error);
 
-    private static int Receive(Socket socket, byte[] buffer, int count, int flags, out SocketError error)
+    private static int Receive(Socket socket, byte[] buffer, int offset, int count, int flags, out SocketError error)
     {
         if (IsClosed(socket, out error))
         {
@@ -50,7 +57,7 @@ internal static unsafe partial class RawSocket
         {
             while (true)
             {
-                var read = Recv(fd, p, count, flags);
+                var read = Recv(fd, p + offset, count, flags);
                 if (read >= 0)
                 {
                     error = SocketError.Success;
@@ -67,8 +74,12 @@ internal static unsafe partial class RawSocket
         }
     }
 
-    /// <summary>send(2) of <paramref name="buffer"/>[<paramref name="offset"/>..+<paramref name="count"/>).</summary>
-    public static int Send(Socket socket, byte[] buffer, int offset, int count, out SocketError error)
+    /// <summary>
+    /// send(2) of <paramref name="buffer"/>[<paramref name="offset"/>..+<paramref name="count"/>).
+    /// <paramref name="finFollows"/> promises a shutdown or close right after: the kernel may
+    /// then hold a short tail back to send it with the FIN.
+    /// </summary>
+    public static int Send(Socket socket, byte[] buffer, int offset, int count, out SocketError error, bool finFollows = false)
     {
         if (IsClosed(socket, out error))
         {
@@ -80,7 +91,7 @@ internal static unsafe partial class RawSocket
         {
             while (true)
             {
-                var sent = SendTo(fd, p + offset, count, MSG_NOSIGNAL);
+                var sent = SendTo(fd, p + offset, count, finFollows ? MSG_NOSIGNAL | MSG_MORE : MSG_NOSIGNAL);
                 if (sent >= 0)
                 {
                     error = SocketError.Success;

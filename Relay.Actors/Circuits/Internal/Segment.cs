@@ -18,4 +18,10 @@ internal sealed class Segment(Direction direction) : INoSerializationVerificatio
     public byte[]? Buffer;
 
     public int Length;
+
+    /// <summary>
+    /// The source's EOF came right after these bytes: the writer sends them with the FIN
+    /// (one TCP segment for a short tail) and no <see cref="PumpProtocol.EndOfStream"/> follows.
+    /// </summary>
+    public bool EndsStream;
 }

@@ -114,11 +114,42 @@ internal sealed class SocketReader : UntypedActor
             var read = RawSocket.Receive(lane.Source, buffer, _writeSize, out var error);
             if (error == SocketError.Success && read > 0)
             {
+                var endsStream = false;
+                var late = SocketError.Success;
+                while (read < _writeSize && lane.Io.InputEnded)
+                {
+                    // The peer's FIN (or an error) is already in, and these bytes are all that
+                    // precede it: collect the EOF now, so the writer can send bytes and FIN
+                    // together. A Connection: close response then costs one packet less.
+                    var more = RawSocket.Receive(lane.Source, buffer, read, _writeSize - read, out late);
+                    if (late == SocketError.Success && more > 0)
+                    {
+                        read += more;
+                        continue;
+                    }
+
+                    endsStream = late == SocketError.Success;
+                    break;
+                }
+
                 var segment = lane.Free.Pop();
                 segment.Buffer = buffer;
                 segment.Length = read;
+                segment.EndsStream = endsStream;
                 _counters.AddRead(lane.Direction == Direction.Up, read);
                 _writer.Tell(segment, Self);
+                if (endsStream)
+                {
+                    lane.Ended = true;
+                    return;
+                }
+
+                if (late is not SocketError.Success and not SocketError.WouldBlock)
+                {
+                    Fail(lane, late);
+                    return;
+                }
+
                 if (read < _writeSize && !lane.Io.InputEnded)
                 {
                     // A short read drained the socket, and whatever comes next raises a new

@@ -47,6 +47,11 @@ internal sealed class SocketWriter : UntypedActor
             case Segment segment:
                 _reader = Sender;
                 var lane = LaneOf(segment.Direction);
+                if (segment.EndsStream)
+                {
+                    lane.EndOfStreamPending = true;
+                }
+
                 if (lane.Ended)
                 {
                     // The circuit is being reset; hand the credit straight back.
@@ -97,7 +102,8 @@ internal sealed class SocketWriter : UntypedActor
     {
         while (true)
         {
-            var sent = RawSocket.Send(lane.Destination, segment.Buffer!, offset, segment.Length - offset, out var error);
+            var sent = RawSocket.Send(lane.Destination, segment.Buffer!, offset, segment.Length - offset, out var error,
+                finFollows: segment.EndsStream);
             if (error == SocketError.Success)
             {
                 _counters.AddWritten(lane.Direction == Direction.Up, sent, Environment.TickCount64);
