@@ -367,9 +367,11 @@ public sealed partial class CircuitSupervisor : UntypedActor
     }
 
     /// <summary>
-    /// A writer, then a reader that knows it: each pumps both directions, one lane per
-    /// direction (see <see cref="SocketReader"/> for why two actors rather than four). Both run
-    /// on this supervisor's dispatcher, so a chunk moves between them without a thread hop.
+    /// A writer, then a reader that knows it: each serves both directions, one lane per
+    /// direction (see <see cref="SocketReader"/> for why two actors rather than four). The
+    /// reader writes inline while destinations keep up; the writer takes the backlog when one
+    /// does not. Both run on this supervisor's dispatcher, so a chunk moves between them
+    /// without a thread hop, and they share the circuit's <see cref="FinCarrier"/>.
     /// </summary>
     private void StartPumps(Socket upstream)
     {
@@ -377,10 +379,12 @@ public sealed partial class CircuitSupervisor : UntypedActor
         var segments = Settings.SegmentsPerDirection;
         var counters = _entry.Counters;
 
-        var writer = Context.ActorOf(SocketWriter.Props(upstream, _upstreamIo!, _client, _clientIo!, Self, counters, segments, dispatcher),
+        var fins = new FinCarrier(Self);
+
+        var writer = Context.ActorOf(SocketWriter.Props(upstream, _upstreamIo!, _client, _clientIo!, Self, counters, fins, segments, dispatcher),
             "writer");
-        Context.ActorOf(SocketReader.Props(_client, _clientIo!, upstream, _upstreamIo!, writer, Self, counters, Settings.WriteSize, segments, dispatcher),
-            "reader");
+        Context.ActorOf(SocketReader.Props(_client, _clientIo!, upstream, _upstreamIo!, writer, Self, counters, fins, Settings.WriteSize, segments,
+            dispatcher), "reader");
     }
 
     // ---------------------------------------------------------------- established / half-closed

@@ -31,14 +31,16 @@ public sealed class AllocationTests(ITestOutputHelper output)
         using var client = await SocketIo.ConnectAsync(relay.Listen());
         var block = new byte[256 * 1024];
 
-        // Warm up: JIT, pools, the idle timer.
-        for (var i = 0; i < 64; i++)
+        // Warm up: JIT, the idle timer, and pools: long enough for the destination to fall
+        // behind, so the writer's backlog path has filled the window once (its buffers are
+        // rented then, a one-time growth of the pool).
+        for (var i = 0; i < 512; i++)
         {
             await client.SendAsync(block.AsMemory(), SocketFlags.None);
         }
 
         var entry = relay.Circuits.Snapshot().Single();
-        await RelayHarness.Eventually(() => entry.Counters.BytesUp == 64L * block.Length, "warm-up bytes relayed");
+        await RelayHarness.Eventually(() => entry.Counters.BytesUp == 512L * block.Length, "warm-up bytes relayed");
         var before = await AllocatedOnCoreThread(relay);
         var startBytes = entry.Counters.BytesUp;
         for (long sent = 0; sent < total; sent += block.Length)

@@ -19,6 +19,9 @@ internal sealed class Segment(Direction direction) : INoSerializationVerificatio
 
     public int Length;
 
+    /// <summary>How many of the bytes the reader wrote inline before the destination filled up.</summary>
+    public int Offset;
+
     /// <summary>
     /// The source's EOF came right after these bytes: the writer sends them with the FIN
     /// (one TCP segment for a short tail) and no <see cref="PumpProtocol.EndOfStream"/> follows.

@@ -7,8 +7,16 @@ using Relay.Actors.Internal;
 namespace Relay.Actors.Circuits.Internal;
 
 /// <summary>
-/// INTERNAL API. Reads both directions of a circuit, each from its source socket (client for
-/// up, upstream for down), and hands the bytes to the circuit's <see cref="SocketWriter"/>.
+/// INTERNAL API. Pumps both directions of a circuit: reads each from its source socket (client
+/// for up, upstream for down) and writes the bytes to its destination inline, as long as the
+/// destination takes them and the circuit's <see cref="SocketWriter"/> holds none of that
+/// direction's earlier bytes. Bytes a destination cannot take at once go to the writer, which
+/// waits for room; until the writer has handed every such segment back, later bytes of that
+/// direction queue behind them there, so the order holds.
+/// <para>
+/// Writing inline rather than always through the writer saves two messages per chunk (the
+/// segment and its credit): a keep-alive request and its response are four messages fewer.
+/// </para>
 /// <para>
 /// One reader for both directions rather than one per direction: the directions never
 /// share state, but every actor costs a cell, a mailbox, a path and the create/stop system
@@ -37,22 +45,25 @@ internal sealed class SocketReader : UntypedActor
     private readonly IActorRef _writer;
     private readonly IActorRef _supervisor;
     private readonly CircuitCounters _counters;
+    private readonly FinCarrier _fins;
     private readonly int _writeSize;
 
     public SocketReader(Socket client, IoRegistration clientIo, Socket upstream, IoRegistration upstreamIo, IActorRef writer,
-        IActorRef supervisor, CircuitCounters counters, int writeSize, int segments)
+        IActorRef supervisor, CircuitCounters counters, FinCarrier fins, int writeSize, int segments)
     {
-        _up = new Lane(client, clientIo, CircuitSide.Client, Direction.Up, segments);
-        _down = new Lane(upstream, upstreamIo, CircuitSide.Upstream, Direction.Down, segments);
+        _up = new Lane(client, clientIo, CircuitSide.Client, upstream, CircuitSide.Upstream, Direction.Up, segments);
+        _down = new Lane(upstream, upstreamIo, CircuitSide.Upstream, client, CircuitSide.Client, Direction.Down, segments);
         _writer = writer;
         _supervisor = supervisor;
         _counters = counters;
+        _fins = fins;
         _writeSize = writeSize;
     }
 
     public static Props Props(Socket client, IoRegistration clientIo, Socket upstream, IoRegistration upstreamIo, IActorRef writer,
-        IActorRef supervisor, CircuitCounters counters, int writeSize, int segments, string dispatcher) =>
-        PropsFactory.Of(() => new SocketReader(client, clientIo, upstream, upstreamIo, writer, supervisor, counters, writeSize, segments), dispatcher);
+        IActorRef supervisor, CircuitCounters counters, FinCarrier fins, int writeSize, int segments, string dispatcher) =>
+        PropsFactory.Of(() => new SocketReader(client, clientIo, upstream, upstreamIo, writer, supervisor, counters, fins, writeSize, segments),
+            dispatcher);
 
     protected override void PreStart()
     {
@@ -84,6 +95,7 @@ internal sealed class SocketReader : UntypedActor
                 ArrayPool<byte>.Shared.Return(credit.Buffer!);
                 credit.Buffer = null;
                 var lane = LaneOf(credit.Direction);
+                lane.AtWriter--;
                 lane.Free.Push(credit);
                 if (!lane.WaitingForData)
                 {
@@ -135,12 +147,16 @@ internal sealed class SocketReader : UntypedActor
                 var segment = lane.Free.Pop();
                 segment.Buffer = buffer;
                 segment.Length = read;
+                segment.Offset = 0;
                 segment.EndsStream = endsStream;
                 _counters.AddRead(lane.Direction == Direction.Up, read);
-                _writer.Tell(segment, Self);
                 if (endsStream)
                 {
                     lane.Ended = true;
+                }
+
+                if (!Forward(lane, segment) || endsStream)
+                {
                     return;
                 }
 
@@ -165,9 +181,17 @@ internal sealed class SocketReader : UntypedActor
             ArrayPool<byte>.Shared.Return(buffer);
             if (error == SocketError.Success)
             {
-                // EOF: the peer sent its FIN. The writer forwards it after the queued bytes.
+                // EOF: the peer sent its FIN. It goes on now, or after the writer's backlog.
                 lane.Ended = true;
-                _writer.Tell(PumpProtocol.EndOfStream.Of(lane.Direction), Self);
+                if (lane.AtWriter == 0)
+                {
+                    _fins.Finish(lane.Direction, lane.Destination, lane.DestinationSide);
+                }
+                else
+                {
+                    _writer.Tell(PumpProtocol.EndOfStream.Of(lane.Direction), Self);
+                }
+
                 return;
             }
 
@@ -180,6 +204,68 @@ internal sealed class SocketReader : UntypedActor
             Fail(lane, error);
             return;
         }
+    }
+
+    /// <summary>
+    /// Writes the segment to the lane's destination inline when the writer holds nothing of
+    /// this direction; what the destination does not take (or all of it, behind a backlog)
+    /// goes to the writer. False when the destination failed and the lane has ended.
+    /// </summary>
+    private bool Forward(Lane lane, Segment segment)
+    {
+        if (lane.AtWriter == 0)
+        {
+            var buffer = segment.Buffer!;
+            var offset = 0;
+            while (offset < segment.Length)
+            {
+                var sent = RawSocket.Send(lane.Destination, buffer, offset, segment.Length - offset, out var error,
+                    finFollows: segment.EndsStream);
+                if (error == SocketError.Success)
+                {
+                    _counters.AddWritten(lane.Direction == Direction.Up, sent, Environment.TickCount64);
+                    offset += sent;
+                    continue;
+                }
+
+                if (error == SocketError.WouldBlock)
+                {
+                    break;
+                }
+
+                // The destination failed (a reset, usually): the circuit is reset. A closed
+                // socket (OperationAborted) means the supervisor is ending it already.
+                ArrayPool<byte>.Shared.Return(buffer);
+                segment.Buffer = null;
+                lane.Free.Push(segment);
+                lane.Ended = true;
+                if (error != SocketError.OperationAborted)
+                {
+                    _supervisor.Tell(new PumpProtocol.SideFailed(lane.DestinationSide, error));
+                }
+
+                return false;
+            }
+
+            if (offset == segment.Length)
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+                segment.Buffer = null;
+                lane.Free.Push(segment);
+                if (segment.EndsStream)
+                {
+                    _fins.Finish(lane.Direction, lane.Destination, lane.DestinationSide);
+                }
+
+                return true;
+            }
+
+            segment.Offset = offset;
+        }
+
+        lane.AtWriter++;
+        _writer.Tell(segment, Self);
+        return true;
     }
 
     private void WaitForData(Lane lane)
@@ -202,11 +288,14 @@ internal sealed class SocketReader : UntypedActor
     /// <summary>One direction's read side: its source socket and its window of credits.</summary>
     private sealed class Lane
     {
-        public Lane(Socket source, IoRegistration io, CircuitSide sourceSide, Direction direction, int segments)
+        public Lane(Socket source, IoRegistration io, CircuitSide sourceSide, Socket destination, CircuitSide destinationSide,
+            Direction direction, int segments)
         {
             Source = source;
             Io = io;
             SourceSide = sourceSide;
+            Destination = destination;
+            DestinationSide = destinationSide;
             Direction = direction;
             Free = new Stack<Segment>(segments);
             for (var i = 0; i < segments; i++)
@@ -220,6 +309,13 @@ internal sealed class SocketReader : UntypedActor
         public IoRegistration Io { get; }
 
         public CircuitSide SourceSide { get; }
+
+        public Socket Destination { get; }
+
+        public CircuitSide DestinationSide { get; }
+
+        /// <summary>Segments of this direction at the writer: while any are, new bytes queue behind them.</summary>
+        public int AtWriter { get; set; }
 
         public Direction Direction { get; }
 

@@ -6,12 +6,14 @@ using Relay.Actors.Internal;
 namespace Relay.Actors.Circuits.Internal;
 
 /// <summary>
-/// INTERNAL API. Writes both directions of a circuit, each to its destination socket
-/// (upstream for up, client for down), returns each <see cref="Segment"/> to the reader as
-/// credit once its bytes are in the kernel, and carries each source's FIN on as
-/// shutdown(SHUT_WR) after that direction's last byte (RFC 9293 §3.6: a FIN ends one
-/// direction only; the other keeps flowing). Like <see cref="SocketReader"/>, one actor with
-/// a <see cref="Lane"/> per direction.
+/// INTERNAL API. A circuit's write backlog: the bytes of each direction that its destination
+/// socket (upstream for up, client for down) could not take when the reader had them. The
+/// reader writes inline while the destination keeps up, which is the common case; once a
+/// send would block, that direction's segments come here, in order, until the backlog is
+/// drained. Each <see cref="Segment"/> goes back to the reader as credit once its bytes are in
+/// the kernel, and a source's FIN that arrives behind a backlog is carried on after that
+/// direction's last byte (RFC 9293 §3.6: a FIN ends one direction only; the other keeps
+/// flowing). Like <see cref="SocketReader"/>, one actor with a <see cref="Lane"/> per direction.
 /// <para>
 /// Sends are non-blocking calls made inline; only when a kernel send buffer is full does
 /// that lane wait for the core's <see cref="CoreEventLoop"/> to report its socket writable,
@@ -25,20 +27,22 @@ internal sealed class SocketWriter : UntypedActor
     private readonly Lane _down;
     private readonly IActorRef _supervisor;
     private readonly CircuitCounters _counters;
+    private readonly FinCarrier _fins;
     private IActorRef _reader = ActorRefs.Nobody;
 
     public SocketWriter(Socket upstream, IoRegistration upstreamIo, Socket client, IoRegistration clientIo,
-        IActorRef supervisor, CircuitCounters counters, int segments)
+        IActorRef supervisor, CircuitCounters counters, FinCarrier fins, int segments)
     {
         _up = new Lane(upstream, upstreamIo, CircuitSide.Upstream, Direction.Up, segments);
         _down = new Lane(client, clientIo, CircuitSide.Client, Direction.Down, segments);
         _supervisor = supervisor;
         _counters = counters;
+        _fins = fins;
     }
 
     public static Props Props(Socket upstream, IoRegistration upstreamIo, Socket client, IoRegistration clientIo,
-        IActorRef supervisor, CircuitCounters counters, int segments, string dispatcher) =>
-        PropsFactory.Of(() => new SocketWriter(upstream, upstreamIo, client, clientIo, supervisor, counters, segments), dispatcher);
+        IActorRef supervisor, CircuitCounters counters, FinCarrier fins, int segments, string dispatcher) =>
+        PropsFactory.Of(() => new SocketWriter(upstream, upstreamIo, client, clientIo, supervisor, counters, fins, segments), dispatcher);
 
     protected override void OnReceive(object message)
     {
@@ -59,7 +63,8 @@ internal sealed class SocketWriter : UntypedActor
                 }
                 else if (lane.Sending is null)
                 {
-                    Send(lane, segment, 0);
+                    // The reader may have written the segment's head inline already.
+                    Send(lane, segment, segment.Offset);
                 }
                 else
                 {
@@ -95,8 +100,6 @@ internal sealed class SocketWriter : UntypedActor
 
     private Lane LaneOf(Direction direction) => direction == Direction.Up ? _up : _down;
 
-    private Lane OtherLane(Lane lane) => ReferenceEquals(lane, _up) ? _down : _up;
-
     /// <summary>Sends inline until done, or until the kernel is full and the lane waits for room.</summary>
     private void Send(Lane lane, Segment segment, int offset)
     {
@@ -122,7 +125,7 @@ internal sealed class SocketWriter : UntypedActor
                 }
 
                 segment = next;
-                offset = 0;
+                offset = next.Offset;
                 continue;
             }
 
@@ -148,32 +151,7 @@ internal sealed class SocketWriter : UntypedActor
         }
 
         lane.Ended = true;
-        if (OtherLane(lane).FinSent)
-        {
-            // The last direction: the supervisor closes both sockets as soon as it hears this,
-            // and close(2) sends the same FIN after the same bytes (the destination's input has
-            // been read to its EOF, so nothing unread turns the close into a reset). One
-            // shutdown(2) fewer per circuit.
-            lane.FinSent = true;
-            _supervisor.Tell(PumpProtocol.DirectionFinished.Of(lane.Direction));
-            return;
-        }
-
-        var shutdown = RawSocket.ShutdownSend(lane.Destination);
-        if (shutdown == SocketError.OperationAborted)
-        {
-            // The supervisor closed the socket already: the circuit is ending anyway.
-            return;
-        }
-
-        if (shutdown != SocketError.Success)
-        {
-            _supervisor.Tell(new PumpProtocol.SideFailed(lane.DestinationSide, shutdown));
-            return;
-        }
-
-        lane.FinSent = true;
-        _supervisor.Tell(PumpProtocol.DirectionFinished.Of(lane.Direction));
+        _fins.Finish(lane.Direction, lane.Destination, lane.DestinationSide);
     }
 
     private void Fail(Lane lane, SocketError error)
@@ -209,8 +187,5 @@ internal sealed class SocketWriter : UntypedActor
 
         /// <summary>No more sends: the FIN went out, or the lane failed, or the circuit is resetting.</summary>
         public bool Ended { get; set; }
-
-        /// <summary>The direction finished cleanly: every byte and then the FIN went out.</summary>
-        public bool FinSent { get; set; }
     }
 }
