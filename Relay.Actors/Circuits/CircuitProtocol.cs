@@ -126,6 +126,19 @@ internal static class PumpProtocol
         public static DirectionFinished Of(Direction direction) => direction == Direction.Up ? Up : Down;
     }
 
+    /// <summary>The reader has bytes a destination could not take: the supervisor starts the circuit's writer.</summary>
+    public sealed class WriterWanted : INoSerializationVerificationNeeded, IDeadLetterSuppression
+    {
+        public static readonly WriterWanted Instance = new();
+
+        private WriterWanted()
+        {
+        }
+    }
+
+    /// <summary>The supervisor's answer to <see cref="WriterWanted"/>.</summary>
+    public sealed record WriterStarted(IActorRef Writer) : INoSerializationVerificationNeeded, IDeadLetterSuppression;
+
     /// <summary>A socket reported an error (a reset, usually): the circuit must be reset.</summary>
     public sealed record SideFailed(CircuitSide Side, SocketError Error) : INoSerializationVerificationNeeded, IDeadLetterSuppression;
 }

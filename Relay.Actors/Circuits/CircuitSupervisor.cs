@@ -15,10 +15,13 @@ namespace Relay.Actors.Circuits;
 
 /// <summary>
 /// Owns one circuit: the accepted client socket, the upstream socket it connects, and the
-/// reader and writer children that pump both directions (a lane per direction in each). It alone decides how the circuit ends:
+/// reader and writer children that pump both directions (a lane per direction in each; the
+/// reader writes inline, and the writer, started when a destination first falls behind,
+/// holds the backlog). It alone decides how the circuit ends:
 /// <list type="bullet">
-/// <item>EOF on one side becomes shutdown(SHUT_WR) on the other once the writer has flushed
-/// (the writer does it and reports <see cref="PumpProtocol.DirectionFinished"/>);</item>
+/// <item>EOF on one side becomes shutdown(SHUT_WR) on the other once every byte before it is
+/// in the kernel (the pump holding the last byte does it and reports
+/// <see cref="PumpProtocol.DirectionFinished"/>);</item>
 /// <item>a reset or error on either side aborts both sockets with SO_LINGER 0, so the peer
 /// of the other side sees a reset too;</item>
 /// <item>the circuit closes when both directions have finished, and every end has a reason.</item>
@@ -54,6 +57,8 @@ public sealed partial class CircuitSupervisor : UntypedActor
     private int _member = -1;    // the member of the current attempt, or of the established connection
     private int _attempt;
     private bool _upstreamKeepAlivePending;
+    private FinCarrier? _fins;
+    private IActorRef? _writer;
 
     /// <summary>How old a circuit is when its upstream's keepalive options are set.</summary>
     internal static readonly TimeSpan KeepAliveDelay = TimeSpan.FromSeconds(1);
@@ -367,24 +372,29 @@ public sealed partial class CircuitSupervisor : UntypedActor
     }
 
     /// <summary>
-    /// A writer, then a reader that knows it: each serves both directions, one lane per
-    /// direction (see <see cref="SocketReader"/> for why two actors rather than four). The
-    /// reader writes inline while destinations keep up; the writer takes the backlog when one
-    /// does not. Both run on this supervisor's dispatcher, so a chunk moves between them
-    /// without a thread hop, and they share the circuit's <see cref="FinCarrier"/>.
+    /// The reader, which serves both directions, one lane per direction (see
+    /// <see cref="SocketReader"/> for why one actor rather than two), and writes inline while
+    /// destinations keep up. The writer, which takes a direction's backlog when its destination
+    /// falls behind, is started when the reader first asks (<see cref="StartWriter"/>). Both
+    /// run on this supervisor's dispatcher, so a chunk moves between them without a thread
+    /// hop, and they share the circuit's <see cref="FinCarrier"/>.
     /// </summary>
     private void StartPumps(Socket upstream)
     {
-        var dispatcher = Context.Props.Dispatcher;
-        var segments = Settings.SegmentsPerDirection;
-        var counters = _entry.Counters;
+        _fins = new FinCarrier(Self);
+        Context.ActorOf(SocketReader.Props(_client, _clientIo!, upstream, _upstreamIo!, Self, _entry.Counters, _fins, Settings.WriteSize,
+            Settings.SegmentsPerDirection, Context.Props.Dispatcher), "reader");
+    }
 
-        var fins = new FinCarrier(Self);
+    private void StartWriter()
+    {
+        if (_writer is null)
+        {
+            _writer = Context.ActorOf(SocketWriter.Props(_upstream!, _upstreamIo!, _client, _clientIo!, Self, _entry.Counters, _fins!,
+                Settings.SegmentsPerDirection, Context.Props.Dispatcher), "writer");
+        }
 
-        var writer = Context.ActorOf(SocketWriter.Props(upstream, _upstreamIo!, _client, _clientIo!, Self, counters, fins, segments, dispatcher),
-            "writer");
-        Context.ActorOf(SocketReader.Props(_client, _clientIo!, upstream, _upstreamIo!, writer, Self, counters, fins, Settings.WriteSize, segments,
-            dispatcher), "reader");
+        Sender.Tell(new PumpProtocol.WriterStarted(_writer), Self);
     }
 
     // ---------------------------------------------------------------- established / half-closed
@@ -399,6 +409,10 @@ public sealed partial class CircuitSupervisor : UntypedActor
 
             case PumpProtocol.SideFailed failed:
                 ResetAndClose(CloseReasons.ForSocketError(failed.Side, failed.Error), failed.Error.ToString());
+                break;
+
+            case PumpProtocol.WriterWanted:
+                StartWriter();
                 break;
 
             case IdleCheck:

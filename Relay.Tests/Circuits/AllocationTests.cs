@@ -26,7 +26,8 @@ public sealed class AllocationTests(ITestOutputHelper output)
             {
             }
         });
-        var circuit = TestSettings.Circuit(writeSize: writeSize, window: 4 * writeSize);
+        const int window = 4 * writeSize;
+        var circuit = TestSettings.Circuit(writeSize: writeSize, window: window);
         await using var relay = await RelayHarness.StartAsync(server.Endpoint, circuit, cores: 1);
         using var client = await SocketIo.ConnectAsync(relay.Listen());
         var block = new byte[256 * 1024];
@@ -53,8 +54,11 @@ public sealed class AllocationTests(ITestOutputHelper output)
 
         var chunks = total / writeSize; // at least this many reads, writes and messages
         output.WriteLine($"core thread allocated {allocated:N0} bytes while relaying {total:N0} bytes in {chunks:N0}+ chunks");
-        // Less than one byte per chunk: no object per chunk, only amortised growth, if any.
-        Assert.True(allocated < chunks, $"{allocated:N0} bytes allocated for {chunks:N0} chunks");
+        // Less than one byte per chunk (no object per chunk, which would be 24 bytes or more
+        // each), beyond the one-time growth of the buffer pool to the deepest backlog seen so
+        // far: at most a window of buffers plus the one being read into.
+        var poolGrowth = (window / writeSize + 1) * (writeSize + 64L);
+        Assert.True(allocated < chunks + poolGrowth, $"{allocated:N0} bytes allocated for {chunks:N0} chunks");
         client.Shutdown(SocketShutdown.Send);
     }
 

@@ -16,6 +16,10 @@ namespace Relay.Actors.Circuits.Internal;
 /// <para>
 /// Writing inline rather than always through the writer saves two messages per chunk (the
 /// segment and its credit): a keep-alive request and its response are four messages fewer.
+/// And the writer is started only when a destination first falls behind (the reader asks
+/// the supervisor, and holds that direction's bytes until the writer is there): most short
+/// circuits never need one, and each actor costs its cell, mailbox, path and create/stop
+/// system messages.
 /// </para>
 /// <para>
 /// One reader for both directions rather than one per direction: the directions never
@@ -42,27 +46,27 @@ internal sealed class SocketReader : UntypedActor
 {
     private readonly Lane _up;
     private readonly Lane _down;
-    private readonly IActorRef _writer;
+    private IActorRef? _writer;
+    private Queue<object>? _forWriter; // what waits for the writer the supervisor is starting
     private readonly IActorRef _supervisor;
     private readonly CircuitCounters _counters;
     private readonly FinCarrier _fins;
     private readonly int _writeSize;
 
-    public SocketReader(Socket client, IoRegistration clientIo, Socket upstream, IoRegistration upstreamIo, IActorRef writer,
+    public SocketReader(Socket client, IoRegistration clientIo, Socket upstream, IoRegistration upstreamIo,
         IActorRef supervisor, CircuitCounters counters, FinCarrier fins, int writeSize, int segments)
     {
         _up = new Lane(client, clientIo, CircuitSide.Client, upstream, CircuitSide.Upstream, Direction.Up, segments);
         _down = new Lane(upstream, upstreamIo, CircuitSide.Upstream, client, CircuitSide.Client, Direction.Down, segments);
-        _writer = writer;
         _supervisor = supervisor;
         _counters = counters;
         _fins = fins;
         _writeSize = writeSize;
     }
 
-    public static Props Props(Socket client, IoRegistration clientIo, Socket upstream, IoRegistration upstreamIo, IActorRef writer,
+    public static Props Props(Socket client, IoRegistration clientIo, Socket upstream, IoRegistration upstreamIo,
         IActorRef supervisor, CircuitCounters counters, FinCarrier fins, int writeSize, int segments, string dispatcher) =>
-        PropsFactory.Of(() => new SocketReader(client, clientIo, upstream, upstreamIo, writer, supervisor, counters, fins, writeSize, segments),
+        PropsFactory.Of(() => new SocketReader(client, clientIo, upstream, upstreamIo, supervisor, counters, fins, writeSize, segments),
             dispatcher);
 
     protected override void PreStart()
@@ -100,6 +104,15 @@ internal sealed class SocketReader : UntypedActor
                 if (!lane.WaitingForData)
                 {
                     ReadWhileCredit(lane);
+                }
+
+                break;
+
+            case PumpProtocol.WriterStarted started:
+                _writer = started.Writer;
+                while (_forWriter!.TryDequeue(out var waiting))
+                {
+                    _writer.Tell(waiting, Self);
                 }
 
                 break;
@@ -189,7 +202,7 @@ internal sealed class SocketReader : UntypedActor
                 }
                 else
                 {
-                    _writer.Tell(PumpProtocol.EndOfStream.Of(lane.Direction), Self);
+                    ToWriter(PumpProtocol.EndOfStream.Of(lane.Direction));
                 }
 
                 return;
@@ -264,8 +277,26 @@ internal sealed class SocketReader : UntypedActor
         }
 
         lane.AtWriter++;
-        _writer.Tell(segment, Self);
+        ToWriter(segment);
         return true;
+    }
+
+    /// <summary>To the writer, in order; the first message asks the supervisor to start one.</summary>
+    private void ToWriter(object message)
+    {
+        if (_writer is not null)
+        {
+            _writer.Tell(message, Self);
+            return;
+        }
+
+        if (_forWriter is null)
+        {
+            _forWriter = new Queue<object>();
+            _supervisor.Tell(PumpProtocol.WriterWanted.Instance, Self);
+        }
+
+        _forWriter.Enqueue(message);
     }
 
     private void WaitForData(Lane lane)
