@@ -133,8 +133,19 @@ internal sealed class SocketReader : UntypedActor
 
     private void ReadWhileCredit(Lane lane)
     {
+        // A turn moves at most a window of chunks, as it did when every chunk went through the
+        // writer and credit ran out. With inline writes the credit comes straight back, so
+        // without this a fast source and a destination with room would keep the core thread
+        // in one circuit, and the core's other circuits (and its epoll) would wait.
+        var turn = lane.Window;
         while (!lane.Ended && lane.Free.Count > 0)
         {
+            if (turn-- == 0)
+            {
+                Self.Tell(PumpProtocol.Ready.Of(lane.Direction), Self);
+                return;
+            }
+
             var buffer = ArrayPool<byte>.Shared.Rent(_writeSize);
             var read = RawSocket.Receive(lane.Source, buffer, _writeSize, out var error);
             if (error == SocketError.Success && read > 0)
@@ -328,6 +339,7 @@ internal sealed class SocketReader : UntypedActor
             Destination = destination;
             DestinationSide = destinationSide;
             Direction = direction;
+            Window = segments;
             Free = new Stack<Segment>(segments);
             for (var i = 0; i < segments; i++)
             {
@@ -349,6 +361,9 @@ internal sealed class SocketReader : UntypedActor
         public int AtWriter { get; set; }
 
         public Direction Direction { get; }
+
+        /// <summary>How many segments (credits) the lane owns.</summary>
+        public int Window { get; }
 
         public Stack<Segment> Free { get; }
 
