@@ -5,7 +5,9 @@
 # On a shared, loaded machine throughput moves by ±50% between runs; these per-request
 # costs move far less, so they decide "did this change help" when wrk's rate cannot.
 #
-#   ops/bench/loopback-cost.sh BUILD_A_DIR BUILD_B_DIR [ROUNDS]     (B_ENV: env for build B)
+#   ops/bench/loopback-cost.sh BUILD_A_DIR BUILD_B_DIR [ROUNDS]
+#   (B_ENV: env for build B; B_CONF: HOCON lines added to build B's config, e.g.
+#    B_CONF='relay.dispatchers.pin = off' with the same build as A and B)
 #   (a build dir is the output of: dotnet publish Relay.Host -c Release -o DIR)
 # Targets 127.0.0.1 only; wrk -t2 -c32 for 3 s per run; prints per-round lines and medians.
 set -euo pipefail
@@ -18,6 +20,7 @@ done
 for port in 18392 18393; do
   printf 'akka.loglevel = WARNING\nrelay.routes = [ { name = "web", listen = "127.0.0.1:%s", upstream = "127.0.0.1:18390" } ]\n' $port > "$work/relay-$port.conf"
 done
+[ -n "${B_CONF:-}" ] && printf '%s\n' "$B_CONF" >> "$work/relay-18393.conf"
 start_nginx 18390
 "$a/relay" run --config "$work/relay-18392.conf" --management off > "$work/a.log" 2>&1 & pa=$!; pids+=($pa)
 env ${B_ENV:-X=1} "$b/relay" run --config "$work/relay-18393.conf" --management off > "$work/b.log" 2>&1 & pb=$!; pids+=($pb)
