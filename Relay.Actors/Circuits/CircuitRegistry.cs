@@ -11,16 +11,21 @@ namespace Relay.Actors.Circuits;
 /// </summary>
 public sealed class CircuitEntry
 {
-    private volatile string _upstream;
+    private volatile Described _upstream;
     private int _state;
 
-    public CircuitEntry(long id, string route, string node, EndPoint client, string upstream, int core, IActorRef supervisor)
+    /// <param name="upstream">
+    /// What the circuit connects to: a string, or any object (the route's pool, an endpoint)
+    /// that is formatted only when <see cref="Upstream"/> is first read. Most circuits are
+    /// never listed or logged, so they never pay for the formatting.
+    /// </param>
+    public CircuitEntry(long id, string route, string node, EndPoint client, object upstream, int core, IActorRef supervisor)
     {
         Id = id;
         Route = route;
         Node = node;
         Client = client;
-        _upstream = upstream;
+        _upstream = new Described(upstream);
         Core = core;
         Supervisor = supervisor;
         OpenedAt = DateTimeOffset.UtcNow;
@@ -41,11 +46,10 @@ public sealed class CircuitEntry
     public IPEndPoint? ProxiedDestination { get; init; }
 
     /// <summary>The upstream as configured, then the resolved address once connected.</summary>
-    public string Upstream
-    {
-        get => _upstream;
-        internal set => _upstream = value;
-    }
+    public string Upstream => _upstream.Text;
+
+    /// <summary>Where the circuit connects now (formatted when first read).</summary>
+    internal void SetUpstream(object upstream) => _upstream = new Described(upstream);
 
     /// <summary>Index of the per-core dispatcher the circuit's actors run on.</summary>
     public int Core { get; }
@@ -98,4 +102,15 @@ public sealed class CircuitRegistry
 
     /// <summary>A point-in-time copy, safe to enumerate while circuits come and go.</summary>
     public IReadOnlyList<CircuitEntry> Snapshot() => _circuits.Values.ToArray();
+}
+
+/// <summary>
+/// An object and its text, formatted on first use. Immutable apart from the cache, which any
+/// reader may fill (every reader computes the same string), so one reference swap replaces it.
+/// </summary>
+internal sealed class Described(object source)
+{
+    private string? _text;
+
+    public string Text => _text ??= source as string ?? source.ToString() ?? "";
 }

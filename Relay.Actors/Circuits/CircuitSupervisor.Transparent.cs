@@ -32,7 +32,7 @@ public sealed partial class CircuitSupervisor
         }
 
         // Shown from now on (GET /circuits, CircuitClosed), a refused destination included.
-        _entry.Upstream = destination.ToString();
+        _entry.SetUpstream(destination);
         var refusal = transparent.Destinations.Check(destination);
         if (refusal is null && ListeningAddresses.For(Context.System).FindLoop(destination) is { } own)
         {
@@ -42,7 +42,7 @@ public sealed partial class CircuitSupervisor
         if (refusal is not null)
         {
             Log.Warning("{EventName:l} circuit {CircuitId} on {Route} from {Client} to {Destination} refused: {Problem}",
-                new object[] { "DestinationDenied", _entry.Id, _entry.Route, _clientText, _entry.Upstream, refusal });
+                new object[] { "DestinationDenied", _entry.Id, _entry.Route, ClientText, _entry.Upstream, refusal });
             ResetAndClose(CloseReasons.DestinationDenied, refusal);
             return true;
         }

@@ -52,7 +52,7 @@ public sealed partial class CircuitSupervisor : UntypedActor
     private long _halfClosedAtMs;
     private long _connectStartedTicks;
     private bool _closed;
-    private readonly string _clientText;
+    private string? _clientText;
     private ulong _triedMembers; // bit i: pool member i was tried by this circuit
     private int _member = -1;    // the member of the current attempt, or of the established connection
     private int _attempt;
@@ -73,7 +73,6 @@ public sealed partial class CircuitSupervisor : UntypedActor
         _registry = registry;
         _onClosed = onClosed;
         _metrics = metrics;
-        _clientText = entry.Client?.ToString() ?? "?";
     }
 
     /// <param name="entry">The registry entry the listener made for this circuit.</param>
@@ -92,6 +91,9 @@ public sealed partial class CircuitSupervisor : UntypedActor
     }
 
     private CircuitSettings Settings => _route.Circuit;
+
+    /// <summary>The client's address for log lines, formatted only when a line is written.</summary>
+    private string ClientText => _clientText ??= _entry.Client?.ToString() ?? "?";
 
     private ILoggingAdapter Log => _logger ??= Context.GetLogger();
 
@@ -125,7 +127,7 @@ public sealed partial class CircuitSupervisor : UntypedActor
         if (DebugEnabled)
         {
             Log.Debug("{EventName:l} circuit {CircuitId} on {Route} from {Client} to {Upstream}",
-                "CircuitOpened", _entry.Id, _entry.Route, _clientText, _route.Upstreams.ToString());
+                "CircuitOpened", _entry.Id, _entry.Route, ClientText, _route.Upstreams.ToString());
         }
 
         Become(Connecting);
@@ -209,7 +211,7 @@ public sealed partial class CircuitSupervisor : UntypedActor
         _triedMembers |= 1UL << member;
         _attempt++;
         var address = CurrentMember;
-        _entry.Upstream = address.ToString();
+        _entry.SetUpstream(address);
         ArmConnectTimer();
 
         if (IPAddress.TryParse(address.Host, out var ip))
@@ -267,7 +269,7 @@ public sealed partial class CircuitSupervisor : UntypedActor
 
     private void BeginConnect(IPEndPoint endpoint)
     {
-        _entry.Upstream = endpoint.ToString();
+        _entry.SetUpstream(endpoint);
         try
         {
             _upstream = CircuitSockets.CreateForConnect(endpoint);
@@ -336,7 +338,7 @@ public sealed partial class CircuitSupervisor : UntypedActor
         if (DebugEnabled)
         {
             Log.Debug("{EventName:l} circuit {CircuitId} on {Route}: {Client} -> {Upstream} after {ConnectMs} ms",
-                "CircuitEstablished", _entry.Id, _entry.Route, _clientText, _entry.Upstream, Environment.TickCount64 - _startedMs);
+                "CircuitEstablished", _entry.Id, _entry.Route, ClientText, _entry.Upstream, Environment.TickCount64 - _startedMs);
         }
 
         Become(Established);
@@ -587,7 +589,7 @@ public sealed partial class CircuitSupervisor : UntypedActor
             Log.Info("{EventName:l} circuit {CircuitId} on {Route} {Client} -> {Upstream}: {Reason}{Detail:l} up={BytesUp} down={BytesDown} in {DurationMs} ms",
                 new object[]
                 {
-                    "CircuitClosed", _entry.Id, _entry.Route, _clientText, _entry.Upstream, reason,
+                    "CircuitClosed", _entry.Id, _entry.Route, ClientText, _entry.Upstream, reason,
                     detail is null ? "" : $" ({detail})", counters.BytesUp, counters.BytesDown, Environment.TickCount64 - _startedMs,
                 });
         }

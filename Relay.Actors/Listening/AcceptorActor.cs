@@ -191,7 +191,7 @@ public sealed partial class AcceptorActor : UntypedActor, IWithTimers
     {
         var id = _registry.NextId();
         var core = _balancer.Acquire(preferred: _core);
-        var entry = new CircuitEntry(id, _route.Name, _node, remote, _route.Upstreams.ToString(), core, ActorRefs.Nobody)
+        var entry = new CircuitEntry(id, _route.Name, _node, remote, _route.Upstreams, core, ActorRefs.Nobody)
         {
             ProxiedDestination = proxiedDestination,
         };
