@@ -75,8 +75,32 @@ internal static class GcBudget
         environment.Add($"{Marker}=applied");
         Console.Out.Flush();
         Console.Error.Flush();
+        RemoveOwnDiagnosticsSocket();
         Execve("/proc/self/exe", [.. argv, null], [.. environment, null]);
         // Still here: execve failed (no /proc, a seccomp policy); run with the default budget.
+    }
+
+    /// <summary>
+    /// The runtime about to be replaced has made its diagnostics socket
+    /// ($TMPDIR/dotnet-diagnostic-PID-KEY-socket), and execve leaves the file behind with
+    /// nobody listening. dotnet-counters and dotnet-trace take the first socket of the PID
+    /// they find, so with the stale one there they could not attach ("connection refused").
+    /// The re-executed runtime makes its own.
+    /// </summary>
+    private static void RemoveOwnDiagnosticsSocket()
+    {
+        try
+        {
+            var directory = Environment.GetEnvironmentVariable("TMPDIR") is { Length: > 0 } tmp ? tmp : "/tmp";
+            foreach (var socket in Directory.EnumerateFiles(directory, $"dotnet-diagnostic-{Environment.ProcessId}-*-socket"))
+            {
+                File.Delete(socket);
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Diagnostics tools may then need --diagnostic-port; the relay itself is unaffected.
+        }
     }
 
     [DllImport("libc", EntryPoint = "execve", SetLastError = true)]

@@ -74,6 +74,16 @@ public sealed class RelayProcessTests
         var running = relay.Environment();
         Assert.Equal(expected, running.GetValueOrDefault("DOTNET_GCgen0size"));
         Assert.Equal(preset is null ? "applied" : preset == "RELAY_GC_TUNING" ? "off" : null, running.GetValueOrDefault("RELAY_GC_TUNING"));
+        // dotnet-counters and dotnet-trace can attach: one diagnostics socket for the PID, and
+        // it answers (the replaced runtime's socket file would refuse them).
+        var diagnostics = Directory.GetFiles(Path.GetTempPath(), $"dotnet-diagnostic-{relay.Id}-*-socket");
+        var socketFile = Assert.Single(diagnostics);
+        using (var probe = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream,
+                   System.Net.Sockets.ProtocolType.Unspecified))
+        {
+            await probe.ConnectAsync(new System.Net.Sockets.UnixDomainSocketEndPoint(socketFile));
+        }
+
         relay.Signal(SigTerm);
         Assert.Equal(0, await relay.WaitForExitAsync(Wait));
         Assert.Single(relay.Stdout, l => l.Contains("\"RelayStarted\"")); // one start, not two
