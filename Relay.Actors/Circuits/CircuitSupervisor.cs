@@ -57,6 +57,7 @@ public sealed partial class CircuitSupervisor : UntypedActor
     private int _member = -1;    // the member of the current attempt, or of the established connection
     private int _attempt;
     private bool _upstreamKeepAlivePending;
+    private Phase _phase;
     private FinCarrier? _fins;
     private IActorRef? _writer;
 
@@ -130,7 +131,7 @@ public sealed partial class CircuitSupervisor : UntypedActor
                 "CircuitOpened", _entry.Id, _entry.Route, ClientText, _route.Upstreams.ToString());
         }
 
-        Become(Connecting);
+        _phase = Phase.Connecting;
         if (TryBeginTransparentConnect())
         {
             return;
@@ -139,7 +140,37 @@ public sealed partial class CircuitSupervisor : UntypedActor
         TryNextMember(CloseReasons.UpstreamError, "no upstream");
     }
 
-    protected override void OnReceive(object message) => Unhandled(message);
+    /// <summary>
+    /// The phase picks the handler, rather than Akka's Become: each Become makes two delegates,
+    /// and the first one turns the cell's light state into its full form (a behaviour stack
+    /// and the death-watch collections), half a kilobyte per circuit for what one field does.
+    /// </summary>
+    protected override void OnReceive(object message)
+    {
+        switch (_phase)
+        {
+            case Phase.Connecting:
+                Connecting(message);
+                break;
+            case Phase.Established:
+                Established(message);
+                break;
+            case Phase.Closed:
+                Closed(message);
+                break;
+            default:
+                Unhandled(message);
+                break;
+        }
+    }
+
+    private enum Phase
+    {
+        Starting,
+        Connecting,
+        Established,
+        Closed,
+    }
 
     // ---------------------------------------------------------------- connecting
 
@@ -341,7 +372,7 @@ public sealed partial class CircuitSupervisor : UntypedActor
                 "CircuitEstablished", _entry.Id, _entry.Route, ClientText, _entry.Upstream, Environment.TickCount64 - _startedMs);
         }
 
-        Become(Established);
+        _phase = Phase.Established;
         // The first check comes early when the upstream's keepalive is still to be set.
         _upstreamKeepAlivePending = Settings.UpstreamSide.KeepAlive.Enabled;
         ScheduleIdleCheck(_upstreamKeepAlivePending && KeepAliveDelay < Settings.IdleTimeout ? KeepAliveDelay : Settings.IdleTimeout);
@@ -596,7 +627,7 @@ public sealed partial class CircuitSupervisor : UntypedActor
 
         if (!stopping)
         {
-            Become(Closed);
+            _phase = Phase.Closed;
             Context.Stop(Self);
         }
     }
