@@ -30,10 +30,11 @@ namespace Relay.Actors.Circuits.Internal;
 /// (<see cref="PumpProtocol.Ready"/>).
 /// </para>
 /// <para>
-/// Credit-based backpressure: each lane owns a fixed set of <see cref="Segment"/>s (the
-/// window) and reads only while one is free. A slow receiver keeps the segments at the
-/// writer, the lane stops reading, the source's kernel buffer fills and TCP flow control
-/// stops the fast sender. User-space memory per direction is therefore at most the window.
+/// Credit-based backpressure: each lane may have at most <c>window / write-size</c>
+/// <see cref="Segment"/>s (the window) at the writer, and reads only while it has fewer. A
+/// slow receiver keeps the segments at the writer, the lane stops reading, the source's
+/// kernel buffer fills and TCP flow control stops the fast sender. User-space memory per
+/// direction is therefore at most the window. Segments are made as first needed.
 /// </para>
 /// <para>
 /// Reads are non-blocking calls made inline on the circuit's core. When a socket has
@@ -100,7 +101,7 @@ internal sealed class SocketReader : UntypedActor
                 credit.Buffer = null;
                 var lane = LaneOf(credit.Direction);
                 lane.AtWriter--;
-                lane.Free.Push(credit);
+                lane.Give(credit);
                 if (!lane.WaitingForData)
                 {
                     ReadWhileCredit(lane);
@@ -138,7 +139,7 @@ internal sealed class SocketReader : UntypedActor
         // without this a fast source and a destination with room would keep the core thread
         // in one circuit, and the core's other circuits (and its epoll) would wait.
         var turn = lane.Window;
-        while (!lane.Ended && lane.Free.Count > 0)
+        while (!lane.Ended && lane.HasCredit)
         {
             if (turn-- == 0)
             {
@@ -168,7 +169,7 @@ internal sealed class SocketReader : UntypedActor
                     break;
                 }
 
-                var segment = lane.Free.Pop();
+                var segment = lane.Take();
                 segment.Buffer = buffer;
                 segment.Length = read;
                 segment.Offset = 0;
@@ -261,7 +262,7 @@ internal sealed class SocketReader : UntypedActor
                 // socket (OperationAborted) means the supervisor is ending it already.
                 ArrayPool<byte>.Shared.Return(buffer);
                 segment.Buffer = null;
-                lane.Free.Push(segment);
+                lane.Give(segment);
                 lane.Ended = true;
                 if (error != SocketError.OperationAborted)
                 {
@@ -275,7 +276,7 @@ internal sealed class SocketReader : UntypedActor
             {
                 ArrayPool<byte>.Shared.Return(buffer);
                 segment.Buffer = null;
-                lane.Free.Push(segment);
+                lane.Give(segment);
                 if (segment.EndsStream)
                 {
                     _fins.Finish(lane.Direction, lane.Destination, lane.DestinationSide);
@@ -340,11 +341,6 @@ internal sealed class SocketReader : UntypedActor
             DestinationSide = destinationSide;
             Direction = direction;
             Window = segments;
-            Free = new Stack<Segment>(segments);
-            for (var i = 0; i < segments; i++)
-            {
-                Free.Push(new Segment(direction));
-            }
         }
 
         public Socket Source { get; }
@@ -365,7 +361,40 @@ internal sealed class SocketReader : UntypedActor
         /// <summary>How many segments (credits) the lane owns.</summary>
         public int Window { get; }
 
-        public Stack<Segment> Free { get; }
+        /// <summary>
+        /// Whether the lane may read: fewer than <see cref="Window"/> of its segments are at
+        /// the writer. Segments are made as first needed, so a lane whose destination keeps up
+        /// only ever makes one.
+        /// </summary>
+        public bool HasCredit => AtWriter < Window;
+
+        private Segment? _home;
+        private Stack<Segment>? _moreHome;
+
+        /// <summary>A free segment: one back from the writer, or a new one (never more than the window in all).</summary>
+        public Segment Take()
+        {
+            if (_home is { } segment)
+            {
+                _home = null;
+                return segment;
+            }
+
+            return _moreHome is { Count: > 0 } more ? more.Pop() : new Segment(Direction);
+        }
+
+        /// <summary>A segment is free again (written inline, or handed back by the writer).</summary>
+        public void Give(Segment segment)
+        {
+            if (_home is null)
+            {
+                _home = segment;
+            }
+            else
+            {
+                (_moreHome ??= new Stack<Segment>(Window)).Push(segment);
+            }
+        }
 
         public bool WaitingForData { get; set; }
 
