@@ -156,8 +156,8 @@ internal sealed class SocketReader : UntypedActor
                 while (read < _writeSize && lane.Io.InputEnded)
                 {
                     // The peer's FIN (or an error) is already in, and these bytes are all that
-                    // precede it: collect the EOF now, so the writer can send bytes and FIN
-                    // together. A Connection: close response then costs one packet less.
+                    // precede it: collect the EOF now, so the bytes and the FIN leave together
+                    // (see Forward). A Connection: close response then costs one packet less.
                     var more = RawSocket.Receive(lane.Source, buffer, read, _writeSize - read, out late);
                     if (late == SocketError.Success && more > 0)
                     {
