@@ -1,3 +1,4 @@
+using System.Net.Sockets;
 using Akka.Actor;
 using Akka.Event;
 
@@ -6,9 +7,9 @@ namespace Relay.Actors.Circuits.Internal;
 /// <summary>
 /// INTERNAL API. One credit of a direction's in-flight window, travelling as a message:
 /// reader to writer with bytes in it, writer back to reader when the bytes are out.
-/// A reader owns <c>window / write-size</c> of these per direction for its whole life, so
-/// passing a chunk allocates nothing; the byte array is rented only while bytes are in
-/// flight, so an idle circuit holds no buffer.
+/// A reader lane makes at most <c>window / write-size</c> of these and keeps them for its
+/// whole life, so passing a chunk allocates nothing; the byte array is rented only while
+/// bytes are in flight, so an idle circuit holds no buffer.
 /// </summary>
 internal sealed class Segment(Direction direction) : INoSerializationVerificationNeeded, IDeadLetterSuppression
 {
@@ -19,7 +20,7 @@ internal sealed class Segment(Direction direction) : INoSerializationVerificatio
 
     public int Length;
 
-    /// <summary>How many of the bytes the reader wrote inline before the destination filled up.</summary>
+    /// <summary>How many of the bytes are in the kernel already (the reader's inline write, or the writer's).</summary>
     public int Offset;
 
     /// <summary>
@@ -27,4 +28,26 @@ internal sealed class Segment(Direction direction) : INoSerializationVerificatio
     /// (one TCP segment for a short tail) and no <see cref="PumpProtocol.EndOfStream"/> follows.
     /// </summary>
     public bool EndsStream;
+
+    /// <summary>
+    /// Sends the bytes not yet sent (from <see cref="Offset"/>) to <paramref name="destination"/>,
+    /// counting each send: Success once all are in the kernel, WouldBlock when it is full (the
+    /// rest stays for later), or the error. The one send loop of both pumps.
+    /// </summary>
+    public SocketError SendRest(Socket destination, CircuitCounters counters)
+    {
+        while (Offset < Length)
+        {
+            var sent = RawSocket.Send(destination, Buffer!, Offset, Length - Offset, out var error, finFollows: EndsStream);
+            if (error != SocketError.Success)
+            {
+                return error;
+            }
+
+            counters.AddWritten(Direction == Direction.Up, sent, Environment.TickCount64);
+            Offset += sent;
+        }
+
+        return SocketError.Success;
+    }
 }

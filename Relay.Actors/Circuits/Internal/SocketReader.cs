@@ -95,13 +95,10 @@ internal sealed class SocketReader : UntypedActor
         switch (message)
         {
             case Segment credit:
-                // The writer is done with these bytes: the buffer goes back to the pool at once,
-                // so a circuit that goes quiet holds nothing.
-                ArrayPool<byte>.Shared.Return(credit.Buffer!);
-                credit.Buffer = null;
+                // The writer is done with these bytes.
                 var lane = LaneOf(credit.Direction);
                 lane.AtWriter--;
-                lane.Give(credit);
+                lane.Recycle(credit);
                 if (!lane.WaitingForData)
                 {
                     ReadWhileCredit(lane);
@@ -240,29 +237,24 @@ internal sealed class SocketReader : UntypedActor
     {
         if (lane.AtWriter == 0)
         {
-            var buffer = segment.Buffer!;
-            var offset = 0;
-            while (offset < segment.Length)
+            var error = segment.SendRest(lane.Destination, _counters);
+            if (error == SocketError.Success)
             {
-                var sent = RawSocket.Send(lane.Destination, buffer, offset, segment.Length - offset, out var error,
-                    finFollows: segment.EndsStream);
-                if (error == SocketError.Success)
+                var endsStream = segment.EndsStream;
+                lane.Recycle(segment);
+                if (endsStream)
                 {
-                    _counters.AddWritten(lane.Direction == Direction.Up, sent, Environment.TickCount64);
-                    offset += sent;
-                    continue;
+                    _fins.Finish(lane.Direction, lane.Destination, lane.DestinationSide);
                 }
 
-                if (error == SocketError.WouldBlock)
-                {
-                    break;
-                }
+                return true;
+            }
 
+            if (error != SocketError.WouldBlock)
+            {
                 // The destination failed (a reset, usually): the circuit is reset. A closed
                 // socket (OperationAborted) means the supervisor is ending it already.
-                ArrayPool<byte>.Shared.Return(buffer);
-                segment.Buffer = null;
-                lane.Give(segment);
+                lane.Recycle(segment);
                 lane.Ended = true;
                 if (error != SocketError.OperationAborted)
                 {
@@ -271,21 +263,6 @@ internal sealed class SocketReader : UntypedActor
 
                 return false;
             }
-
-            if (offset == segment.Length)
-            {
-                ArrayPool<byte>.Shared.Return(buffer);
-                segment.Buffer = null;
-                lane.Give(segment);
-                if (segment.EndsStream)
-                {
-                    _fins.Finish(lane.Direction, lane.Destination, lane.DestinationSide);
-                }
-
-                return true;
-            }
-
-            segment.Offset = offset;
         }
 
         lane.AtWriter++;
@@ -383,9 +360,15 @@ internal sealed class SocketReader : UntypedActor
             return _moreHome is { Count: > 0 } more ? more.Pop() : new Segment(Direction);
         }
 
-        /// <summary>A segment is free again (written inline, or handed back by the writer).</summary>
-        public void Give(Segment segment)
+        /// <summary>
+        /// A segment's bytes are in the kernel (written inline, or handed back by the writer):
+        /// its buffer goes back to the pool at once, so a circuit that goes quiet holds none,
+        /// and the segment is free again.
+        /// </summary>
+        public void Recycle(Segment segment)
         {
+            ArrayPool<byte>.Shared.Return(segment.Buffer!);
+            segment.Buffer = null;
             if (_home is null)
             {
                 _home = segment;

@@ -64,7 +64,7 @@ internal sealed class SocketWriter : UntypedActor
                 else if (lane.Sending is null)
                 {
                     // The reader may have written the segment's head inline already.
-                    Send(lane, segment, segment.Offset);
+                    Send(lane, segment);
                 }
                 else
                 {
@@ -77,7 +77,7 @@ internal sealed class SocketWriter : UntypedActor
                 var writable = LaneOf(ready.Direction);
                 if (writable.Sending is { } pending && !writable.Ended)
                 {
-                    Send(writable, pending, writable.SendingOffset);
+                    Send(writable, pending);
                 }
 
                 break;
@@ -101,21 +101,13 @@ internal sealed class SocketWriter : UntypedActor
     private Lane LaneOf(Direction direction) => direction == Direction.Up ? _up : _down;
 
     /// <summary>Sends inline until done, or until the kernel is full and the lane waits for room.</summary>
-    private void Send(Lane lane, Segment segment, int offset)
+    private void Send(Lane lane, Segment segment)
     {
         while (true)
         {
-            var sent = RawSocket.Send(lane.Destination, segment.Buffer!, offset, segment.Length - offset, out var error,
-                finFollows: segment.EndsStream);
+            var error = segment.SendRest(lane.Destination, _counters);
             if (error == SocketError.Success)
             {
-                _counters.AddWritten(lane.Direction == Direction.Up, sent, Environment.TickCount64);
-                offset += sent;
-                if (offset < segment.Length)
-                {
-                    continue;
-                }
-
                 _reader.Tell(segment, Self);
                 if (!lane.Queue.TryDequeue(out var next))
                 {
@@ -125,19 +117,16 @@ internal sealed class SocketWriter : UntypedActor
                 }
 
                 segment = next;
-                offset = next.Offset;
                 continue;
             }
 
+            lane.Sending = segment;
             if (error == SocketError.WouldBlock)
             {
-                lane.Sending = segment;
-                lane.SendingOffset = offset;
                 lane.Io.AwaitWritable(Self, PumpProtocol.Ready.Of(lane.Direction));
                 return;
             }
 
-            lane.Sending = segment;
             Fail(lane, error);
             return;
         }
@@ -181,7 +170,6 @@ internal sealed class SocketWriter : UntypedActor
         /// <summary>The segment partly sent when the kernel was last full, or null.</summary>
         public Segment? Sending { get; set; }
 
-        public int SendingOffset { get; set; }
 
         public bool EndOfStreamPending { get; set; }
 
