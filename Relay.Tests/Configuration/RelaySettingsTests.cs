@@ -24,7 +24,7 @@ public class RelaySettingsTests
         Assert.Equal(
             new CircuitSettings(TimeSpan.FromSeconds(5), TimeSpan.FromHours(1), TimeSpan.FromMinutes(1), 256 * 1024, 1024 * 1024, side, side),
             settings.Defaults);
-        Assert.Equal(new DispatcherSettings(Environment.ProcessorCount, true, 64), settings.Dispatchers);
+        Assert.Equal(new DispatcherSettings(Environment.ProcessorCount, false, 64), settings.Dispatchers);
         Assert.Equal(new IPEndPoint(IPAddress.Loopback, 8558), settings.Management.Endpoint);
         Assert.Equal("", settings.Management.Token);
     }
@@ -160,7 +160,7 @@ public class RelaySettingsTests
     {
         var settings = FromHocon("""
             relay.defaults.client-side { receive-buffer = 256KiB, send-buffer = 1m, max-segment = 1460 }
-            relay.dispatchers { cores = 3, pin = off, throughput = 5 }
+            relay.dispatchers { cores = 3, pin = on, throughput = 5 }
             relay.management { endpoint = off, token = "s3cret" }
             """);
 
@@ -168,7 +168,7 @@ public class RelaySettingsTests
         Assert.Equal(1024 * 1024, settings.Defaults.ClientSide.SendBuffer);
         Assert.Equal(1460, settings.Defaults.ClientSide.MaxSegment);
         Assert.Null(settings.Defaults.UpstreamSide.ReceiveBuffer);
-        Assert.Equal(new DispatcherSettings(3, false, 5), settings.Dispatchers);
+        Assert.Equal(new DispatcherSettings(3, true, 5), settings.Dispatchers);
         Assert.Null(settings.Management.Endpoint);
         Assert.Equal("s3cret", settings.Management.Token);
     }

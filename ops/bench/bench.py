@@ -315,7 +315,8 @@ class Bench:
         return argv
 
     def start_relay(self, name, routes, extra_conf=""):
-        conf = write_relay_conf(self.work, name, extra_conf)
+        # --relay-conf goes first, so a run's own keys (the sweep's write size) still win.
+        conf = write_relay_conf(self.work, name, self.a.relay_conf + "\n" + extra_conf)
         p = PROCS.start(name, self.lab.ns("relay"), self.relay_argv(routes, conf), self.logs)
         for port, _ in routes.values():
             self.lab.wait_listen("relay", port, 60)
@@ -680,6 +681,8 @@ def main():
     ap.add_argument("--write-sizes", default="16k,32k,64k,128k,256k,512k")
     ap.add_argument("--far-mtus", default="1500,9000")
     ap.add_argument("--only", default="main,memory,sweep", help="comma list of main,memory,sweep")
+    ap.add_argument("--relay-conf", default="", help="HOCON lines for every relay this run starts, "
+                    "e.g. 'relay.dispatchers.pin = off', to bench a setting")
     ap.add_argument("--command", default=" ".join(sys.argv))
     a = ap.parse_args()
     a.write_sizes = [s for s in a.write_sizes.split(",") if s]

@@ -2,7 +2,7 @@
 # Relay benchmark: one command from a clean clone (root).
 #
 #   ops/bench/bench.sh [--quick] [--rounds N] [--seconds S] [--only main,memory,sweep]
-#                      [--idle-n N] [--no-build] [--out DIR]
+#                      [--idle-n N] [--no-build] [--out DIR] [--relay-conf 'HOCON lines']
 #
 # Installs what it needs (apt-get), builds Relay in Release, brings the lab up
 # (ops/lab/lab.sh, namespaces prefixed LAB_PREFIX, default "relaybench-") and
@@ -31,7 +31,7 @@ while [ "$#" -gt 0 ]; do
     --quick) QUICK=1; shift ;;
     --no-build) BUILD=0; shift ;;
     --out) OUT=$2; shift 2 ;;
-    --rounds|--seconds|--only|--idle-n|--mem-rounds|--sweep-rounds|--sweep-seconds|--write-sizes|--far-mtus|--socat-idle-n)
+    --rounds|--seconds|--only|--idle-n|--mem-rounds|--sweep-rounds|--sweep-seconds|--write-sizes|--far-mtus|--socat-idle-n|--relay-conf)
       PASS+=("$1" "$2"); shift 2 ;;
     -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;

@@ -23,7 +23,7 @@ public sealed class CoreThreadExecutorConfigurator : ExecutorServiceConfigurator
         var id = config.GetString("id", "unknown");
         _core = config.GetInt("core", -1);
         _cpu = config.GetInt("cpu", -1);
-        _pin = config.GetBoolean("pin", true);
+        _pin = config.GetBoolean("pin", false);
         _spinIterations = config.GetInt("spin-iterations", CoreDispatchers.DefaultSpinIterations);
         if (_core < 0 || _cpu < 0 || _spinIterations < 0)
         {
