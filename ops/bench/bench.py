@@ -698,6 +698,7 @@ def main():
         a.idle_n = max_n
 
     a.meta = machine_meta(a.command)
+    a.meta["relay_conf"] = a.relay_conf
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     b = Bench(a)

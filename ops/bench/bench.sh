@@ -15,7 +15,9 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
-COMMAND="ops/bench/bench.sh $*"
+# Quoted as typed (printf %q), so the results name a --relay-conf value exactly.
+COMMAND="ops/bench/bench.sh"
+for arg in "$@"; do COMMAND+=" $(printf '%q' "$arg")"; done
 
 if [ "$(id -u)" != 0 ]; then
   echo "bench.sh: needs root (it creates network namespaces and installs packages with apt-get)." >&2

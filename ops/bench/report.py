@@ -146,7 +146,9 @@ def markdown(results, s, charts):
                     f"far MTU {', '.join(map(str, c['far_mtus']))}")
     L.append("- " + "; ".join(plan))
     L.append(f"- HAProxy: mode tcp, `{m.get('haproxy_splice')}`, default threads. socat: `-b 262144`, fork. "
-             "Relay: defaults (write-size 256k, window 1m since run 4; 64k and 256k before) and `akka.loglevel = WARNING`.")
+             "Relay: defaults (write-size 256k, window 1m since run 4; 64k and 256k before; threads unpinned since run 10) "
+             "and `akka.loglevel = WARNING`"
+             + (f", plus `{' '.join(m['relay_conf'].split())}` (--relay-conf)." if m.get("relay_conf") else "."))
     L.append("")
     L.append("## Results (medians; ratios are medians of per-round Relay/other ratios)")
     L.append("")
