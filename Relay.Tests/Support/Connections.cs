@@ -7,7 +7,11 @@ namespace Relay.Tests.Support;
 /// <summary>What lifecycle tests do with a relay's listeners: probe that one refuses, and keep a transfer in flight across a change.</summary>
 internal static class Connections
 {
-    /// <summary>True when a connect to <paramref name="endpoint"/> is refused; false when it is accepted.</summary>
+    /// <summary>
+    /// True when a connect to <paramref name="endpoint"/> is refused; false when it is accepted,
+    /// or reset because the listener closed while the probe sat in its accept queue (the kernel
+    /// resets queued connections on close): the listener was still there when the probe arrived.
+    /// </summary>
     public static async Task<bool> RefusesAsync(IPEndPoint endpoint)
     {
         try
@@ -18,6 +22,10 @@ internal static class Connections
         catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionRefused)
         {
             return true;
+        }
+        catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionReset)
+        {
+            return false;
         }
     }
 
