@@ -148,9 +148,12 @@ public sealed class AdmissionTests
             }
         }
 
-        await RelayHarness.Eventually(() => metrics.Accepted == 20, "every connection to be accepted");
+        // Accepted is counted before the verdict, on the acceptor's thread: wait for all 20
+        // verdicts, not just the accepts, or a refusal still being counted reads as missing.
+        await RelayHarness.Eventually(() => metrics.Total + Refused(metrics, RefusalReasons.AcceptRate) == 20, "a verdict on every connection");
         var elapsed = clock.Elapsed;
         var admitted = metrics.Total;
+        Assert.Equal(20, metrics.Accepted);
         // Five at once, then one more per 200 ms while the burst lasted.
         Assert.InRange(admitted, 5, 5 + (long)Math.Ceiling(elapsed.TotalSeconds * 5));
         Assert.Equal(20 - admitted, Refused(metrics, RefusalReasons.AcceptRate));
