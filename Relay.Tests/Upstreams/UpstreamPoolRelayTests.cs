@@ -120,7 +120,11 @@ public sealed class UpstreamPoolRelayTests
         var second = Closed();
         await using var relay = await LiveRelay.StartAsync(first, routes: TestSettings.PoolRoute([first, second]));
 
-        Assert.Equal("reset", await SocketIo.ConnectThenReadUntilClosedAsync(relay.Listen, Timeout));
+        var verdict = await SocketIo.ConnectThenReadUntilClosedAsync(relay.Listen, Timeout);
+        Assert.True(verdict == "reset",
+            $"the client saw {verdict}, not a reset; members {first} and {second}; circuits: " +
+            string.Join("; ", relay.Node.Circuits.Snapshot().Select(c => $"{c.Id} {c.State} to {c.Upstream}")) +
+            $"\nlog:\n{string.Join('\n', relay.Log.Lines())}");
 
         var closed = JsonDocument.Parse(relay.Log.WaitForLine(l => l.Contains("\"CircuitClosed\""))).RootElement;
         Assert.Equal("upstream-refused", closed.GetProperty("Reason").GetString());
