@@ -648,7 +648,7 @@ public sealed partial class CircuitSupervisor : UntypedActor
     /// that is an error whoever connected.
     /// </summary>
     private static bool IsNull(string reason, CircuitCounters counters) =>
-        reason is CloseReasons.Complete or CloseReasons.ClientReset && counters.ReadUp == 0 && counters.ReadDown == 0;
+        (reason is CloseReasons.Complete or CloseReasons.ClientReset) && counters.ReadUp == 0 && counters.ReadDown == 0;
 
     protected override void PostStop()
     {
