@@ -499,9 +499,16 @@ public sealed partial class CircuitSupervisor : UntypedActor
     }
 
     private TimeSpan CurrentInactivityLimit() =>
-        _upFinished || _downFinished
-            ? (Settings.HalfClosedTimeout < Settings.IdleTimeout ? Settings.HalfClosedTimeout : Settings.IdleTimeout)
-            : Settings.IdleTimeout;
+        HalfClosedLimitApplies ? Settings.HalfClosedTimeout!.Value : Settings.IdleTimeout;
+
+    /// <summary>
+    /// Half-closed, with a half-closed-timeout set below idle-timeout. Unset (the default), a
+    /// half-closed circuit is bound by idle-timeout like any other, as HAProxy's client-fin
+    /// falls back to its client timeout: a late answer to a request sent with its FIN is the
+    /// normal case of a half-close, not the sign of a stuck peer.
+    /// </summary>
+    private bool HalfClosedLimitApplies =>
+        (_upFinished || _downFinished) && Settings.HalfClosedTimeout is { } halfClosed && halfClosed < Settings.IdleTimeout;
 
     /// <summary>
     /// One timer per circuit, re-armed for the remaining time rather than ticking:
@@ -519,8 +526,7 @@ public sealed partial class CircuitSupervisor : UntypedActor
         var quietFor = TimeSpan.FromMilliseconds(Environment.TickCount64 - lastMs);
         if (quietFor >= limit)
         {
-            var halfClosed = _upFinished || _downFinished;
-            ResetAndClose(halfClosed ? CloseReasons.HalfClosedTimeout : CloseReasons.IdleTimeout,
+            ResetAndClose(HalfClosedLimitApplies ? CloseReasons.HalfClosedTimeout : CloseReasons.IdleTimeout,
                 $"no bytes for {quietFor.TotalSeconds:0.###}s");
             return;
         }
@@ -610,14 +616,18 @@ public sealed partial class CircuitSupervisor : UntypedActor
         _onClosed?.Invoke(_entry);
         _registry.Remove(_entry.Id);
         var counters = _entry.Counters;
+        var quietNull = Settings.NullCircuits == NullCircuits.Quiet && IsNull(reason, counters);
         // After the table removal, so a racing scrape undercounts (and catches up) rather
         // than counting the circuit's bytes twice.
-        _metrics?.OnCircuitClosed(reason, counters.BytesUp, counters.BytesDown);
+        _metrics?.OnCircuitClosed(reason, counters.BytesUp, counters.BytesDown, quietNull);
         // One line per circuit at Information, like HAProxy's per-connection log line;
-        // the other lifecycle events are Debug so a busy relay is not bound by its log.
-        if (Context.System.EventStream.LogLevel <= LogLevel.InfoLevel)
+        // the other lifecycle events are Debug so a busy relay is not bound by its log. A
+        // quiet null circuit (a balancer's check, most often) is Debug too, as HAProxy's
+        // dontlognull drops it: one line per check per balancer would drown the real ones.
+        var level = quietNull ? LogLevel.DebugLevel : LogLevel.InfoLevel;
+        if (Context.System.EventStream.LogLevel <= level)
         {
-            Log.Info("{EventName:l} circuit {CircuitId} on {Route} {Client} -> {Upstream}: {Reason}{Detail:l} up={BytesUp} down={BytesDown} in {DurationMs} ms",
+            Log.Log(level, "{EventName:l} circuit {CircuitId} on {Route} {Client} -> {Upstream}: {Reason}{Detail:l} up={BytesUp} down={BytesDown} in {DurationMs} ms",
                 new object[]
                 {
                     "CircuitClosed", _entry.Id, _entry.Route, ClientText, _entry.Upstream, reason,
@@ -631,6 +641,14 @@ public sealed partial class CircuitSupervisor : UntypedActor
             Context.Stop(Self);
         }
     }
+
+    /// <summary>
+    /// A null circuit: the client ended it, with its FIN (then the close is complete) or a
+    /// reset, before a byte was read from either side. An upstream that failed is never one:
+    /// that is an error whoever connected.
+    /// </summary>
+    private static bool IsNull(string reason, CircuitCounters counters) =>
+        (reason is CloseReasons.Complete or CloseReasons.ClientReset) && counters.ReadUp == 0 && counters.ReadDown == 0;
 
     protected override void PostStop()
     {

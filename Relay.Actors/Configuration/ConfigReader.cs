@@ -75,6 +75,24 @@ internal readonly struct ConfigReader
         return value;
     }
 
+    /// <summary>A duration greater than 0 and at most <paramref name="max"/>, or null for <c>off</c>.</summary>
+    public TimeSpan? DurationOrOff(string key, TimeSpan max)
+    {
+        if (IsOffWord(Scalar(key).Trim()))
+        {
+            return null;
+        }
+
+        try
+        {
+            return Duration(key, max);
+        }
+        catch (RelayConfigException e)
+        {
+            throw new RelayConfigException(e.Key, e.Value, $"must be off or a duration greater than 0 and at most {FormatDuration(max)}, like 30s or 5m");
+        }
+    }
+
     public long Bytes(string key, long min, long max) => BytesCore(key, min, max, "");
 
     /// <summary>A byte size, or null for <c>auto</c>.</summary>
@@ -193,6 +211,11 @@ internal readonly struct ConfigReader
 
         throw new RelayConfigException(KeyPath(key), SafeString(value), $"must be a list of strings, like {example}");
     }
+
+    // HOCON reads an unquoted off as the boolean false, which Akka renders as "false" or "off".
+    internal static bool IsOffWord(string raw) =>
+        raw.Equals("off", StringComparison.OrdinalIgnoreCase) || raw.Equals("false", StringComparison.OrdinalIgnoreCase)
+        || raw.Equals("no", StringComparison.OrdinalIgnoreCase);
 
     public bool IsAuto(string key) => string.Equals(Raw(key)?.Trim(), "auto", StringComparison.OrdinalIgnoreCase);
 

@@ -221,7 +221,8 @@ public static partial class RelayConfigLoader
     {
         w.Key("connect-timeout", ConfigReader.FormatDuration(c.ConnectTimeout));
         w.Key("idle-timeout", ConfigReader.FormatDuration(c.IdleTimeout));
-        w.Key("half-closed-timeout", ConfigReader.FormatDuration(c.HalfClosedTimeout));
+        w.Key("half-closed-timeout", c.HalfClosedTimeout is { } halfClosed ? ConfigReader.FormatDuration(halfClosed) : "off");
+        w.Key("null-circuits", c.NullCircuits == NullCircuits.Log ? "log" : "quiet");
         w.Key("write-size", Size(c.WriteSize));
         w.Key("window", Size(c.Window));
         WriteSide(w, "client-side", c.ClientSide);

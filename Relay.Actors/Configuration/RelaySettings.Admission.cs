@@ -50,7 +50,7 @@ public sealed partial record RelaySettings
     private static int? LimitOrOff(ConfigReader r, string key)
     {
         var raw = r.Scalar(key).Trim();
-        if (IsOffWord(raw))
+        if (ConfigReader.IsOffWord(raw))
         {
             return null;
         }
@@ -66,7 +66,7 @@ public sealed partial record RelaySettings
     private static ProxyProtocolSettings ReadProxyProtocol(ConfigReader r)
     {
         var raw = r.Scalar("proxy-protocol").Trim();
-        var send = IsOffWord(raw) ? ProxyProtocolVersion.Off
+        var send = ConfigReader.IsOffWord(raw) ? ProxyProtocolVersion.Off
             : raw.Equals("v1", StringComparison.OrdinalIgnoreCase) ? ProxyProtocolVersion.V1
             : raw.Equals("v2", StringComparison.OrdinalIgnoreCase) ? ProxyProtocolVersion.V2
             : throw new RelayConfigException(r.KeyPath("proxy-protocol"), raw, "must be off, v1 or v2");
@@ -75,11 +75,6 @@ public sealed partial record RelaySettings
         var settings = new ProxyProtocolSettings(send, accept, timeout);
         return settings == ProxyProtocolSettings.Off ? ProxyProtocolSettings.Off : settings;
     }
-
-    // HOCON reads an unquoted off as the boolean false, which Akka renders as "false" or "off".
-    private static bool IsOffWord(string raw) =>
-        raw.Equals("off", StringComparison.OrdinalIgnoreCase) || raw.Equals("false", StringComparison.OrdinalIgnoreCase)
-        || raw.Equals("no", StringComparison.OrdinalIgnoreCase);
 
     private static IReadOnlyList<IPNetwork> ReadNetworks(ConfigReader r, string key)
     {

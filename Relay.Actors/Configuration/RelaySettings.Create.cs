@@ -30,7 +30,7 @@ public sealed partial record RelaySettings
             .With(("keepalive", KeepAliveSchema));
 
     internal static readonly KeySchema CircuitSchema =
-        KeySchema.Leaves("connect-timeout", "idle-timeout", "half-closed-timeout", "write-size", "window", "backlog")
+        KeySchema.Leaves("connect-timeout", "idle-timeout", "half-closed-timeout", "null-circuits", "write-size", "window", "backlog")
             .With(("client-side", SideSchema), ("upstream-side", SideSchema))
             .With(PoolKeys)
             .With(AdmissionKeys());
@@ -200,7 +200,7 @@ public sealed partial record RelaySettings
     {
         var connect = r.Duration("connect-timeout", ConfigReader.MaxDuration);
         var idle = r.Duration("idle-timeout", ConfigReader.MaxDuration);
-        var halfClosed = r.Duration("half-closed-timeout", ConfigReader.MaxDuration);
+        var halfClosed = r.DurationOrOff("half-closed-timeout", ConfigReader.MaxDuration);
         var writeSize = (int)r.Bytes("write-size", MinWriteSize, MaxWriteSize);
         var window = r.Bytes("window", 1, MaxWindow);
         if (window < writeSize)
@@ -221,7 +221,18 @@ public sealed partial record RelaySettings
             writeSize,
             (int)window,
             ReadSide(r, "client-side"),
-            ReadSide(r, "upstream-side"));
+            ReadSide(r, "upstream-side"))
+        {
+            NullCircuits = ReadNullCircuits(r),
+        };
+    }
+
+    private static NullCircuits ReadNullCircuits(ConfigReader r)
+    {
+        var raw = r.Scalar("null-circuits").Trim();
+        return raw.Equals("quiet", StringComparison.OrdinalIgnoreCase) ? NullCircuits.Quiet
+            : raw.Equals("log", StringComparison.OrdinalIgnoreCase) ? NullCircuits.Log
+            : throw new RelayConfigException(r.KeyPath("null-circuits"), raw, "must be quiet or log");
     }
 
     private static SocketSideSettings ReadSide(ConfigReader r, string side)

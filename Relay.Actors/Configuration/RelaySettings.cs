@@ -55,10 +55,14 @@ public sealed record UpstreamAddress(string Host, int Port)
 }
 
 /// <summary>The per-circuit knobs. Every route has its own copy, defaulted from <c>relay.defaults</c>.</summary>
+/// <param name="HalfClosedTimeout">
+/// The inactivity limit once one direction has ended, or null (<c>off</c>) to leave a half-closed
+/// circuit to <paramref name="IdleTimeout"/> like any other.
+/// </param>
 public sealed record CircuitSettings(
     TimeSpan ConnectTimeout,
     TimeSpan IdleTimeout,
-    TimeSpan HalfClosedTimeout,
+    TimeSpan? HalfClosedTimeout,
     int WriteSize,
     int Window,
     SocketSideSettings ClientSide,
@@ -66,6 +70,22 @@ public sealed record CircuitSettings(
 {
     /// <summary>How many write-size segments may be in flight per direction (at least one).</summary>
     public int SegmentsPerDirection => Math.Max(1, Window / WriteSize);
+
+    /// <summary>
+    /// What becomes of a null circuit, one the client ended (FIN or reset) before a byte moved
+    /// either way, as a balancer's TCP check does (<c>null-circuits</c>).
+    /// </summary>
+    public NullCircuits NullCircuits { get; init; } = NullCircuits.Quiet;
+}
+
+/// <summary>The values of <c>null-circuits</c>.</summary>
+public enum NullCircuits
+{
+    /// <summary>Closed at Debug and counted in <c>relay_circuits_null_total</c>, not as errors.</summary>
+    Quiet,
+
+    /// <summary>Like any circuit: closed at Information, a reset counted as an error.</summary>
+    Log,
 }
 
 /// <summary>

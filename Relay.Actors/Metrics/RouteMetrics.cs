@@ -28,7 +28,11 @@ public sealed class RouteMetrics
         CloseReasons.DestinationDenied, CloseReasons.NoOriginalDestination,
     ];
 
+    // Null circuits (see OnCircuitClosed) apart from the rest, per reason: the exposition adds
+    // the two for the closed count and takes the rest alone for errors. Two counters that
+    // only grow keep every sum of them growing; a difference of them would not.
     private readonly long[] _closedByReason = new long[KnownReasons.Count];
+    private readonly long[] _nullByReason = new long[KnownReasons.Count];
     private readonly long[] _refusedByReason = new long[RefusalReasons.All.Count];
 
     // An Abort may carry a reason outside the catalogue; rare, so a dictionary is fine there.
@@ -114,15 +118,19 @@ public sealed class RouteMetrics
         Interlocked.Add(ref _connectSumNanos, (long)(seconds * 1e9));
     }
 
-    /// <summary>A circuit ended with <paramref name="reason"/> after moving the given bytes.</summary>
-    public void OnCircuitClosed(string reason, long bytesUp, long bytesDown)
+    /// <summary>
+    /// A circuit ended with <paramref name="reason"/> after moving the given bytes.
+    /// <paramref name="isNull"/>: a null circuit of a route whose <c>null-circuits</c> is quiet
+    /// (a balancer's check), counted in the closed and null totals but never as an error.
+    /// </summary>
+    public void OnCircuitClosed(string reason, long bytesUp, long bytesDown, bool isNull = false)
     {
         Interlocked.Add(ref _closedBytesUp, bytesUp);
         Interlocked.Add(ref _closedBytesDown, bytesDown);
         var index = IndexOf(reason);
         if (index >= 0)
         {
-            Interlocked.Increment(ref _closedByReason[index]);
+            Interlocked.Increment(ref (isNull ? _nullByReason : _closedByReason)[index]);
         }
         else
         {
@@ -139,14 +147,25 @@ public sealed class RouteMetrics
     internal RouteSample Sample(long liveUp, long liveDown)
     {
         var reasons = new List<KeyValuePair<string, long>>(KnownReasons.Count + _closedByOtherReason.Count);
+        var errors = new List<KeyValuePair<string, long>>(KnownReasons.Count + _closedByOtherReason.Count);
+        long nulls = 0;
         for (var i = 0; i < KnownReasons.Count; i++)
         {
-            reasons.Add(new(KnownReasons[i], Volatile.Read(ref _closedByReason[i])));
+            var nullCount = Volatile.Read(ref _nullByReason[i]);
+            var rest = Volatile.Read(ref _closedByReason[i]);
+            nulls += nullCount;
+            reasons.Add(new(KnownReasons[i], rest + nullCount));
+            if (KnownReasons[i] != CloseReasons.Complete)
+            {
+                errors.Add(new(KnownReasons[i], rest));
+            }
         }
 
         foreach (var (reason, count) in _closedByOtherReason.OrderBy(p => p.Key, StringComparer.Ordinal))
         {
-            reasons.Add(new(reason, Volatile.Read(ref count.Value)));
+            var value = Volatile.Read(ref count.Value);
+            reasons.Add(new(reason, value));
+            errors.Add(new(reason, value));
         }
 
         // Non-cumulative slots summed here, and the count taken from the same reads, so the
@@ -168,7 +187,11 @@ public sealed class RouteMetrics
             Monotonic(ref _reportedBytesDown, Volatile.Read(ref _closedBytesDown) + liveDown),
             reasons,
             cumulative,
-            Volatile.Read(ref _connectSumNanos) / 1e9);
+            Volatile.Read(ref _connectSumNanos) / 1e9)
+        {
+            ErrorsByReason = errors,
+            NullCircuits = nulls,
+        };
     }
 
     /// <summary>
@@ -215,7 +238,7 @@ public sealed class RouteMetrics
 
 /// <summary>One route's counters at one scrape.</summary>
 /// <param name="BytesUp">Client to upstream, closed and open circuits together.</param>
-/// <param name="ClosedByReason">Closed circuits per <see cref="CloseReasons"/> string, zeros included.</param>
+/// <param name="ClosedByReason">Closed circuits per <see cref="CloseReasons"/> string, zeros included, null circuits included.</param>
 /// <param name="ConnectBucketCounts">Cumulative counts per <see cref="RouteMetrics.ConnectBuckets"/> bound, then +Inf.</param>
 /// <param name="ConnectSumSeconds">Sum of every observed upstream connect time.</param>
 public sealed record RouteSample(
@@ -231,4 +254,10 @@ public sealed record RouteSample(
 {
     /// <summary>Observations in the connect histogram (the +Inf bucket).</summary>
     public long ConnectCount => ConnectBucketCounts[^1];
+
+    /// <summary>Closed circuits per reason other than complete, quiet null circuits left out.</summary>
+    public IReadOnlyList<KeyValuePair<string, long>> ErrorsByReason { get; init; } = [];
+
+    /// <summary>Quiet null circuits closed (also in <see cref="ClosedByReason"/>, never in <see cref="ErrorsByReason"/>).</summary>
+    public long NullCircuits { get; init; }
 }

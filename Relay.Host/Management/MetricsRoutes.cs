@@ -4,7 +4,6 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Relay.Actors;
-using Relay.Actors.Circuits;
 using Relay.Actors.Metrics;
 
 namespace Relay.Host.Management;
@@ -74,16 +73,21 @@ internal static class MetricsRoutes
             }
         }
 
-        Family(text, "relay_circuit_errors_total", "counter", "Circuits that ended other than complete, by close reason.");
+        Family(text, "relay_circuit_errors_total", "counter",
+            "Circuits that ended other than complete, by close reason; null circuits of a quiet route are not errors.");
         foreach (var route in samples)
         {
-            foreach (var (reason, count) in route.ClosedByReason)
+            foreach (var (reason, count) in route.ErrorsByReason)
             {
-                if (reason != CloseReasons.Complete)
-                {
-                    Sample(text, "relay_circuit_errors_total", count, ("route", route.Route), ("reason", reason));
-                }
+                Sample(text, "relay_circuit_errors_total", count, ("route", route.Route), ("reason", reason));
             }
+        }
+
+        Family(text, "relay_circuits_null_total", "counter",
+            "Circuits the client ended before a byte moved either way (a balancer's check), on routes with null-circuits = quiet.");
+        foreach (var route in samples)
+        {
+            Sample(text, "relay_circuits_null_total", route.NullCircuits, ("route", route.Route));
         }
 
         Family(text, "relay_connections_refused_total", "counter",

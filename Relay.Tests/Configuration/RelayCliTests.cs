@@ -78,6 +78,25 @@ public sealed class RelayCliTests : IDisposable
     }
 
     [Fact]
+    public async Task Check_config_prints_half_closed_timeout_off_by_default_and_rejects_a_bad_one_in_one_line()
+    {
+        var good = File("half-closed.conf", """
+            relay.routes = [ { name = web, listen = "0.0.0.0:8080", upstream = "198.18.1.2:80", half-closed-timeout = 2m } ]
+            """);
+        var bad = File("half-closed-bad.conf", "relay.defaults.half-closed-timeout = never");
+
+        var (code, stdout, _) = await Relay("check-config", good);
+        var (badCode, badStdout, stderr) = await Relay("check-config", bad);
+
+        Assert.Equal(0, code);
+        Assert.Contains("half-closed-timeout = 2m", stdout);  // the route
+        Assert.Contains("half-closed-timeout = off", stdout); // the defaults
+        Assert.Equal(2, badCode);
+        Assert.Equal("", badStdout);
+        AssertOneLineError(stderr, "relay: relay.defaults.half-closed-timeout = \"never\": must be off or a duration");
+    }
+
+    [Fact]
     public async Task Check_config_with_a_syntax_error_names_the_file_and_line_and_exits_2()
     {
         var path = File("broken.conf", "relay {\n  defaults {\n    write-size = 1k\n");

@@ -162,7 +162,7 @@ public sealed class RelayConfigLoaderTests : IDisposable
         var file = File("full.conf", """
             relay.defaults { idle-timeout = 90s, client-side { send-buffer = 3m, max-segment = 1400, keepalive { enabled = off } } }
             relay.routes = [
-              { name = jumbo, listen = "0.0.0.0:7000", upstream = "198.18.1.2:7000", write-size = 256k, window = 1m, upstream-side { congestion = reno } }
+              { name = jumbo, listen = "0.0.0.0:7000", upstream = "198.18.1.2:7000", write-size = 256k, window = 1m, half-closed-timeout = 45s, null-circuits = log, upstream-side { congestion = reno } }
             ]
             relay.dispatchers.cores = 3
             """);
@@ -176,6 +176,10 @@ public sealed class RelayConfigLoaderTests : IDisposable
         Assert.Equal(settings.Routes[1], reparsed.Routes[1] with { Circuit = settings.Routes[1].Circuit });
         Assert.Contains("write-size = 256k", rendered);
         Assert.Contains("upstream = \"backend.example:443\"", rendered);
+        Assert.Contains("half-closed-timeout = 45s", rendered);
+        Assert.Contains("null-circuits = log", rendered);
+        Assert.Contains("half-closed-timeout = off", rendered); // the defaults
+        Assert.Contains("null-circuits = quiet", rendered);
     }
 
     [Fact]

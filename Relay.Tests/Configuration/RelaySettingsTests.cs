@@ -22,7 +22,7 @@ public class RelaySettingsTests
         var side = new SocketSideSettings(null, null, true, null, null, keepAlive);
         Assert.Empty(settings.Routes);
         Assert.Equal(
-            new CircuitSettings(TimeSpan.FromSeconds(5), TimeSpan.FromHours(1), TimeSpan.FromMinutes(1), 256 * 1024, 1024 * 1024, side, side),
+            new CircuitSettings(TimeSpan.FromSeconds(5), TimeSpan.FromHours(1), null, 256 * 1024, 1024 * 1024, side, side) { NullCircuits = NullCircuits.Quiet },
             settings.Defaults);
         Assert.Equal(new DispatcherSettings(Environment.ProcessorCount, false, 64), settings.Dispatchers);
         Assert.Equal(new IPEndPoint(IPAddress.Loopback, 8558), settings.Management.Endpoint);
@@ -174,6 +174,34 @@ public class RelaySettingsTests
     }
 
     [Fact]
+    public void Half_closed_timeout_is_off_or_a_duration_and_null_circuits_quiet_or_log_per_route()
+    {
+        var settings = FromHocon($$"""
+            relay.defaults { half-closed-timeout = 30s, null-circuits = log }
+            relay.routes = [
+              { name = a, listen = "0.0.0.0:7000", upstream = "198.18.1.2:7000", half-closed-timeout = off, null-circuits = quiet }
+              { name = b, listen = "0.0.0.0:7001", upstream = "198.18.1.2:7001" }
+            ]
+            """);
+
+        Assert.Null(settings.Routes[0].Circuit.HalfClosedTimeout);
+        Assert.Equal(NullCircuits.Quiet, settings.Routes[0].Circuit.NullCircuits);
+        Assert.Equal(TimeSpan.FromSeconds(30), settings.Routes[1].Circuit.HalfClosedTimeout);
+        Assert.Equal(NullCircuits.Log, settings.Routes[1].Circuit.NullCircuits);
+    }
+
+    [Theory]
+    [InlineData("relay.defaults.half-closed-timeout = soon",
+        "relay.defaults.half-closed-timeout = \"soon\": must be off or a duration greater than 0 and at most 24d, like 30s or 5m")]
+    [InlineData("relay.defaults.half-closed-timeout = 0s",
+        "relay.defaults.half-closed-timeout = \"0s\": must be off or a duration greater than 0 and at most 24d, like 30s or 5m")]
+    [InlineData("relay.defaults.null-circuits = on", "relay.defaults.null-circuits = \"on\": must be quiet or log")]
+    public void Bad_half_closed_timeouts_and_null_circuit_modes_are_one_line_naming_the_choices(string hocon, string message)
+    {
+        Assert.Equal(message, Rejected(hocon).Message);
+    }
+
+    [Fact]
     public void Window_smaller_than_write_size_is_rejected_with_its_key_path()
     {
         var e = Rejected($"relay.routes = [ {{ {Route}, window = 1k }} ]");
@@ -228,6 +256,7 @@ public class RelaySettingsTests
     [InlineData("relay.defaults.idle-timeout = 30d", "relay.defaults.idle-timeout")]
     [InlineData("relay.defaults.half-closed-timeout = infinite", "relay.defaults.half-closed-timeout")]
     [InlineData("relay.defaults.half-closed-timeout = -1s", "relay.defaults.half-closed-timeout")]
+    [InlineData("relay.defaults.null-circuits = [quiet]", "relay.defaults.null-circuits")]
     // sizes
     [InlineData("relay.defaults.write-size = 512", "relay.defaults.write-size")]
     [InlineData("relay.defaults.write-size = 32m", "relay.defaults.write-size")]

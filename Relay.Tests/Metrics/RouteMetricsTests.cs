@@ -53,6 +53,32 @@ public sealed class RouteMetricsTests
     }
 
     [Fact]
+    public void Null_circuits_count_as_closed_and_null_but_never_as_errors()
+    {
+        var metrics = new RouteMetrics("r");
+        for (var i = 0; i < 4; i++)
+        {
+            metrics.OnCircuitStarted();
+        }
+
+        metrics.OnCircuitClosed(CloseReasons.ClientReset, 0, 0, isNull: true);
+        metrics.OnCircuitClosed(CloseReasons.Complete, 0, 0, isNull: true);
+        metrics.OnCircuitClosed(CloseReasons.ClientReset, 5, 0);
+        metrics.OnCircuitClosed("operator-said-so", 0, 0);
+        var sample = metrics.Sample(0, 0);
+
+        var closed = sample.ClosedByReason.ToDictionary(p => p.Key, p => p.Value);
+        var errors = sample.ErrorsByReason.ToDictionary(p => p.Key, p => p.Value);
+        Assert.Equal(2, sample.NullCircuits);
+        Assert.Equal(2, closed[CloseReasons.ClientReset]);
+        Assert.Equal(1, closed[CloseReasons.Complete]);
+        Assert.Equal(1, errors[CloseReasons.ClientReset]);
+        Assert.Equal(1, errors["operator-said-so"]);
+        Assert.DoesNotContain(CloseReasons.Complete, errors.Keys);
+        Assert.Equal(closed.Keys.Where(k => k != CloseReasons.Complete), errors.Keys);
+    }
+
+    [Fact]
     public void Reported_bytes_never_go_down_when_a_scrape_races_a_circuit_closing()
     {
         var metrics = new RouteMetrics("r");

@@ -18,7 +18,7 @@ internal static class TestSettings
         int writeSize = 64 * 1024,
         int window = 256 * 1024) =>
         new(connectTimeout ?? TimeSpan.FromSeconds(5), idleTimeout ?? TimeSpan.FromMinutes(5),
-            halfClosedTimeout ?? TimeSpan.FromMinutes(1), writeSize, window, Side, Side);
+            halfClosedTimeout, writeSize, window, Side, Side);
 
     public static RouteSettings Route(IPEndPoint upstream, CircuitSettings? circuit = null, string name = "test") =>
         new(name, new IPEndPoint(IPAddress.Loopback, 0), UpstreamPoolSettings.Single(Address(upstream)), 512,
