@@ -13,7 +13,8 @@ namespace Relay.Host.Hosting;
 /// <summary>
 /// <c>relay run</c>: one node in the foreground until SIGTERM or SIGINT, which stop it
 /// gracefully (<see cref="RelayNode.ShutdownAsync"/>; a second signal cuts the grace short).
-/// SIGHUP reloads the config files and flags. Problems that stop
+/// SIGHUP reloads the config files and flags, also when the relay was started with SIGHUP
+/// ignored (nohup; see <see cref="InheritedSignals"/>). Problems that stop
 /// the node from starting (a port in use, an endpoint that cannot be bound) are one line on
 /// stderr and exit code 1; bad configuration never gets this far (exit 2 in the CLI).
 /// </summary>
@@ -35,6 +36,7 @@ public static class RunCommand
         ConfigReloader? reloader = null;
         using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context => Stop(context, "SIGTERM"));
         using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, context => Stop(context, "SIGINT"));
+        InheritedSignals.StopIgnoring(InheritedSignals.SigHup); // started under nohup, SIGHUP still reloads
         using var onHup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
         {
             context.Cancel = true; // SIGHUP's default action would end the process
