@@ -38,6 +38,20 @@ public sealed class MetricsRoutesTests
     }
 
     [Fact]
+    public async Task A_node_that_is_not_clustered_exports_no_cluster_families()
+    {
+        await using var upstream = new TestServer(TestServer.Echo);
+        await using var relay = await LiveRelay.StartAsync(upstream.Endpoint);
+
+        var text = await relay.GetTextAsync("/metrics");
+
+        Assert.Null(relay.Node.Cluster);
+        Assert.Contains("relay_up 1\n", text);
+        Assert.DoesNotContain("relay_service_owner", text);
+        Assert.DoesNotContain("relay_cluster_members", text);
+    }
+
+    [Fact]
     public async Task Counters_move_when_traffic_flows_through_a_circuit()
     {
         const int Size = 1024 * 1024;
