@@ -151,6 +151,35 @@ public sealed class RelayProcessTests
     }
 
     [Fact]
+    public async Task ProxyHeaderRejected_in_the_text_log_reads_like_every_other_event_without_an_actor_path()
+    {
+        var file = Path.Combine(Path.GetTempPath(), $"relay-proxy-{Guid.NewGuid():N}.conf");
+        await File.WriteAllTextAsync(file, """
+            relay.routes = [ { name = "web", listen = "127.0.0.1:0", upstream = "127.0.0.1:9", accept-proxy-protocol = on } ]
+            """);
+        try
+        {
+            using var relay = RelayProcess.Start("run", "--config", file, "--management", "off");
+            var bound = await relay.WaitForLineAsync(l => l.Contains(" ListenerBound "), Wait);
+            var listen = IPEndPoint.Parse(bound.Split(" listening on ")[1].Split(',')[0]);
+
+            using (var client = await SocketIo.ConnectAsync(listen))
+            {
+                await client.SendAsync("GET / HTTP/1.1\r\nHost: x\r\n\r\n"u8.ToArray(), SocketFlags.None);
+                Assert.Equal("reset", await SocketIo.ReadUntilClosedAsync(client, Wait));
+            }
+
+            var line = await relay.WaitForLineAsync(l => l.Contains("ProxyHeaderRejected"), Wait);
+            Assert.Matches($@"^\S+Z WRN ProxyHeaderRejected route web reset 127\.0\.0\.1:\d+: bad PROXY protocol header: ", line);
+            Assert.DoesNotContain(relay.Stdout, l => l.Contains("[/user/"));
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    [Fact]
     public async Task A_port_in_use_exits_1_with_one_line_on_stderr_no_stack_trace_and_a_log_that_says_1()
     {
         using var occupant = Endpoints.Occupy();
