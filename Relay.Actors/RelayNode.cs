@@ -132,13 +132,13 @@ public sealed partial class RelayNode : IAsyncDisposable
         }
         catch (Exception e)
         {
-            await system.Terminate();
+            await CoordinatedShutdown.Get(system).Run(RelayShutdownReason.StartFailed);
             throw new RelayStartException($"the relay did not start: {e.Message}");
         }
 
         if (answer is ListenerProtocol.BindFailed failed)
         {
-            await system.Terminate();
+            await CoordinatedShutdown.Get(system).Run(RelayShutdownReason.StartFailed);
             throw new RelayStartException(failed.Problem);
         }
 
@@ -195,3 +195,30 @@ public enum DrainOutcome
 
 /// <summary>The relay could not start; the message is one line for an operator.</summary>
 public sealed class RelayStartException(string message) : Exception(message);
+
+/// <summary>
+/// Why the relay's actor system was shut down, when the process exits with an error. Akka
+/// logs the reason and its exit code as the system's last line ("CoordinatedShutdown invoked
+/// due to [Reason:the relay did not start]. Exiting with [ExitCode:1]."), so the code must be
+/// the one the process exits with.
+/// </summary>
+public sealed class RelayShutdownReason : CoordinatedShutdown.Reason
+{
+    /// <summary>A route or the management endpoint could not be bound: exit code 1.</summary>
+    public static readonly RelayShutdownReason StartFailed = new("the relay did not start", 1);
+
+    /// <summary>An unexpected error ended the relay: exit code 1.</summary>
+    public static readonly RelayShutdownReason Failed = new("an unexpected error", 1);
+
+    private readonly string _description;
+
+    private RelayShutdownReason(string description, int exitCode)
+    {
+        _description = description;
+        ExitCode = exitCode;
+    }
+
+    public override int ExitCode { get; }
+
+    public override string ToString() => _description;
+}

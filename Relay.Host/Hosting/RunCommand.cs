@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Akka.Actor;
 using Relay.Actors;
 using Relay.Actors.Dispatch;
 using Relay.Host.Cli;
@@ -13,14 +14,14 @@ namespace Relay.Host.Hosting;
 /// <summary>
 /// <c>relay run</c>: one node in the foreground until SIGTERM or SIGINT, which stop it
 /// gracefully (<see cref="RelayNode.ShutdownAsync"/>; a second signal cuts the grace short).
-/// SIGHUP reloads the config files and flags. Problems that stop
+/// SIGHUP reloads the config files and flags, also when the relay was started with SIGHUP
+/// ignored (nohup; see <see cref="InheritedSignals"/>). Problems that stop
 /// the node from starting (a port in use, an endpoint that cannot be bound) are one line on
-/// stderr and exit code 1; bad configuration never gets this far (exit 2 in the CLI).
+/// stderr and exit code 1; bad configuration never gets this far (exit 2 in the CLI). The
+/// exit code is always the one Akka's shutdown line in the log names (<see cref="RelayShutdownReason"/>).
 /// </summary>
 public static class RunCommand
 {
-    public const int ExitStartFailed = 1;
-
     public static async Task<int> RunAsync(RunRequest request, TextWriter stderr, CancellationToken cancellation)
     {
         var levelSwitch = new LoggingLevelSwitch(LogEventLevel.Information);
@@ -35,6 +36,7 @@ public static class RunCommand
         ConfigReloader? reloader = null;
         using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context => Stop(context, "SIGTERM"));
         using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, context => Stop(context, "SIGINT"));
+        InheritedSignals.StopIgnoring(InheritedSignals.SigHup); // started under nohup, SIGHUP still reloads
         using var onHup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
         {
             context.Cancel = true; // SIGHUP's default action would end the process
@@ -55,60 +57,70 @@ public static class RunCommand
             // The guardian has already logged the event (ListenerBindFailed); the operator's
             // terminal gets the one line.
             await stderr.WriteLineAsync($"relay: {e.Message}");
-            return ExitStartFailed;
+            return RelayShutdownReason.StartFailed.ExitCode;
         }
 
         await using var stopNode = node;
-        Volatile.Write(ref reloader, new ConfigReloader(node, request.Reread, logger));
-        ManagementServer? management = null;
-        if (settings.Management.Endpoint is { } endpoint)
+        try
         {
-            try
+            Volatile.Write(ref reloader, new ConfigReloader(node, request.Reread, logger));
+            ManagementServer? management = null;
+            if (settings.Management.Endpoint is { } endpoint)
             {
-                management = await ManagementServer.StartAsync(endpoint,
-                    new ManagementContext(node.Circuits, () => node.IsReady, node.NodeName, logger, settings.Management.Token, node,
-                        reloader!.ReloadAsync),
-                    cancellation);
+                try
+                {
+                    management = await ManagementServer.StartAsync(endpoint,
+                        new ManagementContext(node.Circuits, () => node.IsReady, node.NodeName, logger, settings.Management.Token, node,
+                            reloader!.ReloadAsync),
+                        cancellation);
+                }
+                catch (ManagementBindException e)
+                {
+                    logger.Error("{EventName:l} {Problem:l}", "RelayStartFailed", e.Message);
+                    await stderr.WriteLineAsync($"relay: {e.Message}");
+                    return await ShutDownAsync(node, RelayShutdownReason.StartFailed);
+                }
             }
-            catch (ManagementBindException e)
-            {
-                logger.Error("{EventName:l} {Problem:l}", "RelayStartFailed", e.Message);
-                await stderr.WriteLineAsync($"relay: {e.Message}");
-                return ExitStartFailed;
-            }
-        }
 
-        await using (management)
+            await using (management)
+            {
+                logger.Information("{EventName:l} relay {Version:l} on {Node}: {RouteCount} route(s) on {Cores} core dispatcher(s), management {Management}",
+                    "RelayStarted", RelayCli.Version, node.NodeName, node.Routes.Length, settings.Dispatchers.Cores,
+                    management?.BaseAddress.ToString() ?? "off");
+
+                using var onCancel = cancellation.Register(() => stop.TrySetResult("cancelled"));
+                _ = node.System.WhenTerminated.ContinueWith(_ => stop.TrySetResult("actor system terminated"), TaskScheduler.Default);
+
+                var reason = await stop.Task;
+                if (CoreDispatchers.PinFailures > 0)
+                {
+                    logger.Warning("{EventName:l} {PinFailures} core thread(s) could not be pinned to their CPU and ran unpinned",
+                        "CorePinFailed", CoreDispatchers.PinFailures);
+                }
+
+                var grace = node.Settings.ShutdownGrace;
+                logger.Information("{EventName:l} relay stopping ({Reason:l}) with {Circuits} live circuit(s); they may finish within {GraceSeconds}s",
+                    "RelayStopping", reason, node.Circuits.Count, grace.TotalSeconds);
+                if (!node.System.WhenTerminated.IsCompleted)
+                {
+                    var summary = await node.ShutdownAsync(grace, hurry.Token);
+                    logger.Information("{EventName:l} relay stopped accepting and {Finished} of {Open} open circuit(s) finished; {Reset} reset ({Why:l}) after {DurationMs} ms",
+                        "RelayStopped", summary.Finished, summary.OpenAtClose, summary.Reset,
+                        summary.Reset == 0 ? "none left" : summary.GraceRanOut ? "the shutdown grace ran out" : "a second signal",
+                        (long)summary.Duration.TotalMilliseconds);
+                }
+            }
+
+            // A system that shut itself down (a cluster node downed, or unable to join) has
+            // logged its reason's exit code (3 and 4 for those); the process exits with it.
+            // After a signal no shutdown has run yet: the node's disposal runs it, with 0.
+            return CoordinatedShutdown.Get(node.System).ShutdownReason?.ExitCode ?? 0;
+        }
+        catch
         {
-            logger.Information("{EventName:l} relay {Version:l} on {Node}: {RouteCount} route(s) on {Cores} core dispatcher(s), management {Management}",
-                "RelayStarted", RelayCli.Version, node.NodeName, node.Routes.Length, settings.Dispatchers.Cores,
-                management?.BaseAddress.ToString() ?? "off");
-
-            using var onCancel = cancellation.Register(() => stop.TrySetResult("cancelled"));
-            _ = node.System.WhenTerminated.ContinueWith(_ => stop.TrySetResult("actor system terminated"), TaskScheduler.Default);
-
-            var reason = await stop.Task;
-            if (CoreDispatchers.PinFailures > 0)
-            {
-                logger.Warning("{EventName:l} {PinFailures} core thread(s) could not be pinned to their CPU and ran unpinned",
-                    "CorePinFailed", CoreDispatchers.PinFailures);
-            }
-
-            var grace = node.Settings.ShutdownGrace;
-            logger.Information("{EventName:l} relay stopping ({Reason:l}) with {Circuits} live circuit(s); they may finish within {GraceSeconds}s",
-                "RelayStopping", reason, node.Circuits.Count, grace.TotalSeconds);
-            if (!node.System.WhenTerminated.IsCompleted)
-            {
-                var summary = await node.ShutdownAsync(grace, hurry.Token);
-                logger.Information("{EventName:l} relay stopped accepting and {Finished} of {Open} open circuit(s) finished; {Reset} reset ({Why:l}) after {DurationMs} ms",
-                    "RelayStopped", summary.Finished, summary.OpenAtClose, summary.Reset,
-                    summary.Reset == 0 ? "none left" : summary.GraceRanOut ? "the shutdown grace ran out" : "a second signal",
-                    (long)summary.Duration.TotalMilliseconds);
-            }
-
+            await ShutDownAsync(node, RelayShutdownReason.Failed);
+            throw;
         }
-
-        return 0;
 
         void Stop(PosixSignalContext context, string signal)
         {
@@ -120,5 +132,16 @@ public static class RunCommand
                 hurry.Cancel();
             }
         }
+    }
+
+    /// <summary>
+    /// Shuts the node down for <paramref name="reason"/> and returns its exit code. Akka's last
+    /// line names the reason and the code; without this, the node's disposal would run the
+    /// shutdown of a normal stop, whose code is 0.
+    /// </summary>
+    private static async Task<int> ShutDownAsync(RelayNode node, RelayShutdownReason reason)
+    {
+        await CoordinatedShutdown.Get(node.System).Run(reason);
+        return reason.ExitCode;
     }
 }

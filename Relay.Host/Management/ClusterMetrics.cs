@@ -6,8 +6,9 @@ using Relay.Actors;
 namespace Relay.Host.Management;
 
 /// <summary>
-/// The cluster's lines of <c>GET /metrics</c>: <c>relay_cluster_members{status}</c> and
-/// <c>relay_service_owner</c>. An unclustered node owns its service, so it reports 1.
+/// The cluster's lines of <c>GET /metrics</c>: <c>relay_service_owner</c> and
+/// <c>relay_cluster_members{status}</c>, only on a clustered node. An unclustered node has
+/// no service to own or hand over, so it exports neither.
 /// </summary>
 internal static class ClusterMetrics
 {
@@ -15,14 +16,14 @@ internal static class ClusterMetrics
 
     public static void Render(StringBuilder text, RelayNode node)
     {
-        text.Append("# HELP relay_service_owner Whether this node owns the service (binds the routes, holds the VIP): 1 or 0.\n")
-            .Append("# TYPE relay_service_owner gauge\n")
-            .Append("relay_service_owner ").Append(node.Cluster is null || node.Cluster.Service.IsOwner ? '1' : '0').Append('\n');
-
         if (node.Cluster is not { } cluster)
         {
             return;
         }
+
+        text.Append("# HELP relay_service_owner Whether this node owns the service (binds the routes, holds the VIP): 1 or 0.\n")
+            .Append("# TYPE relay_service_owner gauge\n")
+            .Append("relay_service_owner ").Append(cluster.Service.IsOwner ? '1' : '0').Append('\n');
 
         var state = cluster.Cluster.State;
         var counts = Statuses.ToDictionary(s => s, _ => 0);

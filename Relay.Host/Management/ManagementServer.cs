@@ -87,13 +87,14 @@ public sealed class ManagementServer : IAsyncDisposable
     /// <summary>Every route area of the management API; a new area is one more line here.</summary>
     private static void MapRoutes(WebApplication app, ManagementContext context)
     {
-        app.MapHealthRoutes(context);
-        app.MapCircuitRoutes(context);
-        app.MapMetricsRoutes(context);
-        app.MapRouteRoutes(context);
-        app.MapReloadRoutes(context);
-        app.MapLogLevelRoutes(context);
-        app.MapClusterRoutes(context);
+        var routes = app.MapGroup("").AnswerHeadOnGet();
+        routes.MapHealthRoutes(context);
+        routes.MapCircuitRoutes(context);
+        routes.MapMetricsRoutes(context);
+        routes.MapRouteRoutes(context);
+        routes.MapReloadRoutes(context);
+        routes.MapLogLevelRoutes(context);
+        routes.MapClusterRoutes(context);
     }
 
     private static WebApplication Build(IPEndPoint endpoint, ManagementContext context)

@@ -187,6 +187,40 @@ public sealed class LifecycleProcessTests : IDisposable
     }
 
     [Fact]
+    public async Task Sighup_reloads_a_relay_started_under_nohup_with_sighup_ignored()
+    {
+        // What the relay inherits from nohup: SIGHUP ignored (bit 1 of SigIgn in /proc/PID/status).
+        var probe = await ExternalProcess.RunAsync("nohup", ["sh", "-c", "grep ^SigIgn: /proc/self/status"], null, Wait);
+        Assert.Equal(0, probe.Exit);
+        Assert.True((Convert.ToUInt64(probe.Stdout.Split(':')[1].Trim(), 16) & 1) == 1, $"nohup did not ignore SIGHUP: {probe.Stdout}");
+
+        await using var server = new TestServer(TestServer.Echo);
+        var config = Config($$"""relay.routes = [ { name = "web", listen = "127.0.0.1:0", upstream = "{{server.Endpoint}}" } ]""");
+        using var relay = RelayProcess.StartUnderNohup("run", "--config", config, "--management", "off", "--log-format", "json");
+        await ListenOfAsync(relay, "web");
+
+        File.WriteAllText(config, $$"""
+            relay.routes = [
+              { name = "web", listen = "127.0.0.1:0", upstream = "{{server.Endpoint}}" }
+              { name = "extra", listen = "127.0.0.1:0", upstream = "{{server.Endpoint}}" }
+            ]
+            """);
+        relay.Signal(SigHup);
+
+        var reloaded = Parse(await relay.WaitForLineAsync(l => l.Contains("\"ConfigReloaded\""), Wait));
+        Assert.Equal("SIGHUP", reloaded.GetProperty("Trigger").GetString());
+        Assert.Equal("added extra", reloaded.GetProperty("Changes").GetString());
+        using (var viaExtra = await SocketIo.ConnectAsync(await ListenOfAsync(relay, "extra")))
+        {
+            await viaExtra.SendAsync(new byte[5], SocketFlags.None);
+            await SocketIo.ReadExactlyAsync(viaExtra, 5).WaitAsync(Wait);
+        }
+
+        relay.Signal(SigTerm);
+        Assert.Equal(0, await relay.WaitForExitAsync(Wait));
+    }
+
+    [Fact]
     public async Task Post_reload_needs_the_token_and_answers_the_changes_or_422_for_a_bad_config()
     {
         await using var server = new TestServer(TestServer.Echo);

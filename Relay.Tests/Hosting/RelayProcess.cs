@@ -14,19 +14,24 @@ internal sealed partial class RelayProcess : IDisposable
     private readonly List<string> _stdout = new();
     private readonly List<string> _stderr = new();
 
-    private RelayProcess(string[] args, int? fileLimit = null, IReadOnlyDictionary<string, string>? environment = null)
+    /// <param name="launcher">A program and its arguments that execs <c>dotnet</c> in its own process (prlimit, nohup).</param>
+    private RelayProcess(string[] args, string[]? launcher = null, IReadOnlyDictionary<string, string>? environment = null)
     {
-        // prlimit sets RLIMIT_NOFILE and then execs dotnet, so the relay keeps prlimit's pid.
-        var start = new ProcessStartInfo(fileLimit is null ? "dotnet" : "prlimit")
+        // The launcher execs dotnet, so the relay keeps the launcher's pid.
+        var start = new ProcessStartInfo(launcher is { Length: > 0 } ? launcher[0] : "dotnet")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
             StandardOutputEncoding = Encoding.UTF8,
         };
-        if (fileLimit is { } limit)
+        if (launcher is { Length: > 0 })
         {
-            start.ArgumentList.Add($"--nofile={limit}:{limit}");
+            foreach (var arg in launcher[1..])
+            {
+                start.ArgumentList.Add(arg);
+            }
+
             start.ArgumentList.Add("dotnet");
         }
 
@@ -52,7 +57,11 @@ internal sealed partial class RelayProcess : IDisposable
     public static RelayProcess Start(params string[] args) => new(args);
 
     /// <summary>Starts the relay with at most <paramref name="fileLimit"/> open descriptors (RLIMIT_NOFILE).</summary>
-    public static RelayProcess StartWithFileLimit(int fileLimit, params string[] args) => new(args, fileLimit);
+    public static RelayProcess StartWithFileLimit(int fileLimit, params string[] args) =>
+        new(args, ["prlimit", $"--nofile={fileLimit}:{fileLimit}"]);
+
+    /// <summary>Starts the relay under coreutils' <c>nohup</c>: SIGHUP ignored, as the relay inherits it.</summary>
+    public static RelayProcess StartUnderNohup(params string[] args) => new(args, ["nohup"]);
 
     /// <summary>Starts the relay with <paramref name="environment"/> added to the test's own.</summary>
     public static RelayProcess StartWithEnvironment(IReadOnlyDictionary<string, string> environment, params string[] args) =>

@@ -151,7 +151,36 @@ public sealed class RelayProcessTests
     }
 
     [Fact]
-    public async Task A_port_in_use_exits_1_with_one_line_on_stderr_and_no_stack_trace()
+    public async Task ProxyHeaderRejected_in_the_text_log_reads_like_every_other_event_without_an_actor_path()
+    {
+        var file = Path.Combine(Path.GetTempPath(), $"relay-proxy-{Guid.NewGuid():N}.conf");
+        await File.WriteAllTextAsync(file, """
+            relay.routes = [ { name = "web", listen = "127.0.0.1:0", upstream = "127.0.0.1:9", accept-proxy-protocol = on } ]
+            """);
+        try
+        {
+            using var relay = RelayProcess.Start("run", "--config", file, "--management", "off");
+            var bound = await relay.WaitForLineAsync(l => l.Contains(" ListenerBound "), Wait);
+            var listen = IPEndPoint.Parse(bound.Split(" listening on ")[1].Split(',')[0]);
+
+            using (var client = await SocketIo.ConnectAsync(listen))
+            {
+                await client.SendAsync("GET / HTTP/1.1\r\nHost: x\r\n\r\n"u8.ToArray(), SocketFlags.None);
+                Assert.Equal("reset", await SocketIo.ReadUntilClosedAsync(client, Wait));
+            }
+
+            var line = await relay.WaitForLineAsync(l => l.Contains("ProxyHeaderRejected"), Wait);
+            Assert.Matches($@"^\S+Z WRN ProxyHeaderRejected route web reset 127\.0\.0\.1:\d+: bad PROXY protocol header: ", line);
+            Assert.DoesNotContain(relay.Stdout, l => l.Contains("[/user/"));
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    [Fact]
+    public async Task A_port_in_use_exits_1_with_one_line_on_stderr_no_stack_trace_and_a_log_that_says_1()
     {
         using var occupant = Endpoints.Occupy();
         var taken = occupant.LocalEndPoint!.ToString();
@@ -162,18 +191,70 @@ public sealed class RelayProcessTests
         var line = Assert.Single(stderr);
         Assert.Equal($"relay: route web: cannot listen on {taken}: address already in use", line);
         Assert.DoesNotContain(stdout.Concat(stderr), l => l.TrimStart().StartsWith("at ", StringComparison.Ordinal));
+        AssertLastLogLineSaysExitCode(1, stdout);
     }
 
     [Fact]
-    public async Task A_management_endpoint_in_use_exits_1_with_one_line()
+    public async Task A_management_endpoint_in_use_exits_1_with_one_line_and_a_log_that_says_1()
     {
         using var occupant = Endpoints.Occupy();
         var taken = occupant.LocalEndPoint!.ToString();
 
-        var (code, _, stderr) = await RelayProcess.RunAsync(Wait, "run", "--route", "127.0.0.1:0=127.0.0.1:9", "--management", taken!);
+        var (code, stdout, stderr) = await RelayProcess.RunAsync(Wait, "run", "--route", "127.0.0.1:0=127.0.0.1:9", "--management", taken!);
 
         Assert.Equal(1, code);
         Assert.Equal($"relay: management endpoint {taken} is already in use", Assert.Single(stderr));
+        AssertLastLogLineSaysExitCode(1, stdout);
+    }
+
+    [Fact]
+    public async Task A_cluster_node_downed_by_the_operator_exits_3_as_its_log_says()
+    {
+        // A one-node cluster that joins itself; downed, Akka shuts it down with its code 3.
+        var remoting = Endpoints.ClosedPort();
+        var self = $"akka.tcp://relay@127.0.0.1:{remoting}";
+        var file = Path.Combine(Path.GetTempPath(), $"relay-downed-{Guid.NewGuid():N}.conf");
+        await File.WriteAllTextAsync(file, $$"""
+            relay {
+              routes = [ { name = "web", listen = "127.0.0.1:0", upstream = "127.0.0.1:9" } ]
+              management { endpoint = "127.0.0.1:0", token = "t" }
+              cluster.enabled = on
+            }
+            akka.remote.dot-netty.tcp { hostname = "127.0.0.1", port = {{remoting}} }
+            akka.cluster.seed-nodes = ["{{self}}"]
+            """);
+        try
+        {
+            using var relay = RelayProcess.Start("run", "--config", file);
+            var listening = await relay.WaitForLineAsync(l => l.Contains(" ManagementListening "), Wait);
+            await relay.WaitForLineAsync(l => l.Contains(" ServiceTakenOver "), Wait);
+            using var http = new HttpClient { BaseAddress = new Uri(listening[(listening.LastIndexOf(' ') + 1)..]) };
+            using var down = new HttpRequestMessage(HttpMethod.Put, "/cluster/members/" + self)
+            {
+                Content = new FormUrlEncodedContent([new KeyValuePair<string, string>("operation", "Down")]),
+            };
+            down.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", "t");
+            using (var answer = await http.SendAsync(down))
+            {
+                Assert.Equal(HttpStatusCode.OK, answer.StatusCode);
+            }
+
+            Assert.Equal(3, await relay.WaitForExitAsync(Wait));
+            Assert.Contains(relay.Stdout, l => l.EndsWith("Exiting with [ExitCode:3].", StringComparison.Ordinal));
+            Assert.DoesNotContain(relay.Stdout, l => l.Contains("[ExitCode:") && !l.Contains("[ExitCode:3]"));
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    /// <summary>Akka's shutdown line, the log's last, names an exit code: the process's own.</summary>
+    private static void AssertLastLogLineSaysExitCode(int code, string[] stdout)
+    {
+        Assert.NotEmpty(stdout);
+        Assert.EndsWith($"Exiting with [ExitCode:{code}].", stdout[^1]);
+        Assert.DoesNotContain(stdout, l => l.Contains("[ExitCode:") && !l.Contains($"[ExitCode:{code}]"));
     }
 
     [Theory]

@@ -70,6 +70,18 @@ public sealed class SerilogLoggerTests : IDisposable
     }
 
     [Fact]
+    public void A_relay_warning_from_an_actor_renders_like_every_relay_event_without_the_actor_path()
+    {
+        var system = StartSystem(LogFormat.Text);
+        var actor = system.ActorOf(Props.Create(() => new CircuitLike()), "circuit-7");
+
+        actor.Tell(new CircuitLike.Lose(7));
+
+        var line = _capture.WaitForLine(l => l.Contains("CircuitLost"));
+        Assert.Matches(@"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z WRN CircuitLost circuit 7$", line);
+    }
+
+    [Fact]
     public void Actor_crash_arrives_as_an_Error_event_with_its_exception()
     {
         var system = StartSystem(LogFormat.Json);

@@ -62,6 +62,36 @@ public sealed class ManagementServerTests : IAsyncLifetime
         Assert.Equal("ready", ready.GetProperty("status").GetString());
     }
 
+    [Theory]
+    [InlineData("/health/alive")]
+    [InlineData("/health/ready")]
+    [InlineData("/circuits")]
+    public async Task Head_on_a_GET_route_answers_its_status_and_headers_without_the_body(string path)
+    {
+        _isReady = () => true;
+        using var get = await _http.GetAsync(path);
+        using var head = await _http.SendAsync(new HttpRequestMessage(HttpMethod.Head, path));
+
+        Assert.Equal(HttpStatusCode.OK, head.StatusCode);
+        Assert.Equal(get.Content.Headers.ContentType, head.Content.Headers.ContentType);
+        Assert.Equal("application/json", head.Content.Headers.ContentType?.MediaType);
+        Assert.NotEmpty(await get.Content.ReadAsByteArrayAsync());
+        Assert.Empty(await head.Content.ReadAsByteArrayAsync());
+    }
+
+    [Fact]
+    public async Task Head_on_ready_follows_IsReady_between_503_and_200()
+    {
+        using (var notReady = await _http.SendAsync(new HttpRequestMessage(HttpMethod.Head, "/health/ready")))
+        {
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, notReady.StatusCode);
+        }
+
+        _isReady = () => true;
+        using var ready = await _http.SendAsync(new HttpRequestMessage(HttpMethod.Head, "/health/ready"));
+        Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
+    }
+
     [Fact]
     public async Task Circuits_lists_every_field_in_camelCase_with_wire_state_and_UTC_times()
     {

@@ -38,6 +38,37 @@ public sealed class MetricsRoutesTests
     }
 
     [Fact]
+    public async Task Head_on_metrics_answers_200_with_the_content_type_and_length_of_GET_and_no_body()
+    {
+        await using var upstream = new TestServer(TestServer.Echo);
+        await using var relay = await LiveRelay.StartAsync(upstream.Endpoint);
+
+        using var head = await relay.Http.SendAsync(new HttpRequestMessage(HttpMethod.Head, "/metrics"));
+
+        Assert.Equal(HttpStatusCode.OK, head.StatusCode);
+        Assert.Equal("text/plain; version=0.0.4; charset=utf-8", head.Content.Headers.ContentType?.ToString());
+        // The length GET would send (the text differs slightly from one scrape to the next).
+        var length = head.Content.Headers.ContentLength;
+        Assert.InRange(length ?? 0, 1000, 1_000_000);
+        Assert.InRange(Encoding.UTF8.GetByteCount(await relay.GetTextAsync("/metrics")), length!.Value - 200, length.Value + 200);
+        Assert.Empty(await head.Content.ReadAsByteArrayAsync());
+    }
+
+    [Fact]
+    public async Task A_node_that_is_not_clustered_exports_no_cluster_families()
+    {
+        await using var upstream = new TestServer(TestServer.Echo);
+        await using var relay = await LiveRelay.StartAsync(upstream.Endpoint);
+
+        var text = await relay.GetTextAsync("/metrics");
+
+        Assert.Null(relay.Node.Cluster);
+        Assert.Contains("relay_up 1\n", text);
+        Assert.DoesNotContain("relay_service_owner", text);
+        Assert.DoesNotContain("relay_cluster_members", text);
+    }
+
+    [Fact]
     public async Task Counters_move_when_traffic_flows_through_a_circuit()
     {
         const int Size = 1024 * 1024;

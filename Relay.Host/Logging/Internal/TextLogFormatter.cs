@@ -14,8 +14,11 @@ namespace Relay.Host.Logging.Internal;
 /// unless the level switch is at Debug or below, when the full stack trace follows. An
 /// operator reading a console wants one line per event; a developer at Debug wants the
 /// trace. The time is UTC so lines from several nodes sort together. Warnings and errors
-/// from Akka name their source (<c>ERR [/user/relay/listener-a] ...</c>): an actor crash
-/// message alone rarely says which actor it was.
+/// from Akka itself name their source (<c>ERR [/user/relay/listener-a] ...</c>): an actor
+/// crash message alone rarely says which actor it was. The relay's own events (those with
+/// an <c>EventName</c>) never do, whatever logged them: their text names the route or
+/// circuit, and every one of them starts the same way, <c>WRN ProxyHeaderRejected route ...</c>
+/// as <c>INF CircuitClosed circuit ...</c>. The JSON format keeps <c>ActorPath</c> on all.
 /// </remarks>
 internal sealed class TextLogFormatter : ITextFormatter
 {
@@ -35,7 +38,7 @@ internal sealed class TextLogFormatter : ITextFormatter
     public void Format(LogEvent logEvent, TextWriter output)
     {
         Head.Format(logEvent, output);
-        if (logEvent.Level >= LogEventLevel.Warning && Source(logEvent) is { } source)
+        if (logEvent.Level >= LogEventLevel.Warning && !logEvent.Properties.ContainsKey("EventName") && Source(logEvent) is { } source)
         {
             output.Write('[');
             output.Write(source);

@@ -1,0 +1,52 @@
+using System.Runtime.InteropServices;
+
+namespace Relay.Host.Hosting;
+
+/// <summary>
+/// Takes back a signal the relay was started with ignored, so that a
+/// <see cref="PosixSignalRegistration"/> for it is delivered.
+/// </summary>
+/// <remarks>
+/// An ignored disposition is inherited across fork and exec: <c>nohup</c>, a shell's
+/// <c>trap "" HUP</c> and some supervisors start the relay with SIGHUP ignored. The .NET
+/// runtime honours that: when a signal is SIG_IGN at the time of the first registration for
+/// it, it installs no handler, and the registration's callback never runs. SIGHUP means
+/// "reload" to the relay, as to nginx and HAProxy, which install their handler whatever they
+/// inherited; so the relay puts SIGHUP back to its default action just before it registers,
+/// and the registration then installs the runtime's handler.
+/// </remarks>
+internal static unsafe partial class InheritedSignals
+{
+    public const int SigHup = 1;
+
+    // Room for struct sigaction on every Linux libc (glibc's is 152 bytes on x86-64 and
+    // arm64); its first member is the handler on all of them.
+    private const int SigactionBytes = 256;
+    private const nint SigIgn = 1;
+
+    /// <summary>
+    /// When <paramref name="signal"/> is ignored, gives it its default action (call right
+    /// before registering for it). Returns whether it was ignored.
+    /// </summary>
+    public static bool StopIgnoring(int signal)
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return false;
+        }
+
+        var current = stackalloc byte[SigactionBytes];
+        if (Sigaction(signal, null, current) != 0 || *(nint*)current != SigIgn)
+        {
+            return false;
+        }
+
+        // All zero: SIG_DFL, an empty mask, no flags.
+        var standard = stackalloc byte[SigactionBytes];
+        new Span<byte>(standard, SigactionBytes).Clear();
+        return Sigaction(signal, standard, null) == 0;
+    }
+
+    [LibraryImport("libc", EntryPoint = "sigaction", SetLastError = true)]
+    private static partial int Sigaction(int signal, byte* action, byte* previous);
+}
