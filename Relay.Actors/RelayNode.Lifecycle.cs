@@ -4,6 +4,7 @@ using Akka.Actor;
 using Relay.Actors.Circuits;
 using Relay.Actors.Configuration;
 using Relay.Actors.Listening;
+using Relay.Actors.Reload;
 
 namespace Relay.Actors;
 
