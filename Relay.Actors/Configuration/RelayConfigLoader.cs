@@ -67,7 +67,7 @@ public static partial class RelayConfigLoader
         if (managementEndpoint is not null)
         {
             var endpoint = managementEndpoint.Trim();
-            if (!RelaySettings.IsOff(endpoint) && !AddressParser.TryParseListen(endpoint, out _, out var problem))
+            if (!RelaySettingsReader.IsOff(endpoint) && !AddressParser.TryParseListen(endpoint, out _, out var problem))
             {
                 throw new RelayConfigException("--management", managementEndpoint, $"{problem}; use off to disable");
             }
