@@ -1,6 +1,3 @@
-using System.Collections.Immutable;
-using System.Net;
-using System.Net.Sockets;
 using Akka.Actor;
 using Relay.Actors.Internal;
 using Akka.Event;
@@ -8,6 +5,7 @@ using Relay.Actors.Circuits;
 using Relay.Actors.Configuration;
 using Relay.Actors.Listening;
 using Relay.Actors.Metrics;
+using Relay.Actors.Reload;
 using Relay.Actors.Upstreams;
 
 namespace Relay.Actors;
@@ -15,36 +13,35 @@ namespace Relay.Actors;
 /// <summary>
 /// The top of a node's relay tree (<c>/user/relay</c>): starts one <see cref="ListenerActor"/>
 /// per route (and a <see cref="HealthChecker"/> where the route's pool asks for one), answers
-/// <see cref="RelayGuardian.AwaitBound"/> once every route is listening or one has failed to,
-/// and applies a new route set on reload (<see cref="ApplyRoutes"/>, in RelayGuardian.Reload.cs).
+/// <see cref="AwaitBound"/> once every route is listening or one has failed to, binds and
+/// drains the routes when a clustered node takes or hands over the service
+/// (<see cref="StartServing"/>, <see cref="StopServing"/>), and hands a new route set to its
+/// <see cref="ReloadCoordinator"/> (<see cref="ApplyRoutes"/>). The routes themselves, running
+/// and desired, are kept by <see cref="RunningRoutes"/>; the guardian keeps who waits for what.
+/// Its messages are in RelayGuardian.Protocol.cs.
 /// </summary>
 public sealed partial class RelayGuardian : UntypedActor
 {
-    private readonly RelaySettings _settings;
-    private readonly CircuitRegistry _registry;
-    private readonly CoreBalancer _balancer;
-    private readonly string _node;
-    private readonly RelayMetrics _metrics;
-    private readonly UpstreamPools _pools;
     private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly RunningRoutes _routes;
+    private readonly ReloadCoordinator _reload;
 
-    // The running routes by name, in the order of the current config.
-    private readonly Dictionary<string, LiveRoute> _live = new(StringComparer.Ordinal);
-    private List<string> _order = new();
+    // Waiting for every route to be bound (AwaitBound, StartServing), and the first bind failure that answers them instead.
     private readonly List<IActorRef> _waiting = new();
     private ListenerProtocol.BindFailed? _failure;
-    private int _generation;
+
+    // Serving on demand: a clustered standby binds nothing until it owns the service. While it
+    // does not serve, a reload changes only what it will bind.
+    private readonly List<IActorRef> _stopWaiters = new();
+    private bool _serving;
+    private int _drainsPending;
 
     public RelayGuardian(RelaySettings settings, CircuitRegistry registry, CoreBalancer balancer, string node, RelayMetrics metrics,
         UpstreamPools pools, bool serveAtStart = true)
     {
         _serving = serveAtStart;
-        _settings = settings;
-        _registry = registry;
-        _balancer = balancer;
-        _node = node;
-        _metrics = metrics;
-        _pools = pools;
+        _routes = new RunningRoutes(Context, settings.Routes, registry, balancer, node, metrics, pools, _log);
+        _reload = new ReloadCoordinator(_routes, Self, _log);
     }
 
     /// <param name="serveAtStart">
@@ -53,24 +50,6 @@ public sealed partial class RelayGuardian : UntypedActor
     public static Props Props(RelaySettings settings, CircuitRegistry registry, CoreBalancer balancer, string node, RelayMetrics metrics,
         UpstreamPools pools, bool serveAtStart = true) =>
         PropsFactory.Of(() => new RelayGuardian(settings, registry, balancer, node, metrics, pools, serveAtStart));
-
-    /// <summary>Ask: replies <see cref="RoutesBound"/> or <see cref="ListenerProtocol.BindFailed"/>.</summary>
-    public sealed class AwaitBound
-    {
-        public static readonly AwaitBound Instance = new();
-    }
-
-    /// <summary>
-    /// Ask: stop accepting on <paramref name="Route"/>. Replies <see cref="ListenerProtocol.Draining"/>,
-    /// <see cref="ListenerProtocol.AlreadyDraining"/> or <see cref="UnknownRoute"/>.
-    /// </summary>
-    public sealed record DrainRoute(string Route) : INoSerializationVerificationNeeded;
-
-    /// <summary>No route of that name is listening on this node.</summary>
-    public sealed record UnknownRoute(string Route) : INoSerializationVerificationNeeded;
-
-    /// <summary>Every route is listening; endpoints carry the real ports.</summary>
-    public sealed record RoutesBound(ImmutableArray<ListenerProtocol.Bound> Routes);
 
     /// <summary>
     /// A listener that throws has a bug, not a bad socket (bind problems are reported, not
@@ -86,8 +65,6 @@ public sealed partial class RelayGuardian : UntypedActor
 
     protected override void PreStart()
     {
-        _desired = _settings.Routes;
-        _order = _desired.Select(r => r.Name).ToList();
         if (_serving)
         {
             StartRoutes();
@@ -99,31 +76,27 @@ public sealed partial class RelayGuardian : UntypedActor
         switch (message)
         {
             case ListenerProtocol.Bound bound:
-                if (_live.TryGetValue(bound.Route, out var live) && Sender.Equals(live.Listener))
-                {
-                    live.Bound = bound.Endpoint;
-                }
-
-                Answer();
-                OnReloadProgress();
+                _routes.OnBound(bound, Sender);
+                AnswerBound();
+                _reload.OnProgress();
                 break;
 
             case ListenerProtocol.BindFailed failed:
                 _log.Error("{EventName:l} {Problem:l}", "ListenerBindFailed", failed.Problem);
-                if (_reload is not null)
+                if (_reload.InProgress)
                 {
-                    OnReloadBindFailed(failed);
+                    _reload.OnBindFailed(failed);
                 }
                 else
                 {
                     _failure ??= failed;
-                    Answer();
+                    AnswerBound();
                 }
 
                 break;
 
             case DrainRoute drain:
-                var listener = _live.TryGetValue(drain.Route, out var route) && route.Bound is not null ? route.Listener : ActorRefs.Nobody;
+                var listener = _routes.BoundListener(drain.Route);
                 if (listener.IsNobody())
                 {
                     Sender.Tell(new UnknownRoute(drain.Route));
@@ -137,49 +110,62 @@ public sealed partial class RelayGuardian : UntypedActor
 
             case AwaitBound:
                 _waiting.Add(Sender);
-                Answer();
+                AnswerBound();
+                break;
+
+            case ApplyRoutes apply:
+                _reload.Apply(apply.Routes, _serving, Sender);
+                break;
+
+            case ReloadCoordinator.HandOversDone done:
+                _reload.OnHandOvers(done);
+                break;
+
+            case StartServing:
+                if (!_serving)
+                {
+                    StartRoutes();
+                }
+
+                _waiting.Add(Sender);
+                AnswerBound();
+                break;
+
+            case StopServing:
+                _stopWaiters.Add(Sender);
+                if (_serving)
+                {
+                    _serving = false;
+                    _drainsPending += _routes.DrainAll();
+                }
+
+                AnswerStopped();
+                break;
+
+            case ListenerProtocol.Draining or ListenerProtocol.AlreadyDraining when _drainsPending > 0:
+                _drainsPending--;
+                AnswerStopped();
                 break;
 
             default:
-                if (!OnReloadMessage(message) && !OnServingMessage(message))
-                {
-                    Unhandled(message);
-                }
-
+                Unhandled(message);
                 break;
         }
     }
 
-    /// <summary>Starts a route's pool, health checker and listener; <paramref name="socket"/> is one already listening (a reload).</summary>
-    private void StartRoute(RouteSettings route, Socket? socket)
+    private void StartRoutes()
     {
-        var generation = ++_generation;
-        var pool = new UpstreamPool(route.Name, route.Upstreams, _log);
-        // A transparent route's circuits go to their original destinations: its pool holds
-        // only a placeholder, which is neither health-checked nor shown as an upstream.
-        var pooled = route.Transparent is null;
-        if (pooled)
-        {
-            _pools.Set(pool);
-        }
-
-        var checker = pooled && route.Upstreams.HealthCheck.Enabled
-            ? Context.ActorOf(HealthChecker.Props(pool), $"health-{route.Name}-{generation}")
-            : null;
-        // The first listener of a route keeps the plain name; a reload's listeners get a
-        // generation suffix, since the one they replace may still be ending its circuits.
-        var name = Context.Child("listener-" + route.Name).IsNobody() ? "listener-" + route.Name : $"listener-{route.Name}-{generation}";
-        var listener = Context.ActorOf(
-            ListenerActor.Props(route, _registry, _balancer, _node, _metrics.ForRoute(route.Name), pool, socket), name);
-        _live[route.Name] = new LiveRoute(route, listener, checker);
+        _serving = true;
+        _failure = null;
+        _routes.StartDesired();
     }
 
-    private void Answer()
+    private void AnswerBound()
     {
         object? answer = _failure is not null
             ? _failure
-            : _order.All(n => _live.TryGetValue(n, out var r) && r.Bound is not null)
-                ? new RoutesBound(BoundRoutes())
+            : _routes.AllBound
+                ? new RoutesBound(_routes.Bound())
                 : null;
         if (answer is null)
         {
@@ -194,20 +180,18 @@ public sealed partial class RelayGuardian : UntypedActor
         _waiting.Clear();
     }
 
-    private ImmutableArray<ListenerProtocol.Bound> BoundRoutes() =>
-        _order.Where(n => _live.TryGetValue(n, out var r) && r.Bound is not null)
-            .Select(n => new ListenerProtocol.Bound(n, _live[n].Bound!))
-            .ToImmutableArray();
-
-    /// <summary>One running route: its settings, its listener, its health checker, and its bound address once known.</summary>
-    private sealed class LiveRoute(RouteSettings settings, IActorRef listener, IActorRef? checker)
+    private void AnswerStopped()
     {
-        public RouteSettings Settings { get; } = settings;
+        if (_drainsPending > 0)
+        {
+            return;
+        }
 
-        public IActorRef Listener { get; } = listener;
+        foreach (var waiter in _stopWaiters)
+        {
+            waiter.Tell(ServingStopped.Instance);
+        }
 
-        public IActorRef? Checker { get; } = checker;
-
-        public IPEndPoint? Bound { get; set; }
+        _stopWaiters.Clear();
     }
 }

@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text;
 using Akka.Configuration;
 using Akka.Configuration.Hocon;
@@ -9,8 +8,9 @@ namespace Relay.Actors.Configuration;
 /// Builds the layered configuration of a relay node: flags over later files over earlier
 /// files over the embedded defaults (<c>hocon/relay.conf</c>). The result holds every key
 /// the files had, <c>akka.*</c> included, so it can configure the ActorSystem too.
+/// Writing the settings back out as HOCON is <see cref="EffectiveConfigWriter"/>'s.
 /// </summary>
-public static partial class RelayConfigLoader
+public static class RelayConfigLoader
 {
     /// <summary>The logical name of the embedded <c>hocon/relay.conf</c>.</summary>
     public const string EmbeddedResourceName = "Relay.relay.conf";
@@ -67,7 +67,7 @@ public static partial class RelayConfigLoader
         if (managementEndpoint is not null)
         {
             var endpoint = managementEndpoint.Trim();
-            if (!RelaySettings.IsOff(endpoint) && !AddressParser.TryParseListen(endpoint, out _, out var problem))
+            if (!RelaySettingsReader.IsOff(endpoint) && !AddressParser.TryParseListen(endpoint, out _, out var problem))
             {
                 throw new RelayConfigException("--management", managementEndpoint, $"{problem}; use off to disable");
             }
@@ -112,150 +112,10 @@ public static partial class RelayConfigLoader
     }
 
     /// <summary>
-    /// The effective settings as HOCON, every route with every value it will use (defaults
-    /// filled in), for <c>relay check-config</c>. The management token is never printed.
+    /// The effective settings as HOCON, for <c>relay check-config</c>: see
+    /// <see cref="EffectiveConfigWriter.Write"/>.
     /// </summary>
-    public static string Render(RelaySettings settings)
-    {
-        ArgumentNullException.ThrowIfNull(settings);
-        var w = new HoconWriter();
-        w.Line("# Effective relay configuration: embedded defaults < --config files < flags.");
-        w.Open("relay");
-        if (settings.Routes.Count == 0)
-        {
-            w.Line("routes = []");
-        }
-        else
-        {
-            w.Line("routes = [");
-            w.Indent++;
-            foreach (var route in settings.Routes)
-            {
-                w.Line("{");
-                w.Indent++;
-                w.Key("name", HoconText.Quote(route.Name));
-                w.Key("listen", HoconText.Quote(AddressParser.Format(route.Listen)));
-                if (route.Transparent is { } transparent)
-                {
-                    WriteTransparent(w, transparent);
-                }
-                else
-                {
-                    WritePool(w, route.Upstreams);
-                }
-
-                w.Key("backlog", route.Backlog.ToString(CultureInfo.InvariantCulture));
-                WriteCircuit(w, route.Circuit);
-                WriteAdmission(w, new AdmissionDefaults(route.Access, route.Limits, route.ProxyProtocol));
-                w.Indent--;
-                w.Line("}");
-            }
-
-            w.Indent--;
-            w.Line("]");
-        }
-
-        w.Key("shutdown-grace", ConfigReader.FormatDuration(settings.ShutdownGrace));
-        w.Open("defaults");
-        WriteCircuit(w, settings.Defaults);
-        WriteAdmission(w, settings.DefaultAdmission);
-        w.Close();
-
-        WriteLimits(w, settings.Limits);
-
-        w.Open("dispatchers");
-        w.Key("cores", settings.Dispatchers.Cores.ToString(CultureInfo.InvariantCulture));
-        w.Key("pin", Switch(settings.Dispatchers.Pin));
-        w.Key("throughput", settings.Dispatchers.Throughput.ToString(CultureInfo.InvariantCulture));
-        w.Close();
-
-        w.Open("management");
-        w.Key("endpoint", settings.Management.Endpoint is null ? "off" : HoconText.Quote(AddressParser.Format(settings.Management.Endpoint)));
-        w.Key("token", settings.Management.Token.Length == 0 ? "\"\"" : "\"***\" # set; not shown");
-        w.Close();
-        w.Close();
-        return w.ToString();
-    }
-
-    private static void WriteTransparent(HoconWriter w, TransparentSettings t)
-    {
-        static string List(IEnumerable<object> items) => "[" + string.Join(", ", items.Select(i => HoconText.Quote(i.ToString()!))) + "]";
-
-        w.Key("mode", "transparent");
-        w.Key("interception", TransparentSettings.Name(t.Interception));
-        w.Key("upstream-source", TransparentSettings.Name(t.UpstreamSource));
-        w.Open("destinations");
-        w.Key("allow", List(t.Destinations.Allow.Cast<object>()));
-        w.Key("deny", List(t.Destinations.Deny.Cast<object>()));
-        w.Key("ports", List(t.Destinations.Ports.Cast<object>()));
-        w.Close();
-    }
-
-    private static void WritePool(HoconWriter w, Upstreams.UpstreamPoolSettings pool)
-    {
-        if (pool.Members.Count == 1)
-        {
-            w.Key("upstream", HoconText.Quote(pool.Members[0].ToString()));
-        }
-        else
-        {
-            w.Key("upstreams", $"[ {string.Join(", ", pool.Members.Select(m => HoconText.Quote(m.ToString())))} ]");
-        }
-
-        w.Key("balance", pool.Balance == Upstreams.BalanceMode.LeastCircuits ? "least-circuits" : "round-robin");
-        w.Open("passive-health");
-        w.Key("fall", pool.Passive.Fall.ToString(CultureInfo.InvariantCulture));
-        w.Key("backoff", ConfigReader.FormatDuration(pool.Passive.Backoff));
-        w.Key("max-backoff", ConfigReader.FormatDuration(pool.Passive.MaxBackoff));
-        w.Close();
-        w.Open("health-check");
-        w.Key("enabled", Switch(pool.HealthCheck.Enabled));
-        w.Key("interval", ConfigReader.FormatDuration(pool.HealthCheck.Interval));
-        w.Key("timeout", ConfigReader.FormatDuration(pool.HealthCheck.Timeout));
-        w.Key("rise", pool.HealthCheck.Rise.ToString(CultureInfo.InvariantCulture));
-        w.Key("fall", pool.HealthCheck.Fall.ToString(CultureInfo.InvariantCulture));
-        w.Close();
-    }
-
-    private static void WriteCircuit(HoconWriter w, CircuitSettings c)
-    {
-        w.Key("connect-timeout", ConfigReader.FormatDuration(c.ConnectTimeout));
-        w.Key("idle-timeout", ConfigReader.FormatDuration(c.IdleTimeout));
-        w.Key("half-closed-timeout", c.HalfClosedTimeout is { } halfClosed ? ConfigReader.FormatDuration(halfClosed) : "off");
-        w.Key("null-circuits", c.NullCircuits == NullCircuits.Log ? "log" : "quiet");
-        w.Key("write-size", Size(c.WriteSize));
-        w.Key("window", Size(c.Window));
-        WriteSide(w, "client-side", c.ClientSide);
-        WriteSide(w, "upstream-side", c.UpstreamSide);
-    }
-
-    private static void WriteSide(HoconWriter w, string name, SocketSideSettings side)
-    {
-        w.Open(name);
-        w.Key("receive-buffer", side.ReceiveBuffer is { } rcv ? Size(rcv) : "auto");
-        w.Key("send-buffer", side.SendBuffer is { } snd ? Size(snd) : "auto");
-        w.Key("no-delay", Switch(side.NoDelay));
-        w.Key("max-segment", side.MaxSegment?.ToString(CultureInfo.InvariantCulture) ?? "auto");
-        w.Key("congestion", side.Congestion ?? "auto");
-        w.Open("keepalive");
-        w.Key("enabled", Switch(side.KeepAlive.Enabled));
-        w.Key("idle", ConfigReader.FormatDuration(side.KeepAlive.Idle));
-        w.Key("interval", ConfigReader.FormatDuration(side.KeepAlive.Interval));
-        w.Key("count", side.KeepAlive.Count.ToString(CultureInfo.InvariantCulture));
-        w.Close();
-        w.Close();
-    }
-
-    private static string Switch(bool on) => on ? "on" : "off";
-
-    // Sizes in the unit HOCON reads back exactly: 64k is 65536 bytes, 1m is 1 MiB.
-    private static string Size(long bytes) => bytes switch
-    {
-        _ when bytes != 0 && bytes % (1L << 30) == 0 => $"{bytes >> 30}g",
-        _ when bytes != 0 && bytes % (1L << 20) == 0 => $"{bytes >> 20}m",
-        _ when bytes != 0 && bytes % (1L << 10) == 0 => $"{bytes >> 10}k",
-        _ => bytes.ToString(CultureInfo.InvariantCulture),
-    };
+    public static string Render(RelaySettings settings) => EffectiveConfigWriter.Write(settings);
 
     private static Config WithRoutes(Config layered, List<RouteSpec> specs)
     {
@@ -313,30 +173,5 @@ public static partial class RelayConfigLoader
         {
             throw new InvalidOperationException($"The embedded defaults are broken (a build defect): {e.Message}", e);
         }
-    }
-
-    private sealed class HoconWriter
-    {
-        private readonly StringBuilder _text = new();
-
-        public int Indent { get; set; }
-
-        public void Line(string line) => _text.Append(' ', Indent * 2).Append(line).Append('\n');
-
-        public void Key(string key, string value) => Line($"{key} = {value}");
-
-        public void Open(string key)
-        {
-            Line($"{key} {{");
-            Indent++;
-        }
-
-        public void Close()
-        {
-            Indent--;
-            Line("}");
-        }
-
-        public override string ToString() => _text.ToString();
     }
 }

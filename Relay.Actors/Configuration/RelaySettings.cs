@@ -1,4 +1,6 @@
 using System.Net;
+using System.Text.RegularExpressions;
+using Akka.Configuration;
 using Relay.Actors.Upstreams;
 
 namespace Relay.Actors.Configuration;
@@ -6,6 +8,7 @@ namespace Relay.Actors.Configuration;
 /// <summary>
 /// The whole validated configuration of one relay node, read once from HOCON by
 /// <see cref="RelaySettings.Create"/>. Immutable: a reload builds a new instance.
+/// (Partial only for the generated route-name regex.)
 /// </summary>
 public sealed partial record RelaySettings(
     IReadOnlyList<RouteSettings> Routes,
@@ -18,6 +21,36 @@ public sealed partial record RelaySettings(
 
     /// <summary>The admission keys of <c>relay.defaults</c> (allow, deny, limits, PROXY protocol).</summary>
     public AdmissionDefaults DefaultAdmission { get; init; } = AdmissionDefaults.Open;
+
+    public static readonly TimeSpan DefaultShutdownGrace = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// On SIGTERM or SIGINT, how long open circuits may run to their end after the listeners
+    /// have closed; the rest are then reset with reason <c>shutdown</c>.
+    /// </summary>
+    public TimeSpan ShutdownGrace { get; init; } = DefaultShutdownGrace;
+
+    /// <summary>
+    /// <c>relay.cluster</c>. An init property rather than a constructor parameter, so the
+    /// settings every test and tool builds by hand stay a single appliance.
+    /// </summary>
+    public ClusterSettings Cluster { get; init; } = ClusterSettings.Off;
+
+    /// <summary>Route names: what logs, metrics and management URLs can carry without escaping.</summary>
+    public const string RouteNamePattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$";
+
+    /// <summary>
+    /// Reads and validates <c>relay.*</c>. <paramref name="config"/> normally comes from
+    /// <see cref="RelayConfigLoader.Load"/>; the embedded defaults are added as the last
+    /// fallback here too, so a config holding only some keys is complete.
+    /// </summary>
+    /// <exception cref="RelayConfigException">Any value that cannot be used; the message names its key path.</exception>
+    public static RelaySettings Create(Config config) => RelaySettingsReader.Read(config);
+
+    internal static bool IsValidRouteName(string name) => RouteName().IsMatch(name);
+
+    [GeneratedRegex(RouteNamePattern)]
+    private static partial Regex RouteName();
 }
 
 /// <summary>One port-forward route: accept on <see cref="Listen"/>, relay to a member of <see cref="Upstreams"/>.</summary>

@@ -6,7 +6,7 @@ using Relay.Actors.Configuration;
 using Relay.Tests.Support;
 using static Relay.Tests.Support.Connections;
 
-namespace Relay.Tests.Lifecycle;
+namespace Relay.Tests.Reload;
 
 /// <summary>
 /// <see cref="RelayNode.ApplyAsync"/> on a live node: routes start, drain, change and move,

@@ -6,39 +6,39 @@ using Relay.Actors.Circuits.ProxyProtocol;
 namespace Relay.Actors.Configuration;
 
 /// <summary>
-/// Reading the admission keys: access lists, limits and the PROXY protocol (route level,
-/// defaulted from <c>relay.defaults</c>), and the node-wide <c>relay.limits</c>.
+/// INTERNAL API. Reads the admission keys: access lists, limits and the PROXY protocol
+/// (route level, defaulted from <c>relay.defaults</c>), and the node-wide <c>relay.limits</c>.
 /// </summary>
-public sealed partial record RelaySettings
+internal static class AdmissionSettingsReader
 {
     /// <summary>The largest count or rate a limit may name; beyond it, use off.</summary>
     internal const int MaxLimit = 10_000_000;
 
     private const string CidrExample = "[\"198.18.0.0/15\", \"2001:db8::/32\"]";
 
-    // Methods rather than static fields: the schema fields that use them live in another part
-    // of this partial record, and C# does not order static initializers across parts.
-    private static string[] LimitKeyNames() => ["max-circuits", "max-circuits-per-source", "accept-rate"];
+    /// <summary>The keys of a set of limits: a route's, <c>relay.defaults</c>' and <c>relay.limits</c>.</summary>
+    internal static readonly string[] LimitKeys = ["max-circuits", "max-circuits-per-source", "accept-rate"];
 
-    private static (string, KeySchema?)[] AdmissionKeys() =>
+    /// <summary>The admission keys a route may set, and <c>relay.defaults</c> may default.</summary>
+    internal static readonly (string Key, KeySchema? Child)[] Keys =
     [
         ("allow", null), ("deny", null), ("max-circuits", null), ("max-circuits-per-source", null), ("accept-rate", null),
         ("proxy-protocol", null), ("accept-proxy-protocol", null), ("proxy-header-timeout", null),
     ];
 
-    private static RouteSettings WithAdmission(RouteSettings route, ConfigReader r)
+    public static RouteSettings WithAdmission(RouteSettings route, ConfigReader r)
     {
-        var admission = ReadAdmission(r);
+        var admission = Read(r);
         return route with { Access = admission.Access, Limits = admission.Limits, ProxyProtocol = admission.ProxyProtocol };
     }
 
-    private static AdmissionDefaults ReadAdmission(ConfigReader r)
+    public static AdmissionDefaults Read(ConfigReader r)
     {
         var access = new AccessList(ReadNetworks(r, "allow"), ReadNetworks(r, "deny"));
         return new AdmissionDefaults(access.IsOpen ? AccessList.Open : access, ReadLimits(r), ReadProxyProtocol(r));
     }
 
-    private static LimitSettings ReadLimits(ConfigReader r)
+    public static LimitSettings ReadLimits(ConfigReader r)
     {
         var limits = new LimitSettings(
             LimitOrOff(r, "max-circuits"),

@@ -3,17 +3,16 @@ using Relay.Actors.Upstreams;
 
 namespace Relay.Actors.Configuration;
 
-/// <summary>Reading a route's upstream pool: <c>upstream</c> or <c>upstreams</c>, <c>balance</c>, and the health keys.</summary>
-public sealed partial record RelaySettings
+/// <summary>
+/// INTERNAL API. Reads a route's upstream pool into <see cref="UpstreamPoolSettings"/>:
+/// <c>upstream</c> or <c>upstreams</c>, <c>balance</c>, and the health keys.
+/// </summary>
+internal static class UpstreamPoolSettingsReader
 {
     internal const int MaxHealthCount = 100;
 
-    /// <summary>
-    /// The pool keys a route may set, and <c>relay.defaults</c> may default. A property, not a
-    /// field: static fields of a partial type initialise in no defined order across its files,
-    /// and <see cref="CircuitSchema"/> (another file) is built from this.
-    /// </summary>
-    internal static (string Key, KeySchema? Child)[] PoolKeys =>
+    /// <summary>The pool keys a route may set, and <c>relay.defaults</c> may default.</summary>
+    internal static readonly (string Key, KeySchema? Child)[] Keys =
     [
         ("balance", null),
         ("passive-health", KeySchema.Leaves("fall", "backoff", "max-backoff")),
@@ -24,7 +23,7 @@ public sealed partial record RelaySettings
     /// The route's members from exactly one of <c>upstream</c> (one) or <c>upstreams</c> (a
     /// list), with the balance and health settings of the route or of <c>relay.defaults</c>.
     /// </summary>
-    private static UpstreamPoolSettings ReadPool(ConfigReader reader, HoconObject local)
+    public static UpstreamPoolSettings Read(ConfigReader reader, HoconObject local)
     {
         var hasOne = local.Items.ContainsKey("upstream");
         var hasList = local.Items.ContainsKey("upstreams");
@@ -41,7 +40,7 @@ public sealed partial record RelaySettings
         }
         else
         {
-            var text = Required(reader, "upstream", "198.18.1.2:7000\" (or upstreams = [ \"198.18.1.2:7000\", \"198.18.1.3:7000\" ]");
+            var text = RelaySettingsReader.Required(reader, "upstream", "198.18.1.2:7000\" (or upstreams = [ \"198.18.1.2:7000\", \"198.18.1.3:7000\" ]");
             if (!AddressParser.TryParseUpstream(text, out var one, out var problem))
             {
                 throw new RelayConfigException(reader.KeyPath("upstream"), text, problem);
@@ -50,7 +49,7 @@ public sealed partial record RelaySettings
             members = [one];
         }
 
-        return ReadPoolRules(reader) with { Members = members };
+        return ReadRules(reader) with { Members = members };
     }
 
     private static List<UpstreamAddress> ReadMemberList(ConfigReader reader, HoconValue value)
@@ -96,7 +95,7 @@ public sealed partial record RelaySettings
     private static bool IsBlank(HoconValue value) => !value.IsObject() && !value.IsArray() && string.IsNullOrWhiteSpace(ConfigReader.SafeString(value));
 
     /// <summary>Balance and health rules; validated for <c>relay.defaults</c> as for each route.</summary>
-    private static UpstreamPoolSettings ReadPoolRules(ConfigReader r)
+    public static UpstreamPoolSettings ReadRules(ConfigReader r)
     {
         var balanceText = r.String("balance").Trim();
         var balance = balanceText.ToLowerInvariant() switch

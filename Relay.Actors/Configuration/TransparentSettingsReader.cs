@@ -4,18 +4,17 @@ using Relay.Actors.Transparent;
 
 namespace Relay.Actors.Configuration;
 
-/// <summary>The route keys of transparent gateway mode (issue 5), read apart from the forward-route keys.</summary>
-public sealed partial record RelaySettings
+/// <summary>
+/// INTERNAL API. Reads the route keys of transparent gateway mode into
+/// <see cref="TransparentSettings"/>, apart from the forward-route keys.
+/// </summary>
+internal static class TransparentSettingsReader
 {
     /// <summary>Route keys that only a <c>mode = transparent</c> route may have.</summary>
     private static readonly string[] TransparentOnlyKeys = ["interception", "upstream-source", "destinations"];
 
-    /// <summary>
-    /// The schema of those keys. A property, not a field: RouteSchema (in the other part of
-    /// this type) is built from it, and static fields across partial files initialise in an
-    /// order C# does not promise.
-    /// </summary>
-    internal static (string Key, KeySchema? Child)[] TransparentRouteKeys =>
+    /// <summary>The schema of those keys.</summary>
+    internal static readonly (string Key, KeySchema? Child)[] Keys =
     [
         ("interception", null), ("upstream-source", null), ("destinations", KeySchema.Leaves("allow", "deny", "ports")),
     ];
@@ -25,7 +24,7 @@ public sealed partial record RelaySettings
     /// settings. A forward route with a transparent-only key, or a transparent route with an
     /// <c>upstream</c>, is an error: either would be silently ignored otherwise.
     /// </summary>
-    private static TransparentSettings? ReadTransparent(ConfigReader reader, HoconObject local)
+    public static TransparentSettings? Read(ConfigReader reader, HoconObject local)
     {
         var mode = reader.Has("mode") ? reader.String("mode").Trim() : "forward";
         if (mode.Equals("forward", StringComparison.OrdinalIgnoreCase))

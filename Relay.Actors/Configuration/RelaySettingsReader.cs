@@ -1,15 +1,18 @@
 using System.Net;
-using System.Text.RegularExpressions;
 using Akka.Configuration;
 using Akka.Configuration.Hocon;
 
 namespace Relay.Actors.Configuration;
 
-public sealed partial record RelaySettings
+/// <summary>
+/// INTERNAL API. Reads <c>relay.*</c> into <see cref="RelaySettings"/> and validates every
+/// value (the entry point is <see cref="RelaySettings.Create"/>): the routes, their circuit
+/// knobs and the node-wide sections here, and through the section readers
+/// <see cref="UpstreamPoolSettingsReader"/>, <see cref="AdmissionSettingsReader"/>,
+/// <see cref="TransparentSettingsReader"/> and <see cref="ClusterSettingsReader"/>.
+/// </summary>
+internal static class RelaySettingsReader
 {
-    /// <summary>Route names: what logs, metrics and management URLs can carry without escaping.</summary>
-    public const string RouteNamePattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$";
-
     // Bounds that keep values inside what the kernel and the data path can use. Each is
     // explained where relay.conf documents its key.
     internal const long MinWriteSize = 1024;
@@ -32,11 +35,11 @@ public sealed partial record RelaySettings
     internal static readonly KeySchema CircuitSchema =
         KeySchema.Leaves("connect-timeout", "idle-timeout", "half-closed-timeout", "null-circuits", "write-size", "window", "backlog")
             .With(("client-side", SideSchema), ("upstream-side", SideSchema))
-            .With(PoolKeys)
-            .With(AdmissionKeys());
+            .With(UpstreamPoolSettingsReader.Keys)
+            .With(AdmissionSettingsReader.Keys);
 
     internal static readonly KeySchema RouteSchema = CircuitSchema.With(
-        ("name", null), ("listen", null), ("upstream", null), ("upstreams", null), ("mode", null)).With(TransparentRouteKeys);
+        ("name", null), ("listen", null), ("upstream", null), ("upstreams", null), ("mode", null)).With(TransparentSettingsReader.Keys);
 
     private static readonly KeySchema RelaySchema = KeySchema.Of(
         ("routes", null), // a list: each element is checked against RouteSchema
@@ -44,18 +47,13 @@ public sealed partial record RelaySettings
         ("defaults", CircuitSchema),
         ("dispatchers", KeySchema.Leaves("cores", "pin", "throughput")),
         ("management", KeySchema.Leaves("endpoint", "token")),
-        ("cluster", ClusterSettings.Schema),
-        ("limits", KeySchema.Leaves(LimitKeyNames())));
+        ("cluster", ClusterSettingsReader.Schema),
+        ("limits", KeySchema.Leaves(AdmissionSettingsReader.LimitKeys)));
 
     private static readonly Lazy<IReadOnlyList<string>?> AvailableCongestion = new(ReadAvailableCongestion);
 
-    /// <summary>
-    /// Reads and validates <c>relay.*</c>. <paramref name="config"/> normally comes from
-    /// <see cref="RelayConfigLoader.Load"/>; the embedded defaults are added as the last
-    /// fallback here too, so a config holding only some keys is complete.
-    /// </summary>
-    /// <exception cref="RelayConfigException">Any value that cannot be used; the message names its key path.</exception>
-    public static RelaySettings Create(Config config)
+    /// <inheritdoc cref="RelaySettings.Create"/>
+    public static RelaySettings Read(Config config)
     {
         ArgumentNullException.ThrowIfNull(config);
         try
@@ -84,18 +82,18 @@ public sealed partial record RelaySettings
         var defaultsReader = new ConfigReader(defaultsConfig, "relay.defaults");
         var defaults = ReadCircuit(defaultsReader, routeObject: null);
         defaultsReader.Int("backlog", 1, 65535);
-        ReadPoolRules(defaultsReader);
-        var defaultAdmission = ReadAdmission(defaultsReader);
+        UpstreamPoolSettingsReader.ReadRules(defaultsReader);
+        var defaultAdmission = AdmissionSettingsReader.Read(defaultsReader);
 
         var routes = ReadRoutes(config, defaultsConfig);
         var dispatchers = ReadDispatchers(new ConfigReader(config.GetConfig("relay.dispatchers"), "relay.dispatchers"));
         var management = ReadManagement(new ConfigReader(config.GetConfig("relay.management"), "relay.management"));
-        var cluster = ReadCluster(new ConfigReader(config.GetConfig("relay.cluster"), "relay.cluster"));
+        var cluster = ClusterSettingsReader.Read(new ConfigReader(config.GetConfig("relay.cluster"), "relay.cluster"));
         return new RelaySettings(routes, defaults, dispatchers, management)
         {
             ShutdownGrace = ReadShutdownGrace(config),
             Cluster = cluster,
-            Limits = ReadLimits(new ConfigReader(config.GetConfig("relay.limits"), "relay.limits")),
+            Limits = AdmissionSettingsReader.ReadLimits(new ConfigReader(config.GetConfig("relay.limits"), "relay.limits")),
             DefaultAdmission = defaultAdmission,
         };
     }
@@ -125,9 +123,9 @@ public sealed partial record RelaySettings
             var local = element.GetObject();
             var reader = new ConfigReader(element.ToConfig().WithFallback(defaultsConfig), path);
 
-            var transparent = ReadTransparent(reader, local);
+            var transparent = TransparentSettingsReader.Read(reader, local);
             var name = reader.Has("name") ? reader.String("name").Trim() : $"route-{i + 1}";
-            if (!RouteName().IsMatch(name))
+            if (!RelaySettings.IsValidRouteName(name))
             {
                 throw new RelayConfigException(reader.KeyPath("name"), name,
                     "must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit");
@@ -151,16 +149,17 @@ public sealed partial record RelaySettings
 
             // A transparent route has no pool: each circuit connects to its original destination.
             var upstream = transparent is null
-                ? ReadPool(reader, local)
+                ? UpstreamPoolSettingsReader.Read(reader, local)
                 : Upstreams.UpstreamPoolSettings.Single(TransparentSettings.OriginalDestination);
             var backlog = reader.Int("backlog", 1, 65535);
-            routes.Add(WithAdmission(new RouteSettings(name, listen, upstream, backlog, ReadCircuit(reader, local)) { Transparent = transparent }, reader));
+            routes.Add(AdmissionSettingsReader.WithAdmission(new RouteSettings(name, listen, upstream, backlog, ReadCircuit(reader, local)) { Transparent = transparent }, reader));
         }
 
         return routes;
     }
 
-    private static string Required(ConfigReader reader, string key, string example)
+    /// <summary>A key every route needs; <paramref name="example"/> is a value to show when it is missing.</summary>
+    internal static string Required(ConfigReader reader, string key, string example)
     {
         if (!reader.Has(key))
         {
@@ -338,8 +337,15 @@ public sealed partial record RelaySettings
     internal static bool IsOff(string endpoint) =>
         endpoint.Length == 0 || endpoint.Equals("off", StringComparison.OrdinalIgnoreCase);
 
-    internal static bool IsValidRouteName(string name) => RouteName().IsMatch(name);
+    private static TimeSpan ReadShutdownGrace(Config config)
+    {
+        var reader = new ConfigReader(config.GetConfig("relay"), "relay");
+        // 0s is allowed here (reset at once), unlike the circuit timeouts.
+        if (reader.Raw("shutdown-grace")?.Trim() is "0" or "0s" or "0ms")
+        {
+            return TimeSpan.Zero;
+        }
 
-    [GeneratedRegex(RouteNamePattern)]
-    private static partial Regex RouteName();
+        return reader.Duration("shutdown-grace", ConfigReader.MaxDuration);
+    }
 }
