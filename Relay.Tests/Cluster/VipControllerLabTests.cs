@@ -1,10 +1,10 @@
 using System.Net;
-using System.Text.Json;
 using Relay.Actors.Cluster;
 using Relay.Actors.Configuration;
 using Relay.Tests.Lab;
 using Relay.Tests.Native;
 using Relay.Tests.Support;
+using static Relay.Tests.Cluster.Neighbours;
 using Xunit.Abstractions;
 
 namespace Relay.Tests.Cluster;
@@ -39,8 +39,8 @@ public sealed class VipControllerLabTests
             await UpAsync(lab);
             using var first = NetworkNamespace.Run(lab + "a1", () => new VipController(vip, "eth0"));
             using var second = NetworkNamespace.Run(lab + "a2", () => new VipController(vip, "eth0"));
-            var firstMac = await MacAsync(lab + "a1");
-            var secondMac = await MacAsync(lab + "a2");
+            var firstMac = await MacAsync(lab + "a1", "eth0");
+            var secondMac = await MacAsync(lab + "a2", "eth0");
 
             Assert.Equal(VipResult.Success, first.Add());
             Assert.Equal(VipResult.Success, first.Add()); // a replace: already there is not an error
@@ -48,7 +48,7 @@ public sealed class VipControllerLabTests
 
             // Warm the neighbour's cache: it sends to the VIP, resolves it and has a1's answer.
             await SendFromNeighbourAsync(lab, address);
-            var warm = await NeighbourAsync(lab, address, e => e.State == "REACHABLE", "a REACHABLE entry after sending to the VIP");
+            var warm = await AwaitAsync(lab + "b", "br0", address, e => e.State == "REACHABLE", "a REACHABLE entry after sending to the VIP");
             Assert.Equal(firstMac, warm.Mac);
 
             Assert.Equal(VipResult.Success, first.Remove());
@@ -59,10 +59,10 @@ public sealed class VipControllerLabTests
             var added = (await IpAsync("-n", lab + "a2", "addr", "show", "dev", "eth0")).Split('\n').Single(l => l.Contains($" {address}/{prefix} "));
             Assert.DoesNotContain("tentative", added); // IPv6: usable at once, no duplicate address detection
             // Still a1's MAC: adding the address told the neighbour nothing.
-            Assert.Equal(firstMac, (await NeighbourAsync(lab, address, _ => true, "the entry")).Mac);
+            Assert.Equal(firstMac, (await AwaitAsync(lab + "b", "br0", address, _ => true, "the entry")).Mac);
 
             Assert.Equal(VipResult.Success, second.Announce());
-            var moved = await NeighbourAsync(lab, address, e => e.Mac == secondMac, $"the entry to hold a2's MAC {secondMac}", TimeSpan.FromSeconds(3));
+            var moved = await AwaitAsync(lab + "b", "br0", address, e => e.Mac == secondMac, $"the entry to hold a2's MAC {secondMac}", TimeSpan.FromSeconds(3));
             _out.WriteLine($"{address}: {firstMac} -> {moved.Mac} ({moved.State}) after one announcement");
         }
         finally
@@ -106,8 +106,6 @@ public sealed class VipControllerLabTests
         }
     }
 
-    private sealed record NeighbourEntry(string? Mac, string State);
-
     private static string NewPrefix() => $"rvc{Environment.ProcessId % 100000}x{Random.Shared.Next(1000, 9999)}-";
 
     /// <summary>b holds br0 (198.18.0.1/24, 2001:2::1/64) with a veth port to each of a1 (.2, ::2) and a2 (.3, ::3).</summary>
@@ -135,20 +133,6 @@ public sealed class VipControllerLabTests
         }
     }
 
-    private static async Task DownAsync(string lab)
-    {
-        foreach (var ns in new[] { "b", "a1", "a2" })
-        {
-            await ExternalProcess.RunAsync("ip", ["netns", "del", lab + ns], null, TimeSpan.FromSeconds(30));
-        }
-    }
-
-    private static async Task<string> MacAsync(string ns)
-    {
-        using var link = JsonDocument.Parse(await IpAsync("-j", "-n", ns, "link", "show", "dev", "eth0"));
-        return link.RootElement[0].GetProperty("address").GetString()!;
-    }
-
     /// <summary>One UDP datagram from b to the VIP: b resolves the VIP's MAC to send it.</summary>
     private static async Task SendFromNeighbourAsync(string lab, string address)
     {
@@ -158,39 +142,11 @@ public sealed class VipControllerLabTests
         Assert.True(run.Exit == 0, run.Output);
     }
 
-    /// <summary>b's neighbour entry for <paramref name="address"/> once <paramref name="match"/> holds; fails with the last entry seen after <paramref name="within"/> (5 s).</summary>
-    private static async Task<NeighbourEntry> NeighbourAsync(string lab, string address, Func<NeighbourEntry, bool> match, string what, TimeSpan? within = null)
+    private static async Task DownAsync(string lab)
     {
-        var deadline = DateTime.UtcNow + (within ?? TimeSpan.FromSeconds(5));
-        NeighbourEntry? last = null;
-        while (true)
+        foreach (var ns in new[] { "b", "a1", "a2" })
         {
-            using var neigh = JsonDocument.Parse(await IpAsync("-j", "-n", lab + "b", "neigh", "show", "to", address, "dev", "br0"));
-            if (neigh.RootElement.GetArrayLength() > 0)
-            {
-                var entry = neigh.RootElement[0];
-                last = new NeighbourEntry(
-                    entry.TryGetProperty("lladdr", out var mac) ? mac.GetString() : null,
-                    entry.TryGetProperty("state", out var state) ? string.Join(',', state.EnumerateArray().Select(s => s.GetString())) : "");
-                if (match(last))
-                {
-                    return last;
-                }
-            }
-
-            if (DateTime.UtcNow > deadline)
-            {
-                Assert.Fail($"timed out waiting for {what}: b's entry for {address} is {last?.ToString() ?? "absent"}");
-            }
-
-            await Task.Delay(50);
+            await ExternalProcess.RunAsync("ip", ["netns", "del", lab + ns], null, TimeSpan.FromSeconds(30));
         }
-    }
-
-    private static async Task<string> IpAsync(params string[] args)
-    {
-        var run = await ExternalProcess.RunAsync("ip", args, null, TimeSpan.FromSeconds(30));
-        Assert.True(run.Exit == 0, $"ip {string.Join(' ', args)} failed ({run.Exit}): {run.Output}");
-        return run.Stdout;
     }
 }
