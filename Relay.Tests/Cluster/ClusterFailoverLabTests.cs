@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Relay.Tests.Lab;
 using Relay.Tests.Support;
+using static Relay.Tests.Cluster.ClusterLab;
 using static Relay.Tests.Support.ExternalProcess;
 using Xunit.Abstractions;
 
@@ -126,62 +127,5 @@ public sealed class ClusterFailoverLabTests
                 Assert.False(File.Exists(Path.Combine(dir, tool)), $"{node}'s PATH ({path}) has {tool} in {dir}");
             }
         }
-    }
-
-    private static async Task<List<string>> WaitForLogAsync(string path, Func<string, bool> match, int count)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
-        while (true)
-        {
-            var lines = File.Exists(path) ? ReadShared(path).Where(match).ToList() : new List<string>();
-            if (lines.Count >= count)
-            {
-                return lines;
-            }
-
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException($"{count} matching line(s) not in {path}; it has:\n{(File.Exists(path) ? string.Join('\n', ReadShared(path)) : "(none)")}");
-            }
-
-            await Task.Delay(100);
-        }
-    }
-
-    private static string[] ReadShared(string path)
-    {
-        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-        using var reader = new StreamReader(stream);
-        return reader.ReadToEnd().Split('\n');
-    }
-
-    /// <summary><paramref name="env"/> and RELAY: the relay runs from this test's own output (relay.dll is copied next to the tests).</summary>
-    private static Dictionary<string, string> WithRelay(IDictionary<string, string>? env)
-    {
-        var all = new Dictionary<string, string> { ["RELAY"] = $"{DotnetHost()} {Path.Combine(AppContext.BaseDirectory, "relay.dll")}" };
-        foreach (var (k, v) in env ?? new Dictionary<string, string>())
-        {
-            all[k] = v;
-        }
-
-        return all;
-    }
-
-    /// <summary>Runs <paramref name="file"/> for up to 120 s (running out of time throws); its stdout.</summary>
-    private static async Task<string> RunAsync(string file, string[] args, IDictionary<string, string>? env, bool check = true)
-    {
-        var timeout = TimeSpan.FromSeconds(120);
-        var run = await ExternalProcess.RunAsync(file, args, WithRelay(env), timeout);
-        if (run.TimedOut)
-        {
-            throw new TimeoutException($"{file} {string.Join(' ', args)} did not finish within {timeout.TotalSeconds:N0} s:\n{run.Output}");
-        }
-
-        if (check)
-        {
-            Assert.True(run.Exit == 0, $"{file} {string.Join(' ', args)} failed ({run.Exit}):\n{run.Output}");
-        }
-
-        return run.Stdout;
     }
 }

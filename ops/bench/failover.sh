@@ -60,7 +60,8 @@ for round in $(seq 1 "$ROUNDS"); do
   ms=$(sed -n 's/^failover-ms //p' "$STATE/probe.out")
   sleep 0.5
   lost=$(grep -c 'CircuitLost' "$STATE/n2.log" || true)
-  echo "round $round: failover ${ms:-none} ms, circuits listed lost by the standby: $lost of 5"
+  took=$(sed -n 's/.*ServiceTakenOver.* in \([0-9]*\) ms (VIP added after \([0-9]*\) ms).*/take-over \1 ms, VIP added after \2 ms/p' "$STATE/n2.log" | head -n 1)
+  echo "round $round: failover ${ms:-none} ms, circuits listed lost by the standby: $lost of 5 (standby: ${took:-no take-over logged})"
   results+=("${ms:-99999}")
   "$CLUSTER" down >/dev/null
 done
