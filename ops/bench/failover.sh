@@ -62,7 +62,7 @@ for round in $(seq 1 "$ROUNDS"); do
   lost=$(grep -c 'CircuitLost' "$STATE/n2.log" || true)
   took=$(sed -n 's/.*ServiceTakenOver.* in \([0-9]*\) ms (VIP added after \([0-9]*\) ms).*/take-over \1 ms, VIP added after \2 ms/p' "$STATE/n2.log" | head -n 1)
   echo "round $round: failover ${ms:-none} ms, circuits listed lost by the standby: $lost of 5 (standby: ${took:-no take-over logged})"
-  results+=("${ms:-99999}")
+  case "$ms" in ''|timeout) results+=(99999) ;; *) results+=("$ms") ;; esac
   "$CLUSTER" down >/dev/null
 done
 median=$(printf '%s\n' "${results[@]}" | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}')
