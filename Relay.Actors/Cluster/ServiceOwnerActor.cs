@@ -29,7 +29,10 @@ public sealed class ServiceOwnerActor : ReceiveActor, IWithTimers
 {
     private static readonly TimeSpan RetryAfter = TimeSpan.FromSeconds(2);
 
-    /// <summary>How many announcements a take-over sends (the first at once), as arping -U -c 3 did.</summary>
+    /// <summary>
+    /// How many announcements a take-over sends, the first at once: a neighbour that missed
+    /// one (a lost frame, a switch port still coming up) gets another within a second.
+    /// </summary>
     internal const int Announcements = 3;
 
     private static readonly TimeSpan AnnounceInterval = TimeSpan.FromSeconds(1);

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Relay.Tests.Lab;
 using Xunit.Abstractions;
 using static Relay.Tests.Cluster.ClusterLab;
@@ -11,7 +12,10 @@ namespace Relay.Tests.Cluster;
 /// limited by its CapabilityBoundingSet (setpriv, with no-new-privs), with no ip or arping
 /// on its PATH. It must take the service, add the VIP and announce it with no VIP error
 /// logged: the client's entry for the VIP, set beforehand to another MAC, must move to the
-/// node's. Without CAP_NET_RAW in the unit the announcement cannot be sent and this fails.
+/// node's, and a capture in the client's namespace must see exactly
+/// 3 gratuitous ARPs from
+/// the node, about a second apart. Without CAP_NET_RAW in the unit the announcement cannot
+/// be sent and this fails.
 /// </summary>
 public sealed class SystemdUnitLabTests
 {
@@ -28,12 +32,37 @@ public sealed class SystemdUnitLabTests
         ["CAP_SYS_RESOURCE"] = 24,
     };
 
+    /// <summary>
+    /// Run in the client's namespace: prints "ready", then "garp MS SENDER-MAC" for each
+    /// broadcast ARP request whose sender and target are the VIP, MS counted from the first,
+    /// until 4 s after the first (the last is due at 2 s) or 120 s without one; then "done".
+    /// </summary>
+    private const string Capture = """
+        import socket, sys, time
+        vip = socket.inet_aton(sys.argv[1])
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
+        s.settimeout(0.2)
+        print("ready", flush=True)
+        first = None
+        start = time.monotonic()
+        while (first is None and time.monotonic() - start < 120) or (first is not None and time.monotonic() - first < 4):
+            try:
+                f = s.recv(100)
+            except socket.timeout:
+                continue
+            if len(f) >= 42 and f[0:6] == b"\xff" * 6 and f[20:22] == b"\x00\x01" and f[28:32] == vip and f[38:42] == vip:
+                now = time.monotonic()
+                first = first or now
+                print("garp", int((now - first) * 1000), f[22:28].hex(":"), flush=True)
+        print("done", flush=True)
+        """;
+
     private readonly ITestOutputHelper _out;
 
     public SystemdUnitLabTests(ITestOutputHelper output) => _out = output;
 
     [RootLabFact]
-    public async Task A_node_with_only_the_units_capabilities_adds_and_announces_the_vip()
+    public async Task A_node_with_only_the_units_capabilities_adds_the_vip_and_announces_it_three_times()
     {
         var unit = File.ReadAllLines(FindInRepo("ops/systemd/relay.service"));
         var ambient = Capabilities(unit, "AmbientCapabilities=");
@@ -48,12 +77,15 @@ public sealed class SystemdUnitLabTests
         var relay = $"{Which("setpriv")} --no-new-privs --bounding-set=-all,{caps} --inh-caps=-all,{caps} --ambient-caps=-all,{caps} "
             + $"{Which(DotnetHost())} {Path.Combine(AppContext.BaseDirectory, "relay.dll")}";
         var env = new Dictionary<string, string> { ["LAB_PREFIX"] = prefix, ["RELAY"] = relay };
+        Process? capture = null;
         try
         {
             await RunAsync(script, ["up"], env);
             const string elsewhere = "02:00:00:00:00:01";
             await Neighbours.IpAsync("-n", prefix + "cli", "neigh", "replace", Vip, "lladdr", elsewhere, "dev", "eth0", "nud", "stale");
             var nodeMac = await Neighbours.MacAsync(prefix + "n1", "eth0");
+            capture = Start("ip", ["netns", "exec", prefix + "cli", "python3", "-c", Capture, Vip]);
+            Assert.Equal("ready", await ReadLineAsync(capture, TimeSpan.FromSeconds(30)));
 
             // Alone, node 1 (the first seed) joins itself after the seed-node timeout and takes the service.
             await RunAsync(script, ["start", "1"], env);
@@ -72,9 +104,27 @@ public sealed class SystemdUnitLabTests
             _out.WriteLine($"client's entry for the VIP: {elsewhere} -> {moved.Mac} ({moved.State})");
             var lines = await WaitForLogAsync(log, _ => true, 0);
             Assert.DoesNotContain(lines, l => l.Contains("VipAddFailed") || l.Contains("VipAnnounceFailed") || l.Contains("VipRemoveFailed"));
+
+            var garps = new List<string>();
+            for (var line = await ReadLineAsync(capture, TimeSpan.FromSeconds(30)); line is not null && line != "done"; line = await ReadLineAsync(capture, TimeSpan.FromSeconds(30)))
+            {
+                Assert.StartsWith("garp ", line);
+                garps.Add(line);
+            }
+
+            _out.WriteLine(string.Join('\n', garps));
+            Assert.Equal(3, garps.Count); // docs/OPERATIONS.md: 3, a second apart
+            Assert.All(garps, g => Assert.EndsWith(" " + nodeMac, g));
+            var at = garps.Select(g => int.Parse(g.Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+            for (var i = 1; i < at.Length; i++)
+            {
+                // A second apart, give or take a starved machine's timer.
+                Assert.InRange(at[i] - at[i - 1], 700, 2500);
+            }
         }
         finally
         {
+            Stop(capture);
             var path = Path.Combine(state, "n1.log");
             if (File.Exists(path))
             {
