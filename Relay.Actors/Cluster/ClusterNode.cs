@@ -85,12 +85,20 @@ public sealed class ClusterNode
         var vip = settings.Vip is { } address ? new VipController(address, settings.VipDevice!) : null;
         if (vip is not null)
         {
+            system.RegisterOnTermination(vip.Dispose);
+            // Said now, not at the first failover: this node could take the VIP but not announce it.
+            if (vip.Open() is { Ok: false } closed)
+            {
+                log.Warning("{EventName:l} cannot announce the VIP {Vip} on {Device}: {Problem:l}; neighbours keep sending to the previous owner until their entry for it expires",
+                    "VipAnnounceFailed", vip.Vip.ToString(), vip.Device, closed.Problem);
+            }
+
             // A relay killed while it owned the service left its VIP behind; while it is
             // there this host answers ARP for it, competing with the real owner.
-            var removed = vip.RemoveAsync().GetAwaiter().GetResult();
+            var removed = vip.Remove();
             if (!removed.Ok)
             {
-                log.Warning("{EventName:l} cannot clear a stale VIP at start: {Problem:l}", "VipRemoveFailed", removed.Output);
+                log.Warning("{EventName:l} cannot clear a stale VIP at start: {Problem:l}", "VipRemoveFailed", removed.Problem);
             }
         }
 

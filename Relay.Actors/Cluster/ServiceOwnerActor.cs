@@ -12,10 +12,12 @@ namespace Relay.Actors.Cluster;
 /// The cluster singleton <c>/user/service-owner/owner</c>: it runs on exactly one node, the
 /// oldest member, and while it runs that node owns the service. Taking over: add the VIP
 /// (routes may listen on it), bind the routes (<see cref="RelayGuardian.StartServing"/>),
-/// then announce the VIP with a gratuitous ARP, so clients are sent here only once a
-/// listener is there. Handing over (<see cref="Release"/>, sent by the singleton manager
-/// when this node leaves): stop accepting, then remove the VIP, then stop, after which the
-/// manager starts the singleton on the next oldest node.
+/// then announce the VIP (a gratuitous ARP, or an unsolicited neighbour advertisement for
+/// IPv6), so clients are sent here only once a listener is there; the announcement goes out
+/// <see cref="Announcements"/> times, a second apart, for a neighbour that missed one.
+/// Handing over (<see cref="Release"/>, sent by the singleton manager when this node
+/// leaves): stop accepting, then remove the VIP, then stop, after which the manager starts
+/// the singleton on the next oldest node.
 /// </summary>
 /// <remarks>
 /// A singleton rather than each node applying an oldest-member rule itself: the manager
@@ -27,6 +29,14 @@ public sealed class ServiceOwnerActor : ReceiveActor, IWithTimers
 {
     private static readonly TimeSpan RetryAfter = TimeSpan.FromSeconds(2);
 
+    /// <summary>
+    /// How many announcements a take-over sends, the first at once: a neighbour that missed
+    /// one (a lost frame, a switch port still coming up) gets another within a second.
+    /// </summary>
+    internal const int Announcements = 3;
+
+    private static readonly TimeSpan AnnounceInterval = TimeSpan.FromSeconds(1);
+
     private readonly ClusterSettings _settings;
     private readonly IActorRef _guardian;
     private readonly ServiceState _state;
@@ -36,6 +46,8 @@ public sealed class ServiceOwnerActor : ReceiveActor, IWithTimers
     private long _vipMs;
     private bool _vipHeld;
     private bool _serving;
+    private int _announced;
+    private string? _announceProblem;
 
     public ServiceOwnerActor(ClusterSettings settings, IActorRef guardian, ServiceState state, VipController? vip)
     {
@@ -66,9 +78,10 @@ public sealed class ServiceOwnerActor : ReceiveActor, IWithTimers
         public static readonly Acquire Instance = new();
     }
 
-    private sealed record VipAdded(CommandResult Result);
-
-    private sealed record VipRemoved(CommandResult Result);
+    private sealed class AnnounceAgain
+    {
+        public static readonly AnnounceAgain Instance = new();
+    }
 
     protected override void PreStart() => Self.Tell(Acquire.Instance);
 
@@ -76,22 +89,11 @@ public sealed class ServiceOwnerActor : ReceiveActor, IWithTimers
     {
         Receive<Acquire>(_ =>
         {
-            if (_vip is null)
-            {
-                Self.Tell(new VipAdded(new CommandResult(true, "")));
-            }
-            else
-            {
-                _vip.AddAsync().PipeTo(Self, success: r => new VipAdded(r));
-            }
-        });
-
-        Receive<VipAdded>(added =>
-        {
-            if (!added.Result.Ok)
+            // One netlink request: done on this thread, it costs tens of microseconds.
+            if (_vip?.Add() is { Ok: false } failed)
             {
                 _log.Error("{EventName:l} cannot add the VIP {Vip} on {Device}: {Problem:l}; retrying in {RetryAfter}",
-                    "VipAddFailed", _vip!.Vip.ToString(), _vip.Device, added.Result.Output, RetryAfter.ToString());
+                    "VipAddFailed", _vip.Vip.ToString(), _vip.Device, failed.Problem, RetryAfter.ToString());
                 Timers.StartSingleTimer("retry", Acquire.Instance, RetryAfter);
                 return;
             }
@@ -104,12 +106,9 @@ public sealed class ServiceOwnerActor : ReceiveActor, IWithTimers
         Receive<RelayGuardian.RoutesBound>(bound =>
         {
             _serving = true;
-            var announce = _vip?.Announce();
-            if (announce is { Ok: false })
-            {
-                _log.Warning("{EventName:l} {Problem:l}", "VipAnnounceFailed", announce.Output);
-            }
-
+            _announced = 0;
+            _announceProblem = null;
+            Announce();
             _state.TookOver(bound.Routes);
             _log.Warning("{EventName:l} this node owns the service: {RouteCount} route(s) bound{VipText:l} in {TakeOverMs} ms (VIP added after {VipMs} ms)",
                 "ServiceTakenOver", bound.Routes.Length, _vip is null ? "" : $", VIP {_vip.Vip} on {_vip.Device}", _since.ElapsedMilliseconds, _vipMs);
@@ -138,6 +137,7 @@ public sealed class ServiceOwnerActor : ReceiveActor, IWithTimers
 
     private void Owning()
     {
+        Receive<AnnounceAgain>(_ => Announce());
         Receive<Release>(_ => StartRelease());
         Receive<RelayGuardian.ServingStopped>(_ => { });
     }
@@ -158,34 +158,49 @@ public sealed class ServiceOwnerActor : ReceiveActor, IWithTimers
         }
     }
 
+    /// <summary>
+    /// One announcement of the VIP, and the next one scheduled until <see cref="Announcements"/>
+    /// are out. A failure is logged once per take-over unless its reason changes: a repeat
+    /// fails for the same reason as the first.
+    /// </summary>
+    private void Announce()
+    {
+        if (_vip is null)
+        {
+            return;
+        }
+
+        var result = _vip.Announce();
+        if (!result.Ok && result.Problem != _announceProblem)
+        {
+            _announceProblem = result.Problem;
+            _log.Warning("{EventName:l} cannot announce the VIP {Vip} on {Device}: {Problem:l}; neighbours keep sending to the previous owner until their entry for it expires",
+                "VipAnnounceFailed", _vip.Vip.ToString(), _vip.Device, result.Problem);
+        }
+
+        if (++_announced < Announcements)
+        {
+            Timers.StartSingleTimer("announce", AnnounceAgain.Instance, AnnounceInterval);
+        }
+    }
+
     private void Releasing()
     {
         Receive<RelayGuardian.ServingStopped>(_ => RemoveVip());
         Receive<Status.Failure>(_ => RemoveVip());
-        Receive<VipRemoved>(removed =>
-        {
-            if (!removed.Result.Ok)
-            {
-                _log.Error("{EventName:l} cannot remove the VIP: {Problem:l}", "VipRemoveFailed", removed.Result.Output);
-            }
-
-            _vipHeld = false;
-            Finish();
-        });
         ReceiveAny(_ => { });
     }
 
     private void RemoveVip()
     {
         _serving = false;
-        if (_vipHeld && _vip is not null)
+        if (_vipHeld && _vip?.Remove() is { Ok: false } failed)
         {
-            _vip.RemoveAsync().PipeTo(Self, success: r => new VipRemoved(r));
+            _log.Error("{EventName:l} cannot remove the VIP: {Problem:l}", "VipRemoveFailed", failed.Problem);
         }
-        else
-        {
-            Finish();
-        }
+
+        _vipHeld = false;
+        Finish();
     }
 
     private void Finish()
@@ -201,7 +216,12 @@ public sealed class ServiceOwnerActor : ReceiveActor, IWithTimers
         // behind to answer ARP for an address another node is about to hold.
         if (_vipHeld && _vip is not null)
         {
-            var result = _vip.RemoveAsync().GetAwaiter().GetResult();
+            var result = _vip.Remove();
+            if (!result.Ok)
+            {
+                _log.Error("{EventName:l} cannot remove the VIP: {Problem:l}", "VipRemoveFailed", result.Problem);
+            }
+
             _log.Warning("{EventName:l} this node stopped owning the service; VIP removed: {Ok}", "ServiceReleased", result.Ok);
         }
 

@@ -13,7 +13,10 @@
 #
 # Usage: cluster.sh up [--nodes 2|3]      build the namespaces and the bridge
 #        cluster.sh start N [ARGS...]     run relay node N (1..3) in the background;
-#                                         log in $STATE/nN.log, pid in $STATE/nN.pid
+#                                         log in $STATE/nN.log, pid in $STATE/nN.pid.
+#                                         Its PATH is $STATE/bin, which holds only the
+#                                         relay's launcher (dotnet): no ip, no arping, since
+#                                         the relay adds and announces the VIP itself
 #        cluster.sh kill N [SIGNAL]       kill node N (default -9: a crash)
 #        cluster.sh echo                  start the echo server in srv
 #        cluster.sh status                members and owner, from each running node
@@ -46,7 +49,6 @@ node_ip() { echo "198.18.0.$(( $1 + 1 ))"; }
 need_tools() {
   local missing=()
   command -v ip >/dev/null 2>&1 || missing+=(iproute2)
-  command -v arping >/dev/null 2>&1 || missing+=(iputils-arping)
   command -v python3 >/dev/null 2>&1 || missing+=(python3)
   if [ "${#missing[@]}" -gt 0 ]; then
     echo "cluster.sh: installing ${missing[*]} with apt-get" >&2
@@ -140,14 +142,27 @@ cmd_down() {
   echo "cluster down"
 }
 
+relay_path() { # a directory holding only the relay's launcher, to be the relay's whole PATH
+  local launcher exe bin="$STATE/bin"
+  launcher=$(relay_cmd); launcher=${launcher%% *}
+  exe=$(command -v "$launcher") || die "cannot find $launcher (from RELAY)"
+  mkdir -p "$bin"
+  ln -sfn "$exe" "$bin/$(basename "$launcher")"
+  for tool in ip arping; do
+    [ ! -e "$bin/$tool" ] || die "$bin holds $tool; the relay must run without it"
+  done
+  echo "$bin"
+}
+
 cmd_start() {
   need_root
   local n=${1:?node number}; shift || true
   ns_exists "${PREFIX}n$n" || die "no node $n: run '$0 up' first"
+  local path; path=$(relay_path)
   # shellcheck disable=SC2046
-  ip netns exec "${PREFIX}n$n" $(relay_cmd) run --config "$STATE/n$n.conf" "$@" >"$STATE/n$n.log" 2>&1 &
+  ip netns exec "${PREFIX}n$n" env PATH="$path" $(relay_cmd) run --config "$STATE/n$n.conf" "$@" >"$STATE/n$n.log" 2>&1 &
   echo $! >"$STATE/n$n.pid"
-  echo "node $n started (pid $!, log $STATE/n$n.log)"
+  echo "node $n started (pid $!, log $STATE/n$n.log, PATH $path)"
 }
 
 cmd_kill() {

@@ -1,0 +1,324 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace Relay.Actors.Native;
+
+/// <summary>What the kernel answered a netlink request: errno 0 for success, and its own explanation when it gave one.</summary>
+internal readonly record struct NetlinkResult(int Errno, string? KernelMessage = null)
+{
+    public bool Ok => Errno == 0;
+
+    public static readonly NetlinkResult Success = new(0);
+}
+
+/// <summary>
+/// INTERNAL API. A NETLINK_ROUTE socket that does what <c>ip link show</c>,
+/// <c>ip addr replace</c> and <c>ip addr del</c> do, without starting a process: a request
+/// and its answer take tens of microseconds. Held open for the life of its owner; a socket
+/// belongs to the network namespace it was opened in. Thread-safe (one request at a time).
+/// </summary>
+internal sealed unsafe class RtNetlink : IDisposable
+{
+    private static readonly TimeSpan AnswerTimeout = TimeSpan.FromSeconds(5);
+
+    private readonly FileDescriptor _fd;
+    private readonly Lock _gate = new();
+    // Large enough for any single link or error message (a link with all its statistics is a few KB).
+    private readonly byte[] _answer = new byte[64 * 1024];
+    private uint _sequence;
+
+    private RtNetlink(FileDescriptor fd) => _fd = fd;
+
+    /// <summary>Opens and binds the socket; throws <see cref="NativeCallException"/> if the kernel refuses.</summary>
+    public static RtNetlink Open()
+    {
+        var fd = SysSocket.Socket(SysSocket.AF_NETLINK, SysSocket.SOCK_RAW | SysSocket.SOCK_CLOEXEC, Netlink.NETLINK_ROUTE);
+        if (fd < 0)
+        {
+            throw new NativeCallException("socket(AF_NETLINK)", Marshal.GetLastPInvokeError());
+        }
+
+        var handle = new FileDescriptor(fd);
+        try
+        {
+            var one = 1;
+            // Best effort: older kernels answer without the explanation and with the whole request echoed.
+            SysSocket.SetSockOpt(fd, Netlink.SOL_NETLINK, Netlink.NETLINK_EXT_ACK, &one, sizeof(int));
+            SysSocket.SetSockOpt(fd, Netlink.SOL_NETLINK, Netlink.NETLINK_CAP_ACK, &one, sizeof(int));
+            // The kernel always answers; the timeout only keeps a caller from hanging on a kernel bug.
+            var timeout = new SysSocket.TimeVal { Seconds = (long)AnswerTimeout.TotalSeconds };
+            if (SysSocket.SetSockOpt(fd, SysSocket.SOL_SOCKET, SysSocket.SO_RCVTIMEO, &timeout, (uint)sizeof(SysSocket.TimeVal)) < 0)
+            {
+                throw new NativeCallException("setsockopt(SO_RCVTIMEO)", Marshal.GetLastPInvokeError());
+            }
+
+            var local = new Netlink.SockAddr { Family = SysSocket.AF_NETLINK };
+            if (SysSocket.Bind(fd, &local, (uint)sizeof(Netlink.SockAddr)) < 0)
+            {
+                throw new NativeCallException("bind(AF_NETLINK)", Marshal.GetLastPInvokeError());
+            }
+
+            return new RtNetlink(handle);
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>RTM_GETLINK by name: the interface's index and its hardware (MAC) address.</summary>
+    public NetlinkResult GetLink(string name, out int index, out byte[] hardwareAddress)
+    {
+        var seq = NextSequence();
+        var found = -1;
+        byte[] address = [];
+        var result = Transact(BuildGetLink(seq, name), seq, Netlink.RTM_NEWLINK, reply =>
+        {
+            var info = MemoryMarshal.Read<Netlink.IfInfoMsg>(reply[Netlink.HeaderSize..]);
+            found = info.Index;
+            foreach (var (type, value) in Attributes(reply[(Netlink.HeaderSize + sizeof(Netlink.IfInfoMsg))..]))
+            {
+                if (type == Netlink.IFLA_ADDRESS)
+                {
+                    address = value.ToArray();
+                }
+            }
+        });
+        index = found;
+        hardwareAddress = address;
+        return result;
+    }
+
+    /// <summary>RTM_NEWADDR with NLM_F_CREATE|NLM_F_REPLACE, as <c>ip addr replace</c>: an address already there is not an error.</summary>
+    public NetlinkResult ReplaceAddress(int index, IPAddress address, int prefixLength)
+    {
+        var seq = NextSequence();
+        return Transact(BuildAddress(Netlink.RTM_NEWADDR, Netlink.NLM_F_CREATE | Netlink.NLM_F_REPLACE, seq, index, address, prefixLength), seq, null, null);
+    }
+
+    /// <summary>RTM_DELADDR, as <c>ip addr del</c>; an address that is not there answers EADDRNOTAVAIL.</summary>
+    public NetlinkResult DeleteAddress(int index, IPAddress address, int prefixLength)
+    {
+        var seq = NextSequence();
+        return Transact(BuildAddress(Netlink.RTM_DELADDR, 0, seq, index, address, prefixLength), seq, null, null);
+    }
+
+    /// <summary>
+    /// An RTM_NEWADDR/RTM_DELADDR request with an ACK asked for. IFA_LOCAL and IFA_ADDRESS are both
+    /// the address (no peer), as iproute2 sends them. An IPv6 address skips duplicate address
+    /// detection: a VIP moving between nodes must answer at once, and the node it came from has
+    /// given it up (or is dead).
+    /// </summary>
+    internal static byte[] BuildAddress(ushort type, ushort flags, uint sequence, int index, IPAddress address, int prefixLength)
+    {
+        var bytes = address.GetAddressBytes();
+        var v6 = address.AddressFamily == AddressFamily.InterNetworkV6;
+        var length = Netlink.HeaderSize + sizeof(Netlink.IfAddrMsg) + 2 * Netlink.Align(Netlink.AttributeHeaderSize + bytes.Length);
+        var message = new byte[length];
+        var header = new Netlink.MessageHeader
+        {
+            Length = (uint)length,
+            Type = type,
+            Flags = (ushort)(Netlink.NLM_F_REQUEST | Netlink.NLM_F_ACK | flags),
+            Sequence = sequence,
+        };
+        MemoryMarshal.Write(message, in header);
+        var ifa = new Netlink.IfAddrMsg
+        {
+            Family = (byte)(v6 ? 10 : 2),
+            PrefixLength = (byte)prefixLength,
+            Flags = v6 ? Netlink.IFA_F_NODAD : (byte)0,
+            Index = index,
+        };
+        MemoryMarshal.Write(message.AsSpan(Netlink.HeaderSize), in ifa);
+        var offset = Netlink.HeaderSize + sizeof(Netlink.IfAddrMsg);
+        offset = WriteAttribute(message, offset, Netlink.IFA_LOCAL, bytes);
+        WriteAttribute(message, offset, Netlink.IFA_ADDRESS, bytes);
+        return message;
+    }
+
+    /// <summary>An RTM_GETLINK request for the interface named <paramref name="name"/> (IFLA_IFNAME, NUL-terminated), without statistics.</summary>
+    internal static byte[] BuildGetLink(uint sequence, string name)
+    {
+        var nameBytes = new byte[Encoding.ASCII.GetByteCount(name) + 1];
+        Encoding.ASCII.GetBytes(name, nameBytes);
+        var mask = BitConverter.GetBytes(Netlink.RTEXT_FILTER_SKIP_STATS);
+        var length = Netlink.HeaderSize + sizeof(Netlink.IfInfoMsg) + Netlink.Align(Netlink.AttributeHeaderSize + mask.Length)
+            + Netlink.Align(Netlink.AttributeHeaderSize + nameBytes.Length);
+        var message = new byte[length];
+        var header = new Netlink.MessageHeader
+        {
+            Length = (uint)length,
+            Type = Netlink.RTM_GETLINK,
+            Flags = Netlink.NLM_F_REQUEST,
+            Sequence = sequence,
+        };
+        MemoryMarshal.Write(message, in header);
+        var offset = WriteAttribute(message, Netlink.HeaderSize + sizeof(Netlink.IfInfoMsg), Netlink.IFLA_EXT_MASK, mask);
+        WriteAttribute(message, offset, Netlink.IFLA_IFNAME, nameBytes);
+        return message;
+    }
+
+    /// <summary>
+    /// The answer to request <paramref name="sequence"/> in one datagram from the kernel: an
+    /// NLMSG_ERROR (errno, 0 for an ACK, and the kernel's explanation if any), or a message of
+    /// <paramref name="replyType"/> given to <paramref name="onReply"/>. Null when the datagram
+    /// holds neither (an answer to another request).
+    /// </summary>
+    internal static NetlinkResult? ParseAnswer(ReadOnlySpan<byte> datagram, uint sequence, ushort? replyType, ReplyReader? onReply)
+    {
+        while (datagram.Length >= Netlink.HeaderSize)
+        {
+            var header = MemoryMarshal.Read<Netlink.MessageHeader>(datagram);
+            if (header.Length < Netlink.HeaderSize || header.Length > datagram.Length)
+            {
+                return null;
+            }
+
+            var message = datagram[..(int)header.Length];
+            if (header.Sequence == sequence)
+            {
+                if (header.Type == Netlink.NLMSG_ERROR && message.Length >= Netlink.HeaderSize + Netlink.ErrorSize)
+                {
+                    var error = -MemoryMarshal.Read<int>(message[Netlink.HeaderSize..]);
+                    return new NetlinkResult(error, error == 0 ? null : ExtendedAckMessage(message, header.Flags));
+                }
+
+                if (header.Type == replyType && onReply is not null)
+                {
+                    onReply(message);
+                    return NetlinkResult.Success;
+                }
+            }
+
+            datagram = datagram[Math.Min(Netlink.Align((int)header.Length), datagram.Length)..];
+        }
+
+        return null;
+    }
+
+    internal delegate void ReplyReader(ReadOnlySpan<byte> message);
+
+    private NetlinkResult Transact(byte[] request, uint sequence, ushort? replyType, ReplyReader? onReply)
+    {
+        lock (_gate)
+        {
+            var added = false;
+            _fd.DangerousAddRef(ref added);
+            try
+            {
+                var kernel = new Netlink.SockAddr { Family = SysSocket.AF_NETLINK };
+                fixed (byte* p = request)
+                {
+                    while (SysSocket.SendTo(_fd.Fd, p, request.Length, 0, &kernel, (uint)sizeof(Netlink.SockAddr)) < 0)
+                    {
+                        var errno = Marshal.GetLastPInvokeError();
+                        if (errno != Errno.EINTR)
+                        {
+                            return new NetlinkResult(errno, "sending to the kernel failed");
+                        }
+                    }
+                }
+
+                // Answers to earlier requests that timed out may still be queued: skip them by sequence number.
+                while (true)
+                {
+                    nint read;
+                    fixed (byte* p = _answer)
+                    {
+                        read = SysSocket.Recv(_fd.Fd, p, _answer.Length, 0);
+                    }
+
+                    if (read < 0)
+                    {
+                        var errno = Marshal.GetLastPInvokeError();
+                        if (errno == Errno.EINTR)
+                        {
+                            continue;
+                        }
+
+                        return new NetlinkResult(errno, errno == Errno.EAGAIN
+                            ? $"no answer from the kernel within {AnswerTimeout.TotalSeconds:N0} s"
+                            : "reading the kernel's answer failed");
+                    }
+
+                    if (ParseAnswer(_answer.AsSpan(0, (int)read), sequence, replyType, onReply) is { } result)
+                    {
+                        return result;
+                    }
+                }
+            }
+            finally
+            {
+                if (added)
+                {
+                    _fd.DangerousRelease();
+                }
+            }
+        }
+    }
+
+    /// <summary>NLMSGERR_ATTR_MSG of an error, after the echoed request (only its header when the kernel capped it).</summary>
+    private static string? ExtendedAckMessage(ReadOnlySpan<byte> message, ushort flags)
+    {
+        if ((flags & Netlink.NLM_F_ACK_TLVS) == 0)
+        {
+            return null;
+        }
+
+        const ushort NLM_F_CAPPED = 0x100;
+        var echoed = MemoryMarshal.Read<Netlink.MessageHeader>(message[(Netlink.HeaderSize + 4)..]);
+        var echoedLength = (flags & NLM_F_CAPPED) != 0 ? Netlink.HeaderSize : (int)echoed.Length;
+        var start = Netlink.HeaderSize + 4 + Netlink.Align(echoedLength);
+        if (start > message.Length)
+        {
+            return null;
+        }
+
+        foreach (var (type, value) in Attributes(message[start..]))
+        {
+            if (type == Netlink.NLMSGERR_ATTR_MSG)
+            {
+                var end = value.IndexOf((byte)0);
+                return Encoding.UTF8.GetString(end < 0 ? value : value[..end]);
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>The (type, value) attributes in <paramref name="span"/>, in order; a malformed length ends them.</summary>
+    private static List<(ushort Type, byte[] Value)> Attributes(ReadOnlySpan<byte> span)
+    {
+        var attributes = new List<(ushort, byte[])>();
+        while (span.Length >= Netlink.AttributeHeaderSize)
+        {
+            var attribute = MemoryMarshal.Read<Netlink.Attribute>(span);
+            if (attribute.Length < Netlink.AttributeHeaderSize || attribute.Length > span.Length)
+            {
+                break;
+            }
+
+            // The top bits of nla_type are flags (NLA_F_NESTED, NLA_F_NET_BYTEORDER).
+            attributes.Add(((ushort)(attribute.Type & 0x3FFF), span[Netlink.AttributeHeaderSize..attribute.Length].ToArray()));
+            span = span[Math.Min(Netlink.Align(attribute.Length), span.Length)..];
+        }
+
+        return attributes;
+    }
+
+    private static int WriteAttribute(byte[] message, int offset, ushort type, ReadOnlySpan<byte> value)
+    {
+        var attribute = new Netlink.Attribute { Length = (ushort)(Netlink.AttributeHeaderSize + value.Length), Type = type };
+        MemoryMarshal.Write(message.AsSpan(offset), in attribute);
+        value.CopyTo(message.AsSpan(offset + Netlink.AttributeHeaderSize));
+        return offset + Netlink.Align(attribute.Length);
+    }
+
+    private uint NextSequence() => Interlocked.Increment(ref _sequence);
+
+    public void Dispose() => _fd.Dispose();
+}

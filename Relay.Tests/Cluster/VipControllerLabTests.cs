@@ -1,0 +1,152 @@
+using System.Net;
+using Relay.Actors.Cluster;
+using Relay.Actors.Configuration;
+using Relay.Tests.Lab;
+using Relay.Tests.Native;
+using Relay.Tests.Support;
+using static Relay.Tests.Cluster.Neighbours;
+using Xunit.Abstractions;
+
+namespace Relay.Tests.Cluster;
+
+/// <summary>
+/// The VIP controller against the real kernel (root): three network namespaces of this test
+/// (a unique prefix, removed in finally) on one bridge: a neighbour <c>b</c> (the bridge's own
+/// address) and two would-be owners <c>a1</c> and <c>a2</c>. The controllers run inside
+/// a1 and a2 (NetworkNamespace.Run), with no external program. The neighbour learns the VIP
+/// at a1's MAC by sending to it; a1 gives the VIP up, a2 adds and announces it, and the
+/// neighbour's entry must then hold a2's MAC: without the announcement it keeps a1's for
+/// 15-45 s (REACHABLE), far past the wait here.
+/// </summary>
+public sealed class VipControllerLabTests
+{
+    private readonly ITestOutputHelper _out;
+
+    public VipControllerLabTests(ITestOutputHelper output) => _out = output;
+
+    [RootLabFact]
+    public Task A_gratuitous_arp_moves_a_warm_ipv4_neighbour_entry_to_the_new_owners_mac() => MovesAsync("198.18.0.10", 24);
+
+    [RootLabFact]
+    public Task An_unsolicited_neighbour_advertisement_moves_a_warm_ipv6_neighbour_entry_to_the_new_owners_mac() => MovesAsync("2001:2::10", 64);
+
+    private async Task MovesAsync(string address, int prefix)
+    {
+        var vip = new VirtualIp(IPAddress.Parse(address), prefix);
+        var lab = NewPrefix();
+        try
+        {
+            await UpAsync(lab);
+            using var first = NetworkNamespace.Run(lab + "a1", () => new VipController(vip, "eth0"));
+            using var second = NetworkNamespace.Run(lab + "a2", () => new VipController(vip, "eth0"));
+            var firstMac = await MacAsync(lab + "a1", "eth0");
+            var secondMac = await MacAsync(lab + "a2", "eth0");
+
+            Assert.Equal(VipResult.Success, first.Add());
+            Assert.Equal(VipResult.Success, first.Add()); // a replace: already there is not an error
+            Assert.Contains($"{address}/{prefix}", await IpAsync("-n", lab + "a1", "addr", "show", "dev", "eth0"));
+
+            // Warm the neighbour's cache: it sends to the VIP, resolves it and has a1's answer.
+            await SendFromNeighbourAsync(lab, address);
+            var warm = await AwaitAsync(lab + "b", "br0", address, e => e.State == "REACHABLE", "a REACHABLE entry after sending to the VIP");
+            Assert.Equal(firstMac, warm.Mac);
+
+            Assert.Equal(VipResult.Success, first.Remove());
+            Assert.Equal(VipResult.Success, first.Remove()); // not there counts as removed
+            Assert.DoesNotContain(address + "/", await IpAsync("-n", lab + "a1", "addr", "show", "dev", "eth0"));
+
+            Assert.Equal(VipResult.Success, second.Add());
+            var added = (await IpAsync("-n", lab + "a2", "addr", "show", "dev", "eth0")).Split('\n').Single(l => l.Contains($" {address}/{prefix} "));
+            Assert.DoesNotContain("tentative", added); // IPv6: usable at once, no duplicate address detection
+            // Still a1's MAC: adding the address told the neighbour nothing.
+            Assert.Equal(firstMac, (await AwaitAsync(lab + "b", "br0", address, _ => true, "the entry")).Mac);
+
+            Assert.Equal(VipResult.Success, second.Announce());
+            var moved = await AwaitAsync(lab + "b", "br0", address, e => e.Mac == secondMac, $"the entry to hold a2's MAC {secondMac}", TimeSpan.FromSeconds(3));
+            _out.WriteLine($"{address}: {firstMac} -> {moved.Mac} ({moved.State}) after one announcement");
+        }
+        finally
+        {
+            await DownAsync(lab);
+        }
+    }
+
+    [RootLabFact]
+    public async Task A_missing_device_or_capability_is_one_line_that_names_it()
+    {
+        var vip = new VirtualIp(IPAddress.Parse("198.18.0.10"), 24);
+        var lab = NewPrefix();
+        try
+        {
+            await UpAsync(lab);
+            using var nowhere = NetworkNamespace.Run(lab + "a1", () => new VipController(vip, "nosuch0"));
+            foreach (var result in new[] { nowhere.Add(), nowhere.Remove(), nowhere.Announce() })
+            {
+                Assert.False(result.Ok);
+                Assert.Equal("no network device \"nosuch0\" (relay.cluster.vip-device)", result.Problem);
+            }
+
+            // Capabilities are per thread: this thread has root's, minus the two the VIP needs.
+            var (open, add) = NetworkNamespace.Run(lab + "a1", () =>
+            {
+                using var controller = new VipController(vip, "eth0");
+                return (controller.Open(), controller.Add());
+            }, NetworkNamespace.CAP_NET_ADMIN, NetworkNamespace.CAP_NET_RAW);
+            _out.WriteLine(open.Problem);
+            _out.WriteLine(add.Problem);
+            Assert.False(open.Ok);
+            Assert.Contains("cannot open a packet socket to send a gratuitous ARP: Operation not permitted: the relay needs CAP_NET_RAW", open.Problem);
+            Assert.False(add.Ok);
+            Assert.StartsWith("Operation not permitted: the relay needs CAP_NET_ADMIN", add.Problem);
+            Assert.DoesNotContain('\n', open.Problem + add.Problem);
+        }
+        finally
+        {
+            await DownAsync(lab);
+        }
+    }
+
+    private static string NewPrefix() => $"rvc{Environment.ProcessId % 100000}x{Random.Shared.Next(1000, 9999)}-";
+
+    /// <summary>b holds br0 (198.18.0.1/24, 2001:2::1/64) with a veth port to each of a1 (.2, ::2) and a2 (.3, ::3).</summary>
+    private static async Task UpAsync(string lab)
+    {
+        foreach (var ns in new[] { "b", "a1", "a2" })
+        {
+            await IpAsync("netns", "add", lab + ns);
+            await IpAsync("-n", lab + ns, "link", "set", "lo", "up");
+        }
+
+        await IpAsync("-n", lab + "b", "link", "add", "br0", "type", "bridge");
+        await IpAsync("-n", lab + "b", "addr", "add", "198.18.0.1/24", "dev", "br0");
+        await IpAsync("-n", lab + "b", "addr", "add", "2001:2::1/64", "dev", "br0", "nodad");
+        await IpAsync("-n", lab + "b", "link", "set", "br0", "up");
+        var host = 2;
+        foreach (var owner in new[] { "a1", "a2" })
+        {
+            await IpAsync("-n", lab + "b", "link", "add", "p" + owner, "type", "veth", "peer", "name", "eth0", "netns", lab + owner);
+            await IpAsync("-n", lab + "b", "link", "set", "p" + owner, "master", "br0", "up");
+            await IpAsync("-n", lab + owner, "addr", "add", $"198.18.0.{host}/24", "dev", "eth0");
+            await IpAsync("-n", lab + owner, "addr", "add", $"2001:2::{host}/64", "dev", "eth0", "nodad");
+            await IpAsync("-n", lab + owner, "link", "set", "eth0", "up");
+            host++;
+        }
+    }
+
+    /// <summary>One UDP datagram from b to the VIP: b resolves the VIP's MAC to send it.</summary>
+    private static async Task SendFromNeighbourAsync(string lab, string address)
+    {
+        var run = await ExternalProcess.RunAsync("ip", ["netns", "exec", lab + "b", "python3", "-c",
+            "import socket,sys;a=sys.argv[1];s=socket.socket(socket.AF_INET6 if ':' in a else socket.AF_INET,socket.SOCK_DGRAM);s.sendto(b'x',(a,9))",
+            address], null, TimeSpan.FromSeconds(30));
+        Assert.True(run.Exit == 0, run.Output);
+    }
+
+    private static async Task DownAsync(string lab)
+    {
+        foreach (var ns in new[] { "b", "a1", "a2" })
+        {
+            await ExternalProcess.RunAsync("ip", ["netns", "del", lab + ns], null, TimeSpan.FromSeconds(30));
+        }
+    }
+}
