@@ -5,15 +5,6 @@ using Relay.Host.Hosting;
 // runtime started with, so this may replace the process with itself (same PID). See GcBudget.
 GcBudget.ApplyByReexecIfNeeded();
 
-// Socket completions run inline on the runtime's epoll thread instead of hopping through
-// the thread pool: the relay's completion handlers only Tell an actor, so they never block,
-// and each hop saved is a context switch per chunk on the data path. Must be set before the
-// first socket is created; an operator's own setting wins.
-if (Environment.GetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS") is null)
-{
-    Environment.SetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS", "1");
-}
-
 // The relay's entry point: the CLI parses and validates, the Hosting commands run.
 // Nothing escapes as a stack trace: an unexpected failure is one line and exit code 1.
 try

@@ -9,11 +9,12 @@ namespace Relay.Actors.Dispatch;
 /// The mailbox of every actor on a core dispatcher: a small queue under a lock instead of
 /// Akka's default ConcurrentQueue.
 /// <para>
-/// A circuit is five actors that almost always hold zero to a few messages, all sent from
-/// their own core thread, so the lock is uncontended. The default queue allocates a first
-/// segment of 32 envelope slots per actor whether it is used or not; measured in the tests,
-/// Akka cost about 2 KB per actor and a circuit about 13.5 KB of managed memory while idle.
-/// A queue that starts with room for 4 and grows on demand keeps idle circuits small.
+/// A circuit's actors (its supervisor, its reader, and a writer once a destination falls
+/// behind) almost always hold zero to a few messages, all sent from their own core thread,
+/// so the lock is uncontended. The default queue allocates a first segment of 32 envelope
+/// slots per actor whether it is used or not, about 2 KB per actor in the idle-memory test
+/// (Relay.Tests/Circuits/IdleMemoryTests). A queue that starts with room for 4 and grows on
+/// demand keeps idle circuits small.
 /// </para>
 /// </summary>
 public sealed class CompactMailbox : MailboxType, IProducesMessageQueue<CompactMessageQueue>

@@ -8,16 +8,16 @@ namespace Relay.Actors.Internal;
 /// INTERNAL API. Props that create their actor by calling a delegate.
 /// <para>
 /// <c>Props.Create(() => new X(...))</c> takes an expression tree, and Akka evaluates its
-/// arguments by compiling or reflecting over it on every call. Per circuit that is five
-/// actors' worth of expression work and JIT: under a <c>Connection: close</c> load perf showed
-/// 8.6% of the relay's CPU in the JIT alone. A plain delegate costs one closure.
+/// arguments by compiling or reflecting over it on every call, once per actor of every
+/// circuit: under a <c>Connection: close</c> load perf showed 8.6% of the relay's CPU in the
+/// JIT alone. A plain delegate costs one closure.
 /// </para>
 /// <para>
 /// <see cref="Of{TActor}(Func{TActor}, string)"/> also names the dispatcher without
 /// <see cref="Props.WithDispatcher"/>: that copies the Props and makes a new
 /// <see cref="Deploy"/>, and every Deploy constructor parses an empty HOCON document
-/// (<c>ConfigurationFactory.Empty</c> is a property that parses ""). Per circuit that was five
-/// parses, 8.5% of the relay's allocations under <c>Connection: close</c> load
+/// (<c>ConfigurationFactory.Empty</c> is a property that parses ""): one parse per actor of
+/// every circuit, 8.5% of the relay's allocations under <c>Connection: close</c> load
 /// (dotnet-trace, gc-verbose). One Deploy per dispatcher is made once and shared; Deploy is
 /// immutable.
 /// </para>

@@ -8,7 +8,7 @@ using Relay.Host.Logging;
 namespace Relay.Host.Cli;
 
 /// <summary>
-/// The <c>relay</c> command line (DESIGN.md, "Public interface"). Parses and validates the
+/// The <c>relay</c> command line (<c>relay --help</c>, and README "Quick start"). Parses and validates the
 /// arguments and the configuration, then calls the host's <see cref="RelayCliHandlers"/>.
 /// A usage or configuration error is one line on stderr, <c>relay: KEY = "VALUE": PROBLEM</c>,
 /// with exit code <see cref="ExitUsage"/> and never a stack trace.

@@ -11,11 +11,13 @@ namespace Relay.Host.Hosting;
 /// <para>
 /// Why: the runtime sizes gen0 from the CPU's last-level cache. Where it cannot read the
 /// cache size (this project's 2-core VMs have no /sys/devices/system/cpu/cpu0/cache, and
-/// /proc/cpuinfo says 1024 KB) the budget is a few hundred KB. Under <c>Connection: close</c>
-/// load a circuit allocates about 20 KB (five actors), so the relay collected about 30 times
-/// a second, mostly gen1, and every collection stops both core threads: 0.17 s of pauses in
+/// /proc/cpuinfo says 1024 KB) the budget is a few hundred KB, and every collection stops
+/// both core threads. Under <c>Connection: close</c> load, with circuits that allocated about
+/// 20 KB each, the relay collected about 30 times a second, mostly gen1: 0.17 s of pauses in
 /// 4 s. With a 16 MiB floor: 8 collections a second, none gen1, and 11% less CPU per
 /// connection (ops/bench/loopback-cost.sh, B_ENV=DOTNET_GCgen0size=0x1000000, 4 rounds).
+/// A circuit allocates about 9 KB now (ops/bench/RESULTS.md), which halves the rate; a
+/// budget of a few hundred KB is still spent in a few dozen circuits.
 /// Keep-alive traffic allocates next to nothing and is unaffected. The runtime still grows
 /// the budget above the floor where its own sizing says so.
 /// </para>

@@ -4,7 +4,7 @@ using Xunit.Abstractions;
 namespace Relay.Tests.Lab;
 
 /// <summary>
-/// Transparent gateway mode in the lab (issue 5), as root in namespaces of its own: `relay`
+/// Transparent gateway mode in the lab, as root in namespaces of its own: `relay`
 /// is the router between cli (MTU 65520) and srv (MTU 1500), and ops/gateway/gateway.sh
 /// intercepts the TCP that crosses it. Clients dial the servers' real addresses; nothing in
 /// them knows about the relay.

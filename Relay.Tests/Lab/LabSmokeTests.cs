@@ -28,7 +28,7 @@ public sealed class RootLabFactAttribute : FactAttribute
 }
 
 /// <summary>
-/// The lab smoke test (issue 3): the seeds' scenario end to end. ops/lab/lab.sh builds
+/// The lab smoke test: the seeds' scenario end to end. ops/lab/lab.sh builds
 /// cli (MTU 65520) -> relay -> srv (MTU 1500) in namespaces of its own; the built relay
 /// runs in `relay`, a sender in `cli` pushes 64 MiB of deterministic data through it to
 /// a receiver in `srv` that hashes it. The data must arrive intact, and cli must have

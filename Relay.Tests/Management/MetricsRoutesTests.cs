@@ -25,7 +25,7 @@ public sealed class MetricsRoutesTests
         Assert.Equal(1, samples.Value("relay_up"));
         Assert.Equal(0, samples.Value("relay_circuits_active", ("route", "test")));
         Assert.Equal(2, samples.Count(s => s.Name == "relay_core_circuits_active"));
-        // One sample per known close reason, zeros included (issue 5 added the transparent ones).
+        // One sample per known close reason, zeros included (the transparent routes' reasons too).
         Assert.Equal(Relay.Actors.Metrics.RouteMetrics.KnownReasons.Count, samples.Count(s => s.Name == "relay_circuits_closed_total"));
         Assert.Equal(Relay.Actors.Metrics.RouteMetrics.KnownReasons.Count - 1, samples.Count(s => s.Name == "relay_circuit_errors_total"));
         Assert.DoesNotContain(samples, s => s.Name == "relay_circuit_errors_total" && s.Labels["reason"] == "complete");
