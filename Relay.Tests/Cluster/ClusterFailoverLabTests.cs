@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using Relay.Tests.Lab;
 using Relay.Tests.Support;
 using static Relay.Tests.Cluster.ClusterLab;
 using static Relay.Tests.Support.ExternalProcess;

@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using Relay.Tests.Lab;
+using Relay.Tests.Support;
 using Xunit.Abstractions;
 using static Relay.Tests.Cluster.ClusterLab;
 using static Relay.Tests.Support.ExternalProcess;

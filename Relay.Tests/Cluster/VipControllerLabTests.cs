@@ -1,7 +1,6 @@
 using System.Net;
 using Relay.Actors.Cluster;
 using Relay.Actors.Configuration;
-using Relay.Tests.Lab;
 using Relay.Tests.Native;
 using Relay.Tests.Support;
 using static Relay.Tests.Cluster.Neighbours;

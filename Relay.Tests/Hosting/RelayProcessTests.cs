@@ -48,17 +48,12 @@ public sealed class RelayProcessTests
         Assert.All(relay.Stdout, line => JsonDocument.Parse(line)); // every stdout line is one CLEF object
     }
 
-    [Theory]
+    [LinuxTheory] // the re-exec is Linux-only, and so is /proc
     [InlineData(null, "0x1000000")]            // nothing set: the relay sets its gen0 floor (GcBudget)
     [InlineData("DOTNET_GCgen0size", "0x2000000")] // the operator's own budget wins
     [InlineData("RELAY_GC_TUNING", null)]      // opted out (off): the runtime's default
     public async Task The_relay_runs_with_its_gen0_budget_in_place_unless_the_operator_set_one_or_opted_out(string? preset, string? expected)
     {
-        if (!OperatingSystem.IsLinux())
-        {
-            return; // the re-exec is Linux-only, and so is /proc
-        }
-
         var environment = preset switch
         {
             "DOTNET_GCgen0size" => new Dictionary<string, string> { ["DOTNET_GCgen0size"] = "0x2000000" },

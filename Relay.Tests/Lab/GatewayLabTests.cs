@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Relay.Tests.Support;
 using Xunit.Abstractions;
 
 namespace Relay.Tests.Lab;

@@ -2,30 +2,11 @@ using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
+using Relay.Tests.Support;
 using Xunit.Abstractions;
 using static Relay.Tests.Support.ExternalProcess;
 
 namespace Relay.Tests.Lab;
-
-/// <summary>
-/// A [Fact] that runs only as root on Linux, because it builds network namespaces.
-/// Otherwise the test is reported as SKIPPED with the reason (xunit 2 has no dynamic
-/// skip: Assert.Skip is v3-only, so the decision is made here, at discovery). It never
-/// passes without running. CI runs as root, so there it runs.
-/// </summary>
-public sealed class RootLabFactAttribute : FactAttribute
-{
-    public RootLabFactAttribute()
-    {
-        if (!OperatingSystem.IsLinux())
-            Skip = "skipped: the lab needs Linux network namespaces";
-        else if (geteuid() != 0)
-            Skip = "skipped: needs root to create network namespaces (ops/lab/lab.sh); CI runs as root";
-    }
-
-    [DllImport("libc", SetLastError = false)]
-    private static extern uint geteuid();
-}
 
 /// <summary>
 /// The lab smoke test: the seeds' scenario end to end. ops/lab/lab.sh builds

@@ -3,7 +3,7 @@ using Relay.Actors.Configuration;
 using Relay.Host.Cli;
 using Relay.Host.Logging;
 
-namespace Relay.Tests.Configuration;
+namespace Relay.Tests.Cli;
 
 public sealed class RelayCliTests : IDisposable
 {

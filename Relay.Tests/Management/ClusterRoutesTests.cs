@@ -4,7 +4,9 @@ using System.Text.Json;
 using Relay.Host.Management;
 using Relay.Tests.Support;
 
-namespace Relay.Tests.Cluster;
+using Relay.Tests.Cluster;
+
+namespace Relay.Tests.Management;
 
 /// <summary>The management API of a clustered node: members, member operations, circuits and metrics.</summary>
 public sealed class ClusterRoutesTests
