@@ -80,51 +80,37 @@ public static class CircuitCommands
 /// </summary>
 internal static class PumpProtocol
 {
-    /// <summary>The reader saw EOF on one direction: the writer shuts that direction's destination down once every queued byte is out.</summary>
-    public sealed class EndOfStream : IDeadLetterSuppression, INoSerializationVerificationNeeded
+    /// <summary>
+    /// A message that says nothing but a direction. Each kind has two instances, made once
+    /// (<see cref="Up"/>, <see cref="Down"/>, <see cref="Of"/>), so sending one allocates
+    /// nothing; dead letters of them (a circuit stopping) are expected.
+    /// </summary>
+    /// <typeparam name="TSelf">The kind of message; its public constructor is only for the two instances.</typeparam>
+    public abstract class DirectionSignal<TSelf> : IDeadLetterSuppression, INoSerializationVerificationNeeded
+        where TSelf : DirectionSignal<TSelf>, new()
     {
-        public static readonly EndOfStream Up = new(Direction.Up);
-        public static readonly EndOfStream Down = new(Direction.Down);
+        public static readonly TSelf Up = new() { Direction = Direction.Up };
+        public static readonly TSelf Down = new() { Direction = Direction.Down };
 
-        private EndOfStream(Direction direction) => Direction = direction;
+        public Direction Direction { get; private init; }
 
-        public Direction Direction { get; }
-
-        public static EndOfStream Of(Direction direction) => direction == Direction.Up ? Up : Down;
+        public static TSelf Of(Direction direction) => direction == Direction.Up ? Up : Down;
     }
+
+    /// <summary>The reader saw EOF on one direction: the writer shuts that direction's destination down once every queued byte is out.</summary>
+    public sealed class EndOfStream : DirectionSignal<EndOfStream>;
 
     /// <summary>
     /// The socket of one direction may be ready (readable for the reader, writable for the
-    /// writer): the pump owns both directions, so readiness says which. Two singletons, so
-    /// readiness allocates nothing; dead letters of them (a circuit stopping) are expected.
+    /// writer): the pump owns both directions, so readiness says which.
     /// </summary>
-    public sealed class Ready : IDeadLetterSuppression, INoSerializationVerificationNeeded
-    {
-        public static readonly Ready Up = new(Direction.Up);
-        public static readonly Ready Down = new(Direction.Down);
-
-        private Ready(Direction direction) => Direction = direction;
-
-        public Direction Direction { get; }
-
-        public static Ready Of(Direction direction) => direction == Direction.Up ? Up : Down;
-    }
+    public sealed class Ready : DirectionSignal<Ready>;
 
     /// <summary>
     /// A writer flushed everything and sent its FIN (or, for the last direction, leaves the FIN
-    /// to the close that follows at once): this direction is over. Two singletons.
+    /// to the close that follows at once): this direction is over.
     /// </summary>
-    public sealed class DirectionFinished : INoSerializationVerificationNeeded, IDeadLetterSuppression
-    {
-        public static readonly DirectionFinished Up = new(Direction.Up);
-        public static readonly DirectionFinished Down = new(Direction.Down);
-
-        private DirectionFinished(Direction direction) => Direction = direction;
-
-        public Direction Direction { get; }
-
-        public static DirectionFinished Of(Direction direction) => direction == Direction.Up ? Up : Down;
-    }
+    public sealed class DirectionFinished : DirectionSignal<DirectionFinished>;
 
     /// <summary>The reader has bytes a destination could not take: the supervisor starts the circuit's writer.</summary>
     public sealed class WriterWanted : INoSerializationVerificationNeeded, IDeadLetterSuppression

@@ -1,8 +1,10 @@
 namespace Relay.Actors.Circuits;
 
 /// <summary>
-/// Where a circuit is in its life. The names are the public <c>state</c> values of
-/// <c>GET /circuits</c> (lower-case, with a dash), so they never change meaning.
+/// Where a circuit is in its life, as the outside sees it. The names are the public
+/// <c>state</c> values of <c>GET /circuits</c> (lower-case, with a dash), so they never change
+/// meaning. A live circuit's is derived from its supervisor's <see cref="CircuitPhase"/>;
+/// <see cref="Lost"/> is given by the cluster table alone.
 /// </summary>
 public enum CircuitState
 {

@@ -100,9 +100,42 @@ public sealed class CircuitSupervisorTests : Akka.TestKit.Xunit2.TestKit
         }
     }
 
+    [Fact]
+    public async Task An_impossible_move_resets_the_circuit_and_its_parent_stops_it()
+    {
+        await using var upstream = new TestServer(socket => Task.Delay(TimeSpan.FromSeconds(30)));
+        // Supervised as the acceptor supervises its circuits: one that throws is stopped.
+        var failure = new TaskCompletionSource<Exception>();
+        var (entry, supervisor, client) = await StartCircuitAsync(upstream.Endpoint,
+            spawn: props => ChildActorOf(props, new OneForOneStrategy(e =>
+            {
+                failure.TrySetResult(e);
+                return Directive.Stop;
+            })));
+        using (client)
+        {
+            AwaitCondition(() => entry.State == CircuitState.Established, TimeSpan.FromSeconds(5));
+            supervisor.Tell(PumpProtocol.DirectionFinished.Up);
+            AwaitCondition(() => entry.State == CircuitState.HalfClosed, TimeSpan.FromSeconds(5));
+
+            // A direction ends once: a second end of the same one is a bug, not a close.
+            EventFilter.Info(contains: CloseReasons.InternalError).ExpectOne(() =>
+                supervisor.Tell(PumpProtocol.DirectionFinished.Up));
+
+            ExpectTerminated(supervisor);
+            var thrown = await failure.Task.WaitAsync(TimeSpan.FromSeconds(5));
+            Assert.IsType<InvalidOperationException>(thrown);
+            Assert.Contains("finished twice", thrown.Message);
+            Assert.Equal(CircuitState.Closed, entry.State);
+            Assert.Equal(0, _registry.Count);
+            Assert.Equal("reset", await SocketIo.ReadUntilClosedAsync(client, TimeSpan.FromSeconds(5)));
+        }
+    }
+
     /// <summary>A real accepted socket handed to a supervisor made by the test, as the listener would.</summary>
+    /// <param name="spawn">Starts the supervisor from its props; by default as a top-level actor.</param>
     private async Task<(CircuitEntry Entry, IActorRef Supervisor, Socket Client)> StartCircuitAsync(
-        IPEndPoint upstream, Action<CircuitEntry>? onClosed = null)
+        IPEndPoint upstream, Action<CircuitEntry>? onClosed = null, Func<Props, IActorRef>? spawn = null)
     {
         using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
@@ -116,8 +149,8 @@ public sealed class CircuitSupervisorTests : Akka.TestKit.Xunit2.TestKit
         // so the tests can see each end at Information.
         var route = TestSettings.Route(upstream, TestSettings.Circuit() with { NullCircuits = NullCircuits.Log });
         var entry = new CircuitEntry(_registry.NextId(), route.Name, "test-node", accepted.RemoteEndPoint!, route.Upstreams.ToString(), 0, ActorRefs.Nobody);
-        var supervisor = Sys.ActorOf(CircuitSupervisor.Props(entry, accepted, route, _registry, onClosed)
-            .WithDispatcher(CoreDispatchers.IdFor(0)));
+        var props = CircuitSupervisor.Props(entry, accepted, route, _registry, onClosed).WithDispatcher(CoreDispatchers.IdFor(0));
+        var supervisor = spawn is null ? Sys.ActorOf(props) : spawn(props);
         Watch(supervisor);
         return (entry, supervisor, client);
     }
