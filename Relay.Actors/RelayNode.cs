@@ -106,6 +106,12 @@ public sealed class RelayNode : IAsyncDisposable
     public static async Task<RelayNode> StartAsync(RelaySettings settings, Config? config = null, string? nodeName = null,
         IEnumerable<Setup>? setups = null)
     {
+        // Composed by hand rather than with Akka.Hosting: its hosted service reports a failed
+        // start as a whole exception on the console and a Critical log line, where the operator
+        // gets the one line of a RelayStartException; it stops the system with its own
+        // CLR-exit reason and sets exit code -1 for a downed node, where RunCommand drains within
+        // the grace (a second signal cuts it short) and exits with the shutdown reason's code;
+        // and tests run several nodes in one process, each from this one call, without a host apiece.
         var clustered = settings.Cluster.Enabled;
         var fullConfig = (config ?? Config.Empty)
             .WithFallback(clustered ? ClusterNode.AkkaDefaults : Config.Empty)

@@ -18,6 +18,15 @@ namespace Relay.Host.Logging;
 /// also carries <c>SourceContext</c> (the logging class), <c>LogSource</c>, <c>ActorPath</c>
 /// (when the source is an actor) and <c>Thread</c>, and keeps the time and trace context of
 /// the log call rather than the time this actor got round to it.
+/// <para>
+/// Akka.Logger.Serilog (1.5.69) does the same job but cannot be given a logger: Akka makes
+/// logger actors from a type name with no arguments, and its actor writes to the global
+/// <see cref="Serilog.Log.Logger"/>. A process here holds several systems with their own
+/// pipelines (test classes run relays in parallel in one process, each capturing its own
+/// output), so the logger travels in <see cref="RelayLoggingSetup"/> instead. Its actor also
+/// stamps <c>Timestamp</c> as a property rather than the event's time and drops the trace
+/// context, and writes plain messages as <c>{Message:l}</c>, which CLEF copies into <c>@r</c>.
+/// </para>
 /// </remarks>
 public sealed class SerilogLogger : UntypedActor, IRequiresMessageQueue<ILoggerMessageQueueSemantics>
 {

@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text;
 using Akka.Cluster;
 using Relay.Actors;
@@ -21,9 +20,9 @@ internal static class ClusterMetrics
             return;
         }
 
-        text.Append("# HELP relay_service_owner Whether this node owns the service (binds the routes, holds the VIP): 1 or 0.\n")
-            .Append("# TYPE relay_service_owner gauge\n")
-            .Append("relay_service_owner ").Append(cluster.Service.IsOwner ? '1' : '0').Append('\n');
+        MetricsRoutes.Family(text, "relay_service_owner", "gauge",
+            "Whether this node owns the service (binds the routes, holds the VIP): 1 or 0.");
+        MetricsRoutes.Sample(text, "relay_service_owner", cluster.Service.IsOwner ? 1 : 0);
 
         var state = cluster.Cluster.State;
         var counts = Statuses.ToDictionary(s => s, _ => 0);
@@ -33,12 +32,11 @@ internal static class ClusterMetrics
         }
 
         counts["unreachable"] = state.Unreachable.Count;
-        text.Append("# HELP relay_cluster_members Cluster members as this node sees them, by status (unreachable counts them again).\n")
-            .Append("# TYPE relay_cluster_members gauge\n");
+        MetricsRoutes.Family(text, "relay_cluster_members", "gauge",
+            "Cluster members as this node sees them, by status (unreachable counts them again).");
         foreach (var status in Statuses)
         {
-            text.Append("relay_cluster_members{status=\"").Append(status).Append("\"} ")
-                .Append(counts[status].ToString(CultureInfo.InvariantCulture)).Append('\n');
+            MetricsRoutes.Sample(text, "relay_cluster_members", counts[status], ("status", status));
         }
     }
 

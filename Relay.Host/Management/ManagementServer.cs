@@ -12,6 +12,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Relay.Host.Management.Internal;
+using Serilog;
 
 namespace Relay.Host.Management;
 
@@ -110,8 +111,10 @@ public sealed class ManagementServer : IAsyncDisposable
         // in the working directory or an ASPNETCORE_URLS variable must not quietly move it.
         builder.Configuration.Sources.Clear();
 
+        // ASP.NET Core's logging joins the relay's one Serilog pipeline; the logger belongs to
+        // the host, which disposes it after everything else (dispose: false).
         builder.Logging.ClearProviders();
-        builder.Logging.AddProvider(new SerilogLoggerProvider(context.Log));
+        builder.Logging.AddSerilog(context.Log, dispose: false);
         // ASP.NET's Information events are per request; only its problems are worth a line.
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         // The host logs "Hosting failed to start" with the whole exception; StartAsync turns

@@ -9,13 +9,26 @@ using Relay.Actors.Metrics;
 namespace Relay.Host.Management;
 
 /// <summary>
-/// <c>GET /metrics</c>: the Prometheus text exposition format 0.0.4.
+/// <c>GET /metrics</c>: the Prometheus text exposition format 0.0.4, written here rather than
+/// by prometheus-net or an OpenTelemetry exporter.
 /// <para>
-/// Written by hand rather than with prometheus-net: the format is a few lines of text, and
-/// owning it keeps the data path under our control. The relay's counters are plain fields
-/// updated once per circuit (<see cref="RouteMetrics"/>), and live bytes are read from the
-/// circuit table only when scraped; a metrics library would want its own counter objects
-/// incremented where things happen, which for bytes means per chunk.
+/// The relay's numbers are aggregated where they arise, without a metrics library on the
+/// data path: <see cref="RouteMetrics"/> keeps per-circuit counters and the connect-time
+/// histogram as fixed slots, and live bytes are summed from the circuit table at scrape time.
+/// What remains is the text, and neither library can write all of it from those numbers.
+/// prometheus-net (8.2.1) can take scrape-time values for counters (<c>IncTo</c>) and gauges,
+/// but a histogram only as observations, so the connect histogram's <c>_sum</c> could not be
+/// carried over, and its collectors cannot be subclassed to do it; its counters cannot go
+/// down either, so an upstream's failure counter, which starts again at 0 when a reload
+/// rebuilds the route's pool, would need its series removed and remade by pool identity.
+/// <c>System.Diagnostics.Metrics</c> has observable counters and gauges but no observable
+/// histogram, and its Prometheus exporter on the feed (OpenTelemetry's) is a beta. Either
+/// way this file would stay for the histogram, beside a library writing the rest.
+/// </para>
+/// <para>
+/// Cost, measured with 10 routes and no circuits (Debug build): 0.6 ms and 250 KB allocated
+/// per scrape here, 0.3 ms and 36 KB for prometheus-net writing the same families from a
+/// before-collect callback; at one scrape per 15 s neither is visible.
 /// </para>
 /// </summary>
 internal static class MetricsRoutes
