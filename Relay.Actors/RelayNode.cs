@@ -319,9 +319,10 @@ public sealed class RelayStartException(string message) : Exception(message);
 
 /// <summary>
 /// Why the relay's actor system was shut down, when the process exits with an error. Akka
-/// logs the reason and its exit code as the system's last line ("CoordinatedShutdown invoked
-/// due to [Reason:the relay did not start]. Exiting with [ExitCode:1]."), so the code must be
-/// the one the process exits with.
+/// logs the reason's type and its exit code as the system's last line ("CoordinatedShutdown
+/// invoked due to [Reason:Relay.Actors.RelayShutdownReason]. Exiting with [ExitCode:1]."), so
+/// the code must be the one the process exits with; the line before it (ListenerBindFailed,
+/// RelayStartFailed) says what went wrong.
 /// </summary>
 public sealed class RelayShutdownReason : CoordinatedShutdown.Reason
 {
