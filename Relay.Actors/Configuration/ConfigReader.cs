@@ -119,7 +119,7 @@ internal readonly struct ConfigReader
 
         if (value < min || value > max)
         {
-            throw new RelayConfigException(KeyPath(key), raw, $"must be {orAuto}a size from {FormatBytes(min)} to {FormatBytes(max)}");
+            throw new RelayConfigException(KeyPath(key), raw, $"must be {orAuto}a size from {ByteUnits.Words.Exact(min)} to {ByteUnits.Words.Exact(max)}");
         }
 
         return value.Value;
@@ -273,20 +273,6 @@ internal readonly struct ConfigReader
         {
             return null;
         }
-    }
-
-    /// <summary>1024 -> "1 KiB", 1536 -> "1536 bytes": exact binary units where they fit.</summary>
-    public static string FormatBytes(long bytes)
-    {
-        const long KiB = 1024, MiB = KiB * 1024, GiB = MiB * 1024;
-        return bytes switch
-        {
-            0 => "0 bytes",
-            _ when bytes % GiB == 0 => $"{bytes / GiB} GiB",
-            _ when bytes % MiB == 0 => $"{bytes / MiB} MiB",
-            _ when bytes % KiB == 0 => $"{bytes / KiB} KiB",
-            _ => $"{bytes} bytes",
-        };
     }
 
     /// <summary>A duration in the largest unit that states it exactly, in HOCON syntax: 5s, 1m, 1h, 250ms.</summary>

@@ -121,8 +121,8 @@ public static class EffectiveConfigWriter
         w.Key("idle-timeout", ConfigReader.FormatDuration(c.IdleTimeout));
         w.Key("half-closed-timeout", c.HalfClosedTimeout is { } halfClosed ? ConfigReader.FormatDuration(halfClosed) : "off");
         w.Key("null-circuits", c.NullCircuits == NullCircuits.Log ? "log" : "quiet");
-        w.Key("write-size", Size(c.WriteSize));
-        w.Key("window", Size(c.Window));
+        w.Key("write-size", ByteUnits.Hocon.Exact(c.WriteSize));
+        w.Key("window", ByteUnits.Hocon.Exact(c.Window));
         WriteSide(w, "client-side", c.ClientSide);
         WriteSide(w, "upstream-side", c.UpstreamSide);
     }
@@ -130,8 +130,8 @@ public static class EffectiveConfigWriter
     private static void WriteSide(HoconWriter w, string name, SocketSideSettings side)
     {
         w.Open(name);
-        w.Key("receive-buffer", side.ReceiveBuffer is { } rcv ? Size(rcv) : "auto");
-        w.Key("send-buffer", side.SendBuffer is { } snd ? Size(snd) : "auto");
+        w.Key("receive-buffer", side.ReceiveBuffer is { } rcv ? ByteUnits.Hocon.Exact(rcv) : "auto");
+        w.Key("send-buffer", side.SendBuffer is { } snd ? ByteUnits.Hocon.Exact(snd) : "auto");
         w.Key("no-delay", Switch(side.NoDelay));
         w.Key("max-segment", side.MaxSegment?.ToString(CultureInfo.InvariantCulture) ?? "auto");
         w.Key("congestion", side.Congestion ?? "auto");
@@ -145,15 +145,6 @@ public static class EffectiveConfigWriter
     }
 
     private static string Switch(bool on) => on ? "on" : "off";
-
-    // Sizes in the unit HOCON reads back exactly: 64k is 65536 bytes, 1m is 1 MiB.
-    private static string Size(long bytes) => bytes switch
-    {
-        _ when bytes != 0 && bytes % (1L << 30) == 0 => $"{bytes >> 30}g",
-        _ when bytes != 0 && bytes % (1L << 20) == 0 => $"{bytes >> 20}m",
-        _ when bytes != 0 && bytes % (1L << 10) == 0 => $"{bytes >> 10}k",
-        _ => bytes.ToString(CultureInfo.InvariantCulture),
-    };
 
     private static void WriteAdmission(HoconWriter w, AdmissionDefaults a)
     {

@@ -210,7 +210,7 @@ internal static class RelaySettingsReader
                 ? " (window is inherited from relay.defaults)"
                 : "";
             throw new RelayConfigException(r.KeyPath("window"), r.Raw("window"),
-                $"must be at least write-size ({ConfigReader.FormatBytes(writeSize)}){inherited}");
+                $"must be at least write-size ({ByteUnits.Words.Exact(writeSize)}){inherited}");
         }
 
         return new CircuitSettings(

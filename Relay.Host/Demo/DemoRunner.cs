@@ -136,13 +136,7 @@ public static class DemoRunner
         }
     }
 
-    private static string Size(long bytes) => bytes switch
-    {
-        >= 1L << 30 => (bytes / (double)(1L << 30)).ToString("0.00", CultureInfo.InvariantCulture) + " GiB",
-        >= 1L << 20 => (bytes / (double)(1L << 20)).ToString("0.0", CultureInfo.InvariantCulture) + " MiB",
-        >= 1L << 10 => (bytes / 1024.0).ToString("0", CultureInfo.InvariantCulture) + " KiB",
-        _ => bytes.ToString(CultureInfo.InvariantCulture) + " B",
-    };
+    private static string Size(long bytes) => ByteUnits.Symbols.Rounded(bytes, "0", "0.0", "0.00");
 
     private static string Rate(long bytes, TimeSpan elapsed) =>
         (bytes * 8 / Math.Max(elapsed.TotalSeconds, 0.001) / 1e9).ToString("0.00", CultureInfo.InvariantCulture) + " Gbit/s";

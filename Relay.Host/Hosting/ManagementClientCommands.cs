@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Net.Http.Json;
+using Relay.Actors.Configuration;
 using Relay.Host.Cli;
 using Relay.Host.Management;
 
@@ -83,11 +84,5 @@ public static class ManagementClientCommands
         Timeout = TimeSpan.FromSeconds(10),
     };
 
-    private static string Bytes(long bytes) => bytes switch
-    {
-        >= 1L << 30 => (bytes / (double)(1L << 30)).ToString("0.0", CultureInfo.InvariantCulture) + "G",
-        >= 1L << 20 => (bytes / (double)(1L << 20)).ToString("0.0", CultureInfo.InvariantCulture) + "M",
-        >= 1L << 10 => (bytes / 1024.0).ToString("0.0", CultureInfo.InvariantCulture) + "K",
-        _ => bytes.ToString(CultureInfo.InvariantCulture),
-    };
+    private static string Bytes(long bytes) => ByteUnits.Letters.Rounded(bytes, "0.0", "0.0", "0.0");
 }

@@ -17,7 +17,7 @@ public sealed record ErrorResponse(string Error);
 /// <param name="State">The wire name: <c>connecting|established|half-closed|closed|lost</c>.</param>
 /// <param name="OpenedAt">UTC.</param>
 /// <param name="LastActivity">UTC, last byte moved in either direction.</param>
-public sealed record CircuitView(
+public record CircuitView(
     long Id,
     string Route,
     string Node,
@@ -44,28 +44,23 @@ public sealed record CircuitView(
 
 /// <summary>
 /// One circuit as <c>GET /circuits/{id}</c> shows it: the fields of <see cref="CircuitView"/>
-/// and the kernel's TCP_INFO of both sockets.
+/// (inherited, so the two bodies cannot drift apart) and the kernel's TCP_INFO of both sockets.
 /// </summary>
-public sealed record CircuitDetailView(
-    long Id,
-    string Route,
-    string Node,
-    string Client,
-    string Upstream,
-    string State,
-    long BytesUp,
-    long BytesDown,
-    DateTime OpenedAt,
-    DateTime LastActivity,
-    CircuitTcpInfo TcpInfo)
+public sealed record CircuitDetailView : CircuitView
 {
-    public static CircuitDetailView From(CircuitEntry entry)
+    private CircuitDetailView(CircuitView circuit, CircuitTcpInfo tcpInfo)
+        : base(circuit)
     {
-        var view = CircuitView.From(entry);
-        return new CircuitDetailView(view.Id, view.Route, view.Node, view.Client, view.Upstream, view.State, view.BytesUp,
-            view.BytesDown, view.OpenedAt, view.LastActivity,
-            new CircuitTcpInfo(TcpInfoView.Read(entry.ClientSocket), TcpInfoView.Read(entry.UpstreamSocket)));
+        TcpInfo = tcpInfo;
     }
+
+    /// <summary>Last in the body, after the inherited fields (System.Text.Json writes a derived type's own properties first).</summary>
+    [JsonPropertyOrder(1)]
+    public CircuitTcpInfo TcpInfo { get; }
+
+    public static new CircuitDetailView From(CircuitEntry entry) => new(
+        CircuitView.From(entry),
+        new CircuitTcpInfo(TcpInfoView.Read(entry.ClientSocket), TcpInfoView.Read(entry.UpstreamSocket)));
 }
 
 /// <summary>TCP_INFO of the circuit's two sockets; a side is null when its socket does not exist or has closed.</summary>

@@ -41,7 +41,7 @@ public sealed class AllocationTests(ITestOutputHelper output)
         }
 
         var entry = relay.Circuits.Snapshot().Single();
-        await RelayHarness.Eventually(() => entry.Counters.BytesUp == 512L * block.Length, "warm-up bytes relayed");
+        await Eventually.Holds(() => entry.Counters.BytesUp == 512L * block.Length, "warm-up bytes relayed");
         var before = await AllocatedOnCoreThread(relay);
         var startBytes = entry.Counters.BytesUp;
         for (long sent = 0; sent < total; sent += block.Length)
@@ -49,7 +49,7 @@ public sealed class AllocationTests(ITestOutputHelper output)
             await client.SendAsync(block.AsMemory(), SocketFlags.None);
         }
 
-        await RelayHarness.Eventually(() => entry.Counters.BytesUp - startBytes == total, "all bytes relayed", TimeSpan.FromSeconds(60));
+        await Eventually.Holds(() => entry.Counters.BytesUp - startBytes == total, "all bytes relayed", TimeSpan.FromSeconds(60));
         var allocated = await AllocatedOnCoreThread(relay) - before;
 
         var chunks = total / writeSize; // at least this many reads, writes and messages

@@ -22,10 +22,7 @@ public sealed class CircuitSocketsTests
         await client.ConnectAsync(listener.LocalEndPoint!);
 
         Socket? accepted = null;
-        for (var i = 0; i < 100 && NonBlockingAccept.TryAccept(listener, out accepted) == SocketError.WouldBlock; i++)
-        {
-            await Task.Delay(20);
-        }
+        await Eventually.Holds(() => NonBlockingAccept.TryAccept(listener, out accepted) != SocketError.WouldBlock, "the connection to be accepted");
 
         Assert.NotNull(accepted);
         Assert.True(CircuitSockets.FastPath, "this runtime's Socket lacks the private members the fast path uses");
@@ -43,14 +40,8 @@ public sealed class CircuitSocketsTests
 
         await client.SendAsync(new byte[] { 1, 2, 3 }, SocketFlags.None);
         var read = 0;
-        for (var i = 0; i < 100 && read == 0; i++)
-        {
-            read = RawSocket.Receive(accepted, buffer, buffer.Length, out error);
-            if (error == SocketError.WouldBlock)
-            {
-                await Task.Delay(20);
-            }
-        }
+        await Eventually.Holds(() => (read = RawSocket.Receive(accepted, buffer, buffer.Length, out error)) != 0 || error != SocketError.WouldBlock,
+            "the client's bytes to arrive");
 
         Assert.Equal(3, read);
         Assert.Equal(3, RawSocket.Send(accepted, buffer, 0, 3, out error));

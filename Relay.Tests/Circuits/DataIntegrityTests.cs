@@ -59,7 +59,7 @@ public sealed class DataIntegrityTests
         await Task.WhenAll(runs).WaitAsync(TimeSpan.FromSeconds(120));
 
         Assert.Equal(circuits, server.Accepted);
-        await RelayHarness.Eventually(() => relay.Circuits.Count == 0, "every circuit to close");
+        await Eventually.Holds(() => relay.Circuits.Count == 0, "every circuit to close");
     }
 
     [Fact]
@@ -75,7 +75,7 @@ public sealed class DataIntegrityTests
             clients.Add(await SocketIo.ConnectAsync(relay.Listen()));
         }
 
-        await RelayHarness.Eventually(() => relay.Circuits.Count == 8, "eight live circuits");
+        await Eventually.Holds(() => relay.Circuits.Count == 8, "eight live circuits");
         var perCore = relay.Circuits.Snapshot().GroupBy(c => c.Core).ToDictionary(g => g.Key, g => g.Count());
         Assert.Equal(4, perCore[0]);
         Assert.Equal(4, perCore[1]);
@@ -83,6 +83,6 @@ public sealed class DataIntegrityTests
 
         release.SetResult();
         clients.ForEach(c => c.Dispose());
-        await RelayHarness.Eventually(() => relay.Cores.ActiveOn(0) + relay.Cores.ActiveOn(1) == 0, "cores to be released");
+        await Eventually.Holds(() => relay.Cores.ActiveOn(0) + relay.Cores.ActiveOn(1) == 0, "cores to be released");
     }
 }

@@ -141,7 +141,7 @@ public sealed class HalfClosedTimeoutTests
             relay.Metrics.ForRoute(route).Sample(0, 0).ClosedByReason.ToDictionary(p => p.Key, p => p.Value);
 
         var total = expected.Sum(e => e.Count);
-        await RelayHarness.Eventually(() => Closed().Values.Sum() == total, $"{total} circuits of {route} to be counted closed");
+        await Eventually.Holds(() => Closed().Values.Sum() == total, $"{total} circuits of {route} to be counted closed");
         var closed = Closed();
         foreach (var (reason, count) in expected)
         {

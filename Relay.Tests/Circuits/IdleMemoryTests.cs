@@ -32,14 +32,14 @@ public sealed class IdleMemoryTests(ITestOutputHelper output)
             clients.Add(await SocketIo.ConnectAsync(relay.Listen()));
         }
 
-        await RelayHarness.Eventually(() => relay.Circuits.Snapshot().Count(c => c.State == Relay.Actors.Circuits.CircuitState.Established) == 50, "warm-up circuits established");
+        await Eventually.Holds(() => relay.Circuits.Snapshot().Count(c => c.State == Relay.Actors.Circuits.CircuitState.Established) == 50, "warm-up circuits established");
         var before = await SettledHeapAsync();
         for (var i = 50; i < circuits; i++)
         {
             clients.Add(await SocketIo.ConnectAsync(relay.Listen()));
         }
 
-        await RelayHarness.Eventually(
+        await Eventually.Holds(
             () => relay.Circuits.Snapshot().Count(c => c.State == Relay.Actors.Circuits.CircuitState.Established) == circuits,
             "all circuits established", TimeSpan.FromSeconds(60));
         var after = await SettledHeapAsync();

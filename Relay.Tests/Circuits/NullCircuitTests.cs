@@ -38,7 +38,7 @@ public sealed class NullCircuitTests
             await ConnectAndResetAsync(relay, route, listen);
         }
 
-        await RelayHarness.Eventually(() => relay.Node.Circuits.Count == 0, "every circuit to close");
+        await Eventually.Holds(() => relay.Node.Circuits.Count == 0, "every circuit to close");
         var metrics = PrometheusText.Parse(await relay.GetTextAsync("/metrics"));
         Assert.Equal(2, metrics.Value("relay_circuits_null_total", ("route", "quiet")));
         Assert.Equal(0, metrics.Value("relay_circuit_errors_total", ("route", "quiet"), ("reason", "client-reset")));
@@ -50,10 +50,10 @@ public sealed class NullCircuitTests
         Assert.Equal(1, metrics.Value("relay_circuits_closed_total", ("route", "log"), ("reason", "complete")));
 
         // The event keeps its name; only its level says it was a null circuit.
-        var quiet = ClosedLines(relay, "quiet", 2);
+        var quiet = await ClosedLinesAsync(relay, "quiet", 2);
         Assert.All(quiet, j => Assert.Equal("Debug", Level(j)));
         Assert.Equal(["client-reset", "complete"], quiet.Select(j => j.GetProperty("Reason").GetString()).Order());
-        var loud = ClosedLines(relay, "log", 2);
+        var loud = await ClosedLinesAsync(relay, "log", 2);
         Assert.All(loud, j => Assert.Equal("Information", Level(j)));
         Assert.Equal(["client-reset", "complete"], loud.Select(j => j.GetProperty("Reason").GetString()).Order());
     }
@@ -67,7 +67,7 @@ public sealed class NullCircuitTests
 
         Assert.Equal("reset", await SocketIo.ConnectThenReadUntilClosedAsync(relay.Node.EndpointOf("quiet"), Wait));
 
-        var closed = Assert.Single(ClosedLines(relay, "quiet", 1));
+        var closed = Assert.Single(await ClosedLinesAsync(relay, "quiet", 1));
         Assert.Equal("Information", Level(closed));
         Assert.Equal(CloseReasons.UpstreamRefused, closed.GetProperty("Reason").GetString());
         var metrics = PrometheusText.Parse(await relay.GetTextAsync("/metrics"));
@@ -88,7 +88,7 @@ public sealed class NullCircuitTests
             SocketIo.Abort(client);
         }
 
-        var closed = Assert.Single(ClosedLines(relay, "quiet", 1));
+        var closed = Assert.Single(await ClosedLinesAsync(relay, "quiet", 1));
         Assert.Equal("Information", Level(closed));
         Assert.Equal(CloseReasons.ClientReset, closed.GetProperty("Reason").GetString());
         var metrics = PrometheusText.Parse(await relay.GetTextAsync("/metrics"));
@@ -111,29 +111,21 @@ public sealed class NullCircuitTests
     private static async Task ConnectAndResetAsync(LiveRelay relay, string route, IPEndPoint listen)
     {
         var client = await SocketIo.ConnectAsync(listen);
-        await RelayHarness.Eventually(() => relay.Node.Circuits.Snapshot().Any(c => c.Route == route && c.State == CircuitState.Established),
+        await Eventually.Holds(() => relay.Node.Circuits.Snapshot().Any(c => c.Route == route && c.State == CircuitState.Established),
             $"the circuit on {route} to be established");
         SocketIo.Abort(client);
-        await RelayHarness.Eventually(() => relay.Node.Circuits.Snapshot().All(c => c.Route != route), $"the circuit on {route} to close");
+        await Eventually.Holds(() => relay.Node.Circuits.Snapshot().All(c => c.Route != route), $"the circuit on {route} to close");
     }
 
-    private static List<JsonElement> ClosedLines(LiveRelay relay, string route, int expected)
+    private static async Task<List<JsonElement>> ClosedLinesAsync(LiveRelay relay, string route, int expected)
     {
         bool IsClosed(JsonElement j) =>
             j.TryGetProperty("EventName", out var e) && e.GetString() == "CircuitClosed" && j.GetProperty("Route").GetString() == route;
 
-        var deadline = DateTime.UtcNow + Wait;
-        while (true)
-        {
-            var lines = relay.Log.Lines().Select(Parse).OfType<JsonElement>().Where(IsClosed).ToList();
-            if (lines.Count >= expected)
-            {
-                return lines;
-            }
-
-            Assert.True(DateTime.UtcNow < deadline, $"{lines.Count} CircuitClosed line(s) for {route} within {Wait}, expected {expected}");
-            Thread.Sleep(20);
-        }
+        var lines = new List<JsonElement>();
+        await Eventually.Holds(() => (lines = relay.Log.Lines().Select(Parse).OfType<JsonElement>().Where(IsClosed).ToList()).Count >= expected,
+            $"{expected} CircuitClosed line(s) for {route}", Wait, state: () => $"{lines.Count} logged");
+        return lines;
     }
 
     /// <summary>CLEF leaves out <c>@l</c> for Information.</summary>

@@ -25,7 +25,7 @@ public sealed class PlacementAndTuningTests
             clients.Add(await SocketIo.ConnectAsync(relay.Listen()));
         }
 
-        await RelayHarness.Eventually(() => relay.Circuits.Snapshot().Count(c => c.ThreadId != 0) == 6, "six circuits started");
+        await Eventually.Holds(() => relay.Circuits.Snapshot().Count(c => c.ThreadId != 0) == 6, "six circuits started");
         var circuits = relay.Circuits.Snapshot();
         var threadsByCore = circuits.GroupBy(c => c.Core).ToDictionary(g => g.Key, g => g.Select(c => c.ThreadId).Distinct().ToList());
 
@@ -63,7 +63,7 @@ public sealed class PlacementAndTuningTests
         await using var relay = await RelayHarness.StartAsync(server.Endpoint, circuit);
 
         using var client = await SocketIo.ConnectAsync(relay.Listen());
-        await RelayHarness.Eventually(() => relay.Circuits.Snapshot().Any(c => c.State == Relay.Actors.Circuits.CircuitState.Established), "an established circuit");
+        await Eventually.Holds(() => relay.Circuits.Snapshot().Any(c => c.State == Relay.Actors.Circuits.CircuitState.Established), "an established circuit");
         var entry = Assert.Single(relay.Circuits.Snapshot());
 
         var c = SocketTuner.Read(entry.ClientSocket!);
@@ -81,7 +81,7 @@ public sealed class PlacementAndTuningTests
         Assert.InRange(u.MaxSegment, 1, 1300);
         Assert.Equal(congestion[^1], u.Congestion);
         // The upstream's keepalive is set once the circuit is a second old, not at connect.
-        await RelayHarness.Eventually(() => SocketTuner.Read(entry.UpstreamSocket!).KeepAlive, "the upstream's keepalive to be set");
+        await Eventually.Holds(() => SocketTuner.Read(entry.UpstreamSocket!).KeepAlive, "the upstream's keepalive to be set");
         u = SocketTuner.Read(entry.UpstreamSocket!);
         Assert.Equal((90, 11, 6), (u.KeepAliveIdleSeconds, u.KeepAliveIntervalSeconds, u.KeepAliveCount));
 

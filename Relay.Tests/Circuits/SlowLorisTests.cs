@@ -76,7 +76,7 @@ public sealed class SlowLorisTests
             await Task.Delay(250);
         }
 
-        await RelayHarness.Eventually(() => Volatile.Read(ref received) == 12, "every dribbled byte to reach the upstream");
+        await Eventually.Holds(() => Volatile.Read(ref received) == 12, "every dribbled byte to reach the upstream");
         Assert.Equal(1, relay.Circuits.Count);
 
         // Then the gap that is too long, timed from the last byte.
@@ -136,9 +136,9 @@ public sealed class SlowLorisTests
     private static async Task AssertEverythingFreedAsync(RelayNode relay, int upstreamPort)
     {
         var relayPort = relay.Listen().Port;
-        await RelayHarness.Eventually(() => relay.Circuits.Count == 0, "the circuit to be gone");
-        await RelayHarness.Eventually(() => NodeAdmission.For(relay.System).Active == 0, "its admission slot to be released");
-        await RelayHarness.Eventually(() => !TcpStates.ForPorts(relayPort, upstreamPort).Any(s =>
+        await Eventually.Holds(() => relay.Circuits.Count == 0, "the circuit to be gone");
+        await Eventually.Holds(() => NodeAdmission.For(relay.System).Active == 0, "its admission slot to be released");
+        await Eventually.Holds(() => !TcpStates.ForPorts(relayPort, upstreamPort).Any(s =>
                 TcpStates.Lingering.Contains(s.State) && (s.LocalPort == relayPort || s.RemotePort == upstreamPort)),
             "no relay socket left half-closed");
         Assert.Equal(0, relay.Metrics.ForRoute("test").Active);

@@ -35,7 +35,7 @@ public sealed class TcpSemanticsTests
         await client.SendAsync(request, SocketFlags.None);
         client.Shutdown(SocketShutdown.Send);
 
-        await RelayHarness.Eventually(
+        await Eventually.Holds(
             () => relay.Circuits.Snapshot().Any(c => c.State == CircuitState.HalfClosed),
             "the circuit to be half-closed while the server thinks");
         var (received, hash) = await SocketIo.ReadToEndAsync(client).WaitAsync(Wait);
@@ -43,7 +43,7 @@ public sealed class TcpSemanticsTests
         Assert.Equal(4 * 1024 * 1024, received);
         await server.DrainAsync(Wait);
         Assert.Empty(server.Failures);
-        await RelayHarness.Eventually(() => relay.Circuits.Count == 0, "the circuit to close after both FINs");
+        await Eventually.Holds(() => relay.Circuits.Count == 0, "the circuit to close after both FINs");
     }
 
     [Fact]
@@ -102,7 +102,7 @@ public sealed class TcpSemanticsTests
         var relayed = await SegmentsInFor(relay.Listen());
 
         Assert.Equal(direct, relayed);
-        await RelayHarness.Eventually(() => relay.Circuits.Count == 0, "the circuit to close after both FINs");
+        await Eventually.Holds(() => relay.Circuits.Count == 0, "the circuit to close after both FINs");
     }
 
     [Fact]
@@ -115,11 +115,11 @@ public sealed class TcpSemanticsTests
 
         var client = await SocketIo.ConnectAsync(relay.Listen());
         await client.SendAsync(new byte[1000], SocketFlags.None);
-        await RelayHarness.Eventually(() => relay.Circuits.Snapshot().Any(c => c.Counters.BytesUp == 1000), "bytes to reach the upstream");
+        await Eventually.Holds(() => relay.Circuits.Snapshot().Any(c => c.Counters.BytesUp == 1000), "bytes to reach the upstream");
         SocketIo.Abort(client);
 
         Assert.Equal("reset", await serverSaw.Task.WaitAsync(Wait));
-        await RelayHarness.Eventually(() => relay.Circuits.Count == 0, "the circuit to end");
+        await Eventually.Holds(() => relay.Circuits.Count == 0, "the circuit to end");
     }
 
     [Fact]
@@ -146,7 +146,7 @@ public sealed class TcpSemanticsTests
         await using var relay = await RelayHarness.StartAsync(upstream);
 
         Assert.Equal("reset", await SocketIo.ConnectThenReadUntilClosedAsync(relay.Listen(), TimeSpan.FromSeconds(3)));
-        await RelayHarness.Eventually(() => relay.Circuits.Count == 0, "the failed circuit to leave the table");
+        await Eventually.Holds(() => relay.Circuits.Count == 0, "the failed circuit to leave the table");
     }
 
     [Fact]
@@ -239,7 +239,7 @@ public sealed class TcpSemanticsTests
 
         Assert.Equal(cycles, server.Accepted);
         var ports = new[] { relay.Listen().Port, server.Endpoint.Port };
-        await RelayHarness.Eventually(
+        await Eventually.Holds(
             () => !TcpStates.ForPorts(ports).Any(s => TcpStates.Lingering.Contains(s.State)),
             "no socket of the relay's ports in CLOSE_WAIT, CLOSING, LAST_ACK or FIN_WAIT");
         Assert.Equal(0, relay.Circuits.Count);

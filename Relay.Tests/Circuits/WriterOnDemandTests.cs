@@ -54,7 +54,7 @@ public sealed class WriterOnDemandTests
 
         // The client reads nothing until the relay has had to start the writer: its socket's
         // buffer fills, the reader's inline send would block, and the backlog goes to the writer.
-        await RelayHarness.Eventually(() => ChildOfTheCircuit(relay, "writer").Result is not null,
+        await Eventually.Holds(() => ChildOfTheCircuit(relay, "writer").Result is not null,
             "the circuit to start its writer for the client that is not reading", Wait);
 
         var (received, hash) = await SocketIo.ReadToEndAsync(client).WaitAsync(Wait);
@@ -64,7 +64,7 @@ public sealed class WriterOnDemandTests
         Assert.Equal(sentHash, hash);
         await server.DrainAsync(Wait);
         Assert.Empty(server.Failures);
-        await RelayHarness.Eventually(() => relay.Circuits.Count == 0, "the circuit to close after both FINs");
+        await Eventually.Holds(() => relay.Circuits.Count == 0, "the circuit to close after both FINs");
     }
 
     /// <summary>The named child of the route's one circuit, or null when it has none.</summary>

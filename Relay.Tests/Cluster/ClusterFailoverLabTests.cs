@@ -103,13 +103,10 @@ public sealed class ClusterFailoverLabTests
 
     private static async Task WaitForCircuitsAsync(string prefix, string query, string expected)
     {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-        string listed;
-        while ((listed = await CircuitsAsync(prefix, query)) != expected)
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"n2 lists \"{listed}\" for /circuits{query} after 30 s, not \"{expected}\"");
-            await Task.Delay(100);
-        }
+        var listed = "";
+        await Eventually.Holds(async () => (listed = await CircuitsAsync(prefix, query)) == expected,
+            $"n2 to list \"{expected}\" for /circuits{query}", TimeSpan.FromSeconds(30), state: () => $"it lists \"{listed}\"",
+            every: TimeSpan.FromMilliseconds(100));
     }
 
     /// <summary>Node <paramref name="node"/>'s relay process has a PATH in which neither ip nor arping can be found.</summary>

@@ -56,19 +56,9 @@ internal sealed class ClusterHarness : IAsyncDisposable
         await node.DisposeAsync();
     }
 
-    public static async Task Until(Func<bool> condition, string what, TimeSpan? timeout = null)
-    {
-        var deadline = DateTime.UtcNow + (timeout ?? Patience);
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException($"timed out waiting for {what}");
-            }
-
-            await Task.Delay(50);
-        }
-    }
+    /// <summary>As <see cref="Eventually.Holds(Func{bool}, string, TimeSpan?)"/>, with a cluster's <see cref="Patience"/>.</summary>
+    public static Task Until(Func<bool> condition, string what, TimeSpan? timeout = null) =>
+        Eventually.Holds(condition, what, timeout ?? Patience);
 
     public async ValueTask DisposeAsync()
     {

@@ -10,25 +10,15 @@ namespace Relay.Tests.Cluster;
 /// </summary>
 internal static class ClusterLab
 {
-    /// <summary>The lines of log <paramref name="path"/> that match, once there are <paramref name="count"/>; throws after 60 s with the whole log.</summary>
+    /// <summary>The lines of log <paramref name="path"/> that match, once there are <paramref name="count"/>; fails after 60 s with the whole log.</summary>
     public static async Task<List<string>> WaitForLogAsync(string path, Func<string, bool> match, int count)
     {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
-        while (true)
-        {
-            var lines = File.Exists(path) ? ReadShared(path).Where(match).ToList() : new List<string>();
-            if (lines.Count >= count)
-            {
-                return lines;
-            }
-
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException($"{count} matching line(s) not in {path}; it has:\n{(File.Exists(path) ? string.Join('\n', ReadShared(path)) : "(none)")}");
-            }
-
-            await Task.Delay(100);
-        }
+        var lines = new List<string>();
+        await Eventually.Holds(
+            () => (lines = File.Exists(path) ? ReadShared(path).Where(match).ToList() : []).Count >= count,
+            $"{count} matching line(s) in {path}", TimeSpan.FromSeconds(60),
+            state: () => $"it has:\n{(File.Exists(path) ? string.Join('\n', ReadShared(path)) : "(none)")}", every: TimeSpan.FromMilliseconds(100));
+        return lines;
     }
 
     private static string[] ReadShared(string path)

@@ -26,30 +26,24 @@ internal static class Neighbours
     /// </summary>
     public static async Task<Entry> AwaitAsync(string ns, string device, string address, Func<Entry, bool> match, string what, TimeSpan? within = null)
     {
-        var deadline = DateTime.UtcNow + (within ?? TimeSpan.FromSeconds(5));
         Entry? last = null;
-        while (true)
-        {
-            using var neigh = JsonDocument.Parse(await IpAsync("-j", "-n", ns, "neigh", "show", "to", address, "dev", device));
-            if (neigh.RootElement.GetArrayLength() > 0)
+        await Eventually.Holds(async () =>
             {
+                using var neigh = JsonDocument.Parse(await IpAsync("-j", "-n", ns, "neigh", "show", "to", address, "dev", device));
+                if (neigh.RootElement.GetArrayLength() == 0)
+                {
+                    return false;
+                }
+
                 var entry = neigh.RootElement[0];
                 last = new Entry(
                     entry.TryGetProperty("lladdr", out var mac) ? mac.GetString() : null,
                     entry.TryGetProperty("state", out var state) ? string.Join(',', state.EnumerateArray().Select(s => s.GetString())) : "");
-                if (match(last))
-                {
-                    return last;
-                }
-            }
-
-            if (DateTime.UtcNow > deadline)
-            {
-                Assert.Fail($"timed out waiting for {what}: {ns}'s entry for {address} is {last?.ToString() ?? "absent"}");
-            }
-
-            await Task.Delay(50);
-        }
+                return match(last);
+            },
+            what, within ?? TimeSpan.FromSeconds(5), state: () => $"{ns}'s entry for {address} is {last?.ToString() ?? "absent"}",
+            every: TimeSpan.FromMilliseconds(50));
+        return last!;
     }
 
     /// <summary>Runs ip with <paramref name="args"/>; its stdout, or a failed assertion with its output.</summary>

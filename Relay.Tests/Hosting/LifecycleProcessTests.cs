@@ -48,7 +48,7 @@ public sealed class LifecycleProcessTests : IDisposable
 
     private static async Task<IPEndPoint> ListenOfAsync(RelayProcess relay, string route, int nth = 1)
     {
-        await RelayHarness.Eventually(() => relay.Stdout.Count(l => l.Contains("\"ListenerBound\"") && l.Contains($"\"Route\":\"{route}\"")) >= nth,
+        await Eventually.Holds(() => relay.Stdout.Count(l => l.Contains("\"ListenerBound\"") && l.Contains($"\"Route\":\"{route}\"")) >= nth,
             $"route {route} bound {nth} time(s)", Wait);
         var line = relay.Stdout.Where(l => l.Contains("\"ListenerBound\"") && l.Contains($"\"Route\":\"{route}\"")).ElementAt(nth - 1);
         return IPEndPoint.Parse(Parse(line).GetProperty("Listen").GetString()!);
@@ -71,7 +71,7 @@ public sealed class LifecycleProcessTests : IDisposable
         await Task.Delay(300);
         relay.Signal(SigTerm);
 
-        await RelayHarness.Eventually(() => relay.Stdout.Any(l => l.Contains("\"RouteDraining\"")), "the listener to close", Wait);
+        await Eventually.Holds(() => relay.Stdout.Any(l => l.Contains("\"RouteDraining\"")), "the listener to close", Wait);
         Assert.True(await RefusesAsync(listen), "a new connect after SIGTERM must be refused");
         Assert.False(received.IsCompleted, "the transfer should still be running after SIGTERM");
 
@@ -117,7 +117,7 @@ public sealed class LifecycleProcessTests : IDisposable
         using var __ = client;
 
         relay.Signal(SigTerm);
-        await RelayHarness.Eventually(() => relay.Stdout.Any(l => l.Contains("\"RouteDraining\"")), "the listener to close", Wait);
+        await Eventually.Holds(() => relay.Stdout.Any(l => l.Contains("\"RouteDraining\"")), "the listener to close", Wait);
         relay.Signal(SigTerm);
 
         Assert.Equal("reset", await SocketIo.ReadUntilClosedAsync(client, Wait));

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text;
+using Relay.Tests.Support;
 
 namespace Relay.Tests.Hosting;
 
@@ -119,25 +120,13 @@ internal sealed partial class RelayProcess : IDisposable
     /// <summary>Waits for a stdout line that satisfies <paramref name="match"/>.</summary>
     public async Task<string> WaitForLineAsync(Func<string, bool> match, TimeSpan timeout)
     {
-        var deadline = DateTime.UtcNow + timeout;
-        while (DateTime.UtcNow < deadline)
-        {
-            var line = Stdout.FirstOrDefault(match);
-            if (line is not null)
-            {
-                return line;
-            }
-
-            if (_process.HasExited)
-            {
-                break;
-            }
-
-            await Task.Delay(50);
-        }
-
-        throw new TimeoutException($"no matching line; stdout: {string.Join('\n', Stdout)}; stderr: {string.Join('\n', Stderr)}");
+        string? line = null;
+        await Eventually.Holds(() => (line = Stdout.FirstOrDefault(match)) is not null || _process.HasExited, "a matching line", timeout,
+            state: Output, every: TimeSpan.FromMilliseconds(50));
+        return line ?? throw new InvalidOperationException($"the relay exited without a matching line; {Output()}");
     }
+
+    private string Output() => $"stdout: {string.Join('\n', Stdout)}; stderr: {string.Join('\n', Stderr)}";
 
     public void Signal(int signal)
     {

@@ -60,10 +60,7 @@ internal sealed class GatewayLab : IAsyncDisposable
         _files.Add(conf);
         var relay = Start(Ns("relay"), DotnetHost(), relayDll, "run", "--config", conf, "--management", "127.0.0.1:8558");
         CaptureLines(relay, _relayLog);
-        if (!await WaitListeningAsync(Ns("relay"), port, relay, StepTimeout))
-        {
-            Assert.Fail($"relay is not listening on :{port} (exited: {relay.HasExited}):\n{RelayLog}");
-        }
+        await AwaitListeningAsync(Ns("relay"), port, relay, StepTimeout, () => RelayLog);
     }
 
     /// <summary>Starts python3 <paramref name="script"/> in namespace <paramref name="ns"/> (cli, relay or srv).</summary>

@@ -132,7 +132,7 @@ public sealed class GatewayLabTests
             // A destination the policy does not allow: accepted by the interception, then reset.
             var denied = await lab.RunPythonAsync("cli", ProbePy, SrvIp, "9101");
             Assert.Equal("reset", denied.Stdout.Trim());
-            await Eventually(() => lab.RelayLog.Contains("destination-denied"), "the CircuitClosed line of the denied circuit");
+            await Eventually.Holds(() => lab.RelayLog.Contains("destination-denied"), "the CircuitClosed line of the denied circuit");
             Assert.Contains("DestinationDenied circuit", lab.RelayLog);
             Assert.Contains($"to {SrvIp}:9101 refused: port 9101 is not in destinations.ports [9100, 9200]", lab.RelayLog);
         }
@@ -165,7 +165,7 @@ public sealed class GatewayLabTests
             Assert.Equal($"{sent} {CliIp}", answer);
             // TPROXY fails open (no listener: the packets are routed), so prove the relay
             // carried the circuit: its log line, and cli's jumbo packets.
-            await Eventually(() => lab.RelayLog.Contains($"-> {SrvIp}:9100: complete up={16 << 20}"), "the relay's CircuitClosed line for the circuit");
+            await Eventually.Holds(() => lab.RelayLog.Contains($"-> {SrvIp}:9100: complete up={16 << 20}"), "the relay's CircuitClosed line for the circuit");
             var bytesPerPacket = (double)(bytes1 - bytes0) / Math.Max(1, packets1 - packets0);
             Assert.True(bytesPerPacket > 30_000, $"cli sent {bytesPerPacket:N0} bytes per packet; through the relay it should be > 30,000");
         }
@@ -183,15 +183,5 @@ public sealed class GatewayLabTests
         var parts = line.Split(" | ");
         Assert.True(parts.Length == 2, $"unexpected client output: '{line}'");
         return (parts[0].Trim(), parts[1].Trim());
-    }
-
-    private static async Task Eventually(Func<bool> condition, string what)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"timed out waiting for {what}");
-            await Task.Delay(50);
-        }
     }
 }

@@ -86,12 +86,10 @@ public sealed class LabSmokeTests
             relay = Start("ip", ["netns", "exec", prefix + "relay", DotnetHost(), relayDll, "run",
                 "--route", $"smoke@{RelayNear}:{RelayPort}={Srv}:{SrvPort}", "--management", "off", "--config", conf]);
             CaptureLines(relay, relayLog);
-            if (!await WaitListeningAsync(prefix + "relay", RelayPort, relay, StepTimeout))
+            await AwaitListeningAsync(prefix + "relay", RelayPort, relay, StepTimeout, () =>
             {
-                string log;
-                lock (relayLog) log = relayLog.ToString();
-                Assert.Fail($"relay is not listening on {RelayNear}:{RelayPort} (exited: {relay.HasExited}):\n{log}");
-            }
+                lock (relayLog) return relayLog.ToString();
+            });
 
             var (bytes0, packets0) = await CliTxAsync(prefix);
             var send = await RunAsync("ip", ["netns", "exec", prefix + "cli", "python3", "-c", SenderPy], null, StepTimeout);

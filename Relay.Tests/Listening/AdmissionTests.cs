@@ -98,7 +98,7 @@ public sealed class AdmissionTests
         // A closed circuit frees its place.
         first.Shutdown(SocketShutdown.Send);
         await SocketIo.ReadToEndAsync(first);
-        await RelayHarness.Eventually(() => relay.Node.Circuits.Count == 1, "the first circuit to close");
+        await Eventually.Holds(() => relay.Node.Circuits.Count == 1, "the first circuit to close");
         await AssertEchoesAsync(relay.Listen);
     }
 
@@ -120,7 +120,7 @@ public sealed class AdmissionTests
 
         held.Shutdown(SocketShutdown.Send);
         await SocketIo.ReadToEndAsync(held);
-        await RelayHarness.Eventually(() => admission.TrackedSources == 0, "the per-source table to forget closed clients");
+        await Eventually.Holds(() => admission.TrackedSources == 0, "the per-source table to forget closed clients");
         await AssertEchoesAsync(relay.Listen());
     }
 
@@ -150,7 +150,7 @@ public sealed class AdmissionTests
 
         // Accepted is counted before the verdict, on the acceptor's thread: wait for all 20
         // verdicts, not just the accepts, or a refusal still being counted reads as missing.
-        await RelayHarness.Eventually(() => metrics.Total + Refused(metrics, RefusalReasons.AcceptRate) == 20, "a verdict on every connection");
+        await Eventually.Holds(() => metrics.Total + Refused(metrics, RefusalReasons.AcceptRate) == 20, "a verdict on every connection");
         var elapsed = clock.Elapsed;
         var admitted = metrics.Total;
         Assert.Equal(20, metrics.Accepted);

@@ -85,7 +85,7 @@ public sealed class AcceptResetTests
             Assert.Equal(1, (await SocketIo.ReadToEndAsync(client)).Bytes);
         }
 
-        await RelayHarness.Eventually(() => relay.Circuits.Count == 0, "every circuit to end");
+        await Eventually.Holds(() => relay.Circuits.Count == 0, "every circuit to end");
         lock (errors)
         {
             Assert.Empty(errors);

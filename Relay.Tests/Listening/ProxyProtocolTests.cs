@@ -223,7 +223,7 @@ public sealed class ProxyProtocolTests
         Assert.Equal("reset", outcome);
         Assert.InRange(clock.Elapsed, timeout - TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(2.2));
         Assert.Equal(0, server.Accepted);
-        await RelayHarness.Eventually(() => NodeAdmission.For(relay.System).Active == 0, "the pending connection's admission to be released");
+        await Eventually.Holds(() => NodeAdmission.For(relay.System).Active == 0, "the pending connection's admission to be released");
     }
 
     [Fact]
@@ -270,9 +270,9 @@ public sealed class ProxyProtocolTests
         await AssertGoodClientGetsThroughAsync(relay.Listen(), valid);
 
         var relayPort = relay.Listen().Port;
-        await RelayHarness.Eventually(() => relay.Circuits.Count == 0, "no circuit left", TimeSpan.FromSeconds(15));
-        await RelayHarness.Eventually(() => NodeAdmission.For(relay.System).Active == 0, "every admission released", TimeSpan.FromSeconds(15));
-        await RelayHarness.Eventually(
+        await Eventually.Holds(() => relay.Circuits.Count == 0, "no circuit left", TimeSpan.FromSeconds(15));
+        await Eventually.Holds(() => NodeAdmission.For(relay.System).Active == 0, "every admission released", TimeSpan.FromSeconds(15));
+        await Eventually.Holds(
             () => !TcpStates.ForPorts(relayPort).Any(s => s.LocalPort == relayPort && TcpStates.Lingering.Contains(s.State)),
             "no relay-side socket left half-closed", TimeSpan.FromSeconds(15));
         Assert.True(attempts >= 100, $"only {attempts} attempts ran");

@@ -108,9 +108,9 @@ public sealed class CircuitControlTests
     /// <summary>Pings through the circuit, so it is established both ways, and returns its id.</summary>
     private static async Task<long> EstablishedCircuitAsync(LiveRelay relay)
     {
-        await RelayHarness.Eventually(() => relay.Node.Circuits.Count == 1, "the circuit to open");
+        await Eventually.Holds(() => relay.Node.Circuits.Count == 1, "the circuit to open");
         var entry = relay.Node.Circuits.Snapshot().Single();
-        await RelayHarness.Eventually(() => entry.State == Relay.Actors.Circuits.CircuitState.Established, "the circuit to be established");
+        await Eventually.Holds(() => entry.State == Relay.Actors.Circuits.CircuitState.Established, "the circuit to be established");
         return entry.Id;
     }
 }

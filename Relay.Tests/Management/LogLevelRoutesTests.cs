@@ -87,7 +87,7 @@ public sealed class LogLevelRoutesTests
         var id = relay.Node.Circuits.Snapshot().Single().Id;
         client.Shutdown(SocketShutdown.Send);
         Assert.Equal("eof", await SocketIo.ReadUntilClosedAsync(client, Timeout));
-        await RelayHarness.Eventually(() => relay.Node.Circuits.Count == 0, "the circuit to close");
+        await Eventually.Holds(() => relay.Node.Circuits.Count == 0, "the circuit to close");
         return id;
     }
 

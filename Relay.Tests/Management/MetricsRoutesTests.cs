@@ -84,7 +84,7 @@ public sealed class MetricsRoutesTests
             Assert.Equal(Size, echoed);
         }
 
-        await RelayHarness.Eventually(() => relay.Node.Circuits.Count == 0, "the circuit to close");
+        await Eventually.Holds(() => relay.Node.Circuits.Count == 0, "the circuit to close");
         var samples = PrometheusText.Parse(await relay.GetTextAsync("/metrics"));
 
         Assert.Equal(1, samples.Value("relay_accepts_total", ("route", "test")));
@@ -123,7 +123,7 @@ public sealed class MetricsRoutesTests
 
         Assert.Equal("reset", await SocketIo.ConnectThenReadUntilClosedAsync(relay.Listen, Timeout));
 
-        await RelayHarness.Eventually(() => relay.Node.Circuits.Count == 0, "the circuit to close");
+        await Eventually.Holds(() => relay.Node.Circuits.Count == 0, "the circuit to close");
         var samples = PrometheusText.Parse(await relay.GetTextAsync("/metrics"));
 
         Assert.Equal(1, samples.Value("relay_circuit_errors_total", ("route", "test"), ("reason", CloseReasons.UpstreamRefused)));

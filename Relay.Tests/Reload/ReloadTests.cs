@@ -16,6 +16,10 @@ public sealed class ReloadTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
 
+    // A listener a reload retired stops accepting after its acceptors have answered, a moment
+    // after the reload's own answer.
+    private static readonly TimeSpan RetiredListenerCloses = TimeSpan.FromSeconds(5);
+
     private static RouteSettings Route(string name, IPEndPoint upstream, IPEndPoint? listen = null) =>
         TestSettings.Route(upstream, name: name) with { Listen = listen ?? new IPEndPoint(IPAddress.Loopback, 0) };
 
@@ -47,7 +51,7 @@ public sealed class ReloadTests
 
         var (sent, received, client) = await StartTransferAsync(listen, 64 * 64 * 1024);
         using var _ = client;
-        await RelayHarness.Eventually(() => node.Circuits.Snapshot().Any(c => c.Counters.BytesDown > 256 * 1024), "the transfer to be under way");
+        await Eventually.Holds(() => node.Circuits.Snapshot().Any(c => c.Counters.BytesDown > 256 * 1024), "the transfer to be under way");
 
         var outcome = await node.ApplyAsync(TestSettings.Relay(Route("web", newUpstream.Endpoint)));
 
@@ -113,7 +117,7 @@ public sealed class ReloadTests
         Assert.Equal(["keep", "new"], node.Settings.Routes.Select(r => r.Name));
         await EchoOnceAsync(node.EndpointOf("new"));
         await EchoOnceAsync(node.EndpointOf("keep"));
-        Assert.True(await SoonRefusesAsync(gone));
+        await Eventually.Holds(() => RefusesAsync(gone), "the retired listener to refuse connects", RetiredListenerCloses);
         // The unchanged route kept its very listener.
         Assert.Equal(keepListener, await node.System.ActorSelection("/user/relay/listener-keep").ResolveOne(Timeout));
 
@@ -123,7 +127,7 @@ public sealed class ReloadTests
         open.Shutdown(SocketShutdown.Send);
         Assert.Equal("eof", await SocketIo.ReadUntilClosedAsync(open, Timeout));
         // ...and then its listener is gone too, nothing left behind.
-        await RelayHarness.Eventually(
+        await Eventually.Holds(
             () => node.System.ActorSelection("/user/relay/listener-gone").Ask<ActorIdentity>(new Identify(1), Timeout).Result.Subject is null,
             "the removed route's listener to stop once its last circuit ended");
     }
@@ -142,7 +146,7 @@ public sealed class ReloadTests
         var after = node.EndpointOf("web");
         Assert.Equal(IPAddress.Parse("127.0.0.2"), after.Address);
         await EchoOnceAsync(after);
-        Assert.True(await SoonRefusesAsync(before));
+        await Eventually.Holds(() => RefusesAsync(before), "the rebound route's old listener to refuse connects", RetiredListenerCloses);
     }
 
     [Fact]

@@ -30,27 +30,6 @@ internal static class Connections
     }
 
     /// <summary>
-    /// True once connects to <paramref name="endpoint"/> are refused, within <paramref name="within"/>
-    /// (5 s by default): a listener a reload retired stops accepting after its acceptors have
-    /// answered, a moment after the reload's own answer.
-    /// </summary>
-    public static async Task<bool> SoonRefusesAsync(IPEndPoint endpoint, TimeSpan? within = null)
-    {
-        var deadline = DateTime.UtcNow + (within ?? TimeSpan.FromSeconds(5));
-        while (!await RefusesAsync(endpoint))
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                return false;
-            }
-
-            await Task.Delay(20);
-        }
-
-        return true;
-    }
-
-    /// <summary>
     /// Sends <paramref name="total"/> pseudo-random bytes from <paramref name="seed"/> on <paramref name="client"/>
     /// in 64 KiB chunks <paramref name="paceMs"/> apart, then FIN, while the echo is read back concurrently:
     /// the hash of what was sent, and the byte count and hash of what came back.

@@ -114,29 +114,21 @@ internal static class ExternalProcess
 
     /// <summary>
     /// Polls `ss` in network namespace <paramref name="ns"/> until something listens on TCP
-    /// <paramref name="port"/>: true then; false once <paramref name="process"/> has exited or
-    /// <paramref name="timeout"/> has passed.
+    /// <paramref name="port"/>; fails, with <paramref name="log"/>, once <paramref name="process"/>
+    /// has exited or <paramref name="timeout"/> has passed.
     /// </summary>
-    public static async Task<bool> WaitListeningAsync(string ns, int port, Process process, TimeSpan timeout)
+    public static async Task AwaitListeningAsync(string ns, int port, Process process, TimeSpan timeout, Func<string> log)
     {
-        var deadline = DateTime.UtcNow + timeout;
-        while (DateTime.UtcNow < deadline)
-        {
-            var ss = await RunAsync("ip", ["netns", "exec", ns, "ss", "-Hltn", $"sport = :{port}"], null, TimeSpan.FromSeconds(10));
-            if (ss.Exit == 0 && ss.Stdout.Trim().Length > 0)
+        var listening = false;
+        var what = $"something to listen on TCP :{port} in {ns}";
+        await Eventually.Holds(async () =>
             {
-                return true;
-            }
-
-            if (process.HasExited)
-            {
-                return false;
-            }
-
-            await Task.Delay(200);
-        }
-
-        return false;
+                var ss = await RunAsync("ip", ["netns", "exec", ns, "ss", "-Hltn", $"sport = :{port}"], null, TimeSpan.FromSeconds(10));
+                listening = ss.Exit == 0 && ss.Stdout.Trim().Length > 0;
+                return listening || process.HasExited;
+            },
+            what, timeout, state: () => $"(exited: {process.HasExited}):\n{log()}", every: TimeSpan.FromMilliseconds(200));
+        Assert.True(listening, $"{what}, but the process exited:\n{log()}");
     }
 
     /// <summary>The dotnet host running the tests (DOTNET_HOST_PATH), else `dotnet` on the PATH.</summary>

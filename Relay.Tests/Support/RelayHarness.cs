@@ -27,19 +27,4 @@ internal static class RelayHarness
         StartAsync(TestSettings.Relay(cores, TestSettings.Route(upstream, circuit)));
 
     public static IPEndPoint Listen(this RelayNode node) => node.EndpointOf("test");
-
-    /// <summary>Waits until <paramref name="condition"/> holds, polling; fails with <paramref name="what"/> after the deadline.</summary>
-    public static async Task Eventually(Func<bool> condition, string what, TimeSpan? within = null)
-    {
-        var deadline = DateTime.UtcNow + (within ?? TimeSpan.FromSeconds(10));
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                Assert.Fail($"timed out waiting for: {what}");
-            }
-
-            await Task.Delay(20);
-        }
-    }
 }

@@ -28,7 +28,7 @@ public sealed class TransparentCircuitTests
         var listen = node.EndpointOf("gw");
 
         Assert.Equal(SocketError.ConnectionReset, await ConnectAndAwaitErrorAsync(listen));
-        await RelayHarness.Eventually(() => node.Circuits.Count == 0, "the refused circuit is gone");
+        await Eventually.Holds(() => node.Circuits.Count == 0, "the refused circuit is gone");
         Assert.Equal(1, ClosedBy(node, CloseReasons.DestinationDenied));
         Assert.Equal(0, ClosedBy(node, CloseReasons.Complete));
     }
@@ -40,7 +40,7 @@ public sealed class TransparentCircuitTests
         await using var node = await RelayHarness.StartAsync(Transparent(new DestinationPolicy([], [], [new PortRange(1, 1)])));
 
         Assert.Equal(SocketError.ConnectionReset, await ConnectAndAwaitErrorAsync(node.EndpointOf("gw")));
-        await RelayHarness.Eventually(() => ClosedBy(node, CloseReasons.DestinationDenied) == 1, "the circuit closed as destination-denied");
+        await Eventually.Holds(() => ClosedBy(node, CloseReasons.DestinationDenied) == 1, "the circuit closed as destination-denied");
     }
 
     /// <summary>

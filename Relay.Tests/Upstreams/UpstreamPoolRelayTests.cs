@@ -61,7 +61,7 @@ public sealed class UpstreamPoolRelayTests
             await EchoOnceAsync(relay.Listen, i);
             // The client sees EOF a moment before its circuit releases the member: wait, so
             // each new circuit sees only the long one counted.
-            await RelayHarness.Eventually(() => relay.Node.Circuits.Count == 1, "the echo's circuit to close");
+            await Eventually.Holds(() => relay.Node.Circuits.Count == 1, "the echo's circuit to close");
         }
 
         Assert.Equal(1, busy.Accepted);
@@ -148,13 +148,13 @@ public sealed class UpstreamPoolRelayTests
         Assert.False(member.IsUp);
 
         await using var back = new TestServer(TestServer.Echo, endpoint: flaky);
-        for (var i = 1; i <= 40 && back.Accepted == 0; i++)
-        {
-            await Task.Delay(50);
-            await EchoOnceAsync(relay.Listen, i);
-        }
-
-        Assert.True(back.Accepted > 0, "the recovered member never got a circuit");
+        var attempt = 0;
+        await Eventually.Holds(async () =>
+            {
+                await EchoOnceAsync(relay.Listen, ++attempt);
+                return back.Accepted > 0;
+            },
+            "the recovered member to get a circuit", every: TimeSpan.FromMilliseconds(50));
         Assert.True(member.IsUp);
         var up = JsonDocument.Parse(relay.Log.WaitForLine(l => l.Contains("\"UpstreamUp\""))).RootElement;
         Assert.Equal(flaky.ToString(), up.GetProperty("Upstream").GetString());
@@ -179,7 +179,7 @@ public sealed class UpstreamPoolRelayTests
         Assert.True(relay.Node.Pools.All().Single().Members[0].IsUp);
 
         await using var back = new TestServer(async s => await Task.Yield(), endpoint: checkedMember);
-        await RelayHarness.Eventually(() => member.IsUp, "the health check to mark the member up", Timeout);
+        await Eventually.Holds(() => member.IsUp, "the health check to mark the member up", Timeout);
         var up = JsonDocument.Parse(relay.Log.WaitForLine(l => l.Contains("\"UpstreamUp\""))).RootElement;
         Assert.Contains("good health check(s) in a row", up.GetProperty("Reason").GetString());
         Assert.Equal(0, relay.Node.Metrics.ForRoute("test").Total); // no client was needed for either verdict

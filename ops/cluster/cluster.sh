@@ -31,6 +31,7 @@
 #        cluster.sh exec cli python3 -c 'import socket;s=socket.create_connection(("198.18.0.10",7000));s.send(b"hi");print(s.recv(9))'
 #        cluster.sh kill 1; cluster.sh status
 set -euo pipefail
+. "$(dirname "$0")/../lib/common.sh"
 
 PREFIX="${LAB_PREFIX:-relaycl-}"
 STATE="${TMPDIR:-/tmp}/${PREFIX}cluster"
@@ -41,23 +42,9 @@ VIP_CIDR=$VIP/24
 SRV_IP=198.18.0.100
 
 die() { echo "cluster.sh: $*" >&2; exit 1; }
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 need_root() { [ "$(id -u)" = 0 ] || die "this needs root (network namespaces); run it with sudo"; }
 ns_exists() { ip netns list 2>/dev/null | awk '{print $1}' | grep -qx "$1"; }
 node_ip() { echo "198.18.0.$(( $1 + 1 ))"; }
-
-need_tools() {
-  local missing=()
-  command -v ip >/dev/null 2>&1 || missing+=(iproute2)
-  command -v python3 >/dev/null 2>&1 || missing+=(python3)
-  if [ "${#missing[@]}" -gt 0 ]; then
-    echo "cluster.sh: installing ${missing[*]} with apt-get" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 \
-      || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq "${missing[@]}" >/dev/null; } \
-      || die "could not install ${missing[*]}"
-  fi
-}
 
 relay_cmd() {
   if [ -n "${RELAY:-}" ]; then echo "$RELAY"; return; fi
@@ -86,7 +73,7 @@ cmd_up() {
     esac
   done
   [ "$nodes" = 2 ] || [ "$nodes" = 3 ] || die "--nodes must be 2 or 3"
-  need_root; need_tools
+  need_root; need_tools ip:iproute2 python3:python3
   ns_exists "${PREFIX}br" && cmd_down >/dev/null 2>&1 || true
   mkdir -p "$STATE"
   echo "$nodes" >"$STATE/nodes"

@@ -18,6 +18,7 @@
 #                     labs (tests, a bench) can coexist.
 # See ops/lab/README.md.
 set -euo pipefail
+. "$(dirname "$0")/../lib/common.sh"
 
 PREFIX="${LAB_PREFIX:-relaylab-}"
 NS_CLI="${PREFIX}cli"
@@ -29,10 +30,6 @@ RELAY_NEAR_IP=198.18.1.2
 RELAY_FAR_IP=198.18.2.1
 SRV_IP=198.18.2.2
 NEAR_MTU=65520
-
-usage() {
-  sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
-}
 
 die() { echo "lab.sh: $*" >&2; exit 1; }
 
@@ -48,18 +45,9 @@ EOF
   fi
 }
 
-need_tools() {
-  local missing=()
-  command -v ip >/dev/null 2>&1 || missing+=(iproute2)
-  command -v ethtool >/dev/null 2>&1 || missing+=(ethtool)
-  if [ "$GATEWAY" = 1 ]; then command -v nft >/dev/null 2>&1 || missing+=(nftables); fi
-  if [ "${#missing[@]}" -gt 0 ]; then
-    echo "lab.sh: installing ${missing[*]} with apt-get" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 \
-      || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq "${missing[@]}" >/dev/null; } \
-      || die "could not install ${missing[*]}"
-  fi
+# iproute2 and ethtool build the lab; nftables installs the gateway's interception rules.
+lab_tools() {
+  if [ "$GATEWAY" = 1 ]; then need_tools ip:iproute2 ethtool:ethtool nft:nftables; else need_tools ip:iproute2 ethtool:ethtool; fi
 }
 
 ns_exists() { ip netns list 2>/dev/null | awk '{print $1}' | grep -qx "$1"; }
@@ -249,7 +237,7 @@ done
 case "$GATEWAY_MODE" in redirect|tproxy) ;; *) die "--gateway-mode must be redirect or tproxy, got '$GATEWAY_MODE'" ;; esac
 
 case "$cmd" in
-  up)     need_root up; need_tools; lab_up ;;
+  up)     need_root up; lab_tools; lab_up ;;
   down)   need_root down; lab_down ;;
   status) need_root status; lab_status ;;
   -h|--help|help) usage ;;
