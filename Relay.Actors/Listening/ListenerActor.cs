@@ -6,7 +6,6 @@ using Akka.Event;
 using Relay.Actors.Circuits;
 using Relay.Actors.Configuration;
 using Relay.Actors.Dispatch;
-using Relay.Actors.Dispatch.Internal;
 using Relay.Actors.Metrics;
 using Relay.Actors.Transparent;
 using Relay.Actors.Upstreams;
