@@ -4,12 +4,12 @@ using System.Net.Sockets;
 using Akka.Actor;
 using Akka.Event;
 using Relay.Actors.Circuits;
-using Relay.Actors.Circuits.Internal;
 using Relay.Actors.Configuration;
 using Relay.Actors.Dispatch;
 using Relay.Actors.Internal;
 using Relay.Actors.Listening.Admission;
 using Relay.Actors.Metrics;
+using Relay.Actors.Sockets;
 using Relay.Actors.Upstreams;
 
 namespace Relay.Actors.Listening;

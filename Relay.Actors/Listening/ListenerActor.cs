@@ -7,6 +7,7 @@ using Relay.Actors.Circuits;
 using Relay.Actors.Configuration;
 using Relay.Actors.Dispatch;
 using Relay.Actors.Metrics;
+using Relay.Actors.Sockets;
 using Relay.Actors.Transparent;
 using Relay.Actors.Upstreams;
 

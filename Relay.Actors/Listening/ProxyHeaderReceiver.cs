@@ -3,7 +3,6 @@ using System.Net;
 using System.Net.Sockets;
 using Akka.Actor;
 using Akka.Event;
-using Relay.Actors.Circuits.Internal;
 using Relay.Actors.Circuits.ProxyProtocol;
 using Relay.Actors.Configuration;
 using Relay.Actors.Dispatch;
@@ -11,6 +10,7 @@ using Relay.Actors.Internal;
 using Relay.Actors.Listening.Admission;
 using Relay.Actors.Metrics;
 using Relay.Actors.Native;
+using Relay.Actors.Sockets;
 
 namespace Relay.Actors.Listening;
 

@@ -2,7 +2,7 @@ using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using Relay.Actors.Native;
 
-namespace Relay.Actors.Circuits.Internal;
+namespace Relay.Actors.Sockets;
 
 /// <summary>
 /// INTERNAL API. The data-path system calls of a circuit, made on the descriptor itself.

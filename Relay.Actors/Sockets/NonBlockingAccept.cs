@@ -2,7 +2,7 @@ using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using Relay.Actors.Native;
 
-namespace Relay.Actors.Circuits.Internal;
+namespace Relay.Actors.Sockets;
 
 /// <summary>
 /// INTERNAL API. accept4(2) on a listening socket watched by the core event loop, returning

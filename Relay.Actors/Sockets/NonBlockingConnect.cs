@@ -4,7 +4,7 @@ using System.Runtime.InteropServices;
 using Relay.Actors.Dispatch;
 using Relay.Actors.Native;
 
-namespace Relay.Actors.Circuits.Internal;
+namespace Relay.Actors.Sockets;
 
 /// <summary>
 /// INTERNAL API. connect(2) on a non-blocking socket, completed through the core event loop.

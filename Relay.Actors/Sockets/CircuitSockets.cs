@@ -4,7 +4,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Relay.Actors.Native;
 
-namespace Relay.Actors.Circuits.Internal;
+namespace Relay.Actors.Sockets;
 
 /// <summary>
 /// INTERNAL API. Makes the <see cref="Socket"/> objects of a circuit from descriptors the

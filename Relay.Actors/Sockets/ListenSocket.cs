@@ -4,10 +4,10 @@ using Relay.Actors.Native;
 using Relay.Actors.Transparent;
 using Relay.Actors.Tuning;
 
-namespace Relay.Actors.Listening;
+namespace Relay.Actors.Sockets;
 
 /// <summary>
-/// Opens a route's listening socket. Separate from <see cref="ListenerActor"/> so a reload can
+/// Opens a route's listening socket. Separate from <see cref="Listening.ListenerActor"/> so a reload can
 /// bind every new address first, synchronously, and reject the whole reload if one fails
 /// before any running route is touched.
 /// </summary>
