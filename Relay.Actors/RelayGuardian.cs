@@ -1,10 +1,8 @@
 using Akka.Actor;
 using Relay.Actors.Internal;
 using Akka.Event;
-using Relay.Actors.Circuits;
 using Relay.Actors.Configuration;
 using Relay.Actors.Listening;
-using Relay.Actors.Metrics;
 using Relay.Actors.Reload;
 using Relay.Actors.Upstreams;
 
@@ -36,20 +34,18 @@ public sealed partial class RelayGuardian : UntypedActor
     private bool _serving;
     private int _drainsPending;
 
-    public RelayGuardian(RelaySettings settings, CircuitRegistry registry, CoreBalancer balancer, string node, RelayMetrics metrics,
-        UpstreamPools pools, bool serveAtStart = true)
+    public RelayGuardian(RelaySettings settings, bool serveAtStart = true)
     {
         _serving = serveAtStart;
-        _routes = new RunningRoutes(Context, settings.Routes, registry, balancer, node, metrics, pools, _log);
+        _routes = new RunningRoutes(Context, settings.Routes, RelayNodeContext.For(Context.System), _log);
         _reload = new ReloadCoordinator(_routes, Self, _log);
     }
 
     /// <param name="serveAtStart">
     /// False on a clustered standby: the routes are bound only on <see cref="StartServing"/>.
     /// </param>
-    public static Props Props(RelaySettings settings, CircuitRegistry registry, CoreBalancer balancer, string node, RelayMetrics metrics,
-        UpstreamPools pools, bool serveAtStart = true) =>
-        PropsFactory.Of(() => new RelayGuardian(settings, registry, balancer, node, metrics, pools, serveAtStart));
+    public static Props Props(RelaySettings settings, bool serveAtStart = true) =>
+        PropsFactory.Of(() => new RelayGuardian(settings, serveAtStart));
 
     /// <summary>
     /// A listener that throws has a bug, not a bad socket (bind problems are reported, not

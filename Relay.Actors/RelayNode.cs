@@ -35,20 +35,15 @@ public sealed class RelayNode : IAsyncDisposable
         }
         """);
 
-    private RelayNode(ActorSystem system, IActorRef guardian, RelaySettings settings, CircuitRegistry circuits,
-        CoreBalancer cores, string nodeName, ImmutableArray<ListenerProtocol.Bound> routes, RelayMetrics metrics, UpstreamPools pools,
-        ClusterNode? cluster)
+    private RelayNode(ActorSystem system, IActorRef guardian, RelaySettings settings, RelayNodeContext context,
+        ImmutableArray<ListenerProtocol.Bound> routes, ClusterNode? cluster)
     {
         Cluster = cluster;
         _routes = routes;
-        Metrics = metrics;
-        Pools = pools;
         System = system;
         Guardian = guardian;
         _settings = settings;
-        Circuits = circuits;
-        Cores = cores;
-        NodeName = nodeName;
+        Context = context;
     }
 
     private readonly ConcurrentDictionary<string, bool> _draining = new(StringComparer.Ordinal);
@@ -63,17 +58,20 @@ public sealed class RelayNode : IAsyncDisposable
     /// <summary>The settings running now: those of the last successful reload, or of the start.</summary>
     public RelaySettings Settings => _settings;
 
-    public CircuitRegistry Circuits { get; }
+    /// <summary>What the node's actors share (also found from <see cref="System"/>: <see cref="RelayNodeContext.For"/>).</summary>
+    public RelayNodeContext Context { get; }
 
-    public CoreBalancer Cores { get; }
+    public CircuitRegistry Circuits => Context.Registry;
+
+    public CoreBalancer Cores => Context.Balancer;
 
     /// <summary>Per-route counters for <c>GET /metrics</c> and <c>GET /routes</c>.</summary>
-    public RelayMetrics Metrics { get; }
+    public RelayMetrics Metrics => Context.Metrics;
 
-    public string NodeName { get; }
+    public string NodeName => Context.Name;
 
     /// <summary>Each route's upstream pool with its members' health, for management and metrics.</summary>
-    public UpstreamPools Pools { get; }
+    public UpstreamPools Pools => Context.Pools;
 
     /// <summary>The cluster part of the node; null when <c>relay.cluster.enabled = off</c>.</summary>
     public ClusterNode? Cluster { get; }
@@ -119,21 +117,20 @@ public sealed class RelayNode : IAsyncDisposable
             .WithFallback(BaseAkkaConfig);
         var bootstrap = BootstrapSetup.Create().WithConfig(fullConfig);
         var system = ActorSystem.Create("relay", ActorSystemSetup.Create([bootstrap, .. setups ?? []]));
-        var circuits = new CircuitRegistry();
-        var cores = new CoreBalancer(settings.Dispatchers.Cores);
         // A clustered node names itself by its Akka address: unique in the cluster, where
         // two appliances may share a host name (or a network namespace's host).
         var node = nodeName ?? (clustered ? Akka.Cluster.Cluster.Get(system).SelfAddress.ToString() : global::System.Net.Dns.GetHostName());
-        var metrics = new RelayMetrics(settings.Routes.Select(r => r.Name));
-        NodeAdmission.For(system).Apply(settings.Limits);
-        var pools = new UpstreamPools();
+        var admission = NodeAdmission.For(system);
+        admission.Apply(settings.Limits);
+        var context = RelayNodeContext.Install(system, new RelayNodeContext(node, new CircuitRegistry(),
+            new CoreBalancer(settings.Dispatchers.Cores), new RelayMetrics(settings.Routes.Select(r => r.Name)), new UpstreamPools(), admission));
         // An active-standby node binds only when it owns the service (ServiceOwnerActor).
         var serveAtStart = !clustered || settings.Cluster.Mode == ClusterMode.ActiveActive;
-        var guardian = system.ActorOf(RelayGuardian.Props(settings, circuits, cores, node, metrics, pools, serveAtStart), "relay");
-        var cluster = clustered ? ClusterNode.Start(system, settings.Cluster, guardian, circuits) : null;
+        var guardian = system.ActorOf(RelayGuardian.Props(settings, serveAtStart), "relay");
+        var cluster = clustered ? ClusterNode.Start(system, settings.Cluster, guardian, context.Registry) : null;
         if (!serveAtStart)
         {
-            return new RelayNode(system, guardian, settings, circuits, cores, node, ImmutableArray<ListenerProtocol.Bound>.Empty, metrics, pools, cluster);
+            return new RelayNode(system, guardian, settings, context, ImmutableArray<ListenerProtocol.Bound>.Empty, cluster);
         }
 
         object answer;
@@ -154,7 +151,7 @@ public sealed class RelayNode : IAsyncDisposable
         }
 
         var bound = (RelayGuardian.RoutesBound)answer;
-        return new RelayNode(system, guardian, settings, circuits, cores, node, bound.Routes, metrics, pools, cluster);
+        return new RelayNode(system, guardian, settings, context, bound.Routes, cluster);
     }
 
     /// <summary>

@@ -3,10 +3,8 @@ using System.Net;
 using System.Net.Sockets;
 using Akka.Actor;
 using Akka.Event;
-using Relay.Actors.Circuits;
 using Relay.Actors.Configuration;
 using Relay.Actors.Listening;
-using Relay.Actors.Metrics;
 using Relay.Actors.Upstreams;
 
 namespace Relay.Actors;
@@ -22,11 +20,7 @@ namespace Relay.Actors;
 internal sealed class RunningRoutes
 {
     private readonly IActorContext _context;
-    private readonly CircuitRegistry _registry;
-    private readonly CoreBalancer _balancer;
-    private readonly string _node;
-    private readonly RelayMetrics _metrics;
-    private readonly UpstreamPools _pools;
+    private readonly RelayNodeContext _node;
     private readonly ILoggingAdapter _log;
 
     // The running routes by name; _order names, in config order, the routes an AwaitBound waits for.
@@ -34,15 +28,10 @@ internal sealed class RunningRoutes
     private List<string> _order;
     private int _generation;
 
-    public RunningRoutes(IActorContext context, IReadOnlyList<RouteSettings> desired, CircuitRegistry registry, CoreBalancer balancer,
-        string node, RelayMetrics metrics, UpstreamPools pools, ILoggingAdapter log)
+    public RunningRoutes(IActorContext context, IReadOnlyList<RouteSettings> desired, RelayNodeContext node, ILoggingAdapter log)
     {
         _context = context;
-        _registry = registry;
-        _balancer = balancer;
         _node = node;
-        _metrics = metrics;
-        _pools = pools;
         _log = log;
         Desired = desired;
         _order = desired.Select(r => r.Name).ToList();
@@ -86,7 +75,7 @@ internal sealed class RunningRoutes
         var pooled = route.Transparent is null;
         if (pooled)
         {
-            _pools.Set(pool);
+            _node.Pools.Set(pool);
         }
 
         var checker = pooled && route.Upstreams.HealthCheck.Enabled
@@ -96,7 +85,7 @@ internal sealed class RunningRoutes
         // generation suffix, since the one they replace may still be ending its circuits.
         var name = _context.Child("listener-" + route.Name).IsNobody() ? "listener-" + route.Name : $"listener-{route.Name}-{generation}";
         var listener = _context.ActorOf(
-            ListenerActor.Props(route, _registry, _balancer, _node, _metrics.ForRoute(route.Name), pool, socket), name);
+            ListenerActor.Props(_node, route, pool, socket), name);
         _live[route.Name] = new LiveRoute(route, listener, checker);
     }
 
@@ -121,7 +110,7 @@ internal sealed class RunningRoutes
     {
         var live = _live[route];
         _live.Remove(route);
-        _pools.Remove(route);
+        _node.Pools.Remove(route);
         if (live.Checker is not null)
         {
             _context.Stop(live.Checker);
@@ -134,7 +123,7 @@ internal sealed class RunningRoutes
     public void Forget(string route)
     {
         _live.Remove(route);
-        _pools.Remove(route);
+        _node.Pools.Remove(route);
     }
 
     /// <summary>
@@ -147,7 +136,7 @@ internal sealed class RunningRoutes
         var drains = 0;
         foreach (var (name, live) in _live)
         {
-            _pools.Remove(name);
+            _node.Pools.Remove(name);
             if (live.Checker is not null)
             {
                 _context.Stop(live.Checker);

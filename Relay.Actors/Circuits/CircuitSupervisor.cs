@@ -9,6 +9,7 @@ using Relay.Actors.Circuits.ProxyProtocol;
 using Relay.Actors.Configuration;
 using Relay.Actors.Dispatch;
 using Relay.Actors.Metrics;
+using Relay.Actors.Sockets;
 using Relay.Actors.Transparent;
 using Relay.Actors.Tuning;
 using Relay.Actors.Upstreams;

@@ -1,7 +1,7 @@
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using Akka.Actor;
-using Relay.Actors.Dispatch.Internal;
+using Relay.Actors.Native;
 
 namespace Relay.Actors.Dispatch;
 
@@ -45,11 +45,11 @@ public sealed unsafe class CoreEventLoop : IDisposable
             throw new InvalidOperationException($"epoll_create1 failed: errno {Marshal.GetLastPInvokeError()}");
         }
 
-        _wakeFd = Epoll.EventFd(0, Epoll.EFD_CLOEXEC | Epoll.EFD_NONBLOCK);
+        _wakeFd = EventFd.Create(0, EventFd.EFD_CLOEXEC | EventFd.EFD_NONBLOCK);
         if (_wakeFd < 0 || Epoll.Add(_epoll, _wakeFd, Epoll.EPOLLIN, WakeToken) != 0)
         {
             var errno = Marshal.GetLastPInvokeError();
-            Epoll.Close(_epoll);
+            Unistd.Close(_epoll);
             throw new InvalidOperationException($"eventfd for the core event loop failed: errno {errno}");
         }
 
@@ -189,7 +189,7 @@ public sealed unsafe class CoreEventLoop : IDisposable
             if (token == WakeToken)
             {
                 ulong drained;
-                Epoll.Read(_wakeFd, (byte*)&drained, sizeof(ulong));
+                Unistd.Read(_wakeFd, (byte*)&drained, sizeof(ulong));
                 continue;
             }
 
@@ -240,7 +240,7 @@ public sealed unsafe class CoreEventLoop : IDisposable
     {
         Interlocked.Increment(ref _wakes);
         ulong one = 1;
-        Epoll.Write(_wakeFd, (byte*)&one, sizeof(ulong));
+        Unistd.Write(_wakeFd, (byte*)&one, sizeof(ulong));
     }
 
     public void Dispose()
@@ -251,8 +251,8 @@ public sealed unsafe class CoreEventLoop : IDisposable
         }
 
         _disposed = true;
-        Epoll.Close(_wakeFd);
-        Epoll.Close(_epoll);
+        Unistd.Close(_wakeFd);
+        Unistd.Close(_epoll);
         NativeMemory.Free(_events);
         if (t_current == this)
         {

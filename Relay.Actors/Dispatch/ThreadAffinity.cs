@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Runtime.InteropServices;
-using Relay.Actors.Dispatch.Internal;
+using Relay.Actors.Native;
 
 namespace Relay.Actors.Dispatch;
 
@@ -9,7 +9,7 @@ namespace Relay.Actors.Dispatch;
 /// and for diagnostics. A Linux thread is a task: <c>sched_*affinity(0, ...)</c> acts on the
 /// calling thread only, and a thread created later inherits its creator's mask.
 /// </summary>
-public static class ThreadAffinity
+public static unsafe class ThreadAffinity
 {
     // cpu_set_t is 1024 bits in glibc. Larger machines need a larger mask: the kernel answers
     // EINVAL while the mask is smaller than its nr_cpu_ids, so grow until it fits.
@@ -34,7 +34,7 @@ public static class ThreadAffinity
     {
         if (cpu < 0 || cpu >= MaxMaskWords * 64)
         {
-            errno = LibC.EINVAL;
+            errno = Errno.EINVAL;
             return false;
         }
 
@@ -52,7 +52,7 @@ public static class ThreadAffinity
         ArgumentNullException.ThrowIfNull(cpus);
         if (cpus.Count == 0 || cpus.Any(cpu => cpu < 0 || cpu >= MaxMaskWords * 64))
         {
-            errno = LibC.EINVAL;
+            errno = Errno.EINVAL;
             return false;
         }
 
@@ -71,9 +71,9 @@ public static class ThreadAffinity
     /// </summary>
     public static int CurrentThreadId()
     {
-        if (LibC.GettidSyscallNumber is { } number)
+        if (Unistd.GettidSyscallNumber is { } number)
         {
-            var tid = LibC.syscall(number);
+            var tid = Unistd.Syscall(number);
             if (tid > 0)
             {
                 return (int)tid;
@@ -87,7 +87,13 @@ public static class ThreadAffinity
 
     private static bool TrySetCurrentThread(ulong[] mask, out int errno)
     {
-        if (LibC.sched_setaffinity(0, (nuint)(mask.Length * sizeof(ulong)), mask) == 0)
+        int result;
+        fixed (ulong* words = mask)
+        {
+            result = Sched.SetAffinity(0, (nuint)(mask.Length * sizeof(ulong)), words);
+        }
+
+        if (result == 0)
         {
             errno = 0;
             return true;
@@ -102,13 +108,19 @@ public static class ThreadAffinity
         for (var words = InitialMaskWords; words <= MaxMaskWords; words *= 2)
         {
             var mask = new ulong[words];
-            if (LibC.sched_getaffinity(pid, (nuint)(words * sizeof(ulong)), mask) == 0)
+            int result;
+            fixed (ulong* p = mask)
+            {
+                result = Sched.GetAffinity(pid, (nuint)(words * sizeof(ulong)), p);
+            }
+
+            if (result == 0)
             {
                 return Decode(mask);
             }
 
             var errno = Marshal.GetLastPInvokeError();
-            if (errno != LibC.EINVAL)
+            if (errno != Errno.EINVAL)
             {
                 throw new InvalidOperationException($"sched_getaffinity({pid}) failed with errno {errno}.");
             }

@@ -24,7 +24,7 @@ public sealed partial class AcceptorActor
     private long _pausedAtMs;
     private bool _paused;
 
-    private RouteAdmission Admission => _admissionOfRoute ??= NodeAdmission.For(Context.System).ForRoute(_route);
+    private RouteAdmission Admission => _admissionOfRoute ??= _node.Admission.ForRoute(_route);
 
     /// <summary>An accepted connection: admit it, read its PROXY header first, or refuse it.</summary>
     private void Admit(Socket client)

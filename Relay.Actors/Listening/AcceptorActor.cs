@@ -4,12 +4,12 @@ using System.Net.Sockets;
 using Akka.Actor;
 using Akka.Event;
 using Relay.Actors.Circuits;
-using Relay.Actors.Circuits.Internal;
 using Relay.Actors.Configuration;
 using Relay.Actors.Dispatch;
 using Relay.Actors.Internal;
 using Relay.Actors.Listening.Admission;
 using Relay.Actors.Metrics;
+using Relay.Actors.Sockets;
 using Relay.Actors.Upstreams;
 
 namespace Relay.Actors.Listening;
@@ -24,12 +24,10 @@ namespace Relay.Actors.Listening;
 /// </summary>
 public sealed partial class AcceptorActor : UntypedActor, IWithTimers
 {
+    private readonly RelayNodeContext _node;
     private readonly Socket _listener;
     private readonly int _core;
     private readonly RouteSettings _route;
-    private readonly CircuitRegistry _registry;
-    private readonly CoreBalancer _balancer;
-    private readonly string _node;
     private readonly RouteMetrics _metrics;
     private readonly UpstreamPool? _pool;
     private readonly Action<CircuitEntry> _onCircuitClosed;
@@ -37,25 +35,22 @@ public sealed partial class AcceptorActor : UntypedActor, IWithTimers
     private IoRegistration? _io;
     private bool _stopped;
 
-    public AcceptorActor(Socket listener, int core, RouteSettings route, CircuitRegistry registry, CoreBalancer balancer, string node,
-        RouteMetrics metrics, UpstreamPool? pool = null)
+    public AcceptorActor(RelayNodeContext node, Socket listener, int core, RouteSettings route, RouteMetrics metrics, UpstreamPool? pool = null)
     {
-        _pool = pool;
+        _node = node;
         _listener = listener;
         _core = core;
         _route = route;
-        _registry = registry;
-        _balancer = balancer;
-        _node = node;
         _metrics = metrics;
-        _onCircuitClosed = entry => _balancer.Release(entry.Core);
+        _pool = pool;
+        _onCircuitClosed = entry => _node.Balancer.Release(entry.Core);
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(Socket listener, int core, RouteSettings route, CircuitRegistry registry, CoreBalancer balancer, string node,
-        RouteMetrics metrics, UpstreamPool? pool = null) =>
-        PropsFactory.Of(() => new AcceptorActor(listener, core, route, registry, balancer, node, metrics, pool));
+    public static Props Props(RelayNodeContext node, Socket listener, int core, RouteSettings route, RouteMetrics metrics,
+        UpstreamPool? pool = null) =>
+        PropsFactory.Of(() => new AcceptorActor(node, listener, core, route, metrics, pool));
 
     /// <summary>
     /// A circuit that throws is broken on its own: stop it (its PostStop resets both of its
@@ -189,9 +184,9 @@ public sealed partial class AcceptorActor : UntypedActor, IWithTimers
 
     private void StartCircuit(Socket client, IPEndPoint remote, AdmissionTicket ticket, IPEndPoint? proxiedDestination)
     {
-        var id = _registry.NextId();
-        var core = _balancer.Acquire(preferred: _core);
-        var entry = new CircuitEntry(id, _route.Name, _node, remote, _route.Upstreams, core, ActorRefs.Nobody)
+        var id = _node.Registry.NextId();
+        var core = _node.Balancer.Acquire(preferred: _core);
+        var entry = new CircuitEntry(id, _route.Name, _node.Name, remote, _route.Upstreams, core, ActorRefs.Nobody)
         {
             ProxiedDestination = proxiedDestination,
         };
@@ -200,7 +195,7 @@ public sealed partial class AcceptorActor : UntypedActor, IWithTimers
             _onCircuitClosed(closed);
             ticket.Release();
         };
-        var props = CircuitSupervisor.Props(entry, client, _route, _registry, onClosed, _metrics, _pool, CoreDispatchers.IdFor(core));
+        var props = CircuitSupervisor.Props(entry, client, _route, _node.Registry, onClosed, _metrics, _pool, CoreDispatchers.IdFor(core));
         // Counted before the circuit exists: on another core it may close before ActorOf returns.
         _metrics.OnCircuitStarted();
         entry.Supervisor = Context.ActorOf(props, "circuit-" + id.ToString(CultureInfo.InvariantCulture));

@@ -1,4 +1,4 @@
-using System.Runtime.InteropServices;
+using Relay.Actors.Native;
 
 namespace Relay.Actors.Listening;
 
@@ -19,13 +19,10 @@ namespace Relay.Actors.Listening;
 /// </para>
 /// Process-wide (descriptors are), shared by every node in the process; thread-safe.
 /// </summary>
-internal static partial class DescriptorReserve
+internal static class DescriptorReserve
 {
     /// <summary>How many descriptors are kept back.</summary>
     public const int Size = 16;
-
-    private const int O_RDONLY = 0;
-    private const int O_CLOEXEC = 0x80000;
 
     private static readonly Lock Gate = new();
     private static readonly List<int> Held = new();
@@ -54,7 +51,7 @@ internal static partial class DescriptorReserve
             _released = true;
             foreach (var fd in Held)
             {
-                Close(fd);
+                Unistd.Close(fd);
             }
 
             Held.Clear();
@@ -76,7 +73,7 @@ internal static partial class DescriptorReserve
 
             if (!OpenUpTo(Size))
             {
-                Held.ForEach(fd => Close(fd));
+                Held.ForEach(fd => Unistd.Close(fd));
                 Held.Clear();
                 return false;
             }
@@ -90,7 +87,7 @@ internal static partial class DescriptorReserve
     {
         while (Held.Count < count)
         {
-            var fd = Open("/dev/null", O_RDONLY | O_CLOEXEC);
+            var fd = Fcntl.Open("/dev/null", Fcntl.O_RDONLY | Fcntl.O_CLOEXEC);
             if (fd < 0)
             {
                 return false;
@@ -101,10 +98,4 @@ internal static partial class DescriptorReserve
 
         return true;
     }
-
-    [LibraryImport("libc", EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    private static partial int Open(string path, int flags);
-
-    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
-    private static partial int Close(int fd);
 }

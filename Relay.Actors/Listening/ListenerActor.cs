@@ -3,11 +3,10 @@ using System.Net.Sockets;
 using Akka.Actor;
 using Relay.Actors.Internal;
 using Akka.Event;
-using Relay.Actors.Circuits;
 using Relay.Actors.Configuration;
 using Relay.Actors.Dispatch;
-using Relay.Actors.Dispatch.Internal;
 using Relay.Actors.Metrics;
+using Relay.Actors.Sockets;
 using Relay.Actors.Transparent;
 using Relay.Actors.Upstreams;
 
@@ -20,10 +19,8 @@ namespace Relay.Actors.Listening;
 /// </summary>
 public sealed class ListenerActor : UntypedActor
 {
+    private readonly RelayNodeContext _node;
     private readonly RouteSettings _route;
-    private readonly CircuitRegistry _registry;
-    private readonly CoreBalancer _balancer;
-    private readonly string _node;
     private readonly RouteMetrics _metrics;
     private readonly UpstreamPool? _pool;
     private readonly ILoggingAdapter _log = Context.GetLogger();
@@ -36,23 +33,19 @@ public sealed class ListenerActor : UntypedActor
     private int _acceptorsAccepting;
     private readonly List<IActorRef> _drainWaiters = new();
 
-    public ListenerActor(RouteSettings route, CircuitRegistry registry, CoreBalancer balancer, string node, RouteMetrics metrics,
-        UpstreamPool? pool = null, Socket? socket = null)
+    public ListenerActor(RelayNodeContext node, RouteSettings route, UpstreamPool? pool = null, Socket? socket = null)
     {
+        _node = node;
+        _route = route;
+        _metrics = node.Metrics.ForRoute(route.Name);
         _pool = pool;
         _inherited = socket;
-        _route = route;
-        _registry = registry;
-        _balancer = balancer;
-        _node = node;
-        _metrics = metrics;
     }
 
     /// <param name="pool">The route's shared upstream pool (null: each circuit makes its own, for tests).</param>
     /// <param name="socket">A socket already listening on the route's address (a reload); null binds a new one.</param>
-    public static Props Props(RouteSettings route, CircuitRegistry registry, CoreBalancer balancer, string node, RouteMetrics metrics,
-        UpstreamPool? pool = null, Socket? socket = null) =>
-        PropsFactory.Of(() => new ListenerActor(route, registry, balancer, node, metrics, pool, socket));
+    public static Props Props(RelayNodeContext node, RouteSettings route, UpstreamPool? pool = null, Socket? socket = null) =>
+        PropsFactory.Of(() => new ListenerActor(node, route, pool, socket));
 
     /// <summary>
     /// An acceptor that throws has a bug in its accept loop: restart it. Its restart keeps its
@@ -86,9 +79,9 @@ public sealed class ListenerActor : UntypedActor
         var bound = (IPEndPoint)_socket.LocalEndPoint!;
         _bound = bound;
         ListeningAddresses.For(Context.System).Add(Self.Path.Name, bound); // the transparent routes' loop guard
-        for (var core = 0; core < _balancer.Cores; core++)
+        for (var core = 0; core < _node.Balancer.Cores; core++)
         {
-            var acceptor = Context.ActorOf(AcceptorActor.Props(_socket, core, _route, _registry, _balancer, _node, _metrics, _pool)
+            var acceptor = Context.ActorOf(AcceptorActor.Props(_node, _socket, core, _route, _metrics, _pool)
                 .WithDispatcher(CoreDispatchers.IdFor(core)), "acceptor-" + core.ToString(System.Globalization.CultureInfo.InvariantCulture));
             Context.Watch(acceptor); // a retired listener stops once every acceptor (and so every circuit) is gone
         }

@@ -3,14 +3,14 @@ using System.Net;
 using System.Net.Sockets;
 using Akka.Actor;
 using Akka.Event;
-using Relay.Actors.Circuits.Internal;
 using Relay.Actors.Circuits.ProxyProtocol;
 using Relay.Actors.Configuration;
 using Relay.Actors.Dispatch;
-using Relay.Actors.Dispatch.Internal;
 using Relay.Actors.Internal;
 using Relay.Actors.Listening.Admission;
 using Relay.Actors.Metrics;
+using Relay.Actors.Native;
+using Relay.Actors.Sockets;
 
 namespace Relay.Actors.Listening;
 
@@ -28,8 +28,6 @@ namespace Relay.Actors.Listening;
 /// </summary>
 internal sealed class ProxyHeaderReceiver : UntypedActor
 {
-    private const byte TcpCloseWait = 8;
-
     private readonly Socket _client;
     private readonly IPEndPoint _peer;
     private readonly AdmissionTicket _ticket;
@@ -165,8 +163,8 @@ internal sealed class ProxyHeaderReceiver : UntypedActor
         Span<byte> info = stackalloc byte[8];
         try
         {
-            _client.GetRawSocketOption(Epoll.IPPROTO_TCP, Epoll.TCP_INFO, info);
-            return info[0] == TcpCloseWait;
+            _client.GetRawSocketOption(Inet.IPPROTO_TCP, Tcp.TCP_INFO, info);
+            return info[0] == Tcp.TCP_CLOSE_WAIT;
         }
         catch (SocketException)
         {

@@ -2,11 +2,35 @@ using System.Runtime.InteropServices;
 
 namespace Relay.Actors.Native;
 
-/// <summary>INTERNAL API. &lt;unistd.h&gt;.</summary>
-internal static partial class Unistd
+/// <summary>
+/// INTERNAL API. &lt;unistd.h&gt; (and the one syscall number of &lt;sys/syscall.h&gt; the
+/// relay uses). Errors come back as -1 with errno in <see cref="Marshal.GetLastPInvokeError"/>.
+/// </summary>
+internal static unsafe partial class Unistd
 {
     [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
     public static partial int Close(int fd);
+
+    [LibraryImport("libc", EntryPoint = "read", SetLastError = true)]
+    public static partial nint Read(int fd, byte* buffer, nint count);
+
+    [LibraryImport("libc", EntryPoint = "write", SetLastError = true)]
+    public static partial nint Write(int fd, byte* buffer, nint count);
+
+    /// <summary>Returns only if it failed; <paramref name="argv"/> and <paramref name="envp"/> end with null.</summary>
+    [LibraryImport("libc", EntryPoint = "execve", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    public static partial int Execve(string path, string?[] argv, string?[] envp);
+
+    [LibraryImport("libc", EntryPoint = "syscall", SetLastError = true)]
+    public static partial long Syscall(long number);
+
+    /// <summary>__NR_gettid from the kernel's syscall tables; it differs per architecture.</summary>
+    public static long? GettidSyscallNumber => RuntimeInformation.ProcessArchitecture switch
+    {
+        Architecture.X64 => 186,
+        Architecture.Arm64 => 178,
+        _ => null,
+    };
 }
 
 /// <summary>

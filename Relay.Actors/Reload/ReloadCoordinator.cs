@@ -3,6 +3,7 @@ using Akka.Actor;
 using Akka.Event;
 using Relay.Actors.Configuration;
 using Relay.Actors.Listening;
+using Relay.Actors.Sockets;
 
 namespace Relay.Actors.Reload;
 

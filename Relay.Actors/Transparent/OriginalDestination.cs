@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
 using Relay.Actors.Configuration;
+using Relay.Actors.Native;
 
 namespace Relay.Actors.Transparent;
 
@@ -17,13 +18,6 @@ namespace Relay.Actors.Transparent;
 /// </summary>
 public static class OriginalDestination
 {
-    internal const int SolIp = 0;            // SOL_IP
-    internal const int SolIpv6 = 41;         // SOL_IPV6
-    internal const int SoOriginalDst = 80;   // SO_ORIGINAL_DST, linux/netfilter_ipv4.h
-    internal const int Ip6tSoOriginalDst = 80; // IP6T_SO_ORIGINAL_DST, linux/netfilter_ipv6/ip6_tables.h
-    private const ushort AfInet = 2;
-    private const ushort AfInet6 = 10;
-
     /// <summary>
     /// The destination of <paramref name="accepted"/> for a route intercepted with
     /// <paramref name="interception"/>, IPv4-mapped addresses given as IPv4; or null with a
@@ -72,8 +66,8 @@ public static class OriginalDestination
             // An IPv4 connection on a dual-stack [::] listener is tracked by IPv4 conntrack:
             // ask SOL_IP, which Linux passes through from an AF_INET6 socket.
             var length = family == AddressFamily.InterNetwork
-                ? accepted.GetRawSocketOption(SolIp, SoOriginalDst, buffer)
-                : accepted.GetRawSocketOption(SolIpv6, Ip6tSoOriginalDst, buffer);
+                ? accepted.GetRawSocketOption(Inet.SOL_IP, Netfilter.SO_ORIGINAL_DST, buffer)
+                : accepted.GetRawSocketOption(Inet.SOL_IPV6, Netfilter.IP6T_SO_ORIGINAL_DST, buffer);
             return TryDecode(buffer[..length], out original);
         }
         catch (SocketException)
@@ -97,14 +91,14 @@ public static class OriginalDestination
         }
 
         var family = BinaryPrimitives.ReadUInt16LittleEndian(sockaddr);
-        if (family == AfInet && sockaddr.Length >= 8)
+        if (family == SysSocket.AF_INET && sockaddr.Length >= 8)
         {
             var port = BinaryPrimitives.ReadUInt16BigEndian(sockaddr[2..]);
             endpoint = new IPEndPoint(new IPAddress(sockaddr[4..8]), port);
             return port != 0;
         }
 
-        if (family == AfInet6 && sockaddr.Length >= 24)
+        if (family == SysSocket.AF_INET6 && sockaddr.Length >= 24)
         {
             var port = BinaryPrimitives.ReadUInt16BigEndian(sockaddr[2..]);
             var scope = sockaddr.Length >= 28 ? BinaryPrimitives.ReadUInt32LittleEndian(sockaddr[24..]) : 0;

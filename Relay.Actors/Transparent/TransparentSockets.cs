@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using Relay.Actors.Native;
 using Relay.Actors.Tuning;
 
 namespace Relay.Actors.Transparent;
@@ -12,12 +13,6 @@ namespace Relay.Actors.Transparent;
 /// </summary>
 internal static class TransparentSockets
 {
-    private const int SolIp = 0;
-    private const int SolIpv6 = 41;
-    private const int IpTransparent = 19;       // IP_TRANSPARENT, linux/in.h
-    private const int Ipv6Transparent = 75;     // IPV6_TRANSPARENT, linux/in6.h
-    private const int IpBindAddressNoPort = 24; // IP_BIND_ADDRESS_NO_PORT, linux/in.h
-
     /// <summary>Sets IP_TRANSPARENT (IPV6_TRANSPARENT on an IPv6 socket).</summary>
     /// <exception cref="SocketTuningException">The kernel refused, with a line that says what is needed.</exception>
     public static void MakeTransparent(Socket socket, string purpose)
@@ -25,7 +20,7 @@ internal static class TransparentSockets
         var v6 = socket.AddressFamily == AddressFamily.InterNetworkV6;
         try
         {
-            socket.SetRawSocketOption(v6 ? SolIpv6 : SolIp, v6 ? Ipv6Transparent : IpTransparent, BitConverter.GetBytes(1));
+            socket.SetRawSocketOption(v6 ? Inet.SOL_IPV6 : Inet.SOL_IP, v6 ? Inet.IPV6_TRANSPARENT : Inet.IP_TRANSPARENT, BitConverter.GetBytes(1));
         }
         catch (SocketException e)
         {
@@ -59,7 +54,7 @@ internal static class TransparentSockets
             // more than 64k concurrent upstream connections (the kernel's 4-tuple check).
             try
             {
-                upstream.SetRawSocketOption(SolIp, IpBindAddressNoPort, BitConverter.GetBytes(1));
+                upstream.SetRawSocketOption(Inet.SOL_IP, Inet.IP_BIND_ADDRESS_NO_PORT, BitConverter.GetBytes(1));
             }
             catch (SocketException)
             {

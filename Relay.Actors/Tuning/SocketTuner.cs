@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net.Sockets;
 using System.Text;
 using Relay.Actors.Configuration;
+using Relay.Actors.Native;
 
 namespace Relay.Actors.Tuning;
 
@@ -17,14 +18,9 @@ namespace Relay.Actors.Tuning;
 /// </remarks>
 public static class SocketTuner
 {
-    private const int IpProtoTcp = 6;
-    private const int TcpMaxSeg = 2;
-    private const int TcpInfo = 11;
-    private const int TcpCongestion = 13;
-
-    // TCP_CA_NAME_MAX is 16 with the NUL; the kernel silently truncates longer names, which
+    // TCP_CA_NAME_MAX counts the NUL; the kernel silently truncates longer names, which
     // could select a different algorithm than the one configured.
-    private const int CongestionNameMaxBytes = 15;
+    private const int CongestionNameMaxBytes = Tcp.TCP_CA_NAME_MAX - 1;
 
     // Large enough for every struct tcp_info so far (232 bytes in 6.x headers, 248 with the
     // newest RTO fields); the kernel copies min(its size, ours).
@@ -69,7 +65,7 @@ public static class SocketTuner
         {
             Span<byte> value = stackalloc byte[sizeof(int)];
             BitConverter.TryWriteBytes(value, maxSegment);
-            SetRaw(socket, TcpMaxSeg, value, "TCP_MAXSEG", maxSegment.ToString(CultureInfo.InvariantCulture));
+            SetRaw(socket, Tcp.TCP_MAXSEG, value, "TCP_MAXSEG", maxSegment.ToString(CultureInfo.InvariantCulture));
         }
 
         if (side.Congestion is { } congestion)
@@ -105,7 +101,7 @@ public static class SocketTuner
         ArgumentNullException.ThrowIfNull(socket);
 
         Span<byte> maxSegment = stackalloc byte[sizeof(int)];
-        socket.GetRawSocketOption(IpProtoTcp, TcpMaxSeg, maxSegment);
+        socket.GetRawSocketOption(Inet.IPPROTO_TCP, Tcp.TCP_MAXSEG, maxSegment);
 
         return new SocketOptionsSnapshot(
             GetInt(socket, SocketOptionLevel.Socket, SocketOptionName.ReceiveBuffer),
@@ -137,7 +133,7 @@ public static class SocketTuner
         int length;
         try
         {
-            length = socket.GetRawSocketOption(IpProtoTcp, TcpInfo, buffer);
+            length = socket.GetRawSocketOption(Inet.IPPROTO_TCP, Tcp.TCP_INFO, buffer);
         }
         catch (ObjectDisposedException)
         {
@@ -228,7 +224,7 @@ public static class SocketTuner
 
         try
         {
-            socket.SetRawSocketOption(IpProtoTcp, TcpCongestion, name);
+            socket.SetRawSocketOption(Inet.IPPROTO_TCP, Tcp.TCP_CONGESTION, name);
         }
         catch (SocketException e)
         {
@@ -265,7 +261,7 @@ public static class SocketTuner
     private static string ReadCongestion(Socket socket)
     {
         Span<byte> name = stackalloc byte[CongestionNameMaxBytes + 1];
-        var length = socket.GetRawSocketOption(IpProtoTcp, TcpCongestion, name);
+        var length = socket.GetRawSocketOption(Inet.IPPROTO_TCP, Tcp.TCP_CONGESTION, name);
         var text = name[..length];
         var end = text.IndexOf((byte)0);
         return Encoding.ASCII.GetString(end >= 0 ? text[..end] : text);
@@ -306,7 +302,7 @@ public static class SocketTuner
     {
         try
         {
-            socket.SetRawSocketOption(IpProtoTcp, optionName, value);
+            socket.SetRawSocketOption(Inet.IPPROTO_TCP, optionName, value);
         }
         catch (SocketException e)
         {

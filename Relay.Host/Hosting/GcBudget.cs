@@ -1,6 +1,6 @@
 using System.Collections;
-using System.Runtime.InteropServices;
 using System.Text;
+using Relay.Actors.Native;
 
 namespace Relay.Host.Hosting;
 
@@ -78,7 +78,7 @@ internal static class GcBudget
         Console.Out.Flush();
         Console.Error.Flush();
         RemoveOwnDiagnosticsSocket();
-        Execve("/proc/self/exe", [.. argv, null], [.. environment, null]);
+        Unistd.Execve("/proc/self/exe", [.. argv, null], [.. environment, null]);
         // Still here: execve failed (no /proc, a seccomp policy); run with the default budget.
     }
 
@@ -104,7 +104,4 @@ internal static class GcBudget
             // Diagnostics tools may then need --diagnostic-port; the relay itself is unaffected.
         }
     }
-
-    [DllImport("libc", EntryPoint = "execve", SetLastError = true)]
-    private static extern int Execve(string path, string?[] argv, string?[] envp);
 }

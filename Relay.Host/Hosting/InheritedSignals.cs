@@ -1,4 +1,4 @@
-using System.Runtime.InteropServices;
+using Relay.Actors.Native;
 
 namespace Relay.Host.Hosting;
 
@@ -15,14 +15,9 @@ namespace Relay.Host.Hosting;
 /// inherited; so the relay puts SIGHUP back to its default action just before it registers,
 /// and the registration then installs the runtime's handler.
 /// </remarks>
-internal static unsafe partial class InheritedSignals
+internal static unsafe class InheritedSignals
 {
-    public const int SigHup = 1;
-
-    // Room for struct sigaction on every Linux libc (glibc's is 152 bytes on x86-64 and
-    // arm64); its first member is the handler on all of them.
-    private const int SigactionBytes = 256;
-    private const nint SigIgn = 1;
+    public const int SigHup = Signal.SIGHUP;
 
     /// <summary>
     /// When <paramref name="signal"/> is ignored, gives it its default action (call right
@@ -35,18 +30,15 @@ internal static unsafe partial class InheritedSignals
             return false;
         }
 
-        var current = stackalloc byte[SigactionBytes];
-        if (Sigaction(signal, null, current) != 0 || *(nint*)current != SigIgn)
+        var current = stackalloc byte[Signal.SigactionBytes];
+        if (Signal.Sigaction(signal, null, current) != 0 || *(nint*)current != Signal.SIG_IGN)
         {
             return false;
         }
 
         // All zero: SIG_DFL, an empty mask, no flags.
-        var standard = stackalloc byte[SigactionBytes];
-        new Span<byte>(standard, SigactionBytes).Clear();
-        return Sigaction(signal, standard, null) == 0;
+        var standard = stackalloc byte[Signal.SigactionBytes];
+        new Span<byte>(standard, Signal.SigactionBytes).Clear();
+        return Signal.Sigaction(signal, standard, null) == 0;
     }
-
-    [LibraryImport("libc", EntryPoint = "sigaction", SetLastError = true)]
-    private static partial int Sigaction(int signal, byte* action, byte* previous);
 }

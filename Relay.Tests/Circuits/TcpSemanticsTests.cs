@@ -2,7 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using Relay.Actors.Circuits;
-using Relay.Actors.Circuits.Internal;
+using Relay.Actors.Sockets;
 using Relay.Actors.Tuning;
 using Relay.Tests.Support;
 

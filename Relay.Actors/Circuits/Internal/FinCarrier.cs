@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using Akka.Actor;
+using Relay.Actors.Sockets;
 
 namespace Relay.Actors.Circuits.Internal;
 

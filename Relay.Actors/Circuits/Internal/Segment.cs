@@ -1,6 +1,7 @@
 using System.Net.Sockets;
 using Akka.Actor;
 using Akka.Event;
+using Relay.Actors.Sockets;
 
 namespace Relay.Actors.Circuits.Internal;
 

@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using Akka.Actor;
 using Relay.Actors.Dispatch;
 using Relay.Actors.Internal;
+using Relay.Actors.Sockets;
 
 namespace Relay.Actors.Circuits.Internal;
 

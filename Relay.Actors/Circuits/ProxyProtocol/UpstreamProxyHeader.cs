@@ -1,8 +1,8 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Net;
 using System.Net.Sockets;
-using Relay.Actors.Circuits.Internal;
 using Relay.Actors.Configuration;
+using Relay.Actors.Sockets;
 
 namespace Relay.Actors.Circuits.ProxyProtocol;
 

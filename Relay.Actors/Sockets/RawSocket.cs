@@ -1,8 +1,8 @@
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
-using Relay.Actors.Dispatch.Internal;
+using Relay.Actors.Native;
 
-namespace Relay.Actors.Circuits.Internal;
+namespace Relay.Actors.Sockets;
 
 /// <summary>
 /// INTERNAL API. The data-path system calls of a circuit, made on the descriptor itself.
@@ -13,22 +13,14 @@ namespace Relay.Actors.Circuits.Internal;
 /// Results follow .NET's conventions: bytes or 0 with <see cref="SocketError.Success"/>,
 /// <see cref="SocketError.WouldBlock"/> for EAGAIN, the error otherwise.
 /// </summary>
-internal static unsafe partial class RawSocket
+internal static unsafe class RawSocket
 {
-    public const int AF_INET = 2;
-    public const int AF_INET6 = 10;
-    public const int SOCK_STREAM = 1;
-    public const int IPPROTO_TCP = 6;
-
-    // <sys/socket.h>: never raise SIGPIPE on a peer that has gone (the runtime ignores the
-    // signal too, but a send should not depend on that).
-    private const int MSG_NOSIGNAL = 0x4000;
+    // Never raise SIGPIPE on a peer that has gone (the runtime ignores the signal too, but a
+    // send should not depend on that).
+    private const int SendFlags = SysSocket.MSG_NOSIGNAL;
     // More is coming at once (here: the FIN): TCP holds a short tail so the bytes and the FIN
     // leave in one segment, as HAProxy's send(MSG_MORE) + shutdown does.
-    private const int MSG_MORE = 0x8000;
-    private const int SHUT_WR = 1;
-
-    private const int MSG_PEEK = 0x2;
+    private const int SendBeforeFinFlags = SysSocket.MSG_NOSIGNAL | SysSocket.MSG_MORE;
 
     /// <summary>recv(2) into <paramref name="buffer"/>[0..<paramref name="count"/>).</summary>
     public static int Receive(Socket socket, byte[] buffer, int count, out SocketError error) =>
@@ -43,7 +35,7 @@ internal static unsafe partial class RawSocket
     /// reader looks at a header before it takes exactly the header, leaving the payload).
     /// </summary>
     public static int Peek(Socket socket, byte[] buffer, int count, out SocketError error) =>
-        Receive(socket, buffer, 0, count, MSG_PEEK, out error);
+        Receive(socket, buffer, 0, count, SysSocket.MSG_PEEK, out error);
 
     private static int Receive(Socket socket, byte[] buffer, int offset, int count, int flags, out SocketError error)
     {
@@ -57,7 +49,7 @@ internal static unsafe partial class RawSocket
         {
             while (true)
             {
-                var read = Recv(fd, p + offset, count, flags);
+                var read = SysSocket.Recv(fd, p + offset, count, flags);
                 if (read >= 0)
                 {
                     error = SocketError.Success;
@@ -65,9 +57,9 @@ internal static unsafe partial class RawSocket
                 }
 
                 var errno = Marshal.GetLastPInvokeError();
-                if (errno != Epoll.EINTR)
+                if (errno != Errno.EINTR)
                 {
-                    error = errno == Epoll.EAGAIN ? SocketError.WouldBlock : Epoll.ToSocketError(errno);
+                    error = errno == Errno.EAGAIN ? SocketError.WouldBlock : Errno.ToSocketError(errno);
                     return 0;
                 }
             }
@@ -91,7 +83,7 @@ internal static unsafe partial class RawSocket
         {
             while (true)
             {
-                var sent = SendTo(fd, p + offset, count, finFollows ? MSG_NOSIGNAL | MSG_MORE : MSG_NOSIGNAL);
+                var sent = SysSocket.Send(fd, p + offset, count, finFollows ? SendBeforeFinFlags : SendFlags);
                 if (sent >= 0)
                 {
                     error = SocketError.Success;
@@ -99,9 +91,9 @@ internal static unsafe partial class RawSocket
                 }
 
                 var errno = Marshal.GetLastPInvokeError();
-                if (errno != Epoll.EINTR)
+                if (errno != Errno.EINTR)
                 {
-                    error = errno == Epoll.EAGAIN ? SocketError.WouldBlock : Epoll.ToSocketError(errno);
+                    error = errno == Errno.EAGAIN ? SocketError.WouldBlock : Errno.ToSocketError(errno);
                     return 0;
                 }
             }
@@ -117,7 +109,7 @@ internal static unsafe partial class RawSocket
         }
 
         var fd = (int)socket.SafeHandle.DangerousGetHandle();
-        return Shutdown(fd, SHUT_WR) == 0 ? SocketError.Success : Epoll.ToSocketError(Marshal.GetLastPInvokeError());
+        return SysSocket.Shutdown(fd, SysSocket.SHUT_WR) == 0 ? SocketError.Success : Errno.ToSocketError(Marshal.GetLastPInvokeError());
     }
 
     /// <summary>
@@ -131,16 +123,4 @@ internal static unsafe partial class RawSocket
         error = closed ? SocketError.OperationAborted : SocketError.Success;
         return closed;
     }
-
-    [LibraryImport("libc", EntryPoint = "socket", SetLastError = true)]
-    public static partial int CreateSocket(int domain, int type, int protocol);
-
-    [LibraryImport("libc", EntryPoint = "recv", SetLastError = true)]
-    private static partial nint Recv(int fd, byte* buffer, nint count, int flags);
-
-    [LibraryImport("libc", EntryPoint = "send", SetLastError = true)]
-    private static partial nint SendTo(int fd, byte* buffer, nint count, int flags);
-
-    [LibraryImport("libc", EntryPoint = "shutdown", SetLastError = true)]
-    private static partial int Shutdown(int fd, int how);
 }

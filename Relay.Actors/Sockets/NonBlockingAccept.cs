@@ -1,8 +1,8 @@
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
-using Relay.Actors.Dispatch.Internal;
+using Relay.Actors.Native;
 
-namespace Relay.Actors.Circuits.Internal;
+namespace Relay.Actors.Sockets;
 
 /// <summary>
 /// INTERNAL API. accept4(2) on a listening socket watched by the core event loop, returning
@@ -28,7 +28,7 @@ internal static unsafe class NonBlockingAccept
         while (true)
         {
             var length = 128;
-            var fd = Epoll.Accept4(listenFd, address, &length, Epoll.SOCK_NONBLOCK | Epoll.SOCK_CLOEXEC);
+            var fd = SysSocket.Accept4(listenFd, address, &length, SysSocket.SOCK_NONBLOCK | SysSocket.SOCK_CLOEXEC);
             if (fd >= 0)
             {
                 var remote = CircuitSockets.ParseAddress(new ReadOnlySpan<byte>(address, Math.Min(length, 128)));
@@ -41,14 +41,14 @@ internal static unsafe class NonBlockingAccept
             var errno = Marshal.GetLastPInvokeError();
             switch (errno)
             {
-                case Epoll.EAGAIN:
+                case Errno.EAGAIN:
                     return SocketError.WouldBlock;
-                case Epoll.EINTR:
-                case Epoll.ECONNABORTED:
+                case Errno.EINTR:
+                case Errno.ECONNABORTED:
                     // Interrupted, or the client gave up while queued: try the next one.
                     continue;
                 default:
-                    return Epoll.ToSocketError(errno);
+                    return Errno.ToSocketError(errno);
             }
         }
     }

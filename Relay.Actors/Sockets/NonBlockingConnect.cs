@@ -2,9 +2,9 @@ using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using Relay.Actors.Dispatch;
-using Relay.Actors.Dispatch.Internal;
+using Relay.Actors.Native;
 
-namespace Relay.Actors.Circuits.Internal;
+namespace Relay.Actors.Sockets;
 
 /// <summary>
 /// INTERNAL API. connect(2) on a non-blocking socket, completed through the core event loop.
@@ -23,7 +23,7 @@ internal static unsafe class NonBlockingConnect
         if (endpoint.AddressFamily == AddressFamily.InterNetwork)
         {
             // struct sockaddr_in: family, port (network order), address, zero padding
-            MemoryMarshal.Write(address, (ushort)2);
+            MemoryMarshal.Write(address, (ushort)SysSocket.AF_INET);
             address[2] = (byte)(endpoint.Port >> 8);
             address[3] = (byte)endpoint.Port;
             endpoint.Address.TryWriteBytes(address[4..8], out _);
@@ -32,7 +32,7 @@ internal static unsafe class NonBlockingConnect
         else
         {
             // struct sockaddr_in6: family, port, flow info, address, scope id
-            MemoryMarshal.Write(address, (ushort)10);
+            MemoryMarshal.Write(address, (ushort)SysSocket.AF_INET6);
             address[2] = (byte)(endpoint.Port >> 8);
             address[3] = (byte)endpoint.Port;
             endpoint.Address.TryWriteBytes(address[8..24], out _);
@@ -44,7 +44,7 @@ internal static unsafe class NonBlockingConnect
         int result;
         fixed (byte* p = address)
         {
-            result = Epoll.Connect(fd, p, length);
+            result = SysSocket.Connect(fd, p, length);
         }
 
         if (result == 0)
@@ -53,7 +53,7 @@ internal static unsafe class NonBlockingConnect
         }
 
         var errno = Marshal.GetLastPInvokeError();
-        return errno == Epoll.EINPROGRESS ? SocketError.WouldBlock : Epoll.ToSocketError(errno);
+        return errno == Errno.EINPROGRESS ? SocketError.WouldBlock : Errno.ToSocketError(errno);
     }
 
     /// <summary>
@@ -77,8 +77,8 @@ internal static unsafe class NonBlockingConnect
         Span<byte> value = stackalloc byte[4];
         try
         {
-            socket.GetRawSocketOption(Epoll.SOL_SOCKET, Epoll.SO_ERROR, value);
-            return Epoll.ToSocketError(MemoryMarshal.Read<int>(value));
+            socket.GetRawSocketOption(SysSocket.SOL_SOCKET, SysSocket.SO_ERROR, value);
+            return Errno.ToSocketError(MemoryMarshal.Read<int>(value));
         }
         catch (SocketException e)
         {

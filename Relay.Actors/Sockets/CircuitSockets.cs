@@ -2,9 +2,9 @@ using System.Net;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
-using Relay.Actors.Dispatch.Internal;
+using Relay.Actors.Native;
 
-namespace Relay.Actors.Circuits.Internal;
+namespace Relay.Actors.Sockets;
 
 /// <summary>
 /// INTERNAL API. Makes the <see cref="Socket"/> objects of a circuit from descriptors the
@@ -100,11 +100,11 @@ internal static unsafe class CircuitSockets
     /// <exception cref="SocketException">socket(2) failed (EMFILE and friends).</exception>
     public static Socket CreateForConnect(IPEndPoint remote)
     {
-        var domain = remote.AddressFamily == AddressFamily.InterNetworkV6 ? RawSocket.AF_INET6 : RawSocket.AF_INET;
-        var fd = RawSocket.CreateSocket(domain, RawSocket.SOCK_STREAM | Epoll.SOCK_NONBLOCK | Epoll.SOCK_CLOEXEC, RawSocket.IPPROTO_TCP);
+        var domain = remote.AddressFamily == AddressFamily.InterNetworkV6 ? SysSocket.AF_INET6 : SysSocket.AF_INET;
+        var fd = SysSocket.Socket(domain, SysSocket.SOCK_STREAM | SysSocket.SOCK_NONBLOCK | SysSocket.SOCK_CLOEXEC, Inet.IPPROTO_TCP);
         if (fd < 0)
         {
-            throw new SocketException((int)Epoll.ToSocketError(Marshal.GetLastPInvokeError()));
+            throw new SocketException((int)Errno.ToSocketError(Marshal.GetLastPInvokeError()));
         }
 
         return WrapConnected(fd, remote);
@@ -120,12 +120,12 @@ internal static unsafe class CircuitSockets
 
         var family = MemoryMarshal.Read<ushort>(address);
         var port = (address[2] << 8) | address[3];
-        if (family == RawSocket.AF_INET && address.Length >= 16)
+        if (family == SysSocket.AF_INET && address.Length >= 16)
         {
             return new IPEndPoint(new IPAddress(address.Slice(4, 4)), port);
         }
 
-        if (family == RawSocket.AF_INET6 && address.Length >= 28)
+        if (family == SysSocket.AF_INET6 && address.Length >= 28)
         {
             var scope = MemoryMarshal.Read<uint>(address[24..]);
             return new IPEndPoint(new IPAddress(address.Slice(8, 16), scope), port);

@@ -1,9 +1,9 @@
 using System.Net;
 using System.Net.Sockets;
-using Relay.Actors.Circuits.Internal;
+using Relay.Actors.Sockets;
 using Relay.Tests.Support;
 
-namespace Relay.Tests.Circuits;
+namespace Relay.Tests.Sockets;
 
 /// <summary>
 /// The Socket objects the relay makes from its own descriptors without the constructor's

@@ -1,13 +1,13 @@
 using System.Net.Sockets;
 using Relay.Actors.Configuration;
-using Relay.Actors.Dispatch.Internal;
+using Relay.Actors.Native;
 using Relay.Actors.Transparent;
 using Relay.Actors.Tuning;
 
-namespace Relay.Actors.Listening;
+namespace Relay.Actors.Sockets;
 
 /// <summary>
-/// Opens a route's listening socket. Separate from <see cref="ListenerActor"/> so a reload can
+/// Opens a route's listening socket. Separate from <see cref="Listening.ListenerActor"/> so a reload can
 /// bind every new address first, synchronously, and reject the whole reload if one fails
 /// before any running route is touched.
 /// </summary>
@@ -24,7 +24,7 @@ public static class ListenSocket
             // Restarting the relay must not wait for old connections in TIME_WAIT: SO_REUSEADDR.
             // Set raw, because .NET's ReuseAddress on Linux also sets SO_REUSEPORT, which would
             // let a second process bind the same port and silently take half the connections.
-            socket.SetRawSocketOption(Epoll.SOL_SOCKET, Epoll.SO_REUSEADDR, BitConverter.GetBytes(1));
+            socket.SetRawSocketOption(SysSocket.SOL_SOCKET, SysSocket.SO_REUSEADDR, BitConverter.GetBytes(1));
             ApplyListenerOptions(route, socket);
             socket.Bind(route.Listen);
             socket.Listen(route.Backlog);

@@ -1,0 +1,16 @@
+namespace Relay.Actors.Native;
+
+/// <summary>
+/// INTERNAL API. &lt;netinet/in.h&gt; (with the Linux options of linux/in.h and
+/// linux/in6.h): the IP-level socket option levels and names.
+/// </summary>
+internal static class Inet
+{
+    public const int SOL_IP = 0;
+    public const int IPPROTO_TCP = 6;
+    public const int SOL_IPV6 = 41;
+
+    public const int IP_TRANSPARENT = 19;
+    public const int IP_BIND_ADDRESS_NO_PORT = 24;
+    public const int IPV6_TRANSPARENT = 75;
+}
