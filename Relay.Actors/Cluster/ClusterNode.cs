@@ -81,7 +81,7 @@ public sealed class ClusterNode
     internal static ClusterNode Start(ActorSystem system, ClusterSettings settings, IActorRef guardian, CircuitRegistry circuits)
     {
         var cluster = Akka.Cluster.Cluster.Get(system);
-        var log = Logging.GetLogger(system, typeof(ClusterNode));
+        var log = Akka.Event.Logging.GetLogger(system, typeof(ClusterNode));
         var vip = settings.Vip is { } address ? new VipController(address, settings.VipDevice!) : null;
         if (vip is not null)
         {
