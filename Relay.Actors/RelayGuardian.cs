@@ -4,6 +4,7 @@ using Akka.Event;
 using Relay.Actors.Circuits;
 using Relay.Actors.Configuration;
 using Relay.Actors.Listening;
+using Relay.Actors.Logging;
 using Relay.Actors.Metrics;
 using Relay.Actors.Reload;
 using Relay.Actors.Upstreams;
@@ -59,7 +60,7 @@ public sealed partial class RelayGuardian : UntypedActor
     protected override SupervisorStrategy SupervisorStrategy() =>
         new OneForOneStrategy(maxNrOfRetries: 10, withinTimeRange: TimeSpan.FromMinutes(1), e =>
         {
-            _log.Error(e, "{EventName:l} a listener failed: {Error}", "ListenerFailed", e.Message);
+            RelayEvents.ListenerFailed.Log(_log, e, e.Message);
             return Directive.Restart;
         });
 
@@ -82,7 +83,7 @@ public sealed partial class RelayGuardian : UntypedActor
                 break;
 
             case ListenerProtocol.BindFailed failed:
-                _log.Error("{EventName:l} {Problem:l}", "ListenerBindFailed", failed.Problem);
+                RelayEvents.ListenerBindFailed.Log(_log, failed.Problem);
                 if (_reload.InProgress)
                 {
                     _reload.OnBindFailed(failed);

@@ -7,6 +7,7 @@ using Relay.Actors.Circuits;
 using Relay.Actors.Configuration;
 using Relay.Actors.Dispatch;
 using Relay.Actors.Dispatch.Internal;
+using Relay.Actors.Logging;
 using Relay.Actors.Metrics;
 using Relay.Actors.Transparent;
 using Relay.Actors.Upstreams;
@@ -61,7 +62,7 @@ public sealed class ListenerActor : UntypedActor
     protected override SupervisorStrategy SupervisorStrategy() =>
         new OneForOneStrategy(maxNrOfRetries: 10, withinTimeRange: TimeSpan.FromMinutes(1), e =>
         {
-            _log.Error(e, "{EventName:l} an acceptor of {Route} failed: {Error}", "AcceptorFailed", _route.Name, e.Message);
+            RelayEvents.AcceptorFailed.Log(_log, e, _route.Name, e.Message);
             return Directive.Restart;
         });
 
@@ -93,8 +94,7 @@ public sealed class ListenerActor : UntypedActor
             Context.Watch(acceptor); // a retired listener stops once every acceptor (and so every circuit) is gone
         }
 
-        _log.Info("{EventName:l} route {Route} listening on {Listen}, relaying to {Upstream}",
-            "ListenerBound", _route.Name, bound.ToString(), _route.Upstreams.ToString());
+        RelayEvents.ListenerBound.Log(_log, _route.Name, bound.ToString(), _route.Upstreams.ToString());
         Context.Parent.Tell(new ListenerProtocol.Bound(_route.Name, bound));
     }
 
@@ -151,8 +151,7 @@ public sealed class ListenerActor : UntypedActor
     private void CloseForDrain()
     {
         _socket?.Dispose();
-        _log.Info("{EventName:l} route {Route} stopped accepting on {Listen}; {Active} open circuit(s) run to their end",
-            "RouteDraining", _route.Name, _bound?.ToString() ?? "?", _metrics.Active);
+        RelayEvents.RouteDraining.Log(_log, _route.Name, _bound?.ToString() ?? "?", _metrics.Active);
         foreach (var waiter in _drainWaiters)
         {
             waiter.Tell(new ListenerProtocol.Draining(_route.Name));
@@ -219,8 +218,7 @@ public sealed class ListenerActor : UntypedActor
     {
         var socket = _socket;
         _socket = null; // no longer ours to close
-        _log.Info("{EventName:l} route {Route} handed its socket on {Listen} to its reloaded listener; {Active} open circuit(s) keep their settings",
-            "RouteHandedOver", _route.Name, _bound?.ToString() ?? "?", _metrics.Active);
+        RelayEvents.RouteHandedOver.Log(_log, _route.Name, _bound?.ToString() ?? "?", _metrics.Active);
         _handOverTo!.Tell(new ListenerProtocol.HandedOver(_route.Name, socket));
         _handOverTo = null;
     }

@@ -10,6 +10,7 @@ using Relay.Actors.Dispatch;
 using Relay.Actors.Dispatch.Internal;
 using Relay.Actors.Internal;
 using Relay.Actors.Listening.Admission;
+using Relay.Actors.Logging;
 using Relay.Actors.Metrics;
 
 namespace Relay.Actors.Listening;
@@ -196,8 +197,7 @@ internal sealed class ProxyHeaderReceiver : UntypedActor
         _metrics.OnRefused(RefusalReasons.ProxyHeader);
         if (_admission.HeaderLog.ShouldLog(out var suppressed))
         {
-            _log.Warning("{EventName:l} route {Route} reset {Peer}: bad PROXY protocol header: {Problem}; {Suppressed} more since the last line",
-                "ProxyHeaderRejected", _route.Name, _peer.ToString(), problem, suppressed);
+            RelayEvents.ProxyHeaderRejected.Log(_log, _route.Name, _peer.ToString(), problem, suppressed);
         }
 
         Close();
