@@ -60,7 +60,7 @@ public sealed partial class RelayGuardian : UntypedActor
     protected override SupervisorStrategy SupervisorStrategy() =>
         new OneForOneStrategy(maxNrOfRetries: 10, withinTimeRange: TimeSpan.FromMinutes(1), e =>
         {
-            RelayEvents.ListenerFailed.Log(_log, e, e.Message);
+            RelayEvents.ListenerFailed.LogException(_log, e, e.Message);
             return Directive.Restart;
         });
 

@@ -65,7 +65,7 @@ public sealed partial class AcceptorActor : UntypedActor, IWithTimers
     protected override SupervisorStrategy SupervisorStrategy() =>
         new OneForOneStrategy(e =>
         {
-            RelayEvents.CircuitFailed.Log(_log, e, _route.Name, e.Message);
+            RelayEvents.CircuitFailed.LogException(_log, e, _route.Name, e.Message);
             return Directive.Stop;
         });
 

@@ -62,7 +62,7 @@ public sealed class ListenerActor : UntypedActor
     protected override SupervisorStrategy SupervisorStrategy() =>
         new OneForOneStrategy(maxNrOfRetries: 10, withinTimeRange: TimeSpan.FromMinutes(1), e =>
         {
-            RelayEvents.AcceptorFailed.Log(_log, e, _route.Name, e.Message);
+            RelayEvents.AcceptorFailed.LogException(_log, e, _route.Name, e.Message);
             return Directive.Restart;
         });
 

@@ -14,7 +14,8 @@ namespace Relay.Actors.Logging;
 /// Akka's generic <c>LogMessage&lt;LogValues&lt;…&gt;&gt;</c> (one allocation, values boxed only
 /// when a logger renders them). Longer events take one <c>object[]</c>, as Akka's
 /// <c>Log(level, format, object[])</c> does; the <c>params ReadOnlySpan</c> that carries their
-/// values lives on the stack. Relay.Host writes to Serilog through its own extensions
+/// values lives on the stack, but a value-type argument is boxed at the call, before the
+/// level check, as it would be into an array built by the caller. Relay.Host writes to Serilog through its own extensions
 /// (<c>RelayEventLog</c>), since this project does not reference Serilog.
 /// </remarks>
 public sealed class RelayEvent
@@ -35,6 +36,7 @@ public sealed class RelayEvent
     /// <summary>The message template, starting with <c>{EventName:l}</c>.</summary>
     public string Template { get; }
 
+    /// <summary>Writes the event at its <see cref="Level"/> when <paramref name="log"/> has that level on.</summary>
     public void Log<T1>(ILoggingAdapter log, T1 arg1)
     {
         if (log.IsEnabled(Level))
@@ -75,8 +77,12 @@ public sealed class RelayEvent
         }
     }
 
-    /// <summary>An event about a failure: <paramref name="cause"/> travels as the event's exception.</summary>
-    public void Log<T1>(ILoggingAdapter log, Exception cause, T1 arg1)
+    /// <summary>
+    /// An event about a failure: <paramref name="cause"/> travels as the event's exception.
+    /// A name of its own, because as an overload of <c>Log</c> an exception of a derived type
+    /// would bind to a generic <c>Log</c> as the first property instead.
+    /// </summary>
+    public void LogException<T1>(ILoggingAdapter log, Exception cause, T1 arg1)
     {
         if (log.IsEnabled(Level))
         {
@@ -84,8 +90,8 @@ public sealed class RelayEvent
         }
     }
 
-    /// <inheritdoc cref="Log{T1}(ILoggingAdapter, Exception, T1)"/>
-    public void Log<T1, T2>(ILoggingAdapter log, Exception cause, T1 arg1, T2 arg2)
+    /// <inheritdoc cref="LogException{T1}(ILoggingAdapter, Exception, T1)"/>
+    public void LogException<T1, T2>(ILoggingAdapter log, Exception cause, T1 arg1, T2 arg2)
     {
         if (log.IsEnabled(Level))
         {

@@ -19,7 +19,7 @@ public static class RelayEventLog
         Write(relayEvent, logger, null, args);
 
     /// <summary>An event about a failure: <paramref name="cause"/> travels as the event's exception.</summary>
-    public static void Log(this RelayEvent relayEvent, ILogger logger, Exception cause, params ReadOnlySpan<object?> args) =>
+    public static void LogException(this RelayEvent relayEvent, ILogger logger, Exception cause, params ReadOnlySpan<object?> args) =>
         Write(relayEvent, logger, cause, args);
 
     private static void Write(RelayEvent relayEvent, ILogger logger, Exception? cause, ReadOnlySpan<object?> args)

@@ -140,7 +140,7 @@ public sealed class ManagementServer : IAsyncDisposable
             }
             catch (Exception e) when (!http.Response.HasStarted && !http.RequestAborted.IsCancellationRequested)
             {
-                RelayEvents.ManagementRequestFailed.Log(context.Log, e, http.Request.Method, http.Request.Path.Value);
+                RelayEvents.ManagementRequestFailed.LogException(context.Log, e, http.Request.Method, http.Request.Path.Value);
                 http.Response.StatusCode = StatusCodes.Status500InternalServerError;
                 await ManagementResults.WriteErrorAsync(http, $"internal error: {e.Message}").ConfigureAwait(false);
             }
