@@ -3,6 +3,7 @@ using Relay.Actors.Internal;
 using Akka.Event;
 using Relay.Actors.Configuration;
 using Relay.Actors.Listening;
+using Relay.Actors.Logging;
 using Relay.Actors.Reload;
 using Relay.Actors.Upstreams;
 
@@ -55,7 +56,7 @@ public sealed partial class RelayGuardian : UntypedActor
     protected override SupervisorStrategy SupervisorStrategy() =>
         new OneForOneStrategy(maxNrOfRetries: 10, withinTimeRange: TimeSpan.FromMinutes(1), e =>
         {
-            _log.Error(e, "{EventName:l} a listener failed: {Error}", "ListenerFailed", e.Message);
+            RelayEvents.ListenerFailed.LogException(_log, e, e.Message);
             return Directive.Restart;
         });
 
@@ -78,7 +79,7 @@ public sealed partial class RelayGuardian : UntypedActor
                 break;
 
             case ListenerProtocol.BindFailed failed:
-                _log.Error("{EventName:l} {Problem:l}", "ListenerBindFailed", failed.Problem);
+                RelayEvents.ListenerBindFailed.Log(_log, failed.Problem);
                 if (_reload.InProgress)
                 {
                     _reload.OnBindFailed(failed);

@@ -8,6 +8,7 @@ using Relay.Actors.Circuits.Internal;
 using Relay.Actors.Circuits.ProxyProtocol;
 using Relay.Actors.Configuration;
 using Relay.Actors.Dispatch;
+using Relay.Actors.Logging;
 using Relay.Actors.Metrics;
 using Relay.Actors.Sockets;
 using Relay.Actors.Transparent;
@@ -129,8 +130,7 @@ public sealed class CircuitSupervisor : UntypedActor
         }
         if (DebugEnabled)
         {
-            Log.Debug("{EventName:l} circuit {CircuitId} on {Route} from {Client} to {Upstream}",
-                "CircuitOpened", _entry.Id, _entry.Route, ClientText, _route.Upstreams.ToString());
+            RelayEvents.CircuitOpened.Log(Log, _entry.Id, _entry.Route, ClientText, _route.Upstreams.ToString());
         }
 
         if (TryBeginTransparentConnect())
@@ -282,8 +282,7 @@ public sealed class CircuitSupervisor : UntypedActor
 
         if (refusal is not null)
         {
-            Log.Warning("{EventName:l} circuit {CircuitId} on {Route} from {Client} to {Destination} refused: {Problem}",
-                new object[] { "DestinationDenied", _entry.Id, _entry.Route, ClientText, _entry.Upstream, refusal });
+            RelayEvents.DestinationDenied.Log(Log, _entry.Id, _entry.Route, ClientText, _entry.Upstream, refusal);
             ResetAndClose(CloseReasons.DestinationDenied, refusal);
             return true;
         }
@@ -356,8 +355,7 @@ public sealed class CircuitSupervisor : UntypedActor
         _pool.Release(_member);
         if (DebugEnabled)
         {
-            Log.Debug("{EventName:l} circuit {CircuitId} on {Route}: connect to {Upstream} failed: {Reason} ({Detail:l})",
-                "UpstreamConnectFailed", _entry.Id, _entry.Route, _entry.Upstream, reason, detail);
+            RelayEvents.UpstreamConnectFailed.Log(Log, _entry.Id, _entry.Route, _entry.Upstream, reason, detail);
         }
 
         _member = -1;
@@ -443,8 +441,7 @@ public sealed class CircuitSupervisor : UntypedActor
         MoveTo(CircuitPhase.Established);
         if (DebugEnabled)
         {
-            Log.Debug("{EventName:l} circuit {CircuitId} on {Route}: {Client} -> {Upstream} after {ConnectMs} ms",
-                "CircuitEstablished", _entry.Id, _entry.Route, ClientText, _entry.Upstream, Environment.TickCount64 - _startedMs);
+            RelayEvents.CircuitEstablished.Log(Log, _entry.Id, _entry.Route, ClientText, _entry.Upstream, Environment.TickCount64 - _startedMs);
         }
 
         // The first check comes early when the upstream's keepalive is still to be set.
@@ -557,8 +554,7 @@ public sealed class CircuitSupervisor : UntypedActor
         _halfClosedAtMs = Environment.TickCount64;
         if (DebugEnabled)
         {
-            Log.Debug("{EventName:l} circuit {CircuitId} on {Route}: {Direction} finished, {Remaining} still open",
-                "CircuitHalfClosed", _entry.Id, _entry.Route, direction == Direction.Up ? "client->upstream" : "upstream->client",
+            RelayEvents.CircuitHalfClosed.Log(Log, _entry.Id, _entry.Route, direction == Direction.Up ? "client->upstream" : "upstream->client",
                 direction == Direction.Up ? "upstream->client" : "client->upstream");
         }
 
@@ -714,15 +710,12 @@ public sealed class CircuitSupervisor : UntypedActor
         // the other lifecycle events are Debug so a busy relay is not bound by its log. A
         // quiet null circuit (a balancer's check, most often) is Debug too, as HAProxy's
         // dontlognull drops it: one line per check per balancer would drown the real ones.
-        var level = quietNull ? LogLevel.DebugLevel : LogLevel.InfoLevel;
+        var level = quietNull ? LogLevel.DebugLevel : RelayEvents.CircuitClosed.Level;
         if (Context.System.EventStream.LogLevel <= level)
         {
-            Log.Log(level, "{EventName:l} circuit {CircuitId} on {Route} {Client} -> {Upstream}: {Reason}{Detail:l} up={BytesUp} down={BytesDown} in {DurationMs} ms",
-                new object[]
-                {
-                    "CircuitClosed", _entry.Id, _entry.Route, ClientText, _entry.Upstream, reason,
-                    detail is null ? "" : $" ({detail})", counters.BytesUp, counters.BytesDown, Environment.TickCount64 - _startedMs,
-                });
+            RelayEvents.CircuitClosed.LogAt(Log, level,
+                _entry.Id, _entry.Route, ClientText, _entry.Upstream, reason,
+                detail is null ? "" : $" ({detail})", counters.BytesUp, counters.BytesDown, Environment.TickCount64 - _startedMs);
         }
 
         if (!stopping)

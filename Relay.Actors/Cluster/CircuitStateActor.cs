@@ -7,6 +7,7 @@ using Akka.Event;
 using Relay.Actors.Circuits;
 using Relay.Actors.Configuration;
 using Relay.Actors.Internal;
+using Relay.Actors.Logging;
 using ClusterSettings = Relay.Actors.Configuration.ClusterSettings;
 
 namespace Relay.Actors.Cluster;
@@ -115,7 +116,7 @@ public sealed class CircuitStateActor : UntypedActor, IWithTimers
             case UpdateTimeout timeout:
                 // WriteAll could not reach every node in time; the local replica has the value
                 // and DData gossip carries it to the others.
-                _log.Debug("{EventName:l} circuit table shard {Key} not yet written to every node", "CircuitTableWriteSlow", timeout.Key.Id);
+                RelayEvents.CircuitTableWriteSlow.Log(_log, timeout.Key.Id);
                 break;
 
             default:
@@ -190,12 +191,9 @@ public sealed class CircuitStateActor : UntypedActor, IWithTimers
         var lost = _table.MarkLost(name, DateTimeOffset.UtcNow + _settings.LostRetention);
         foreach (var c in lost)
         {
-            _log.Warning(
-                "{EventName:l} circuit {CircuitId} on {Route} from {Client} to {Upstream} was lost with node {Node}: {BytesUp} bytes up, {BytesDown} bytes down",
-                new object[] { "CircuitLost", c.Id, c.Route, c.Client, c.Upstream, name, c.BytesUp, c.BytesDown });
+            RelayEvents.CircuitLost.Log(_log, c.Id, c.Route, c.Client, c.Upstream, name, c.BytesUp, c.BytesDown);
         }
 
-        _log.Warning("{EventName:l} node {Node} is gone (was {PreviousStatus}); {Lost} open circuit(s) listed as lost for {Retention}",
-            "NodeCircuitsLost", name, previousStatus.ToString(), lost.Length, _settings.LostRetention.ToString());
+        RelayEvents.NodeCircuitsLost.Log(_log, name, previousStatus.ToString(), lost.Length, _settings.LostRetention.ToString());
     }
 }

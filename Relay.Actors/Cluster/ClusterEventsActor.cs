@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
 using Relay.Actors.Internal;
+using Relay.Actors.Logging;
 
 namespace Relay.Actors.Cluster;
 
@@ -28,23 +29,22 @@ public sealed class ClusterEventsActor : UntypedActor
         switch (message)
         {
             case ClusterEvent.MemberUp up:
-                _log.Info("{EventName:l} {Node} is up ({Members} member(s))", "MemberUp", up.Member.Address.ToString(), _cluster.State.Members.Count);
+                RelayEvents.MemberUp.Log(_log, up.Member.Address.ToString(), _cluster.State.Members.Count);
                 break;
             case ClusterEvent.UnreachableMember unreachable:
-                _log.Warning("{EventName:l} {Node} is unreachable", "MemberUnreachable", unreachable.Member.Address.ToString());
+                RelayEvents.MemberUnreachable.Log(_log, unreachable.Member.Address.ToString());
                 break;
             case ClusterEvent.ReachableMember reachable:
-                _log.Info("{EventName:l} {Node} is reachable again", "MemberReachable", reachable.Member.Address.ToString());
+                RelayEvents.MemberReachable.Log(_log, reachable.Member.Address.ToString());
                 break;
             case ClusterEvent.MemberLeft left:
-                _log.Info("{EventName:l} {Node} is leaving", "MemberLeaving", left.Member.Address.ToString());
+                RelayEvents.MemberLeaving.Log(_log, left.Member.Address.ToString());
                 break;
             case ClusterEvent.MemberDowned downed:
-                _log.Warning("{EventName:l} {Node} was downed", "MemberDowned", downed.Member.Address.ToString());
+                RelayEvents.MemberDowned.Log(_log, downed.Member.Address.ToString());
                 break;
             case ClusterEvent.MemberRemoved removed:
-                _log.Warning("{EventName:l} {Node} was removed (was {PreviousStatus})", "MemberRemoved",
-                    removed.Member.Address.ToString(), removed.PreviousStatus.ToString());
+                RelayEvents.MemberRemoved.Log(_log, removed.Member.Address.ToString(), removed.PreviousStatus.ToString());
                 break;
             case ClusterEvent.IMemberEvent:
             case ClusterEvent.IReachabilityEvent:

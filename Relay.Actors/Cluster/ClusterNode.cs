@@ -6,6 +6,7 @@ using Akka.Configuration;
 using Akka.Event;
 using Relay.Actors.Circuits;
 using Relay.Actors.Configuration;
+using Relay.Actors.Logging;
 using ClusterSettings = Relay.Actors.Configuration.ClusterSettings;
 
 namespace Relay.Actors.Cluster;
@@ -81,7 +82,7 @@ public sealed class ClusterNode
     internal static ClusterNode Start(ActorSystem system, ClusterSettings settings, IActorRef guardian, CircuitRegistry circuits)
     {
         var cluster = Akka.Cluster.Cluster.Get(system);
-        var log = Logging.GetLogger(system, typeof(ClusterNode));
+        var log = Akka.Event.Logging.GetLogger(system, typeof(ClusterNode));
         var vip = settings.Vip is { } address ? new VipController(address, settings.VipDevice!) : null;
         if (vip is not null)
         {
@@ -89,8 +90,7 @@ public sealed class ClusterNode
             // Said now, not at the first failover: this node could take the VIP but not announce it.
             if (vip.Open() is { Ok: false } closed)
             {
-                log.Warning("{EventName:l} cannot announce the VIP {Vip} on {Device}: {Problem:l}; neighbours keep sending to the previous owner until their entry for it expires",
-                    "VipAnnounceFailed", vip.Vip.ToString(), vip.Device, closed.Problem);
+                RelayEvents.VipAnnounceFailed.Log(log, vip.Vip.ToString(), vip.Device, closed.Problem);
             }
 
             // A relay killed while it owned the service left its VIP behind; while it is
@@ -98,7 +98,7 @@ public sealed class ClusterNode
             var removed = vip.Remove();
             if (!removed.Ok)
             {
-                log.Warning("{EventName:l} cannot clear a stale VIP at start: {Problem:l}", "VipRemoveFailed", removed.Problem);
+                RelayEvents.VipRemoveFailedAtStart.Log(log, removed.Problem);
             }
         }
 
@@ -117,12 +117,10 @@ public sealed class ClusterNode
         {
             // Joining itself would make each such node a cluster of one, and every one of them
             // would take the VIP: wait to be joined instead (POST /cluster/members, or a test).
-            log.Warning("{EventName:l} akka.cluster.seed-nodes is empty: {Node} waits to be joined and stands by",
-                "ClusterSeedNodesMissing", cluster.SelfAddress.ToString());
+            RelayEvents.ClusterSeedNodesMissing.Log(log, cluster.SelfAddress.ToString());
         }
 
-        log.Info("{EventName:l} {Node} joining the cluster ({Mode}, VIP {Vip})", "ClusterStarting",
-            cluster.SelfAddress.ToString(), settings.Mode.ToString(), settings.Vip?.ToString() ?? "none");
+        RelayEvents.ClusterStarting.Log(log, cluster.SelfAddress.ToString(), settings.Mode.ToString(), settings.Vip?.ToString() ?? "none");
         return new ClusterNode(cluster, table, service, state, settings);
     }
 }

@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
 using Relay.Actors.Internal;
+using Relay.Actors.Logging;
 
 namespace Relay.Actors.Cluster;
 
@@ -133,8 +134,7 @@ internal sealed class ReachableSideDowning : UntypedActor, IWithTimers
 
         if (!keepThisSide)
         {
-            _log.Warning("{EventName:l} {Node} is on the minority side ({Reachable} of {Members} members reachable): downing itself",
-                "MemberDowning", self.Address.ToString(), reachable, members.Count);
+            RelayEvents.MemberDowningItself.Log(_log, self.Address.ToString(), reachable, members.Count);
             _cluster.Down(self.Address);
             return;
         }
@@ -143,8 +143,7 @@ internal sealed class ReachableSideDowning : UntypedActor, IWithTimers
         {
             if (_downed.Add(member.UniqueAddress))
             {
-                _log.Warning("{EventName:l} downing unreachable {Node} ({Reachable} of {Members} members reachable, stable for {StableAfter})",
-                    "MemberDowning", member.Address.ToString(), reachable, members.Count, _stableAfter.ToString());
+                RelayEvents.MemberDowningUnreachable.Log(_log, member.Address.ToString(), reachable, members.Count, _stableAfter.ToString());
                 _cluster.Down(member.Address);
             }
         }

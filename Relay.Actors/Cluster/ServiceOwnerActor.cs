@@ -4,6 +4,7 @@ using Akka.Event;
 using Relay.Actors.Configuration;
 using Relay.Actors.Internal;
 using Relay.Actors.Listening;
+using Relay.Actors.Logging;
 using ClusterSettings = Relay.Actors.Configuration.ClusterSettings;
 
 namespace Relay.Actors.Cluster;
@@ -92,8 +93,7 @@ public sealed class ServiceOwnerActor : ReceiveActor, IWithTimers
             // One netlink request: done on this thread, it costs tens of microseconds.
             if (_vip?.Add() is { Ok: false } failed)
             {
-                _log.Error("{EventName:l} cannot add the VIP {Vip} on {Device}: {Problem:l}; retrying in {RetryAfter}",
-                    "VipAddFailed", _vip.Vip.ToString(), _vip.Device, failed.Problem, RetryAfter.ToString());
+                RelayEvents.VipAddFailed.Log(_log, _vip.Vip.ToString(), _vip.Device, failed.Problem, RetryAfter.ToString());
                 Timers.StartSingleTimer("retry", Acquire.Instance, RetryAfter);
                 return;
             }
@@ -110,15 +110,13 @@ public sealed class ServiceOwnerActor : ReceiveActor, IWithTimers
             _announceProblem = null;
             Announce();
             _state.TookOver(bound.Routes);
-            _log.Warning("{EventName:l} this node owns the service: {RouteCount} route(s) bound{VipText:l} in {TakeOverMs} ms (VIP added after {VipMs} ms)",
-                "ServiceTakenOver", bound.Routes.Length, _vip is null ? "" : $", VIP {_vip.Vip} on {_vip.Device}", _since.ElapsedMilliseconds, _vipMs);
+            RelayEvents.ServiceTakenOver.Log(_log, bound.Routes.Length, _vip is null ? "" : $", VIP {_vip.Vip} on {_vip.Device}", _since.ElapsedMilliseconds, _vipMs);
             Become(Owning);
         });
 
         Receive<ListenerProtocol.BindFailed>(failed =>
         {
-            _log.Error("{EventName:l} cannot serve as owner: {Problem:l}; retrying in {RetryAfter}",
-                "ServiceTakeOverFailed", failed.Problem, RetryAfter.ToString());
+            RelayEvents.ServiceTakeOverFailed.Log(_log, failed.Problem, RetryAfter.ToString());
             // The listeners that did bind keep serving; the guardian binds the rest on the retry.
             _guardian.Tell(RelayGuardian.StopServing.Instance);
             Timers.StartSingleTimer("retry", Acquire.Instance, RetryAfter);
@@ -126,8 +124,7 @@ public sealed class ServiceOwnerActor : ReceiveActor, IWithTimers
 
         Receive<Status.Failure>(failure =>
         {
-            _log.Error("{EventName:l} cannot serve as owner: {Problem:l}; retrying in {RetryAfter}",
-                "ServiceTakeOverFailed", failure.Cause.Message, RetryAfter.ToString());
+            RelayEvents.ServiceTakeOverFailed.Log(_log, failure.Cause.Message, RetryAfter.ToString());
             Timers.StartSingleTimer("retry", Acquire.Instance, RetryAfter);
         });
 
@@ -174,8 +171,7 @@ public sealed class ServiceOwnerActor : ReceiveActor, IWithTimers
         if (!result.Ok && result.Problem != _announceProblem)
         {
             _announceProblem = result.Problem;
-            _log.Warning("{EventName:l} cannot announce the VIP {Vip} on {Device}: {Problem:l}; neighbours keep sending to the previous owner until their entry for it expires",
-                "VipAnnounceFailed", _vip.Vip.ToString(), _vip.Device, result.Problem);
+            RelayEvents.VipAnnounceFailed.Log(_log, _vip.Vip.ToString(), _vip.Device, result.Problem);
         }
 
         if (++_announced < Announcements)
@@ -196,7 +192,7 @@ public sealed class ServiceOwnerActor : ReceiveActor, IWithTimers
         _serving = false;
         if (_vipHeld && _vip?.Remove() is { Ok: false } failed)
         {
-            _log.Error("{EventName:l} cannot remove the VIP: {Problem:l}", "VipRemoveFailed", failed.Problem);
+            RelayEvents.VipRemoveFailed.Log(_log, failed.Problem);
         }
 
         _vipHeld = false;
@@ -206,7 +202,7 @@ public sealed class ServiceOwnerActor : ReceiveActor, IWithTimers
     private void Finish()
     {
         _state.Released();
-        _log.Warning("{EventName:l} this node handed the service over in {ReleaseMs} ms", "ServiceReleased", _since.ElapsedMilliseconds);
+        RelayEvents.ServiceReleased.Log(_log, _since.ElapsedMilliseconds);
         Context.Stop(Self);
     }
 
@@ -219,10 +215,10 @@ public sealed class ServiceOwnerActor : ReceiveActor, IWithTimers
             var result = _vip.Remove();
             if (!result.Ok)
             {
-                _log.Error("{EventName:l} cannot remove the VIP: {Problem:l}", "VipRemoveFailed", result.Problem);
+                RelayEvents.VipRemoveFailed.Log(_log, result.Problem);
             }
 
-            _log.Warning("{EventName:l} this node stopped owning the service; VIP removed: {Ok}", "ServiceReleased", result.Ok);
+            RelayEvents.ServiceReleasedOnStop.Log(_log, result.Ok);
         }
 
         _state.Released();

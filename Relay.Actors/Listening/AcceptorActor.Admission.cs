@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using Akka.Actor;
 using Akka.Event;
 using Relay.Actors.Listening.Admission;
+using Relay.Actors.Logging;
 
 namespace Relay.Actors.Listening;
 
@@ -86,8 +87,7 @@ public sealed partial class AcceptorActor
         ResetQuietly(client);
         if (Admission.RefusalLog.ShouldLog(out var suppressed))
         {
-            _log.Warning("{EventName:l} route {Route} refused {Client}: {Reason}; {Suppressed} more refused since the last line",
-                "ClientRefused", _route.Name, who.ToString(), reason, suppressed);
+            RelayEvents.ClientRefused.Log(_log, _route.Name, who.ToString(), reason, suppressed);
         }
     }
 
@@ -121,8 +121,7 @@ public sealed partial class AcceptorActor
             _pauseDelay = FirstPauseDelay;
             if (Admission.EnterPause())
             {
-                _log.Warning("{EventName:l} route {Route} cannot accept: {Error}; pending connections wait in the backlog, retrying from {RetryMs} ms up to every {MaxRetryMs} ms",
-                    "AcceptPaused", _route.Name, error.ToString(), (int)FirstPauseDelay.TotalMilliseconds, (int)MaxPauseDelay.TotalMilliseconds);
+                RelayEvents.AcceptPaused.Log(_log, _route.Name, error.ToString(), (int)FirstPauseDelay.TotalMilliseconds, (int)MaxPauseDelay.TotalMilliseconds);
             }
         }
         else
@@ -144,8 +143,7 @@ public sealed partial class AcceptorActor
         _paused = false;
         if (Admission.LeavePause())
         {
-            _log.Info("{EventName:l} route {Route} accepts again after {PausedMs} ms",
-                "AcceptResumed", _route.Name, Environment.TickCount64 - _pausedAtMs);
+            RelayEvents.AcceptResumed.Log(_log, _route.Name, Environment.TickCount64 - _pausedAtMs);
         }
     }
 

@@ -8,6 +8,7 @@ using Relay.Actors.Configuration;
 using Relay.Actors.Dispatch;
 using Relay.Actors.Internal;
 using Relay.Actors.Listening.Admission;
+using Relay.Actors.Logging;
 using Relay.Actors.Metrics;
 using Relay.Actors.Sockets;
 using Relay.Actors.Upstreams;
@@ -59,7 +60,7 @@ public sealed partial class AcceptorActor : UntypedActor, IWithTimers
     protected override SupervisorStrategy SupervisorStrategy() =>
         new OneForOneStrategy(e =>
         {
-            _log.Error(e, "{EventName:l} a circuit of {Route} failed: {Error}", "CircuitFailed", _route.Name, e.Message);
+            RelayEvents.CircuitFailed.LogException(_log, e, _route.Name, e.Message);
             return Directive.Stop;
         });
 

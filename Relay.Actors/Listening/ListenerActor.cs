@@ -5,6 +5,7 @@ using Relay.Actors.Internal;
 using Akka.Event;
 using Relay.Actors.Configuration;
 using Relay.Actors.Dispatch;
+using Relay.Actors.Logging;
 using Relay.Actors.Metrics;
 using Relay.Actors.Sockets;
 using Relay.Actors.Transparent;
@@ -54,7 +55,7 @@ public sealed class ListenerActor : UntypedActor
     protected override SupervisorStrategy SupervisorStrategy() =>
         new OneForOneStrategy(maxNrOfRetries: 10, withinTimeRange: TimeSpan.FromMinutes(1), e =>
         {
-            _log.Error(e, "{EventName:l} an acceptor of {Route} failed: {Error}", "AcceptorFailed", _route.Name, e.Message);
+            RelayEvents.AcceptorFailed.LogException(_log, e, _route.Name, e.Message);
             return Directive.Restart;
         });
 
@@ -86,8 +87,7 @@ public sealed class ListenerActor : UntypedActor
             Context.Watch(acceptor); // a retired listener stops once every acceptor (and so every circuit) is gone
         }
 
-        _log.Info("{EventName:l} route {Route} listening on {Listen}, relaying to {Upstream}",
-            "ListenerBound", _route.Name, bound.ToString(), _route.Upstreams.ToString());
+        RelayEvents.ListenerBound.Log(_log, _route.Name, bound.ToString(), _route.Upstreams.ToString());
         Context.Parent.Tell(new ListenerProtocol.Bound(_route.Name, bound));
     }
 
@@ -144,8 +144,7 @@ public sealed class ListenerActor : UntypedActor
     private void CloseForDrain()
     {
         _socket?.Dispose();
-        _log.Info("{EventName:l} route {Route} stopped accepting on {Listen}; {Active} open circuit(s) run to their end",
-            "RouteDraining", _route.Name, _bound?.ToString() ?? "?", _metrics.Active);
+        RelayEvents.RouteDraining.Log(_log, _route.Name, _bound?.ToString() ?? "?", _metrics.Active);
         foreach (var waiter in _drainWaiters)
         {
             waiter.Tell(new ListenerProtocol.Draining(_route.Name));
@@ -212,8 +211,7 @@ public sealed class ListenerActor : UntypedActor
     {
         var socket = _socket;
         _socket = null; // no longer ours to close
-        _log.Info("{EventName:l} route {Route} handed its socket on {Listen} to its reloaded listener; {Active} open circuit(s) keep their settings",
-            "RouteHandedOver", _route.Name, _bound?.ToString() ?? "?", _metrics.Active);
+        RelayEvents.RouteHandedOver.Log(_log, _route.Name, _bound?.ToString() ?? "?", _metrics.Active);
         _handOverTo!.Tell(new ListenerProtocol.HandedOver(_route.Name, socket));
         _handOverTo = null;
     }

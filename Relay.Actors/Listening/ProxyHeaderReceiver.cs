@@ -8,6 +8,7 @@ using Relay.Actors.Configuration;
 using Relay.Actors.Dispatch;
 using Relay.Actors.Internal;
 using Relay.Actors.Listening.Admission;
+using Relay.Actors.Logging;
 using Relay.Actors.Metrics;
 using Relay.Actors.Native;
 using Relay.Actors.Sockets;
@@ -194,8 +195,7 @@ internal sealed class ProxyHeaderReceiver : UntypedActor
         _metrics.OnRefused(RefusalReasons.ProxyHeader);
         if (_admission.HeaderLog.ShouldLog(out var suppressed))
         {
-            _log.Warning("{EventName:l} route {Route} reset {Peer}: bad PROXY protocol header: {Problem}; {Suppressed} more since the last line",
-                "ProxyHeaderRejected", _route.Name, _peer.ToString(), problem, suppressed);
+            RelayEvents.ProxyHeaderRejected.Log(_log, _route.Name, _peer.ToString(), problem, suppressed);
         }
 
         Close();

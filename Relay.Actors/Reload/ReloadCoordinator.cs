@@ -4,6 +4,7 @@ using Akka.Event;
 using Relay.Actors.Configuration;
 using Relay.Actors.Listening;
 using Relay.Actors.Sockets;
+using Relay.Actors.Logging;
 
 namespace Relay.Actors.Reload;
 
@@ -115,7 +116,7 @@ internal sealed class ReloadCoordinator(RunningRoutes routes, IActorRef guardian
             if (socket is null && !ListenSocket.TryOpen(route, out socket, out var problem))
             {
                 // The old listener had been drained (its socket closed) and the address is taken now.
-                log.Error("{EventName:l} {Problem:l}", "ListenerBindFailed", problem);
+                RelayEvents.ListenerBindFailed.Log(log, problem);
                 _pending.Problems.Add(problem);
                 continue;
             }

@@ -1,5 +1,6 @@
 using Akka.Event;
 using Relay.Actors.Configuration;
+using Relay.Actors.Logging;
 
 namespace Relay.Actors.Upstreams;
 
@@ -253,13 +254,18 @@ public sealed class UpstreamPool
         }
 
         Volatile.Write(ref m.ChangedAtTicks, DateTimeOffset.UtcNow.UtcTicks);
+        if (_log is null)
+        {
+            return;
+        }
+
         if (isUp)
         {
-            _log?.Info("{EventName:l} route {Route} upstream {Upstream} is up: {Reason}", "UpstreamUp", Route, m.Address.ToString(), reason);
+            RelayEvents.UpstreamUp.Log(_log, Route, m.Address.ToString(), reason);
         }
         else
         {
-            _log?.Warning("{EventName:l} route {Route} upstream {Upstream} is down: {Reason}", "UpstreamDown", Route, m.Address.ToString(), reason);
+            RelayEvents.UpstreamDown.Log(_log, Route, m.Address.ToString(), reason);
         }
     }
 }

@@ -1,5 +1,7 @@
 using Relay.Actors;
 using Relay.Actors.Configuration;
+using Relay.Actors.Logging;
+using Relay.Host.Logging;
 
 namespace Relay.Host.Hosting;
 
@@ -63,8 +65,7 @@ public sealed class ConfigReloader
     {
         if (!outcome.Applied)
         {
-            _log.Error("{EventName:l} reload ({Trigger:l}) rejected, the running config stays: {Problem:l}",
-                "ReloadRejected", trigger, outcome.Problem);
+            RelayEvents.ReloadRejected.Log(_log, trigger, outcome.Problem);
             return;
         }
 
@@ -72,12 +73,10 @@ public sealed class ConfigReloader
         var restart = outcome.RestartNeeded.Count == 0
             ? ""
             : $"; changes to {string.Join(", ", outcome.RestartNeeded)} need a restart and were not applied";
-        _log.Information("{EventName:l} config reloaded ({Trigger:l}): {Changes:l}{RestartNote:l}; open circuits keep their settings",
-            "ConfigReloaded", trigger, changes.ToString(), restart);
+        RelayEvents.ConfigReloaded.Log(_log, trigger, changes.ToString(), restart);
         if (outcome.RestartNeeded.Count > 0)
         {
-            _log.Warning("{EventName:l} {Sections} changed in the config but only take effect on a restart",
-                "ReloadNeedsRestart", outcome.RestartNeeded);
+            RelayEvents.ReloadNeedsRestart.Log(_log, outcome.RestartNeeded);
         }
     }
 }

@@ -2,6 +2,7 @@ using System.Runtime.InteropServices;
 using Akka.Actor;
 using Relay.Actors;
 using Relay.Actors.Dispatch;
+using Relay.Actors.Logging;
 using Relay.Host.Cli;
 using Relay.Host.Logging;
 using Relay.Host.Management;
@@ -76,7 +77,7 @@ public static class RunCommand
                 }
                 catch (ManagementBindException e)
                 {
-                    logger.Error("{EventName:l} {Problem:l}", "RelayStartFailed", e.Message);
+                    RelayEvents.RelayStartFailed.Log(logger, e.Message);
                     await stderr.WriteLineAsync($"relay: {e.Message}");
                     return await ShutDownAsync(node, RelayShutdownReason.StartFailed);
                 }
@@ -84,8 +85,7 @@ public static class RunCommand
 
             await using (management)
             {
-                logger.Information("{EventName:l} relay {Version:l} on {Node}: {RouteCount} route(s) on {Cores} core dispatcher(s), management {Management}",
-                    "RelayStarted", RelayCli.Version, node.NodeName, node.Routes.Length, settings.Dispatchers.Cores,
+                RelayEvents.RelayStarted.Log(logger, RelayCli.Version, node.NodeName, node.Routes.Length, settings.Dispatchers.Cores,
                     management?.BaseAddress.ToString() ?? "off");
 
                 using var onCancel = cancellation.Register(() => stop.TrySetResult("cancelled"));
@@ -94,18 +94,15 @@ public static class RunCommand
                 var reason = await stop.Task;
                 if (CoreDispatchers.PinFailures > 0)
                 {
-                    logger.Warning("{EventName:l} {PinFailures} core thread(s) could not be pinned to their CPU and ran unpinned",
-                        "CorePinFailed", CoreDispatchers.PinFailures);
+                    RelayEvents.CorePinFailed.Log(logger, CoreDispatchers.PinFailures);
                 }
 
                 var grace = node.Settings.ShutdownGrace;
-                logger.Information("{EventName:l} relay stopping ({Reason:l}) with {Circuits} live circuit(s); they may finish within {GraceSeconds}s",
-                    "RelayStopping", reason, node.Circuits.Count, grace.TotalSeconds);
+                RelayEvents.RelayStopping.Log(logger, reason, node.Circuits.Count, grace.TotalSeconds);
                 if (!node.System.WhenTerminated.IsCompleted)
                 {
                     var summary = await node.ShutdownAsync(grace, hurry.Token);
-                    logger.Information("{EventName:l} relay stopped accepting and {Finished} of {Open} open circuit(s) finished; {Reset} reset ({Why:l}) after {DurationMs} ms",
-                        "RelayStopped", summary.Finished, summary.OpenAtClose, summary.Reset,
+                    RelayEvents.RelayStopped.Log(logger, summary.Finished, summary.OpenAtClose, summary.Reset,
                         summary.Reset == 0 ? "none left" : summary.GraceRanOut ? "the shutdown grace ran out" : "a second signal",
                         (long)summary.Duration.TotalMilliseconds);
                 }

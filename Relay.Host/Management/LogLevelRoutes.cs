@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Relay.Actors;
+using Relay.Actors.Logging;
 using Relay.Host.Logging;
 using Serilog.Events;
 
@@ -78,8 +79,7 @@ internal static class LogLevelRoutes
     }
 
     private static void LogChange(ManagementContext context, HttpContext http, LogEventLevel from, LogEventLevel to) =>
-        context.Log.Information("{EventName:l} log level {From} -> {To}, set from {RemoteAddress}",
-            "LogLevelChanged", from.ToString(), to.ToString(), http.Connection.RemoteIpAddress?.ToString() ?? "?");
+        RelayEvents.LogLevelChanged.Log(context.Log, from.ToString(), to.ToString(), http.Connection.RemoteIpAddress?.ToString() ?? "?");
 
     private static Serilog.Core.LoggingLevelSwitch? LevelSwitchOf(RelayNode node)
     {

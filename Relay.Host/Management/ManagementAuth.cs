@@ -3,6 +3,8 @@ using System.Text;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Net.Http.Headers;
+using Relay.Actors.Logging;
+using Relay.Host.Logging;
 
 namespace Relay.Host.Management;
 
@@ -38,8 +40,7 @@ internal sealed class ManagementAuth : IEndpointFilter
         if (presented is null || !CryptographicOperations.FixedTimeEquals(Hash(presented), _tokenHash))
         {
             // Never the presented token: a typo of the real one would end up in the log.
-            _context.Log.Warning("{EventName:l} management {Method} {Path} from {RemoteAddress}: {Problem:l}",
-                "ManagementUnauthorized", request.Method, request.Path.Value, http.Connection.RemoteIpAddress?.ToString() ?? "?",
+            RelayEvents.ManagementUnauthorized.Log(_context.Log, request.Method, request.Path.Value, http.Connection.RemoteIpAddress?.ToString() ?? "?",
                 presented is null ? "no bearer token" : "wrong bearer token");
             // RFC 6750 §3: a 401 names the scheme the client should use.
             http.Response.Headers[HeaderNames.WWWAuthenticate] = "Bearer realm=\"relay\"";

@@ -11,6 +11,8 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Relay.Actors.Logging;
+using Relay.Host.Logging;
 using Relay.Host.Management.Internal;
 using Serilog;
 
@@ -62,8 +64,7 @@ public sealed class ManagementServer : IAsyncDisposable
 
         var addresses = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>();
         var server = new ManagementServer(app, new Uri(addresses.Addresses.First()));
-        context.Log.Information(
-            "{EventName:l} management endpoint on {ManagementAddress}", "ManagementListening", server.BaseAddress.ToString());
+        RelayEvents.ManagementListening.Log(context.Log, server.BaseAddress.ToString());
         return server;
     }
 
@@ -139,8 +140,7 @@ public sealed class ManagementServer : IAsyncDisposable
             }
             catch (Exception e) when (!http.Response.HasStarted && !http.RequestAborted.IsCancellationRequested)
             {
-                context.Log.Error(
-                    e, "{EventName:l} management {Method} {Path} failed", "ManagementRequestFailed", http.Request.Method, http.Request.Path.Value);
+                RelayEvents.ManagementRequestFailed.LogException(context.Log, e, http.Request.Method, http.Request.Path.Value);
                 http.Response.StatusCode = StatusCodes.Status500InternalServerError;
                 await ManagementResults.WriteErrorAsync(http, $"internal error: {e.Message}").ConfigureAwait(false);
             }
