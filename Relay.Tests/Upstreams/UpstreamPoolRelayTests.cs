@@ -167,8 +167,12 @@ public sealed class UpstreamPoolRelayTests
         var port = Endpoints.ClosedPort();
         var checkedMember = new IPEndPoint(IPAddress.Loopback, port);
         await using var live = new TestServer(TestServer.Echo);
+        // Checks every 100 ms, each given 2 s: a closed loopback port refuses at once, but on a
+        // loaded machine a 100 ms check timed out first (seen once in 10 suite runs under a busy
+        // loop: "no answer within 100ms" instead of ConnectionRefused), and the live member's
+        // checks could have failed the same way.
         var route = TestSettings.PoolRoute([live.Endpoint, checkedMember],
-            healthCheck: new HealthCheckSettings(true, TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(100), Rise: 2, Fall: 2));
+            healthCheck: new HealthCheckSettings(true, TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(2), Rise: 2, Fall: 2));
         await using var relay = await LiveRelay.StartAsync(live.Endpoint, routes: route);
         var member = relay.Node.Pools.All().Single().Members[1];
 
