@@ -117,10 +117,21 @@ public sealed class SlowLorisTests
         // The relay starts its connect timer when it accepts, which can be before ConnectAsync
         // returns here; starting the clock first keeps it from running behind the relay's.
         var clock = Stopwatch.StartNew();
-        using var client = await SocketIo.ConnectAsync(relay.Listen());
-        await client.SendAsync(new byte[10], SocketFlags.None); // bytes a slow upstream would never see
+        string verdict;
+        try
+        {
+            using var client = await SocketIo.ConnectAsync(relay.Listen());
+            await client.SendAsync(new byte[10], SocketFlags.None); // bytes a slow upstream would never see
+            verdict = await SocketIo.ReadUntilClosedAsync(client, Wait);
+        }
+        catch (SocketException e) when (e.SocketErrorCode is SocketError.ConnectionReset)
+        {
+            // Under load the test's connect or send can complete after the relay has already
+            // cut the circuit: the reset then surfaces there (seen under a busy loop).
+            verdict = "reset";
+        }
 
-        Assert.Equal("reset", await SocketIo.ReadUntilClosedAsync(client, Wait));
+        Assert.Equal("reset", verdict);
         AssertCutAt(clock.Elapsed, Limit);
         await AssertEverythingFreedAsync(relay, upstream.Endpoint.Port);
     }

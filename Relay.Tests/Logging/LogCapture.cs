@@ -30,11 +30,18 @@ internal sealed class LogCapture : TextWriter
         }
     }
 
+    /// <summary>
+    /// The complete lines written so far. A sink writes one event in several pieces (the text
+    /// formatter writes the message and the newline apart), so the text after the last newline
+    /// is a line still being written: it is left out, or a match on "CircuitLost" could return
+    /// "... CircuitLost circuit " without its id (seen under a busy loop).
+    /// </summary>
     public IReadOnlyList<string> Lines()
     {
         lock (_lock)
         {
-            return _text.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            var text = _text.ToString();
+            return text[..(text.LastIndexOf('\n') + 1)].Split('\n', StringSplitOptions.RemoveEmptyEntries);
         }
     }
 
