@@ -70,8 +70,11 @@ public sealed class RelayProcessTests
         Assert.Equal(expected, running.GetValueOrDefault("DOTNET_GCgen0size"));
         Assert.Equal(preset is null ? "applied" : preset == "RELAY_GC_TUNING" ? "off" : null, running.GetValueOrDefault("RELAY_GC_TUNING"));
         // dotnet-counters and dotnet-trace can attach: one diagnostics socket for the PID, and
-        // it answers (the replaced runtime's socket file would refuse them).
-        var diagnostics = Directory.GetFiles(Path.GetTempPath(), $"dotnet-diagnostic-{relay.Id}-*-socket");
+        // it answers (the replaced runtime's socket file would refuse them). The runtime names
+        // it by PID and the process's start time; a file with the same PID and another start
+        // time is an earlier process's, killed before it could remove it (PIDs wrap at 32768
+        // here, and the suite kills relays with SIGKILL), so only this process's count.
+        var diagnostics = Directory.GetFiles(Path.GetTempPath(), $"dotnet-diagnostic-{relay.Id}-{StartTimeTicks(relay.Id)}-socket");
         var socketFile = Assert.Single(diagnostics);
         using (var probe = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream,
                    System.Net.Sockets.ProtocolType.Unspecified))
@@ -82,6 +85,14 @@ public sealed class RelayProcessTests
         relay.Signal(SigTerm);
         Assert.Equal(0, await relay.WaitForExitAsync(Wait));
         Assert.Single(relay.Stdout, l => l.Contains("\"RelayStarted\"")); // one start, not two
+    }
+
+    /// <summary>The process's start time in clock ticks since boot (/proc/PID/stat, field 22), as the runtime puts it in its diagnostics socket's name.</summary>
+    private static string StartTimeTicks(int pid)
+    {
+        var stat = File.ReadAllText($"/proc/{pid}/stat");
+        // Fields after the command, which is in parentheses and may hold spaces: state is field 3.
+        return stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[22 - 3];
     }
 
     [Fact]
