@@ -4,6 +4,7 @@ using System.Text.Json;
 using Relay.Actors.Circuits;
 using Relay.Actors.Configuration;
 using Relay.Tests.Management;
+using Relay.Tests.Logging;
 using Relay.Tests.Support;
 
 namespace Relay.Tests.Circuits;
@@ -123,7 +124,7 @@ public sealed class NullCircuitTests
             j.TryGetProperty("EventName", out var e) && e.GetString() == "CircuitClosed" && j.GetProperty("Route").GetString() == route;
 
         var lines = new List<JsonElement>();
-        await Eventually.Holds(() => (lines = relay.Log.Lines().Select(Parse).OfType<JsonElement>().Where(IsClosed).ToList()).Count >= expected,
+        await Eventually.Holds(() => (lines = relay.Log.Lines().Select(LogCapture.TryParse).OfType<JsonElement>().Where(IsClosed).ToList()).Count >= expected,
             $"{expected} CircuitClosed line(s) for {route}", Wait, state: () => $"{lines.Count} logged");
         return lines;
     }
@@ -131,16 +132,4 @@ public sealed class NullCircuitTests
     /// <summary>CLEF leaves out <c>@l</c> for Information.</summary>
     private static string Level(JsonElement json) => json.TryGetProperty("@l", out var level) ? level.GetString()! : "Information";
 
-    private static JsonElement? Parse(string line)
-    {
-        try
-        {
-            using var document = JsonDocument.Parse(line);
-            return document.RootElement.Clone();
-        }
-        catch (JsonException)
-        {
-            return null;
-        }
-    }
 }

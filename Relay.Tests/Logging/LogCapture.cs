@@ -74,7 +74,8 @@ internal sealed class LogCapture : TextWriter
         return TryParse(line)!.Value;
     }
 
-    private static JsonElement? TryParse(string line)
+    /// <summary>One captured line as JSON (CLEF), or null when it is not JSON.</summary>
+    internal static JsonElement? TryParse(string line)
     {
         try
         {

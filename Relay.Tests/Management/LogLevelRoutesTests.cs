@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
+using Relay.Tests.Logging;
 using Relay.Tests.Support;
 
 namespace Relay.Tests.Management;
@@ -41,7 +42,7 @@ public sealed class LogLevelRoutesTests
         // logger, so once it is captured an Established line would be there too.
         relay.Log.WaitForJson(j => IsEvent(j, "CircuitClosed", second));
 
-        Assert.DoesNotContain(relay.Log.Lines(), line => Parse(line) is { } j && IsEvent(j, "CircuitEstablished", second));
+        Assert.DoesNotContain(relay.Log.Lines(), line => LogCapture.TryParse(line) is { } j && IsEvent(j, "CircuitEstablished", second));
         Assert.Equal("Information", (await relay.GetJsonAsync("/loglevel")).Json.GetProperty("level").GetString());
         relay.Log.WaitForJson(j => j.TryGetProperty("EventName", out var e) && e.GetString() == "LogLevelChanged"
                                    && j.GetProperty("To").GetString() == "Debug");
@@ -95,16 +96,4 @@ public sealed class LogLevelRoutesTests
         json.TryGetProperty("EventName", out var e) && e.GetString() == name
         && json.TryGetProperty("CircuitId", out var id) && id.GetInt64() == circuitId;
 
-    private static JsonElement? Parse(string line)
-    {
-        try
-        {
-            using var document = JsonDocument.Parse(line);
-            return document.RootElement.Clone();
-        }
-        catch (JsonException)
-        {
-            return null;
-        }
-    }
 }
