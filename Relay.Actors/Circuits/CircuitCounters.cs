@@ -29,6 +29,20 @@ public sealed class CircuitCounters
     /// <summary><see cref="Environment.TickCount64"/> at the last byte moved in either direction.</summary>
     public long LastActivityMs => Volatile.Read(ref _lastActivityMs);
 
+    /// <summary>
+    /// Starts a circuit restored after a handover where it stood on the node it came from: its
+    /// bytes so far, and its last activity <paramref name="quietMs"/> ago (the idle timeout
+    /// goes on counting across the move).
+    /// </summary>
+    internal void Restore(long bytesUp, long bytesDown, long readUp, long readDown, long quietMs)
+    {
+        _bytesUp = bytesUp;
+        _bytesDown = bytesDown;
+        _readUp = readUp;
+        _readDown = readDown;
+        Volatile.Write(ref _lastActivityMs, Environment.TickCount64 - Math.Max(0, quietMs));
+    }
+
     internal void AddRead(bool upstream, int bytes)
     {
         if (upstream)

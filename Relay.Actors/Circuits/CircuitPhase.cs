@@ -9,7 +9,10 @@ namespace Relay.Actors.Circuits;
 /// Connecting ─► Established ─┬─► UpFinished ───┬─► Closed
 ///                            └─► DownFinished ─┘
 /// </code>
-/// A reset or an error moves any phase to <see cref="Closed"/>; nothing leaves it.
+/// A reset or an error moves any phase to <see cref="Closed"/>; nothing leaves it. A handover
+/// moves an open phase (established or half-closed) to <see cref="Freezing"/>, then
+/// <see cref="Frozen"/>; a thaw, or a circuit found not movable, goes back to the phase it
+/// came from, and a circuit released to another node goes to <see cref="Closed"/>.
 /// </summary>
 internal enum CircuitPhase
 {
@@ -28,9 +31,11 @@ internal enum CircuitPhase
     /// <summary>Both directions ended, or the circuit was reset: the sockets are closed and the entry is out of the table.</summary>
     Closed,
 
-    // Handover adds its phases here: a circuit freezing (its pumps stopping at a byte
-    // boundary) and frozen (its sockets and positions ready to be dumped), entered from
-    // Established or a half-closed phase, each with its own handler in the supervisor.
+    /// <summary>A handover asked the circuit to stop: its pumps are stopping at a byte boundary.</summary>
+    Freezing,
+
+    /// <summary>No byte moves: the sockets and what the pumps hold are ready to be dumped, until a thaw or a release.</summary>
+    Frozen,
 }
 
 /// <summary>INTERNAL API. The rules of <see cref="CircuitPhase"/>: which moves exist, and what the outside sees.</summary>
@@ -45,6 +50,9 @@ internal static class CircuitPhases
     {
         (CircuitPhase.Connecting, CircuitPhase.Established) => true,
         (CircuitPhase.Established, CircuitPhase.UpFinished or CircuitPhase.DownFinished) => true,
+        (CircuitPhase.Established or CircuitPhase.UpFinished or CircuitPhase.DownFinished, CircuitPhase.Freezing) => true,
+        (CircuitPhase.Freezing, CircuitPhase.Frozen) => true,
+        (CircuitPhase.Freezing or CircuitPhase.Frozen, CircuitPhase.Established or CircuitPhase.UpFinished or CircuitPhase.DownFinished) => true,
         (CircuitPhase.Closed, _) => false,
         (_, CircuitPhase.Closed) => true,
         _ => false,
@@ -67,6 +75,7 @@ internal static class CircuitPhases
         CircuitPhase.Established => CircuitState.Established,
         CircuitPhase.UpFinished or CircuitPhase.DownFinished => CircuitState.HalfClosed,
         CircuitPhase.Closed => CircuitState.Closed,
+        CircuitPhase.Freezing or CircuitPhase.Frozen => CircuitState.HandingOver,
         _ => throw new ArgumentOutOfRangeException(nameof(phase), phase, null),
     };
 }

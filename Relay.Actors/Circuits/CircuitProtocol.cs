@@ -125,6 +125,40 @@ internal static class PumpProtocol
     /// <summary>The supervisor's answer to <see cref="WriterWanted"/>.</summary>
     public sealed record WriterStarted(IActorRef Writer) : INoSerializationVerificationNeeded, IDeadLetterSuppression;
 
+    /// <summary>
+    /// Supervisor to reader, then reader to writer: stop moving bytes and say what you hold.
+    /// The reader answers the supervisor with <see cref="PumpsFrozen"/>, once for both pumps.
+    /// </summary>
+    public sealed class Freeze : INoSerializationVerificationNeeded, IDeadLetterSuppression
+    {
+        public static readonly Freeze Instance = new();
+
+        private Freeze()
+        {
+        }
+    }
+
+    /// <summary>Supervisor to reader, then reader to writer: the freeze is called off; go on where you stopped.</summary>
+    public sealed class Thaw : INoSerializationVerificationNeeded, IDeadLetterSuppression
+    {
+        public static readonly Thaw Instance = new();
+
+        private Thaw()
+        {
+        }
+    }
+
+    /// <summary>The writer, frozen, to the reader: the bytes it still owes each destination, in order.</summary>
+    public sealed record WriterFrozen(byte[] ToUpstream, byte[] ToClient) : INoSerializationVerificationNeeded;
+
+    /// <summary>
+    /// The reader to the supervisor: both pumps are frozen. The bytes each destination is still
+    /// owed from user space (copies: the pumps keep theirs for a thaw), and whether each
+    /// direction's source has ended (its EOF read, so a FIN is owed behind those bytes).
+    /// </summary>
+    public sealed record PumpsFrozen(byte[] ToUpstream, byte[] ToClient, bool UpSourceEnded, bool DownSourceEnded)
+        : INoSerializationVerificationNeeded;
+
     /// <summary>A socket reported an error (a reset, usually): the circuit must be reset.</summary>
     public sealed record SideFailed(CircuitSide Side, SocketError Error) : INoSerializationVerificationNeeded, IDeadLetterSuppression;
 }

@@ -59,7 +59,14 @@ public sealed class CircuitEntry
     /// <summary>The OS thread (tid) of the core dispatcher the circuit runs on, once started.</summary>
     public int ThreadId { get; internal set; }
 
-    public DateTimeOffset OpenedAt { get; }
+    /// <summary>When the client's connection was accepted (on the node that accepted it, for a circuit handed over since).</summary>
+    public DateTimeOffset OpenedAt { get; init; }
+
+    /// <summary>How many times the circuit was handed over from one node to another.</summary>
+    public int Moves { get; init; }
+
+    /// <summary>When the circuit last arrived on this node in a handover; null if it opened here.</summary>
+    public DateTimeOffset? MovedAt { get; init; }
 
     public CircuitCounters Counters { get; } = new();
 

@@ -22,6 +22,9 @@ public enum CircuitState
 
     /// <summary>The node that carried the circuit left the cluster while the circuit was open.</summary>
     Lost,
+
+    /// <summary>A handover has stopped the circuit's bytes for a moment, to move it to another node (or to go on here if it rolls back).</summary>
+    HandingOver,
 }
 
 public static class CircuitStateNames
@@ -33,6 +36,7 @@ public static class CircuitStateNames
         CircuitState.HalfClosed => "half-closed",
         CircuitState.Closed => "closed",
         CircuitState.Lost => "lost",
+        CircuitState.HandingOver => "handing-over",
         _ => throw new ArgumentOutOfRangeException(nameof(state), state, null),
     };
 

@@ -46,7 +46,8 @@ public sealed class CircuitSupervisor : UntypedActor
     // Made on first use: a logger holds its source (the actor's full path) as a string, and
     // most circuits never log anything but their close line (RouteMetrics counts the rest).
     private ILoggingAdapter? _logger;
-    private readonly long _startedMs = Environment.TickCount64;
+    private readonly long _startedMs;
+    private readonly RestoredCircuit? _restored;
     private Socket? _upstream;
     private CoreEventLoop? _loop;
     private IoRegistration? _clientIo;
@@ -61,16 +62,25 @@ public sealed class CircuitSupervisor : UntypedActor
     private int _attempt;
     private bool _upstreamKeepAlivePending;
     private CircuitPhase _phase = CircuitPhase.Connecting;
-    private FinCarrier? _fins;
+    private PumpContext? _pumps;
     private IActorRef? _writer;
+    // A handover in progress: who asked, the open phase the circuit froze from, and what was
+    // asked of it meanwhile (a thaw before the pumps stopped, an abort while frozen).
+    private IActorRef? _handover;
+    private CircuitPhase _frozenFrom;
+    private bool _thawWhenFrozen;
+    private string? _abortWhenThawed;
 
     /// <summary>How old a circuit is when its upstream's keepalive options are set.</summary>
     internal static readonly TimeSpan KeepAliveDelay = TimeSpan.FromSeconds(1);
 
     public CircuitSupervisor(CircuitEntry entry, Socket client, RouteSettings route, CircuitRegistry registry, Action<CircuitEntry>? onClosed,
-        RouteMetrics? metrics = null, UpstreamPool? pool = null)
+        RouteMetrics? metrics = null, UpstreamPool? pool = null, RestoredCircuit? restored = null)
     {
         _pool = pool ?? new UpstreamPool(route.Name, route.Upstreams);
+        _restored = restored;
+        // A restored circuit keeps its age: its close line reports the whole life, on both nodes.
+        _startedMs = Environment.TickCount64 - (restored is null ? 0 : (long)(DateTimeOffset.UtcNow - entry.OpenedAt).TotalMilliseconds);
         _entry = entry;
         _client = client;
         _route = route;
@@ -93,6 +103,15 @@ public sealed class CircuitSupervisor : UntypedActor
         CircuitSupervisor Create() => new(entry, client, route, registry, onClosed, metrics, pool);
         return dispatcher is null ? PropsFactory.Of(Create) : PropsFactory.Of(Create, dispatcher);
     }
+
+    /// <summary>
+    /// The supervisor of a circuit restored on this node after a handover: it starts
+    /// established, with <paramref name="entry"/> (the circuit's id, age and counters carried
+    /// over), and its pumps first deliver what <paramref name="restored"/> says each side is owed.
+    /// </summary>
+    public static Props PropsForRestored(CircuitEntry entry, RestoredCircuit restored, RouteSettings route, CircuitRegistry registry,
+        Action<CircuitEntry>? onClosed, RouteMetrics? metrics, UpstreamPool? pool, string dispatcher) =>
+        PropsFactory.Of(() => new CircuitSupervisor(entry, restored.Client, route, registry, onClosed, metrics, pool, restored), dispatcher);
 
     private CircuitSettings Settings => _route.Circuit;
 
@@ -126,6 +145,12 @@ public sealed class CircuitSupervisor : UntypedActor
         catch (SocketException e)
         {
             ResetAndClose(CloseReasons.ClientError, e.Message);
+            return;
+        }
+
+        if (_restored is not null)
+        {
+            StartRestored(_restored);
             return;
         }
         if (DebugEnabled)
@@ -164,6 +189,12 @@ public sealed class CircuitSupervisor : UntypedActor
                 case CircuitPhase.UpFinished:
                 case CircuitPhase.DownFinished:
                     HalfClosed(message);
+                    break;
+                case CircuitPhase.Freezing:
+                    Freezing(message);
+                    break;
+                case CircuitPhase.Frozen:
+                    Frozen(message);
                     break;
                 case CircuitPhase.Closed:
                     Closed(message);
@@ -244,6 +275,14 @@ public sealed class CircuitSupervisor : UntypedActor
 
             case CircuitCommands.Abort abort:
                 ResetAndClose(abort.Reason, "reset on request");
+                break;
+
+            case CircuitHandoverProtocol.Freeze freeze:
+                // Its upstream is not connected yet: it finishes connecting here.
+                freeze.ReplyTo.Tell(new CircuitHandoverProtocol.NotMovable(_entry, "connecting"), Self);
+                break;
+
+            case CircuitHandoverProtocol.Thaw or CircuitHandoverProtocol.Release:
                 break;
 
             default:
@@ -485,20 +524,45 @@ public sealed class CircuitSupervisor : UntypedActor
     /// </summary>
     private void StartPumps(Socket upstream)
     {
-        _fins = new FinCarrier(Self);
-        Context.ActorOf(SocketReader.Props(_client, _clientIo!, upstream, _upstreamIo!, Self, _entry.Counters, _fins, Settings.WriteSize,
-            Settings.SegmentsPerDirection, Context.Props.Dispatcher), "reader");
+        _pumps = NewPumpContext(upstream);
+        Context.ActorOf(SocketReader.Props(_pumps), "reader");
     }
+
+    private PumpContext NewPumpContext(Socket upstream) =>
+        new(_client, _clientIo!, upstream, _upstreamIo!, Self, _entry.Counters, Settings.WriteSize, Settings.SegmentsPerDirection,
+            Context.Props.Dispatcher);
 
     private void StartWriter()
     {
-        if (_writer is null)
+        _writer ??= Context.ActorOf(SocketWriter.Props(_pumps!), "writer");
+        Sender.Tell(new PumpProtocol.WriterStarted(_writer), Self);
+    }
+
+    /// <summary>
+    /// A circuit restored after a handover: both sockets are connected already, so it starts
+    /// established, with the options its route sets that a restore does not carry (keepalive,
+    /// congestion control), and its reader owes each destination its restored bytes first.
+    /// </summary>
+    private void StartRestored(RestoredCircuit restored)
+    {
+        _upstream = restored.Upstream;
+        _entry.UpstreamSocket = _upstream;
+        try
         {
-            _writer = Context.ActorOf(SocketWriter.Props(_upstream!, _upstreamIo!, _client, _clientIo!, Self, _entry.Counters, _fins!,
-                Settings.SegmentsPerDirection, Context.Props.Dispatcher), "writer");
+            SocketTuner.ApplyToRestored(_client, Settings.ClientSide);
+            SocketTuner.ApplyToRestored(_upstream, Settings.UpstreamSide);
+            _upstreamIo = _loop!.Register(_upstream);
+        }
+        catch (Exception e) when (e is SocketException or SocketTuningException)
+        {
+            ResetAndClose(CloseReasons.UpstreamError, e.Message);
+            return;
         }
 
-        Sender.Tell(new PumpProtocol.WriterStarted(_writer), Self);
+        _pumps = NewPumpContext(_upstream);
+        Context.ActorOf(SocketReader.PropsForRestored(_pumps, restored.ToUpstream, restored.ToClient), "reader");
+        MoveTo(CircuitPhase.Established);
+        ScheduleIdleCheck(Settings.IdleTimeout);
     }
 
     // ---------------------------------------------------------------- established
@@ -540,6 +604,14 @@ public sealed class CircuitSupervisor : UntypedActor
 
             case ConnectTimedOut:
                 // A timer that fired just as the connection completed: nothing to do.
+                break;
+
+            case CircuitHandoverProtocol.Freeze freeze:
+                BeginFreeze(freeze.ReplyTo);
+                break;
+
+            case CircuitHandoverProtocol.Thaw or CircuitHandoverProtocol.Release:
+                // A handover that gave up on this circuit before it froze (a timeout).
                 break;
 
             default:
@@ -637,7 +709,178 @@ public sealed class CircuitSupervisor : UntypedActor
 
     private void Closed(object message)
     {
+        if (message is CircuitHandoverProtocol.Freeze freeze)
+        {
+            freeze.ReplyTo.Tell(new CircuitHandoverProtocol.NotMovable(_entry, "closed"), Self);
+        }
+
         // Completions and timers that race the end of the circuit: nothing left to do.
+    }
+
+    // ---------------------------------------------------------------- handover: freezing, frozen
+
+    /// <summary>
+    /// Stops both pumps for a handover. The reader stops reading at once and the writer after
+    /// the segments already sent to it, and the reader then reports what both hold; until then
+    /// a direction may still finish (its FIN was on its way) or a side fail.
+    /// </summary>
+    private void BeginFreeze(IActorRef replyTo)
+    {
+        _handover = replyTo;
+        _frozenFrom = _phase;
+        _thawWhenFrozen = false;
+        _abortWhenThawed = null;
+        MoveTo(CircuitPhase.Freezing);
+        Context.Child("reader").Tell(PumpProtocol.Freeze.Instance, Self);
+    }
+
+    private void Freezing(object message)
+    {
+        switch (message)
+        {
+            case PumpProtocol.PumpsFrozen frozen:
+                OnPumpsFrozen(frozen);
+                break;
+
+            case PumpProtocol.DirectionFinished finished when _frozenFrom == CircuitPhase.Established:
+                // A FIN carried just before the pumps stopped: the circuit is half-closed now.
+                _frozenFrom = CircuitPhases.Finished(finished.Direction);
+                _halfClosedAtMs = Environment.TickCount64;
+                break;
+
+            case PumpProtocol.DirectionFinished:
+                // The other direction had finished already: the circuit is complete.
+                _handover!.Tell(new CircuitHandoverProtocol.NotMovable(_entry, "closed"), Self);
+                Close(CloseReasons.Complete);
+                break;
+
+            case PumpProtocol.SideFailed failed:
+                _handover!.Tell(new CircuitHandoverProtocol.NotMovable(_entry, "reset"), Self);
+                ResetAndClose(CloseReasons.ForSocketError(failed.Side, failed.Error), failed.Error.ToString());
+                break;
+
+            case CircuitHandoverProtocol.Thaw:
+                _thawWhenFrozen = true;
+                break;
+
+            default:
+                WhileFrozen(message);
+                break;
+        }
+    }
+
+    private void OnPumpsFrozen(PumpProtocol.PumpsFrozen frozen)
+    {
+        if (_thawWhenFrozen)
+        {
+            ThawPumps();
+            return;
+        }
+
+        if (_frozenFrom != CircuitPhase.Established || frozen.UpSourceEnded || frozen.DownSourceEnded)
+        {
+            // A half-closed circuit is not moved: a restored socket cannot carry a FIN already
+            // read or sent. It runs on here.
+            ThawPumps();
+            _handover!.Tell(new CircuitHandoverProtocol.NotMovable(_entry, "half-closed"), Self);
+            return;
+        }
+
+        MoveTo(CircuitPhase.Frozen);
+        var quietMs = Math.Max(0, Environment.TickCount64 - _entry.Counters.LastActivityMs);
+        _handover!.Tell(new CircuitHandoverProtocol.Frozen(_entry, _client, _upstream!, frozen.ToUpstream, frozen.ToClient, quietMs), Self);
+    }
+
+    private void Frozen(object message)
+    {
+        switch (message)
+        {
+            case CircuitHandoverProtocol.Thaw:
+                ThawPumps();
+                break;
+
+            case CircuitHandoverProtocol.Release:
+                ReleaseToOtherNode();
+                break;
+
+            default:
+                WhileFrozen(message);
+                break;
+        }
+    }
+
+    /// <summary>What a freezing and a frozen circuit do alike: nothing that could touch its sockets.</summary>
+    private void WhileFrozen(object message)
+    {
+        switch (message)
+        {
+            case IdleCheck:
+                // A frozen circuit moves no byte, and its sockets may be in repair mode, where
+                // a reset would be silent: the check waits for the thaw (or the new node).
+                ScheduleIdleCheck(Settings.IdleTimeout);
+                break;
+
+            case CircuitCommands.Abort abort:
+                _abortWhenThawed = abort.Reason;
+                break;
+
+            case PumpProtocol.WriterWanted:
+                StartWriter();
+                break;
+
+            case CircuitHandoverProtocol.Freeze freeze:
+                freeze.ReplyTo.Tell(new CircuitHandoverProtocol.NotMovable(_entry, "already handing over"), Self);
+                break;
+
+            case ConnectTimedOut:
+                break;
+
+            default:
+                throw Impossible($"{message.GetType().Name} while the pumps are stopped");
+        }
+    }
+
+    /// <summary>Back to the open phase the circuit froze from; both pumps go on where they stopped.</summary>
+    private void ThawPumps()
+    {
+        MoveTo(_frozenFrom);
+        _handover = null;
+        Context.Child("reader").Tell(PumpProtocol.Thaw.Instance, Self);
+        if (_abortWhenThawed is { } reason)
+        {
+            ResetAndClose(reason, "reset on request");
+        }
+    }
+
+    /// <summary>
+    /// The circuit runs on another node now: off this core's event loop (the sockets stay open
+    /// for the handover, which closes them silently), out of the table and the route's counts,
+    /// with one Debug line, and this supervisor and its pumps stop.
+    /// </summary>
+    private void ReleaseToOtherNode()
+    {
+        _clientIo?.Loop.Unregister(_clientIo);
+        _upstreamIo?.Loop.Unregister(_upstreamIo);
+        if (_member >= 0)
+        {
+            _pool.Release(_member);
+            _member = -1;
+        }
+
+        _connectTimer?.Cancel();
+        _idleTimer?.Cancel();
+        MoveTo(CircuitPhase.Closed);
+        _onClosed?.Invoke(_entry);
+        _registry.Remove(_entry.Id);
+        var counters = _entry.Counters;
+        _metrics?.OnCircuitHandedOver(counters.BytesUp, counters.BytesDown);
+        if (DebugEnabled)
+        {
+            RelayEvents.CircuitHandedOver.Log(Log, _entry.Id, _entry.Route, ClientText, _entry.Upstream, counters.BytesUp, counters.BytesDown);
+        }
+
+        Sender.Tell(new CircuitHandoverProtocol.Released(_entry), Self);
+        Context.Stop(Self);
     }
 
     /// <summary>Both directions ended with a FIN: close both sockets normally.</summary>

@@ -105,6 +105,9 @@ public static class RelayEvents
     public static readonly RelayEvent CircuitClosed = new("CircuitClosed", LogLevel.InfoLevel,
         "{EventName:l} circuit {CircuitId} on {Route} {Client} -> {Upstream}: {Reason}{Detail:l} up={BytesUp} down={BytesDown} in {DurationMs} ms");
 
+    public static readonly RelayEvent CircuitHandedOver = new("CircuitHandedOver", LogLevel.DebugLevel,
+        "{EventName:l} circuit {CircuitId} on {Route} {Client} -> {Upstream} handed over to another node after up={BytesUp} down={BytesDown}");
+
     public static readonly RelayEvent DestinationDenied = new("DestinationDenied", LogLevel.WarningLevel,
         "{EventName:l} circuit {CircuitId} on {Route} from {Client} to {Destination} refused: {Problem}");
 

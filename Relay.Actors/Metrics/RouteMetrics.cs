@@ -44,6 +44,7 @@ public sealed class RouteMetrics
     private long _accepted;
     private long _active;
     private long _total;
+    private long _handedOver;
     private long _closedBytesUp;
     private long _closedBytesDown;
     private long _reportedBytesUp;
@@ -139,6 +140,34 @@ public sealed class RouteMetrics
 
         Interlocked.Decrement(ref _active);
     }
+
+    /// <summary>
+    /// A circuit left this node in a handover after moving these bytes here: it is no longer
+    /// active, and its bytes stay counted, as a closed circuit's do.
+    /// </summary>
+    public void OnCircuitHandedOver(long bytesUp, long bytesDown)
+    {
+        Interlocked.Add(ref _closedBytesUp, bytesUp);
+        Interlocked.Add(ref _closedBytesDown, bytesDown);
+        Interlocked.Increment(ref _handedOver);
+        Interlocked.Decrement(ref _active);
+    }
+
+    /// <summary>
+    /// A circuit handed over from another node now runs here. Its counters carry the bytes it
+    /// moved there (<c>GET /circuits</c> and its close line show its whole life), which this
+    /// node did not move: they are taken off here, so the route's byte totals on this node
+    /// count only bytes this node moved.
+    /// </summary>
+    public void OnCircuitRestored(long carriedUp, long carriedDown)
+    {
+        Interlocked.Add(ref _closedBytesUp, -carriedUp);
+        Interlocked.Add(ref _closedBytesDown, -carriedDown);
+        Interlocked.Increment(ref _active);
+    }
+
+    /// <summary>Circuits that left this node for another in a handover.</summary>
+    public long HandedOver => Volatile.Read(ref _handedOver);
 
     /// <summary>
     /// The route's totals with <paramref name="liveUp"/>/<paramref name="liveDown"/> (bytes of

@@ -79,6 +79,23 @@ public static class SocketTuner
         }
     }
 
+    /// <summary>
+    /// The options of <paramref name="side"/> that a TCP_REPAIR restore does not carry over, for
+    /// a socket restored after a handover: keepalive and congestion control. Buffer sizes were
+    /// forced to hold the restored queues and the segment size and Nagle came with the socket.
+    /// </summary>
+    public static void ApplyToRestored(Socket socket, SocketSideSettings side)
+    {
+        ArgumentNullException.ThrowIfNull(socket);
+        ArgumentNullException.ThrowIfNull(side);
+        if (side.Congestion is { } congestion)
+        {
+            SetCongestion(socket, congestion);
+        }
+
+        ApplyKeepAlive(socket, side.KeepAlive);
+    }
+
     /// <summary>Sets SO_KEEPALIVE and, when enabled, its idle time, interval and probe count.</summary>
     /// <exception cref="SocketTuningException">The kernel refused an option; the message names it and the value.</exception>
     public static void ApplyKeepAlive(Socket socket, KeepAliveSettings keepAlive)

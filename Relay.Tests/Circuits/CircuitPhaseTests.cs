@@ -6,7 +6,7 @@ namespace Relay.Tests.Circuits;
 public sealed class CircuitPhaseTests
 {
     [Fact]
-    public void A_circuit_only_moves_forward_and_can_close_from_any_open_phase()
+    public void A_circuit_only_moves_forward_or_through_a_handover_and_can_close_from_any_live_phase()
     {
         var allowed = new HashSet<(CircuitPhase, CircuitPhase)>
         {
@@ -17,6 +17,20 @@ public sealed class CircuitPhaseTests
             (CircuitPhase.Established, CircuitPhase.Closed),
             (CircuitPhase.UpFinished, CircuitPhase.Closed),
             (CircuitPhase.DownFinished, CircuitPhase.Closed),
+            // A handover freezes an open circuit, and a thaw (or a circuit found not movable)
+            // returns it to the open phase it froze from; released or reset, it is closed.
+            (CircuitPhase.Established, CircuitPhase.Freezing),
+            (CircuitPhase.UpFinished, CircuitPhase.Freezing),
+            (CircuitPhase.DownFinished, CircuitPhase.Freezing),
+            (CircuitPhase.Freezing, CircuitPhase.Frozen),
+            (CircuitPhase.Freezing, CircuitPhase.Established),
+            (CircuitPhase.Freezing, CircuitPhase.UpFinished),
+            (CircuitPhase.Freezing, CircuitPhase.DownFinished),
+            (CircuitPhase.Frozen, CircuitPhase.Established),
+            (CircuitPhase.Frozen, CircuitPhase.UpFinished),
+            (CircuitPhase.Frozen, CircuitPhase.DownFinished),
+            (CircuitPhase.Freezing, CircuitPhase.Closed),
+            (CircuitPhase.Frozen, CircuitPhase.Closed),
         };
         foreach (var from in Enum.GetValues<CircuitPhase>())
         {
@@ -35,5 +49,7 @@ public sealed class CircuitPhaseTests
         Assert.Equal(CircuitState.HalfClosed, CircuitPhase.UpFinished.ToPublicState());
         Assert.Equal(CircuitState.HalfClosed, CircuitPhase.DownFinished.ToPublicState());
         Assert.Equal(CircuitState.Closed, CircuitPhase.Closed.ToPublicState());
+        Assert.Equal(CircuitState.HandingOver, CircuitPhase.Freezing.ToPublicState());
+        Assert.Equal(CircuitState.HandingOver, CircuitPhase.Frozen.ToPublicState());
     }
 }

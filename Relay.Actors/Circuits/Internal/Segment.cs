@@ -31,6 +31,30 @@ internal sealed class Segment(Direction direction) : INoSerializationVerificatio
     public bool EndsStream;
 
     /// <summary>
+    /// A copy of the bytes of <paramref name="segments"/> not yet in the kernel, in order: what
+    /// a frozen pump holds of one direction.
+    /// </summary>
+    public static byte[] Unsent(IReadOnlyCollection<Segment> segments)
+    {
+        var total = 0;
+        foreach (var segment in segments)
+        {
+            total += segment.Length - segment.Offset;
+        }
+
+        var bytes = new byte[total];
+        var at = 0;
+        foreach (var segment in segments)
+        {
+            var length = segment.Length - segment.Offset;
+            segment.Buffer.AsSpan(segment.Offset, length).CopyTo(bytes.AsSpan(at));
+            at += length;
+        }
+
+        return bytes;
+    }
+
+    /// <summary>
     /// Sends the bytes not yet sent (from <see cref="Offset"/>) to <paramref name="destination"/>,
     /// counting each send: Success once all are in the kernel, WouldBlock when it is full (the
     /// rest stays for later), or the error. The one send loop of both pumps.

@@ -46,40 +46,89 @@ namespace Relay.Actors.Circuits.Internal;
 /// </summary>
 internal sealed class SocketReader : UntypedActor
 {
-    private readonly Lane _up;
-    private readonly Lane _down;
-    private IActorRef? _writer;
-    private Queue<object>? _forWriter; // what waits for the writer the supervisor is starting
+    private readonly PumpContext _context;
+    // Copied from the context: read on every chunk.
     private readonly IActorRef _supervisor;
     private readonly CircuitCounters _counters;
     private readonly FinCarrier _fins;
     private readonly int _writeSize;
+    private readonly Lane _up;
+    private readonly Lane _down;
+    private IActorRef? _writer;
+    private Queue<object>? _forWriter; // what waits for the writer the supervisor is starting
+    private ReadOnlyMemory<byte> _seedUp;
+    private ReadOnlyMemory<byte> _seedDown;
+    private readonly bool _restored;
+    private PumpFreeze _freeze;
 
-    public SocketReader(Socket client, IoRegistration clientIo, Socket upstream, IoRegistration upstreamIo,
-        IActorRef supervisor, CircuitCounters counters, FinCarrier fins, int writeSize, int segments)
+    /// <param name="context">The circuit's sockets, counters and sizes.</param>
+    /// <param name="restored">
+    /// The sockets were restored on this node after a handover: their receive queues may hold
+    /// bytes whose edge was raised before this reader existed, so each lane reads before it waits.
+    /// </param>
+    /// <param name="seedUp">Bytes owed to the upstream before any read from the client: a restored circuit carries them over.</param>
+    /// <param name="seedDown">Likewise, owed to the client.</param>
+    public SocketReader(PumpContext context, bool restored, ReadOnlyMemory<byte> seedUp, ReadOnlyMemory<byte> seedDown)
     {
-        _up = new Lane(client, clientIo, CircuitSide.Client, upstream, CircuitSide.Upstream, Direction.Up, segments);
-        _down = new Lane(upstream, upstreamIo, CircuitSide.Upstream, client, CircuitSide.Client, Direction.Down, segments);
-        _supervisor = supervisor;
-        _counters = counters;
-        _fins = fins;
-        _writeSize = writeSize;
+        _restored = restored;
+        _supervisor = context.Supervisor;
+        _counters = context.Counters;
+        _fins = context.Fins;
+        _writeSize = context.WriteSize;
+        _context = context;
+        _up = new Lane(context.Client, context.ClientIo, CircuitSide.Client, context.Upstream, CircuitSide.Upstream, Direction.Up,
+            context.SegmentsPerDirection);
+        _down = new Lane(context.Upstream, context.UpstreamIo, CircuitSide.Upstream, context.Client, CircuitSide.Client, Direction.Down,
+            context.SegmentsPerDirection);
+        _seedUp = seedUp;
+        _seedDown = seedDown;
     }
 
-    public static Props Props(Socket client, IoRegistration clientIo, Socket upstream, IoRegistration upstreamIo,
-        IActorRef supervisor, CircuitCounters counters, FinCarrier fins, int writeSize, int segments, string dispatcher) =>
-        PropsFactory.Of(() => new SocketReader(client, clientIo, upstream, upstreamIo, supervisor, counters, fins, writeSize, segments),
-            dispatcher);
+    public static Props Props(PumpContext context) =>
+        PropsFactory.Of(() => new SocketReader(context, restored: false, default, default), context.Dispatcher);
+
+    /// <summary>The reader of a circuit restored after a handover, which first owes each destination <paramref name="seedUp"/> and <paramref name="seedDown"/>.</summary>
+    public static Props PropsForRestored(PumpContext context, ReadOnlyMemory<byte> seedUp, ReadOnlyMemory<byte> seedDown) =>
+        PropsFactory.Of(() => new SocketReader(context, restored: true, seedUp, seedDown), context.Dispatcher);
 
     protected override void PreStart()
     {
+        Seed(_up, _seedUp);
+        Seed(_down, _seedDown);
+        _seedUp = _seedDown = default;
         Start(_up);
         Start(_down);
     }
 
+    /// <summary>
+    /// A restored circuit's bytes owed to a destination go out first, through the lane's own
+    /// path (inline, or to the writer when the destination is full), so every byte read later
+    /// queues behind them and the lane's window throttles reading until they are out.
+    /// </summary>
+    private void Seed(Lane lane, ReadOnlyMemory<byte> bytes)
+    {
+        while (!bytes.IsEmpty && !lane.Ended)
+        {
+            var length = Math.Min(bytes.Length, _writeSize);
+            var segment = lane.Take();
+            segment.Buffer = ArrayPool<byte>.Shared.Rent(_writeSize);
+            bytes.Span[..length].CopyTo(segment.Buffer);
+            segment.Length = length;
+            segment.Offset = 0;
+            segment.EndsStream = false;
+            bytes = bytes[length..];
+            Forward(lane, segment);
+        }
+    }
+
     private void Start(Lane lane)
     {
-        if (lane.Io.InputSeen || lane.Io.InputEnded)
+        if (lane.Ended)
+        {
+            return;
+        }
+
+        if (lane.Io.InputSeen || lane.Io.InputEnded || _restored)
         {
             ReadWhileCredit(lane);
         }
@@ -109,9 +158,9 @@ internal sealed class SocketReader : UntypedActor
 
             case PumpProtocol.WriterStarted started:
                 _writer = started.Writer;
-                while (_forWriter!.TryDequeue(out var waiting))
+                if (_freeze == PumpFreeze.None)
                 {
-                    _writer.Tell(waiting, Self);
+                    FlushToWriter();
                 }
 
                 break;
@@ -122,6 +171,19 @@ internal sealed class SocketReader : UntypedActor
                 ReadWhileCredit(readable);
                 break;
 
+            case PumpProtocol.Freeze:
+                Freeze();
+                break;
+
+            case PumpProtocol.WriterFrozen writerFrozen:
+                _freeze = PumpFreeze.Frozen;
+                _supervisor.Tell(new PumpProtocol.PumpsFrozen(writerFrozen.ToUpstream, writerFrozen.ToClient, _up.Ended, _down.Ended), Self);
+                break;
+
+            case PumpProtocol.Thaw:
+                Thaw();
+                break;
+
             default:
                 Unhandled(message);
                 break;
@@ -130,8 +192,87 @@ internal sealed class SocketReader : UntypedActor
 
     private Lane LaneOf(Direction direction) => direction == Direction.Up ? _up : _down;
 
+    private void FlushToWriter()
+    {
+        while (_forWriter is not null && _forWriter.TryDequeue(out var waiting))
+        {
+            _writer!.Tell(waiting, Self);
+        }
+    }
+
+    /// <summary>
+    /// Stops reading (the supervisor is handing the circuit over, or pausing it to): no byte
+    /// leaves a source socket from now on, so the kernel's queues and what the pumps hold are
+    /// the whole of each direction's unsent bytes. The writer stops too, after every segment
+    /// already sent to it (this reader tells it, behind them), and the supervisor hears once
+    /// from this reader what both hold, in order.
+    /// </summary>
+    private void Freeze()
+    {
+        if (_freeze != PumpFreeze.None)
+        {
+            throw new InvalidOperationException("the pumps were asked to freeze twice");
+        }
+
+        if (_writer is null)
+        {
+            // No writer yet: whatever waits for one (the writer may be starting) is all the
+            // pumps hold, and it stays here until a thaw.
+            _freeze = PumpFreeze.Frozen;
+            _supervisor.Tell(new PumpProtocol.PumpsFrozen(Held(Direction.Up), Held(Direction.Down), _up.Ended, _down.Ended), Self);
+            return;
+        }
+
+        _freeze = PumpFreeze.WaitingForWriter;
+        _writer.Tell(PumpProtocol.Freeze.Instance, Self);
+    }
+
+    /// <summary>The bytes of <paramref name="direction"/> waiting here for the writer, in order.</summary>
+    private byte[] Held(Direction direction)
+    {
+        if (_forWriter is null)
+        {
+            return [];
+        }
+
+        var held = new List<Segment>();
+        foreach (var message in _forWriter)
+        {
+            if (message is Segment segment && segment.Direction == direction)
+            {
+                held.Add(segment);
+            }
+        }
+
+        return Segment.Unsent(held);
+    }
+
+    /// <summary>The freeze is called off (a handover rolled back): both pumps go on where they stopped.</summary>
+    private void Thaw()
+    {
+        _freeze = PumpFreeze.None;
+        if (_writer is not null)
+        {
+            FlushToWriter();
+            _writer.Tell(PumpProtocol.Thaw.Instance, Self);
+        }
+
+        foreach (var lane in (ReadOnlySpan<Lane>)[_up, _down])
+        {
+            if (!lane.Ended && !lane.WaitingForData)
+            {
+                ReadWhileCredit(lane);
+            }
+        }
+    }
+
     private void ReadWhileCredit(Lane lane)
     {
+        if (_freeze != PumpFreeze.None)
+        {
+            return;
+        }
+
         // A turn moves at most a window of chunks, as it did when every chunk went through the
         // writer and credit ran out. With inline writes the credit comes straight back, so
         // without this a fast source and a destination with room would keep the core thread
@@ -304,6 +445,13 @@ internal sealed class SocketReader : UntypedActor
 
         lane.Ended = true;
         _supervisor.Tell(new PumpProtocol.SideFailed(lane.SourceSide, error));
+    }
+
+    private enum PumpFreeze
+    {
+        None,
+        WaitingForWriter,
+        Frozen,
     }
 
     /// <summary>One direction's read side: its source socket and its window of credits.</summary>

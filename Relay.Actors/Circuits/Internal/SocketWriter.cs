@@ -29,20 +29,18 @@ internal sealed class SocketWriter : UntypedActor
     private readonly CircuitCounters _counters;
     private readonly FinCarrier _fins;
     private IActorRef _reader = ActorRefs.Nobody;
+    private bool _frozen;
 
-    public SocketWriter(Socket upstream, IoRegistration upstreamIo, Socket client, IoRegistration clientIo,
-        IActorRef supervisor, CircuitCounters counters, FinCarrier fins, int segments)
+    public SocketWriter(PumpContext context)
     {
-        _up = new Lane(upstream, upstreamIo, CircuitSide.Upstream, Direction.Up, segments);
-        _down = new Lane(client, clientIo, CircuitSide.Client, Direction.Down, segments);
-        _supervisor = supervisor;
-        _counters = counters;
-        _fins = fins;
+        _up = new Lane(context.Upstream, context.UpstreamIo, CircuitSide.Upstream, Direction.Up, context.SegmentsPerDirection);
+        _down = new Lane(context.Client, context.ClientIo, CircuitSide.Client, Direction.Down, context.SegmentsPerDirection);
+        _supervisor = context.Supervisor;
+        _counters = context.Counters;
+        _fins = context.Fins;
     }
 
-    public static Props Props(Socket upstream, IoRegistration upstreamIo, Socket client, IoRegistration clientIo,
-        IActorRef supervisor, CircuitCounters counters, FinCarrier fins, int segments, string dispatcher) =>
-        PropsFactory.Of(() => new SocketWriter(upstream, upstreamIo, client, clientIo, supervisor, counters, fins, segments), dispatcher);
+    public static Props Props(PumpContext context) => PropsFactory.Of(() => new SocketWriter(context), context.Dispatcher);
 
     protected override void OnReceive(object message)
     {
@@ -61,7 +59,7 @@ internal sealed class SocketWriter : UntypedActor
                     // The circuit is being reset; hand the credit straight back.
                     _reader.Tell(segment, Self);
                 }
-                else if (lane.Sending is null)
+                else if (lane.Sending is null && !_frozen)
                 {
                     // The reader may have written the segment's head inline already.
                     Send(lane, segment);
@@ -75,7 +73,7 @@ internal sealed class SocketWriter : UntypedActor
 
             case PumpProtocol.Ready ready:
                 var writable = LaneOf(ready.Direction);
-                if (writable.Sending is { } pending && !writable.Ended)
+                if (writable.Sending is { } pending && !writable.Ended && !_frozen)
                 {
                     Send(writable, pending);
                 }
@@ -85,11 +83,24 @@ internal sealed class SocketWriter : UntypedActor
             case PumpProtocol.EndOfStream end:
                 var ending = LaneOf(end.Direction);
                 ending.EndOfStreamPending = true;
-                if (ending.Sending is null)
+                if (ending.Sending is null && !_frozen)
                 {
                     FinishIfDrained(ending);
                 }
 
+                break;
+
+            case PumpProtocol.Freeze:
+                // Every segment the reader sent before this is in the lanes: what they hold,
+                // the partly sent one first, is what each destination is still owed.
+                _frozen = true;
+                Sender.Tell(new PumpProtocol.WriterFrozen(_up.Unsent(), _down.Unsent()), Self);
+                break;
+
+            case PumpProtocol.Thaw:
+                _frozen = false;
+                Resume(_up);
+                Resume(_down);
                 break;
 
             default:
@@ -99,6 +110,28 @@ internal sealed class SocketWriter : UntypedActor
     }
 
     private Lane LaneOf(Direction direction) => direction == Direction.Up ? _up : _down;
+
+    /// <summary>After a thaw: a lane goes on with its partly sent segment (a writable edge while frozen was not acted on), or ends if it had drained.</summary>
+    private void Resume(Lane lane)
+    {
+        if (lane.Ended)
+        {
+            return;
+        }
+
+        if (lane.Sending is { } pending)
+        {
+            Send(lane, pending);
+        }
+        else if (lane.Queue.TryDequeue(out var next))
+        {
+            Send(lane, next);
+        }
+        else
+        {
+            FinishIfDrained(lane);
+        }
+    }
 
     /// <summary>Sends inline until done, or until the kernel is full and the lane waits for room.</summary>
     private void Send(Lane lane, Segment segment)
@@ -172,6 +205,19 @@ internal sealed class SocketWriter : UntypedActor
 
 
         public bool EndOfStreamPending { get; set; }
+
+        /// <summary>A copy of every byte this lane still owes its destination, in order.</summary>
+        public byte[] Unsent()
+        {
+            var segments = new List<Segment>(Queue.Count + 1);
+            if (Sending is { } sending)
+            {
+                segments.Add(sending);
+            }
+
+            segments.AddRange(Queue);
+            return Segment.Unsent(segments);
+        }
 
         /// <summary>No more sends: the FIN went out, or the lane failed, or the circuit is resetting.</summary>
         public bool Ended { get; set; }

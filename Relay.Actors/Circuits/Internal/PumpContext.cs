@@ -1,0 +1,48 @@
+using System.Net.Sockets;
+using Akka.Actor;
+using Relay.Actors.Dispatch;
+
+namespace Relay.Actors.Circuits.Internal;
+
+/// <summary>
+/// INTERNAL API. What a circuit's reader and writer share, made once by the supervisor when
+/// the circuit is established (or restored on this node after a handover): both sockets with
+/// their registrations on the core's event loop, the supervisor they report to, the byte
+/// counters, the <see cref="FinCarrier"/> that ends a direction, and the circuit's sizes.
+/// One object rather than ten constructor arguments: the pumps of a circuit are made from the
+/// same facts, and a restored circuit is made from these facts and nothing else.
+/// </summary>
+internal sealed class PumpContext(
+    Socket client,
+    IoRegistration clientIo,
+    Socket upstream,
+    IoRegistration upstreamIo,
+    IActorRef supervisor,
+    CircuitCounters counters,
+    int writeSize,
+    int segmentsPerDirection,
+    string dispatcher)
+{
+    public Socket Client { get; } = client;
+
+    public IoRegistration ClientIo { get; } = clientIo;
+
+    public Socket Upstream { get; } = upstream;
+
+    public IoRegistration UpstreamIo { get; } = upstreamIo;
+
+    public IActorRef Supervisor { get; } = supervisor;
+
+    public CircuitCounters Counters { get; } = counters;
+
+    public FinCarrier Fins { get; } = new(supervisor);
+
+    /// <summary>Bytes per read (and per segment).</summary>
+    public int WriteSize { get; } = writeSize;
+
+    /// <summary>A direction's window, in segments of <see cref="WriteSize"/>.</summary>
+    public int SegmentsPerDirection { get; } = segmentsPerDirection;
+
+    /// <summary>The core dispatcher the supervisor runs on; the pumps follow it.</summary>
+    public string Dispatcher { get; } = dispatcher;
+}
