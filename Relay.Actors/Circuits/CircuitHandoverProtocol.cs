@@ -1,3 +1,4 @@
+using System.Net;
 using System.Net.Sockets;
 using Akka.Actor;
 
@@ -68,3 +69,23 @@ public static class CircuitHandoverProtocol
 /// (the unsent part of the old node's kernel send queue, then its pumps' bytes).
 /// </summary>
 public sealed record RestoredCircuit(Socket Client, Socket Upstream, ReadOnlyMemory<byte> ToUpstream, ReadOnlyMemory<byte> ToClient);
+
+/// <summary>
+/// A circuit arriving from another node in a handover, as its route's acceptor adopts it: who
+/// it is (the same id, client, upstream and age as on the node it left, and how often it has
+/// moved), where its counters stood, and its restored sockets.
+/// </summary>
+/// <param name="QuietMs">Milliseconds since it last moved a byte, when it was frozen: the idle timeout goes on from there.</param>
+public sealed record MovedCircuit(
+    long Id,
+    EndPoint Client,
+    IPEndPoint? ProxiedDestination,
+    string Upstream,
+    DateTimeOffset OpenedAt,
+    int Moves,
+    long BytesUp,
+    long BytesDown,
+    long ReadUp,
+    long ReadDown,
+    long QuietMs,
+    RestoredCircuit Sockets);

@@ -99,9 +99,27 @@ public sealed class CircuitRegistry
     public int Count => _circuits.Count;
 
     /// <summary>Circuit ids are unique per node and never reused while the process lives.</summary>
-    public long NextId() => Interlocked.Increment(ref _nextId);
+    /// <summary>
+    /// A new circuit's id: the next number not held by a live circuit. A circuit handed over
+    /// from another node keeps the id it had there, which this node's own count may reach
+    /// while that circuit still runs here.
+    /// </summary>
+    public long NextId()
+    {
+        while (true)
+        {
+            var id = Interlocked.Increment(ref _nextId);
+            if (!_circuits.ContainsKey(id))
+            {
+                return id;
+            }
+        }
+    }
 
     public void Add(CircuitEntry entry) => _circuits[entry.Id] = entry;
+
+    /// <summary>Whether <paramref name="id"/> is held by a live circuit of this node.</summary>
+    public bool Contains(long id) => _circuits.ContainsKey(id);
 
     public void Remove(long id) => _circuits.TryRemove(id, out _);
 

@@ -61,7 +61,7 @@ public sealed class CircuitSupervisor : UntypedActor
     private int _member = -1;    // the member of the current attempt, or of the established connection
     private int _attempt;
     private bool _upstreamKeepAlivePending;
-    private CircuitPhase _phase = CircuitPhase.Connecting;
+    private CircuitPhase _phase;
     private PumpContext? _pumps;
     private IActorRef? _writer;
     // A handover in progress: who asked, the open phase the circuit froze from, and what was
@@ -79,6 +79,8 @@ public sealed class CircuitSupervisor : UntypedActor
     {
         _pool = pool ?? new UpstreamPool(route.Name, route.Upstreams);
         _restored = restored;
+        // A restored circuit is listed as established from its first moment: its sockets are.
+        _phase = restored is null ? CircuitPhase.Connecting : CircuitPhase.Established;
         // A restored circuit keeps its age: its close line reports the whole life, on both nodes.
         _startedMs = Environment.TickCount64 - (restored is null ? 0 : (long)(DateTimeOffset.UtcNow - entry.OpenedAt).TotalMilliseconds);
         _entry = entry;
@@ -561,7 +563,6 @@ public sealed class CircuitSupervisor : UntypedActor
 
         _pumps = NewPumpContext(_upstream);
         Context.ActorOf(SocketReader.PropsForRestored(_pumps, restored.ToUpstream, restored.ToClient), "reader");
-        MoveTo(CircuitPhase.Established);
         ScheduleIdleCheck(Settings.IdleTimeout);
     }
 

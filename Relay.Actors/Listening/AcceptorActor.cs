@@ -108,6 +108,10 @@ public sealed partial class AcceptorActor : UntypedActor, IWithTimers
                 OnProxyHeaderReceived(received);
                 break;
 
+            case ListenerProtocol.AdoptCircuit adopt:
+                Adopt(adopt.Circuit);
+                break;
+
             case ListenerProtocol.StopWhenIdle or StopIfIdle:
                 // A retired route: its circuits keep their settings and end on their own; a
                 // parent cannot stop without stopping them, so look again each second.
@@ -200,6 +204,50 @@ public sealed partial class AcceptorActor : UntypedActor, IWithTimers
         // Counted before the circuit exists: on another core it may close before ActorOf returns.
         _metrics.OnCircuitStarted();
         entry.Supervisor = Context.ActorOf(props, "circuit-" + id.ToString(CultureInfo.InvariantCulture));
+    }
+
+    /// <summary>
+    /// A circuit handed over from another node becomes one of this route's circuits here, as
+    /// an accepted one does (admission counts, a core from the balancer, this acceptor its
+    /// parent), except that it keeps its identity and starts established.
+    /// </summary>
+    private void Adopt(MovedCircuit moved)
+    {
+        if (_node.Registry.Contains(moved.Id))
+        {
+            // A live circuit of this node already has the id (possible only if this node
+            // served while the other did): the moved one cannot keep it.
+            Sender.Tell(new ListenerProtocol.CircuitNotAdopted(moved.Id, $"circuit id {moved.Id} is in use on this node"));
+            return;
+        }
+
+        var ticket = Admission.AdmitMoved(moved.Client is IPEndPoint ip ? ip.Address : IPAddress.None);
+        var core = _node.Balancer.Acquire(preferred: _core);
+        var entry = new CircuitEntry(moved.Id, _route.Name, _node.Name, moved.Client, moved.Upstream, core, ActorRefs.Nobody)
+        {
+            ProxiedDestination = moved.ProxiedDestination,
+            OpenedAt = moved.OpenedAt,
+            Moves = moved.Moves,
+            MovedAt = DateTimeOffset.UtcNow,
+        };
+        entry.Counters.Restore(moved.BytesUp, moved.BytesDown, moved.ReadUp, moved.ReadDown, moved.QuietMs);
+        Action<CircuitEntry> onClosed = closed =>
+        {
+            _onCircuitClosed(closed);
+            ticket.Release();
+        };
+        var props = CircuitSupervisor.PropsForRestored(entry, moved.Sockets, _route, _node.Registry, onClosed, _metrics, _pool,
+            CoreDispatchers.IdFor(core));
+        _metrics.OnCircuitRestored(moved.BytesUp, moved.BytesDown);
+        var name = "circuit-" + moved.Id.ToString(CultureInfo.InvariantCulture);
+        if (!Context.Child(name).IsNobody())
+        {
+            // A circuit of the same id is still stopping here (it left, and came back).
+            name += "-moved-" + moved.Moves.ToString(CultureInfo.InvariantCulture);
+        }
+
+        entry.Supervisor = Context.ActorOf(props, name);
+        Sender.Tell(new ListenerProtocol.CircuitAdopted(entry));
     }
 
     protected override void PostStop()

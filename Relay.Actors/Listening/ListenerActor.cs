@@ -103,6 +103,15 @@ public sealed class ListenerActor : UntypedActor
                 StopIfRetired();
                 break;
 
+            case ListenerProtocol.AdoptCircuit adopt when _draining || _retiring:
+                Sender.Tell(new ListenerProtocol.CircuitNotAdopted(adopt.Circuit.Id, $"route {_route.Name} is no longer accepting"));
+                break;
+
+            case ListenerProtocol.AdoptCircuit adopt:
+                // Any acceptor will do: the core balancer places the circuit, as for an accepted one.
+                Context.Child("acceptor-0").Forward(adopt);
+                break;
+
             case ListenerProtocol.Drain when _draining:
                 Sender.Tell(new ListenerProtocol.AlreadyDraining(_route.Name));
                 break;

@@ -7,6 +7,19 @@ namespace Relay.Actors.Listening;
 /// <summary>What a <see cref="ListenerActor"/> reports to its parent about its socket.</summary>
 public static class ListenerProtocol
 {
+    /// <summary>
+    /// A circuit of this route handed over from another node: an acceptor makes it a circuit
+    /// of this node and answers <see cref="CircuitAdopted"/> (or <see cref="CircuitNotAdopted"/>
+    /// when the route is draining or gone).
+    /// </summary>
+    public sealed record AdoptCircuit(Circuits.MovedCircuit Circuit) : INoSerializationVerificationNeeded;
+
+    /// <summary>The moved circuit runs here now, as <paramref name="Entry"/>.</summary>
+    public sealed record CircuitAdopted(Circuits.CircuitEntry Entry) : INoSerializationVerificationNeeded;
+
+    /// <summary>The moved circuit could not be taken (<paramref name="Why"/>); its sockets are still the sender's.</summary>
+    public sealed record CircuitNotAdopted(long Id, string Why) : INoSerializationVerificationNeeded;
+
     /// <summary>The route is listening on <paramref name="Endpoint"/> (the real port when 0 was asked).</summary>
     public sealed record Bound(string Route, IPEndPoint Endpoint) : INoSerializationVerificationNeeded;
 

@@ -3,7 +3,7 @@ using System.Net.Sockets;
 using Akka.Actor;
 using Relay.Actors;
 using Relay.Actors.Circuits;
-using Relay.Actors.Dispatch;
+using Relay.Actors.Listening;
 using Relay.Tests.Support;
 
 namespace Relay.Tests.Handover;
@@ -21,6 +21,10 @@ public sealed class CircuitFreezeTests
     private const long Total = 24L * 1024 * 1024;
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
 
+    // Four segments of the route's 16 KiB: more than a read in progress, so the writer holds
+    // them, and it keeps them while the client does not read.
+    private const int Backlog = 64 * 1024;
+
     [Fact]
     public async Task A_frozen_circuit_moves_nothing_reports_what_it_holds_and_after_a_thaw_delivers_every_byte()
     {
@@ -29,36 +33,36 @@ public sealed class CircuitFreezeTests
 
         await run.AssertNothingMovesAsync(frozen);
         frozen.Entry.Supervisor.Tell(CircuitHandoverProtocol.Thaw.Instance);
-        Assert.Equal(CircuitState.Established, frozen.Entry.State);
+        await Eventually.Holds(() => frozen.Entry.State == CircuitState.Established, "the thawed circuit to be established again");
 
         await run.FinishAsync(frozen.Entry);
     }
 
     [Fact]
-    public async Task A_released_circuit_restored_from_its_sockets_in_a_new_supervisor_delivers_every_byte_and_keeps_its_identity()
+    public async Task A_released_circuit_adopted_by_its_route_from_its_sockets_delivers_every_byte_and_keeps_its_identity()
     {
         await using var run = await StreamingCircuit.StartAsync();
         var frozen = await run.FreezeAsync();
         var old = frozen.Entry;
 
-        var released = run.Ask<CircuitHandoverProtocol.Released>(old.Supervisor, CircuitHandoverProtocol.Release.Instance);
+        var released = await run.AskAsync<CircuitHandoverProtocol.Released>(old.Supervisor, CircuitHandoverProtocol.Release.Instance);
         Assert.Same(old, released.Entry);
         Assert.False(run.Relay.Circuits.TryGet(old.Id, out _), "a released circuit leaves the table");
         await run.AssertNothingMovesAsync(frozen);
 
-        // What the target of a handover does with the restored sockets: a new entry carrying the
-        // circuit's identity and counters, and a supervisor on a core of this node.
+        var metrics = run.Relay.Metrics.ForRoute("test");
+        Assert.Equal(0, metrics.Active);
+        Assert.Equal(1, metrics.HandedOver);
+
+        // What the target of a handover does with the restored sockets: its route's listener
+        // adopts the circuit, with the identity and counters it had.
         var counters = old.Counters;
-        var entry = new CircuitEntry(old.Id, old.Route, old.Node, old.Client, old.Upstream, core: 0, ActorRefs.Nobody)
-        {
-            OpenedAt = old.OpenedAt,
-            Moves = old.Moves + 1,
-            MovedAt = DateTimeOffset.UtcNow,
-        };
-        entry.Counters.Restore(counters.BytesUp, counters.BytesDown, counters.ReadUp, counters.ReadDown, frozen.QuietMs);
-        var restored = new RestoredCircuit(frozen.Client, frozen.Upstream, frozen.ToUpstream, frozen.ToClient);
-        entry.Supervisor = run.Relay.System.ActorOf(CircuitSupervisor.PropsForRestored(entry, restored, run.Route, run.Relay.Circuits,
-            onClosed: null, metrics: null, pool: null, CoreDispatchers.IdFor(0)));
+        var moved = new MovedCircuit(old.Id, old.Client, old.ProxiedDestination, old.Upstream, old.OpenedAt, old.Moves + 1,
+            counters.BytesUp, counters.BytesDown, counters.ReadUp, counters.ReadDown, frozen.QuietMs,
+            new RestoredCircuit(frozen.Client, frozen.Upstream, frozen.ToUpstream, frozen.ToClient));
+        var listener = await run.Relay.System.ActorSelection("/user/relay/listener-test").ResolveOne(Wait);
+        var entry = (await run.AskAsync<ListenerProtocol.CircuitAdopted>(listener, new ListenerProtocol.AdoptCircuit(moved))).Entry;
+        Assert.Equal(1, metrics.Active);
 
         await Eventually.Holds(() => run.Relay.Circuits.TryGet(old.Id, out var listed) && ReferenceEquals(listed, entry),
             "the restored circuit to be listed under its old id");
@@ -67,6 +71,10 @@ public sealed class CircuitFreezeTests
         Assert.Equal(old.OpenedAt, entry.OpenedAt);
 
         await run.FinishAsync(entry);
+        // The bytes before and after the move are counted once on the route (here both
+        // "nodes" are one, so the route's total is every byte).
+        await Eventually.Holds(() => metrics.Sample(0, 0) is { BytesUp: Total, BytesDown: Total },
+            "the route to count every byte once", state: () => $"{metrics.Sample(0, 0)}");
     }
 
     /// <summary>
@@ -128,9 +136,9 @@ public sealed class CircuitFreezeTests
         {
             CircuitEntry? entry = null;
             await Eventually.Holds(
-                () => Relay.Circuits.Snapshot() is [var only] && (entry = only).Counters.ReadDown - only.Counters.BytesDown > 0,
+                () => Relay.Circuits.Snapshot() is [var only] && (entry = only).Counters.ReadDown - only.Counters.BytesDown >= Backlog,
                 "the relay to hold bytes for the client that is not reading", Wait);
-            var frozen = Ask<CircuitHandoverProtocol.Frozen>(entry!.Supervisor, null);
+            var frozen = await AskAsync<CircuitHandoverProtocol.Frozen>(entry!.Supervisor, null);
             Assert.Same(entry, frozen.Entry);
             Assert.Equal(CircuitState.HandingOver, entry!.State);
 
@@ -142,12 +150,12 @@ public sealed class CircuitFreezeTests
             return frozen;
         }
 
-        /// <summary>Asks <paramref name="supervisor"/> (a freeze when <paramref name="message"/> is null) and waits for a <typeparamref name="T"/>.</summary>
-        public T Ask<T>(IActorRef supervisor, object? message)
+        /// <summary>Asks <paramref name="actor"/> (a freeze when <paramref name="message"/> is null) and waits for a <typeparamref name="T"/>.</summary>
+        public async Task<T> AskAsync<T>(IActorRef actor, object? message)
         {
-            var inbox = Inbox.Create(Relay.System);
-            inbox.Send(supervisor, message ?? new CircuitHandoverProtocol.Freeze(inbox.Receiver));
-            var answer = inbox.Receive(Wait);
+            var answer = message is null
+                ? await actor.Ask<object>(replyTo => new CircuitHandoverProtocol.Freeze(replyTo), Wait, CancellationToken.None)
+                : await actor.Ask<object>(message, Wait);
             return Assert.IsType<T>(answer);
         }
 

@@ -61,10 +61,17 @@ internal sealed class CircuitLimits
     /// <summary>Circuits counted for <paramref name="source"/> now.</summary>
     public int OpenFrom(IPAddress source) => _perSource.TryGetValue(source, out var box) ? Math.Max(0, Volatile.Read(ref box.Value)) : 0;
 
+    /// <summary>Counts a circuit whatever the limit (one admitted on another node and handed over here).</summary>
+    public void ForceOpen() => Interlocked.Increment(ref _active);
+
     /// <summary>Counts a circuit from <paramref name="source"/> unless it has its maximum open.</summary>
-    public bool TryOpenSource(IPAddress source)
+    public bool TryOpenSource(IPAddress source) => OpenSource(source, _settings.MaxCircuitsPerSource);
+
+    /// <summary>Counts a circuit from <paramref name="source"/> whatever the limit.</summary>
+    public void ForceOpenSource(IPAddress source) => OpenSource(source, max: null);
+
+    private bool OpenSource(IPAddress source, int? max)
     {
-        var max = _settings.MaxCircuitsPerSource;
         while (true)
         {
             var box = _perSource.GetOrAdd(source, static _ => new SourceCount());

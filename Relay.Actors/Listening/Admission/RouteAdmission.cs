@@ -131,6 +131,33 @@ public sealed class RouteAdmission
         return TryCountSource(ticket, address, out reason);
     }
 
+    /// <summary>
+    /// Admits a circuit handed over from another node: it was admitted there under the same
+    /// settings, and refusing it now would reset a live connection the operator asked to keep,
+    /// so it is counted (route, node, per source) even past a limit. The access list and the
+    /// rates are not applied: they govern new connections.
+    /// </summary>
+    public AdmissionTicket AdmitMoved(IPAddress client)
+    {
+        var address = ClientAddress.Normalize(client);
+        _limits.ForceOpen();
+        _node.ForceOpen();
+        var ticket = new AdmissionTicket(_limits, _node);
+        if (_limits.LimitsSources)
+        {
+            _limits.ForceOpenSource(address);
+            ticket.HoldRouteSource(address);
+        }
+
+        if (_node.LimitsSources)
+        {
+            _node.ForceOpenSource(address);
+            ticket.HoldNodeSource(address);
+        }
+
+        return ticket;
+    }
+
     private bool TryCountSource(AdmissionTicket ticket, IPAddress address, out string reason)
     {
         if (_limits.LimitsSources)
