@@ -123,7 +123,10 @@ public sealed class RelayNode : IAsyncDisposable
         var admission = NodeAdmission.For(system);
         admission.Apply(settings.Limits);
         var context = RelayNodeContext.Install(system, new RelayNodeContext(node, new CircuitRegistry(),
-            new CoreBalancer(settings.Dispatchers.Cores), new RelayMetrics(settings.Routes.Select(r => r.Name)), new UpstreamPools(), admission));
+            new CoreBalancer(settings.Dispatchers.Cores), new RelayMetrics(settings.Routes.Select(r => r.Name)), new UpstreamPools(), admission)
+            {
+                EgressAddress = clustered ? settings.Cluster.EgressVip?.Address : null,
+            });
         // An active-standby node binds only when it owns the service (ServiceOwnerActor).
         var serveAtStart = !clustered || settings.Cluster.Mode == ClusterMode.ActiveActive;
         var guardian = system.ActorOf(RelayGuardian.Props(settings, serveAtStart), "relay");

@@ -14,7 +14,8 @@ namespace Relay.Actors;
 /// their ActorSystem instead of each taking five constructor arguments and assigning five
 /// fields. Made once by <see cref="RelayNode.StartAsync"/> before the first actor starts.
 /// A circuit does not look it up (an extension lookup is a dictionary read): its acceptor
-/// hands over what the circuit needs.
+/// hands over what the circuit needs. The one exception is <see cref="EgressAddress"/>, read
+/// once per connect attempt of a forward route (see <c>Sockets/EgressSource</c>).
 /// </summary>
 public sealed class RelayNodeContext : IExtension
 {
@@ -41,6 +42,13 @@ public sealed class RelayNodeContext : IExtension
     public UpstreamPools Pools { get; }
 
     public NodeAdmission Admission { get; }
+
+    /// <summary>
+    /// The egress VIP's address (<c>relay.cluster.egress-vip</c>) when clustering is on, else
+    /// null: the upstream connections of forward routes are bound to it. Fixed at start, as the
+    /// cluster settings are.
+    /// </summary>
+    public System.Net.IPAddress? EgressAddress { get; init; }
 
     /// <summary>The context of the node running in <paramref name="system"/>.</summary>
     /// <exception cref="InvalidOperationException">The system was not started by <see cref="RelayNode"/>.</exception>

@@ -420,6 +420,8 @@ public sealed class CircuitSupervisor : UntypedActor
                 // The upstream socket takes the client's address, so the server sees the real client.
                 TransparentSockets.BindToClient(_upstream, client, endpoint);
             }
+
+            EgressSource.BindForward(_upstream, endpoint, _route, Context.System);
         }
         catch (Exception e) when (e is SocketException or SocketTuningException)
         {

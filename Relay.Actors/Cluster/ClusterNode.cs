@@ -24,13 +24,15 @@ public sealed class ClusterNode
 
     private static readonly Lazy<Config> Defaults = new(() => ConfigurationFactory.ParseString(AkkaDefaultsText));
 
-    private ClusterNode(Akka.Cluster.Cluster cluster, ClusterCircuitTable table, ServiceState service, IActorRef state, ClusterSettings settings)
+    private ClusterNode(Akka.Cluster.Cluster cluster, ClusterCircuitTable table, ServiceState service, IActorRef state, ClusterSettings settings,
+        VipController? addresses)
     {
         Cluster = cluster;
         Table = table;
         Service = service;
         StateActor = state;
         Settings = settings;
+        FloatingAddresses = addresses;
     }
 
     /// <summary>The Akka settings a clustered node starts from; an operator's akka.* keys override them.</summary>
@@ -61,6 +63,13 @@ public sealed class ClusterNode
 
     public ClusterSettings Settings { get; }
 
+    /// <summary>
+    /// The VIP and the egress VIP (<see cref="ClusterSettings.FloatingAddresses"/>), which the
+    /// service owner holds; null when neither is configured. Its sockets are open for the
+    /// node's life, in the node's network namespace.
+    /// </summary>
+    public VipController? FloatingAddresses { get; }
+
     /// <summary>This node's address, as its circuits name their node.</summary>
     public string SelfAddress => Cluster.SelfAddress.ToString();
 
@@ -83,18 +92,19 @@ public sealed class ClusterNode
     {
         var cluster = Akka.Cluster.Cluster.Get(system);
         var log = Akka.Event.Logging.GetLogger(system, typeof(ClusterNode));
-        var vip = settings.Vip is { } address ? new VipController(address, settings.VipDevice!) : null;
+        var vip = settings.FloatingAddresses is { Count: > 0 } addresses ? new VipController(addresses) : null;
         if (vip is not null)
         {
             system.RegisterOnTermination(vip.Dispose);
             // Said now, not at the first failover: this node could take the VIP but not announce it.
             if (vip.Open() is { Ok: false } closed)
             {
-                RelayEvents.VipAnnounceFailed.Log(log, vip.Vip.ToString(), vip.Device, closed.Problem);
+                RelayEvents.VipAnnounceFailed.Log(log, string.Join(", ", vip.Addresses.Select(a => a.Address)),
+                    string.Join(", ", vip.Addresses.Select(a => a.Device).Distinct()), closed.Problem);
             }
 
-            // A relay killed while it owned the service left its VIP behind; while it is
-            // there this host answers ARP for it, competing with the real owner.
+            // A relay killed while it owned the service left its addresses behind; while they
+            // are there this host answers ARP for them, competing with the real owner.
             var removed = vip.Remove();
             if (!removed.Ok)
             {
@@ -121,6 +131,6 @@ public sealed class ClusterNode
         }
 
         RelayEvents.ClusterStarting.Log(log, cluster.SelfAddress.ToString(), settings.Mode.ToString(), settings.Vip?.ToString() ?? "none");
-        return new ClusterNode(cluster, table, service, state, settings);
+        return new ClusterNode(cluster, table, service, state, settings, vip);
     }
 }

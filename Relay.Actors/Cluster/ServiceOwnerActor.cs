@@ -11,14 +11,16 @@ namespace Relay.Actors.Cluster;
 
 /// <summary>
 /// The cluster singleton <c>/user/service-owner/owner</c>: it runs on exactly one node, the
-/// oldest member, and while it runs that node owns the service. Taking over: add the VIP
-/// (routes may listen on it), bind the routes (<see cref="RelayGuardian.StartServing"/>),
-/// then announce the VIP (a gratuitous ARP, or an unsolicited neighbour advertisement for
-/// IPv6), so clients are sent here only once a listener is there; the announcement goes out
-/// <see cref="Announcements"/> times, a second apart, for a neighbour that missed one.
+/// oldest member, and while it runs that node owns the service. Taking over: add the
+/// floating addresses (the VIP, on which routes may listen, and the egress VIP, from which
+/// upstream connections come), bind the routes (<see cref="RelayGuardian.StartServing"/>),
+/// then announce the addresses (a gratuitous ARP, or an unsolicited neighbour advertisement
+/// for IPv6), so clients are sent here only once a listener is there; the announcements go
+/// out <see cref="Announcements"/> times, a second apart, for a neighbour that missed one.
 /// Handing over (<see cref="Release"/>, sent by the singleton manager when this node
-/// leaves): stop accepting, then remove the VIP, then stop, after which the manager starts
-/// the singleton on the next oldest node.
+/// leaves): stop accepting, then remove the addresses, then stop, after which the manager
+/// starts the singleton on the next oldest node. The addresses always move together: one
+/// <see cref="VipController"/> holds them all.
 /// </summary>
 /// <remarks>
 /// A singleton rather than each node applying an oldest-member rule itself: the manager
@@ -48,7 +50,7 @@ public sealed class ServiceOwnerActor : ReceiveActor, IWithTimers
     private bool _vipHeld;
     private bool _serving;
     private int _announced;
-    private string? _announceProblem;
+    private string?[] _announceProblems = [];
 
     public ServiceOwnerActor(ClusterSettings settings, IActorRef guardian, ServiceState state, VipController? vip)
     {
@@ -90,15 +92,20 @@ public sealed class ServiceOwnerActor : ReceiveActor, IWithTimers
     {
         Receive<Acquire>(_ =>
         {
-            // One netlink request: done on this thread, it costs tens of microseconds.
-            if (_vip?.Add() is { Ok: false } failed)
+            // Held from the first attempt on: an address added before another one failed must
+            // go when the node lets go, and removing an address that is not there is no error.
+            _vipHeld = _vip is not null;
+            // One netlink request per address: done on this thread, each costs tens of microseconds.
+            foreach (var address in _vip?.Addresses ?? [])
             {
-                RelayEvents.VipAddFailed.Log(_log, _vip.Vip.ToString(), _vip.Device, failed.Problem, RetryAfter.ToString());
-                Timers.StartSingleTimer("retry", Acquire.Instance, RetryAfter);
-                return;
+                if (_vip!.Add(address) is { Ok: false } failed)
+                {
+                    RelayEvents.VipAddFailed.Log(_log, address.Address.ToString(), address.Device, failed.Problem, RetryAfter.ToString());
+                    Timers.StartSingleTimer("retry", Acquire.Instance, RetryAfter);
+                    return;
+                }
             }
 
-            _vipHeld = _vip is not null;
             _vipMs = _since.ElapsedMilliseconds;
             _guardian.Ask(RelayGuardian.StartServing.Instance, TimeSpan.FromSeconds(30)).PipeTo(Self);
         });
@@ -107,10 +114,10 @@ public sealed class ServiceOwnerActor : ReceiveActor, IWithTimers
         {
             _serving = true;
             _announced = 0;
-            _announceProblem = null;
+            _announceProblems = new string?[_vip?.Addresses.Count ?? 0];
             Announce();
             _state.TookOver(bound.Routes);
-            RelayEvents.ServiceTakenOver.Log(_log, bound.Routes.Length, _vip is null ? "" : $", VIP {_vip.Vip} on {_vip.Device}", _since.ElapsedMilliseconds, _vipMs);
+            RelayEvents.ServiceTakenOver.Log(_log, bound.Routes.Length, _vip is null ? "" : ", " + string.Join(", ", _vip.Addresses), _since.ElapsedMilliseconds, _vipMs);
             Become(Owning);
         });
 
@@ -156,9 +163,9 @@ public sealed class ServiceOwnerActor : ReceiveActor, IWithTimers
     }
 
     /// <summary>
-    /// One announcement of the VIP, and the next one scheduled until <see cref="Announcements"/>
-    /// are out. A failure is logged once per take-over unless its reason changes: a repeat
-    /// fails for the same reason as the first.
+    /// One announcement of each address, and the next one scheduled until
+    /// <see cref="Announcements"/> are out. A failure is logged once per take-over and address
+    /// unless its reason changes: a repeat fails for the same reason as the first.
     /// </summary>
     private void Announce()
     {
@@ -167,11 +174,15 @@ public sealed class ServiceOwnerActor : ReceiveActor, IWithTimers
             return;
         }
 
-        var result = _vip.Announce();
-        if (!result.Ok && result.Problem != _announceProblem)
+        for (var i = 0; i < _vip.Addresses.Count; i++)
         {
-            _announceProblem = result.Problem;
-            RelayEvents.VipAnnounceFailed.Log(_log, _vip.Vip.ToString(), _vip.Device, result.Problem);
+            var address = _vip.Addresses[i];
+            var result = _vip.Announce(address);
+            if (!result.Ok && result.Problem != _announceProblems[i])
+            {
+                _announceProblems[i] = result.Problem;
+                RelayEvents.VipAnnounceFailed.Log(_log, address.Address.ToString(), address.Device, result.Problem);
+            }
         }
 
         if (++_announced < Announcements)

@@ -5,18 +5,25 @@ using Relay.Actors.Native;
 namespace Relay.Actors.Cluster;
 
 /// <summary>
-/// Adds and removes the virtual IP over rtnetlink (what <c>ip addr replace</c> and
-/// <c>ip addr del</c> do) and announces it from the relay itself: a gratuitous ARP for an IPv4
-/// VIP, an unsolicited neighbour advertisement for an IPv6 one, sent on an AF_PACKET socket.
-/// Linux announces neither when an address is added, and without an announcement the
-/// segment's hosts keep sending to the old owner's MAC until their neighbour entry expires
-/// (tens of seconds). No external program runs: a spawn costs milliseconds under load, and
-/// a host without the program (Debian installs no arping) would fail over only that slowly.
+/// The node's floating addresses (the VIP, and the egress VIP when one is configured): adds
+/// and removes them over rtnetlink (what <c>ip addr replace</c> and <c>ip addr del</c> do)
+/// and announces them from the relay itself: a gratuitous ARP for an IPv4 address, an
+/// unsolicited neighbour advertisement for an IPv6 one, sent on an AF_PACKET socket. Linux
+/// announces neither when an address is added, and without an announcement the segment's
+/// hosts keep sending to the old owner's MAC until their neighbour entry expires (tens of
+/// seconds). No external program runs: a spawn costs milliseconds under load, and a host
+/// without the program (Debian installs no arping) would fail over only that slowly.
 /// <para>
-/// Both sockets are opened when the controller is made (the node's start, in the node's
-/// network namespace) and held, so a missing capability (CAP_NET_ADMIN for the address,
-/// CAP_NET_RAW for the packet socket) shows at start rather than at the first failover; an
-/// operation whose socket could not be opened tries again and says why it failed.
+/// One netlink socket and one packet socket serve every address, on any device: both are
+/// opened when the controller is made (the node's start, in the node's network namespace)
+/// and held, so a missing capability (CAP_NET_ADMIN for the address, CAP_NET_RAW for the
+/// packet socket) shows at start rather than at the first failover; an operation whose
+/// socket could not be opened tries again and says why it failed.
+/// </para>
+/// <para>
+/// Each operation exists for one address and for all of them (in <see cref="Addresses"/>
+/// order, the VIP first). With a single address the result of "all" is that address's
+/// result; with several, each problem is prefixed with the address it concerns.
 /// </para>
 /// Thread-safe; each operation is a few system calls and returns at once.
 /// </summary>
@@ -27,20 +34,44 @@ public sealed class VipController : IDisposable
     private LinkLayerSocket? _packets;
     private bool _disposed;
 
-    public VipController(VirtualIp vip, string device)
+    /// <summary>A controller for <paramref name="addresses"/> (at least one).</summary>
+    public VipController(IReadOnlyList<FloatingAddress> addresses)
     {
-        Vip = vip;
-        Device = device;
+        if (addresses.Count == 0)
+        {
+            throw new ArgumentException("a VIP controller needs at least one address", nameof(addresses));
+        }
+
+        Addresses = addresses;
         Open();
     }
 
-    public VirtualIp Vip { get; }
+    /// <summary>A controller for one service VIP on <paramref name="device"/>.</summary>
+    public VipController(VirtualIp vip, string device)
+        : this([new FloatingAddress(FloatingAddressKind.Service, vip, device)])
+    {
+    }
 
-    public string Device { get; }
+    /// <summary>The addresses, the VIP first.</summary>
+    public IReadOnlyList<FloatingAddress> Addresses { get; }
 
-    private bool IsV6 => Vip.Address.AddressFamily == AddressFamily.InterNetworkV6;
+    /// <summary>What the packet socket is for, as the addresses' families need it.</summary>
+    private string AnnouncementsName
+    {
+        get
+        {
+            bool v4 = false, v6 = false;
+            foreach (var address in Addresses)
+            {
+                v4 |= !IsV6(address);
+                v6 |= IsV6(address);
+            }
 
-    private string AnnouncementName => IsV6 ? "an unsolicited neighbour advertisement" : "a gratuitous ARP";
+            return v4 && v6 ? "gratuitous ARPs and neighbour advertisements"
+                : v6 ? AnnouncementName(v6: true)
+                : AnnouncementName(v6: false);
+        }
+    }
 
     /// <summary>
     /// Opens whichever socket is not open yet: Ok, or the problem (one line) with each that
@@ -76,7 +107,7 @@ public sealed class VipController : IDisposable
                 }
                 catch (NativeCallException e)
                 {
-                    problems.Add($"cannot open a packet socket to send {AnnouncementName}: {Describe(e.Errno, "CAP_NET_RAW")}");
+                    problems.Add($"cannot open a packet socket to send {AnnouncementsName}: {Describe(e.Errno, "CAP_NET_RAW")}");
                 }
             }
 
@@ -84,46 +115,70 @@ public sealed class VipController : IDisposable
         }
     }
 
-    /// <summary>Adds the VIP, replacing it if it is there already (idempotent, as <c>ip addr replace</c>).</summary>
+    /// <summary>
+    /// Adds every address, in order, replacing one that is there already; stops at the first
+    /// that fails (the result's <see cref="VipResult.Address"/>). A retry adds them all again.
+    /// </summary>
     public VipResult Add()
     {
-        if (Link(out var netlink, out var index, out _) is { Ok: false } failed)
+        foreach (var address in Addresses)
         {
-            return failed;
+            if (Add(address) is { Ok: false } failed)
+            {
+                return Addresses.Count == 1 ? failed : failed with { Problem = $"{address}: {failed.Problem}" };
+            }
         }
 
-        var result = netlink!.ReplaceAddress(index, Vip.Address, Vip.PrefixLength);
-        return result.Ok ? VipResult.Success : new VipResult(false, Describe(result, "CAP_NET_ADMIN"));
+        return VipResult.Success;
     }
 
-    /// <summary>Removes the VIP; an address that is not there counts as removed.</summary>
-    public VipResult Remove()
+    /// <summary>Adds <paramref name="address"/>, replacing it if it is there already (idempotent, as <c>ip addr replace</c>).</summary>
+    public VipResult Add(FloatingAddress address)
     {
-        if (Link(out var netlink, out var index, out _) is { Ok: false } failed)
+        if (Link(address, out var netlink, out var index, out _) is { Ok: false } failed)
         {
             return failed;
         }
 
-        var result = netlink!.DeleteAddress(index, Vip.Address, Vip.PrefixLength);
+        var result = netlink!.ReplaceAddress(index, address.Address.Address, address.Address.PrefixLength);
+        return result.Ok ? VipResult.Success : Failed(address, Describe(result, "CAP_NET_ADMIN"));
+    }
+
+    /// <summary>Removes every address; one that fails does not keep the others.</summary>
+    public VipResult Remove() => ForEach(Remove);
+
+    /// <summary>Removes <paramref name="address"/>; an address that is not there counts as removed.</summary>
+    public VipResult Remove(FloatingAddress address)
+    {
+        if (Link(address, out var netlink, out var index, out _) is { Ok: false } failed)
+        {
+            return failed;
+        }
+
+        var result = netlink!.DeleteAddress(index, address.Address.Address, address.Address.PrefixLength);
         return result.Ok || result.Errno is Errno.EADDRNOTAVAIL or Errno.ENOENT
             ? VipResult.Success
-            : new VipResult(false, Describe(result, "CAP_NET_ADMIN"));
+            : Failed(address, Describe(result, "CAP_NET_ADMIN"));
     }
 
+    /// <summary>Sends one announcement of every address; one that fails does not keep the others.</summary>
+    public VipResult Announce() => ForEach(Announce);
+
     /// <summary>
-    /// Sends one announcement of the VIP with the device's current MAC. The caller repeats it
-    /// for a neighbour that missed one; each is a single send that does not block.
+    /// Sends one announcement of <paramref name="address"/> with its device's current MAC. The
+    /// caller repeats it for a neighbour that missed one; each is a single send that does not block.
     /// </summary>
-    public VipResult Announce()
+    public VipResult Announce(FloatingAddress address)
     {
-        if (Link(out _, out var index, out var mac) is { Ok: false } failed)
+        if (Link(address, out _, out var index, out var mac) is { Ok: false } failed)
         {
             return failed;
         }
 
+        var v6 = IsV6(address);
         if (mac.Length != PacketSocket.ETH_ALEN)
         {
-            return new VipResult(false, $"{Device} has no Ethernet address ({mac.Length}-byte hardware address), so neighbours cannot be sent {AnnouncementName}");
+            return Failed(address, $"{address.Device} has no Ethernet address ({mac.Length}-byte hardware address), so neighbours cannot be sent {AnnouncementName(v6)}");
         }
 
         LinkLayerSocket? packets;
@@ -134,22 +189,46 @@ public sealed class VipController : IDisposable
 
         if (packets is null && Open() is { Ok: false } notOpen)
         {
-            return notOpen;
+            return notOpen with { Address = address };
         }
 
         packets ??= _packets!;
-        var errno = IsV6
+        var ip = address.Address.Address;
+        var errno = v6
             ? packets.Send(index, PacketSocket.ETH_P_IPV6, NeighbourAnnouncement.AllNodesMac,
-                NeighbourAnnouncement.UnsolicitedNeighbourAdvertisement(Vip.Address, mac))
+                NeighbourAnnouncement.UnsolicitedNeighbourAdvertisement(ip, mac))
             : packets.Send(index, PacketSocket.ETH_P_ARP, NeighbourAnnouncement.Broadcast,
-                NeighbourAnnouncement.GratuitousArp(Vip.Address, mac));
+                NeighbourAnnouncement.GratuitousArp(ip, mac));
         return errno == 0
             ? VipResult.Success
-            : new VipResult(false, $"sending {AnnouncementName} on {Device} failed: {Describe(errno, "CAP_NET_RAW")}");
+            : Failed(address, $"sending {AnnouncementName(v6)} on {address.Device} failed: {Describe(errno, "CAP_NET_RAW")}");
     }
 
-    /// <summary>The netlink socket and the device's index and MAC, looked up now (a device can be re-created under the same name).</summary>
-    private VipResult Link(out RtNetlink? netlink, out int index, out byte[] mac)
+    /// <summary>
+    /// <paramref name="operation"/> on every address: Ok, or the first failure, whose problem
+    /// (with several addresses) names each address that failed and why.
+    /// </summary>
+    private VipResult ForEach(Func<FloatingAddress, VipResult> operation)
+    {
+        VipResult? first = null;
+        List<string>? problems = null;
+        foreach (var address in Addresses)
+        {
+            var result = operation(address);
+            if (!result.Ok)
+            {
+                first ??= result;
+                (problems ??= new List<string>(Addresses.Count)).Add($"{address}: {result.Problem}");
+            }
+        }
+
+        return first is null ? VipResult.Success
+            : Addresses.Count == 1 ? first
+            : first with { Problem = string.Join("; ", problems!) };
+    }
+
+    /// <summary>The netlink socket and the address's device's index and MAC, looked up now (a device can be re-created under the same name).</summary>
+    private VipResult Link(FloatingAddress address, out RtNetlink? netlink, out int index, out byte[] mac)
     {
         index = -1;
         mac = [];
@@ -168,18 +247,24 @@ public sealed class VipController : IDisposable
 
             if (netlink is null)
             {
-                return opened;
+                return opened with { Address = address };
             }
         }
 
-        var result = netlink.GetLink(Device, out index, out mac);
+        var result = netlink.GetLink(address.Device, out index, out mac);
         if (result.Errno == Errno.ENODEV)
         {
-            return new VipResult(false, $"no network device \"{Device}\" (relay.cluster.vip-device)");
+            return Failed(address, $"no network device \"{address.Device}\" ({address.DeviceKey})");
         }
 
-        return result.Ok ? VipResult.Success : new VipResult(false, $"cannot read device {Device}: {Describe(result, "CAP_NET_ADMIN")}");
+        return result.Ok ? VipResult.Success : Failed(address, $"cannot read device {address.Device}: {Describe(result, "CAP_NET_ADMIN")}");
     }
+
+    private static bool IsV6(FloatingAddress address) => address.Address.Address.AddressFamily == AddressFamily.InterNetworkV6;
+
+    private static string AnnouncementName(bool v6) => v6 ? "an unsolicited neighbour advertisement" : "a gratuitous ARP";
+
+    private static VipResult Failed(FloatingAddress address, string problem) => new(false, problem) { Address = address };
 
     private static string Describe(NetlinkResult result, string capability) =>
         Describe(result.Errno, capability) + (result.KernelMessage is { Length: > 0 } m ? $" ({m})" : "");
@@ -202,8 +287,13 @@ public sealed class VipController : IDisposable
     }
 }
 
-/// <summary>What a VIP operation did; <see cref="Problem"/> is one line for the log when it failed.</summary>
+/// <summary>
+/// What a VIP operation did; <see cref="Problem"/> is one line for the log when it failed, and
+/// <see cref="Address"/> the address it failed on (null when it concerns none in particular).
+/// </summary>
 public sealed record VipResult(bool Ok, string Problem)
 {
     public static readonly VipResult Success = new(true, "");
+
+    public FloatingAddress? Address { get; init; }
 }

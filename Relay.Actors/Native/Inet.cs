@@ -10,7 +10,9 @@ internal static class Inet
     public const int IPPROTO_TCP = 6;
     public const int SOL_IPV6 = 41;
 
+    public const int IP_FREEBIND = 15;
     public const int IP_TRANSPARENT = 19;
     public const int IP_BIND_ADDRESS_NO_PORT = 24;
     public const int IPV6_TRANSPARENT = 75;
+    public const int IPV6_FREEBIND = 78;
 }

@@ -110,6 +110,36 @@ internal static unsafe class CircuitSockets
         return WrapConnected(fd, remote);
     }
 
+    /// <summary>The size of a <c>struct sockaddr_in6</c>, the longer of the two the relay writes.</summary>
+    public const int MaxAddressLength = 28;
+
+    /// <summary>
+    /// Writes <paramref name="endpoint"/> as a <c>struct sockaddr_in</c> (16 bytes) or
+    /// <c>struct sockaddr_in6</c> (28 bytes) into <paramref name="address"/>, which holds at
+    /// least <see cref="MaxAddressLength"/> bytes, for bind(2) or connect(2); returns its length.
+    /// </summary>
+    public static int WriteAddress(IPEndPoint endpoint, Span<byte> address)
+    {
+        address[..MaxAddressLength].Clear();
+        if (endpoint.AddressFamily == AddressFamily.InterNetwork)
+        {
+            // struct sockaddr_in: family, port (network order), address, zero padding
+            MemoryMarshal.Write(address, (ushort)SysSocket.AF_INET);
+            address[2] = (byte)(endpoint.Port >> 8);
+            address[3] = (byte)endpoint.Port;
+            endpoint.Address.TryWriteBytes(address[4..8], out _);
+            return 16;
+        }
+
+        // struct sockaddr_in6: family, port, flow info, address, scope id
+        MemoryMarshal.Write(address, (ushort)SysSocket.AF_INET6);
+        address[2] = (byte)(endpoint.Port >> 8);
+        address[3] = (byte)endpoint.Port;
+        endpoint.Address.TryWriteBytes(address[8..24], out _);
+        MemoryMarshal.Write(address[24..], (uint)endpoint.Address.ScopeId);
+        return MaxAddressLength;
+    }
+
     /// <summary>The peer address accept4 wrote into a <c>struct sockaddr_storage</c>, or null for a family the relay does not carry.</summary>
     public static IPEndPoint? ParseAddress(ReadOnlySpan<byte> address)
     {

@@ -15,7 +15,8 @@ namespace Relay.Tests.Cluster;
 /// a1 and a2 (NetworkNamespace.Run), with no external program. The neighbour learns the VIP
 /// at a1's MAC by sending to it; a1 gives the VIP up, a2 adds and announces it, and the
 /// neighbour's entry must then hold a2's MAC: without the announcement it keeps a1's for
-/// 15-45 s (REACHABLE), far past the wait here.
+/// 15-45 s (REACHABLE), far past the wait here. With an egress VIP the controller holds both
+/// addresses, on the same device here, and every step applies to both.
 /// </summary>
 public sealed class VipControllerLabTests
 {
@@ -29,40 +30,109 @@ public sealed class VipControllerLabTests
     [RootLabFact]
     public Task An_unsolicited_neighbour_advertisement_moves_a_warm_ipv6_neighbour_entry_to_the_new_owners_mac() => MovesAsync("2001:2::10", 64);
 
-    private async Task MovesAsync(string address, int prefix)
+    [RootLabFact]
+    public Task The_owner_holds_the_vip_and_the_egress_vip_and_its_announcements_move_the_neighbours_entries_for_both() =>
+        MovesAsync("198.18.0.10", 24, ("198.18.0.11", 24));
+
+    [RootLabFact]
+    public Task An_ipv6_egress_vip_moves_with_an_ipv4_vip() => MovesAsync("198.18.0.10", 24, ("2001:2::11", 64));
+
+    /// <summary>
+    /// The VIP <paramref name="address"/> (and the egress VIP, if given) held by a1, given up,
+    /// taken by a2: the neighbour's entry for each address moves to a2's MAC only when a2
+    /// announces.
+    /// </summary>
+    private async Task MovesAsync(string address, int prefix, (string Address, int Prefix)? egress = null)
     {
-        var vip = new VirtualIp(IPAddress.Parse(address), prefix);
+        var addresses = new List<FloatingAddress>
+        {
+            new(FloatingAddressKind.Service, new VirtualIp(IPAddress.Parse(address), prefix), "eth0"),
+        };
+        if (egress is { } e)
+        {
+            addresses.Add(new FloatingAddress(FloatingAddressKind.Egress, new VirtualIp(IPAddress.Parse(e.Address), e.Prefix), "eth0"));
+        }
+
         var lab = NewPrefix();
         try
         {
             await UpAsync(lab);
-            using var first = NetworkNamespace.Run(lab + "a1", () => new VipController(vip, "eth0"));
-            using var second = NetworkNamespace.Run(lab + "a2", () => new VipController(vip, "eth0"));
+            using var first = NetworkNamespace.Run(lab + "a1", () => new VipController(addresses));
+            using var second = NetworkNamespace.Run(lab + "a2", () => new VipController(addresses));
             var firstMac = await MacAsync(lab + "a1", "eth0");
             var secondMac = await MacAsync(lab + "a2", "eth0");
 
             Assert.Equal(VipResult.Success, first.Add());
             Assert.Equal(VipResult.Success, first.Add()); // a replace: already there is not an error
-            Assert.Contains($"{address}/{prefix}", await IpAsync("-n", lab + "a1", "addr", "show", "dev", "eth0"));
+            var held = await IpAsync("-n", lab + "a1", "addr", "show", "dev", "eth0");
+            Assert.All(addresses, a => Assert.Contains($" {a.Address} ", held));
 
-            // Warm the neighbour's cache: it sends to the VIP, resolves it and has a1's answer.
-            await SendFromNeighbourAsync(lab, address);
-            var warm = await AwaitAsync(lab + "b", "br0", address, e => e.State == "REACHABLE", "a REACHABLE entry after sending to the VIP");
-            Assert.Equal(firstMac, warm.Mac);
+            // Warm the neighbour's cache: it sends to each address, resolves it and has a1's answer.
+            foreach (var a in addresses)
+            {
+                var ip = a.Address.Address.ToString();
+                await SendFromNeighbourAsync(lab, ip);
+                var warm = await AwaitAsync(lab + "b", "br0", ip, e => e.State == "REACHABLE", $"a REACHABLE entry after sending to the {a.Name}");
+                Assert.Equal(firstMac, warm.Mac);
+            }
 
             Assert.Equal(VipResult.Success, first.Remove());
             Assert.Equal(VipResult.Success, first.Remove()); // not there counts as removed
-            Assert.DoesNotContain(address + "/", await IpAsync("-n", lab + "a1", "addr", "show", "dev", "eth0"));
+            var released = await IpAsync("-n", lab + "a1", "addr", "show", "dev", "eth0");
+            Assert.All(addresses, a => Assert.DoesNotContain($" {a.Address.Address}/", released));
 
             Assert.Equal(VipResult.Success, second.Add());
-            var added = (await IpAsync("-n", lab + "a2", "addr", "show", "dev", "eth0")).Split('\n').Single(l => l.Contains($" {address}/{prefix} "));
-            Assert.DoesNotContain("tentative", added); // IPv6: usable at once, no duplicate address detection
-            // Still a1's MAC: adding the address told the neighbour nothing.
-            Assert.Equal(firstMac, (await AwaitAsync(lab + "b", "br0", address, _ => true, "the entry")).Mac);
+            var taken = (await IpAsync("-n", lab + "a2", "addr", "show", "dev", "eth0")).Split('\n');
+            foreach (var a in addresses)
+            {
+                var added = taken.Single(l => l.Contains($" {a.Address} "));
+                Assert.DoesNotContain("tentative", added); // IPv6: usable at once, no duplicate address detection
+                // Still a1's MAC: adding the address told the neighbour nothing.
+                Assert.Equal(firstMac, (await AwaitAsync(lab + "b", "br0", a.Address.Address.ToString(), _ => true, "the entry")).Mac);
+            }
 
             Assert.Equal(VipResult.Success, second.Announce());
-            var moved = await AwaitAsync(lab + "b", "br0", address, e => e.Mac == secondMac, $"the entry to hold a2's MAC {secondMac}", TimeSpan.FromSeconds(3));
-            _out.WriteLine($"{address}: {firstMac} -> {moved.Mac} ({moved.State}) after one announcement");
+            foreach (var a in addresses)
+            {
+                var ip = a.Address.Address.ToString();
+                var moved = await AwaitAsync(lab + "b", "br0", ip, e => e.Mac == secondMac, $"the entry for the {a.Name} to hold a2's MAC {secondMac}",
+                    TimeSpan.FromSeconds(3));
+                _out.WriteLine($"{a.Name} {ip}: {firstMac} -> {moved.Mac} ({moved.State}) after one announcement");
+            }
+        }
+        finally
+        {
+            await DownAsync(lab);
+        }
+    }
+
+    [RootLabFact]
+    public async Task A_missing_egress_device_is_one_line_that_names_its_key_and_spares_the_vip()
+    {
+        var vip = new FloatingAddress(FloatingAddressKind.Service, new VirtualIp(IPAddress.Parse("198.18.0.10"), 24), "eth0");
+        var egress = new FloatingAddress(FloatingAddressKind.Egress, new VirtualIp(IPAddress.Parse("198.18.0.11"), 24), "nosuch1");
+        var lab = NewPrefix();
+        try
+        {
+            await UpAsync(lab);
+            using var controller = NetworkNamespace.Run(lab + "a1", () => new VipController([vip, egress]));
+
+            var add = controller.Add();
+            Assert.False(add.Ok);
+            Assert.Equal(egress, add.Address);
+            Assert.Equal("egress VIP 198.18.0.11/24 on nosuch1: no network device \"nosuch1\" (relay.cluster.egress-vip-device)", add.Problem);
+            Assert.Contains(" 198.18.0.10/24 ", await IpAsync("-n", lab + "a1", "addr", "show", "dev", "eth0"));
+
+            // Removing and announcing try every address: the VIP goes (and is announced) although the egress VIP cannot.
+            foreach (var result in new[] { controller.Announce(), controller.Remove() })
+            {
+                Assert.False(result.Ok);
+                Assert.Equal(egress, result.Address);
+                Assert.Equal("egress VIP 198.18.0.11/24 on nosuch1: no network device \"nosuch1\" (relay.cluster.egress-vip-device)", result.Problem);
+            }
+
+            Assert.DoesNotContain(" 198.18.0.10/", await IpAsync("-n", lab + "a1", "addr", "show", "dev", "eth0"));
+            Assert.Equal(VipResult.Success, controller.Remove(vip));
         }
         finally
         {

@@ -8,10 +8,22 @@
 #   n3   198.18.0.4 ─┤  (only with --nodes 3)
 #   srv  198.18.0.100┘  echo server on :9000 (start it with `cluster.sh echo`)
 #
-# Every relay node runs route "svc": listen 198.18.0.10:7000 (the VIP) -> 198.18.0.100:9000,
-# with its management endpoint on 127.0.0.1:8558 inside its own namespace.
+# With --egress the server is on a second bridge, br1, and the owner also holds an egress
+# VIP there, from which every upstream connection comes (relay.cluster.egress-vip):
 #
-# Usage: cluster.sh up [--nodes 2|3]      build the namespaces and the bridge
+#   cli  198.18.0.1 ─┐                           ┌─ srv 198.18.1.100 (echo server on :9000)
+#   n1   198.18.0.2 ─┤ br0, VIP 198.18.0.10/24   ├─ n1 eth1 198.18.1.2
+#   n2   198.18.0.3 ─┤ on the owner's eth0       ├─ n2 eth1 198.18.1.3
+#   n3   198.18.0.4 ─┘ (nodes' eth0)             └─ n3 eth1 198.18.1.4
+#                        br1, egress VIP 198.18.1.10/24 on the owner's eth1
+#
+# Every relay node runs route "svc": listen 198.18.0.10:7000 (the VIP) -> the server's :9000,
+# with its management endpoint on 127.0.0.1:8558 inside its own namespace. The cluster's
+# own traffic (Akka remoting on :2552) runs on br0.
+#
+# Usage: cluster.sh up [--nodes 2|3] [--egress]
+#                                         build the namespaces and the bridge(s); --egress:
+#                                         the server on its own bridge br1 and an egress VIP
 #        cluster.sh start N [ARGS...]     run relay node N (1..3) in the background;
 #                                         log in $STATE/nN.log, pid in $STATE/nN.pid.
 #                                         Its PATH is $STATE/bin, which holds only the
@@ -30,6 +42,7 @@
 # Try:   cluster.sh up && cluster.sh echo && cluster.sh start 1 && cluster.sh start 2
 #        cluster.sh exec cli python3 -c 'import socket;s=socket.create_connection(("198.18.0.10",7000));s.send(b"hi");print(s.recv(9))'
 #        cluster.sh kill 1; cluster.sh status
+#        with `up --egress`: cluster.sh exec srv ss -tn   (the relay's connections come from 198.18.1.10)
 set -euo pipefail
 . "$(dirname "$0")/../lib/common.sh"
 
@@ -39,12 +52,14 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
 VIP=198.18.0.10
 VIP_CIDR=$VIP/24
-SRV_IP=198.18.0.100
+EGRESS_VIP_CIDR=198.18.1.10/24
 
 die() { echo "cluster.sh: $*" >&2; exit 1; }
 need_root() { [ "$(id -u)" = 0 ] || die "this needs root (network namespaces); run it with sudo"; }
 ns_exists() { ip netns list 2>/dev/null | awk '{print $1}' | grep -qx "$1"; }
 node_ip() { echo "198.18.0.$(( $1 + 1 ))"; }
+# The server's address: on br1 once `up --egress` has built it, else on br0.
+srv_ip() { if [ -f "$STATE/egress" ]; then echo 198.18.1.100; else echo 198.18.0.100; fi; }
 
 relay_cmd() {
   if [ -n "${RELAY:-}" ]; then echo "$RELAY"; return; fi
@@ -55,20 +70,22 @@ relay_cmd() {
   die "no relay build found: run 'dotnet build -c Release Relay.sln' or set RELAY"
 }
 
-attach() { # attach NS IP: a veth from the bridge into NS, with IP/24 on its eth0
-  local ns=$1 ip=$2 port="v${3}"
-  ip -n "${PREFIX}br" link add "$port" type veth peer name eth0 netns "$ns"
-  ip -n "${PREFIX}br" link set "$port" master br0 up
-  ip -n "$ns" addr add "$ip/24" dev eth0
-  ip -n "$ns" link set eth0 up
+attach() { # attach NS IP NAME [BRIDGE DEVICE]: a veth from BRIDGE (br0) into NS, with IP/24 on its DEVICE (eth0)
+  local ns=$1 ip=$2 bridge=${4:-br0} dev=${5:-eth0}
+  local port="v${3}"; [ "$bridge" = br0 ] || port="w${3}"
+  ip -n "${PREFIX}br" link add "$port" type veth peer name "$dev" netns "$ns"
+  ip -n "${PREFIX}br" link set "$port" master "$bridge" up
+  ip -n "$ns" addr add "$ip/24" dev "$dev"
+  ip -n "$ns" link set "$dev" up
   ip -n "$ns" link set lo up
 }
 
 cmd_up() {
-  local nodes=2
+  local nodes=2 egress=""
   while [ $# -gt 0 ]; do
     case "$1" in
       --nodes) nodes=$2; shift 2 ;;
+      --egress) egress=1; shift ;;
       *) die "unknown option $1" ;;
     esac
   done
@@ -77,16 +94,26 @@ cmd_up() {
   ns_exists "${PREFIX}br" && cmd_down >/dev/null 2>&1 || true
   mkdir -p "$STATE"
   echo "$nodes" >"$STATE/nodes"
+  [ -z "$egress" ] || touch "$STATE/egress"
+  local srv; srv=$(srv_ip)
   ip netns add "${PREFIX}br"
-  ip -n "${PREFIX}br" link add br0 type bridge
-  ip -n "${PREFIX}br" link set br0 up
+  for bridge in br0 ${egress:+br1}; do
+    ip -n "${PREFIX}br" link add "$bridge" type bridge
+    ip -n "${PREFIX}br" link set "$bridge" up
+  done
   ip netns add "${PREFIX}cli"; attach "${PREFIX}cli" 198.18.0.1 cli
-  ip netns add "${PREFIX}srv"; attach "${PREFIX}srv" "$SRV_IP" srv
+  ip netns add "${PREFIX}srv"; attach "${PREFIX}srv" "$srv" srv ${egress:+br1 eth0}
   local seeds=""
   for n in $(seq 1 "$nodes"); do
     ip netns add "${PREFIX}n$n"; attach "${PREFIX}n$n" "$(node_ip "$n")" "n$n"
+    [ -z "$egress" ] || attach "${PREFIX}n$n" "198.18.1.$(( n + 1 ))" "n$n" br1 eth1
     seeds="$seeds\"akka.tcp://relay@$(node_ip "$n"):2552\", "
   done
+  local egress_keys=""
+  if [ -n "$egress" ]; then
+    egress_keys="egress-vip = \"$EGRESS_VIP_CIDR\"
+    egress-vip-device = \"eth1\""
+  fi
   local strategy=""
   if [ "$nodes" = 3 ]; then
     # Three or more: Akka's own split-brain resolver, keep-majority (hocon/cluster-three-node.conf).
@@ -96,12 +123,13 @@ akka.cluster.split-brain-resolver.active-strategy = keep-majority'
   for n in $(seq 1 "$nodes"); do
     cat >"$STATE/n$n.conf" <<CONF
 relay {
-  routes = [ { name = "svc", listen = "$VIP:7000", upstream = "$SRV_IP:9000" } ]
+  routes = [ { name = "svc", listen = "$VIP:7000", upstream = "$srv:9000" } ]
   management.endpoint = "127.0.0.1:8558"
   cluster {
     enabled = on
     vip = "$VIP_CIDR"
     vip-device = "eth0"
+    $egress_keys
     publish-interval = ${PUBLISH:-1s}
   }
 }
@@ -110,7 +138,7 @@ akka.cluster.seed-nodes = [ ${seeds%, } ]
 $strategy
 CONF
   done
-  echo "cluster up: cli 198.18.0.1, nodes $(for n in $(seq 1 "$nodes"); do printf '%s ' "$(node_ip "$n")"; done)srv $SRV_IP, VIP $VIP_CIDR"
+  echo "cluster up: cli 198.18.0.1, nodes $(for n in $(seq 1 "$nodes"); do printf '%s ' "$(node_ip "$n")"; done)srv $srv, VIP $VIP_CIDR${egress:+, egress VIP $EGRESS_VIP_CIDR}"
   echo "configs in $STATE; next: $0 echo; $0 start 1; $0 start 2"
 }
 
@@ -162,9 +190,10 @@ cmd_kill() {
 
 cmd_echo() {
   need_root
-  ip netns exec "${PREFIX}srv" python3 "$HERE/echo_server.py" "$SRV_IP" 9000 >"$STATE/srv.log" 2>&1 &
+  local srv; srv=$(srv_ip)
+  ip netns exec "${PREFIX}srv" python3 "$HERE/echo_server.py" "$srv" 9000 >"$STATE/srv.log" 2>&1 &
   echo $! >"$STATE/srv.pid"
-  echo "echo server on $SRV_IP:9000 (pid $!)"
+  echo "echo server on $srv:9000 (pid $!)"
 }
 
 cmd_status() {
