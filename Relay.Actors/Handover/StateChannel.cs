@@ -197,19 +197,10 @@ public sealed class StateChannel : IDisposable
         BeginSend();
         try
         {
-            ReadOnlyMemory<byte> frame;
-            try
-            {
-                writePayload(_writer.Start(type));
-                frame = _writer.Finish();
-            }
-            catch
-            {
-                // Nothing left this end: the stream is still at a frame boundary.
-                _writer.Reset();
-                throw;
-            }
-
+            // A callback that throws leaves nothing sent: the stream stays at a frame boundary,
+            // and the next Start begins the buffer afresh.
+            writePayload(_writer.Start(type));
+            var frame = _writer.Finish();
             try
             {
                 await SendAllAsync(_socket, frame, cancellationToken).ConfigureAwait(false);

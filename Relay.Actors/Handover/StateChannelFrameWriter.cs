@@ -42,8 +42,6 @@ internal sealed class StateChannelFrameWriter : IBufferWriter<byte>, IDisposable
         return frame;
     }
 
-    public void Reset() => _written = 0;
-
     public void Advance(int count)
     {
         if (count < 0 || _written + count > _buffer.Length)

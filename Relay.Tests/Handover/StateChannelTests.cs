@@ -288,17 +288,18 @@ public sealed class StateChannelTests(ITestOutputHelper output)
             }
         }).AsTask());
         Assert.StartsWith($"a state channel frame carries at most {max} bytes", grown.Message);
-        // The pool's arrays come in powers of two, larger than the maximum: a writer that takes
-        // all the span it is given is stopped too.
+        var asked = await Assert.ThrowsAsync<StateChannelException>(() => source.SendAsync(1, writer => writer.GetSpan(max + 1)).AsTask());
+        Assert.StartsWith($"a state channel frame carries at most {max} bytes: 0 were written and {max + 1} more asked for", asked.Message);
+        // The pool rounds its arrays up to a power of two: a writer that takes all the span it
+        // is given writes past the maximum without asking for more.
+        var given = 0;
         var greedy = await Assert.ThrowsAsync<StateChannelException>(() => source.SendAsync(1, writer =>
         {
-            for (var i = 0; i < 100; i++)
-            {
-                var span = writer.GetSpan();
-                span.Fill(0xDD);
-                writer.Advance(span.Length);
-            }
+            var span = writer.GetSpan(max);
+            given = span.Length;
+            writer.Advance(span.Length);
         }).AsTask());
+        Assert.True(given > max, $"the writer gave {given} bytes for a frame of at most {max}: this case needs more");
         Assert.StartsWith($"a state channel frame carries at most {max} bytes", greedy.Message);
 
         var exact = new byte[max];
