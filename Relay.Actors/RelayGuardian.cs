@@ -105,6 +105,19 @@ public sealed partial class RelayGuardian : UntypedActor
 
                 break;
 
+            case ListenerProtocol.AdoptCircuit adopt:
+                var routeListener = _routes.BoundListener(adopt.Route);
+                if (routeListener.IsNobody())
+                {
+                    Sender.Tell(new ListenerProtocol.CircuitNotAdopted(adopt.Circuit.Id, $"route {adopt.Route} is not listening on this node"));
+                }
+                else
+                {
+                    routeListener.Forward(adopt);
+                }
+
+                break;
+
             case AwaitBound:
                 _waiting.Add(Sender);
                 AnswerBound();

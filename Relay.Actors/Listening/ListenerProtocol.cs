@@ -8,11 +8,12 @@ namespace Relay.Actors.Listening;
 public static class ListenerProtocol
 {
     /// <summary>
-    /// A circuit of this route handed over from another node: an acceptor makes it a circuit
-    /// of this node and answers <see cref="CircuitAdopted"/> (or <see cref="CircuitNotAdopted"/>
-    /// when the route is draining or gone).
+    /// A circuit of route <paramref name="Route"/> handed over from another node: the node's
+    /// guardian passes it to the route's listener, an acceptor makes it a circuit of this node
+    /// and answers <see cref="CircuitAdopted"/> (or <see cref="CircuitNotAdopted"/> when the
+    /// route is not listening here).
     /// </summary>
-    public sealed record AdoptCircuit(Circuits.MovedCircuit Circuit) : INoSerializationVerificationNeeded;
+    public sealed record AdoptCircuit(string Route, Circuits.MovedCircuit Circuit) : INoSerializationVerificationNeeded;
 
     /// <summary>The moved circuit runs here now, as <paramref name="Entry"/>.</summary>
     public sealed record CircuitAdopted(Circuits.CircuitEntry Entry) : INoSerializationVerificationNeeded;

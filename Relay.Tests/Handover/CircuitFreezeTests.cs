@@ -60,8 +60,8 @@ public sealed class CircuitFreezeTests
         var moved = new MovedCircuit(old.Id, old.Client, old.ProxiedDestination, old.Upstream, old.OpenedAt, old.Moves + 1,
             counters.BytesUp, counters.BytesDown, counters.ReadUp, counters.ReadDown, frozen.QuietMs,
             new RestoredCircuit(frozen.Client, frozen.Upstream, frozen.ToUpstream, frozen.ToClient));
-        var listener = await run.Relay.System.ActorSelection("/user/relay/listener-test").ResolveOne(Wait);
-        var entry = (await run.AskAsync<ListenerProtocol.CircuitAdopted>(listener, new ListenerProtocol.AdoptCircuit(moved))).Entry;
+        var guardian = await run.Relay.System.ActorSelection("/user/relay").ResolveOne(Wait);
+        var entry = (await run.AskAsync<ListenerProtocol.CircuitAdopted>(guardian, new ListenerProtocol.AdoptCircuit("test", moved))).Entry;
         Assert.Equal(1, metrics.Active);
 
         await Eventually.Holds(() => run.Relay.Circuits.TryGet(old.Id, out var listed) && ReferenceEquals(listed, entry),
