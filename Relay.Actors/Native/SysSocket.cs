@@ -24,6 +24,8 @@ internal static unsafe partial class SysSocket
     public const int SO_REUSEADDR = 2;
     public const int SO_ERROR = 4;
     public const int SO_RCVTIMEO = 20;
+    public const int SO_SNDBUFFORCE = 32;
+    public const int SO_RCVBUFFORCE = 33;
 
     public const int MSG_PEEK = 0x2;
     public const int MSG_TRUNC = 0x20;
