@@ -262,7 +262,12 @@ public sealed class TupleGuard : IDisposable
         }
     }
 
-    /// <summary>Deletes the table, and with it every guarded tuple; a table already gone is not an error.</summary>
+    /// <summary>
+    /// Deletes the table, and with it every guarded tuple; a table already gone is not an error.
+    /// A node that has handed circuits off keeps its guard until the longest timeout given to
+    /// <see cref="Add"/> has run out: a late segment of a closed circuit would otherwise meet a
+    /// reset from this node's stack. A guard never disposed leaves its table to the next Open.
+    /// </summary>
     public void Dispose()
     {
         lock (_gate)
