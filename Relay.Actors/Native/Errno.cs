@@ -21,6 +21,9 @@ internal static class Errno
     public const int ENFILE = 23;
     public const int EMFILE = 24;
     public const int EPIPE = 32;
+    public const int EPROTONOSUPPORT = 93;
+    public const int EOPNOTSUPP = 95;
+    public const int EAFNOSUPPORT = 97;
     public const int EADDRNOTAVAIL = 99;
     public const int ENETDOWN = 100;
     public const int ENETUNREACH = 101;

@@ -23,51 +23,16 @@ internal sealed unsafe class RtNetlink : IDisposable
 {
     private static readonly TimeSpan AnswerTimeout = TimeSpan.FromSeconds(5);
 
-    private readonly FileDescriptor _fd;
+    private readonly NetlinkSocket _socket;
     private readonly Lock _gate = new();
     // Large enough for any single link or error message (a link with all its statistics is a few KB).
     private readonly byte[] _answer = new byte[64 * 1024];
     private uint _sequence;
 
-    private RtNetlink(FileDescriptor fd) => _fd = fd;
+    private RtNetlink(NetlinkSocket socket) => _socket = socket;
 
     /// <summary>Opens and binds the socket; throws <see cref="NativeCallException"/> if the kernel refuses.</summary>
-    public static RtNetlink Open()
-    {
-        var fd = SysSocket.Socket(SysSocket.AF_NETLINK, SysSocket.SOCK_RAW | SysSocket.SOCK_CLOEXEC, Netlink.NETLINK_ROUTE);
-        if (fd < 0)
-        {
-            throw new NativeCallException("socket(AF_NETLINK)", Marshal.GetLastPInvokeError());
-        }
-
-        var handle = new FileDescriptor(fd);
-        try
-        {
-            var one = 1;
-            // Best effort: older kernels answer without the explanation and with the whole request echoed.
-            SysSocket.SetSockOpt(fd, Netlink.SOL_NETLINK, Netlink.NETLINK_EXT_ACK, &one, sizeof(int));
-            SysSocket.SetSockOpt(fd, Netlink.SOL_NETLINK, Netlink.NETLINK_CAP_ACK, &one, sizeof(int));
-            // The kernel always answers; the timeout only keeps a caller from hanging on a kernel bug.
-            var timeout = new SysSocket.TimeVal { Seconds = (long)AnswerTimeout.TotalSeconds };
-            if (SysSocket.SetSockOpt(fd, SysSocket.SOL_SOCKET, SysSocket.SO_RCVTIMEO, &timeout, (uint)sizeof(SysSocket.TimeVal)) < 0)
-            {
-                throw new NativeCallException("setsockopt(SO_RCVTIMEO)", Marshal.GetLastPInvokeError());
-            }
-
-            var local = new Netlink.SockAddr { Family = SysSocket.AF_NETLINK };
-            if (SysSocket.Bind(fd, &local, (uint)sizeof(Netlink.SockAddr)) < 0)
-            {
-                throw new NativeCallException("bind(AF_NETLINK)", Marshal.GetLastPInvokeError());
-            }
-
-            return new RtNetlink(handle);
-        }
-        catch
-        {
-            handle.Dispose();
-            throw;
-        }
-    }
+    public static RtNetlink Open() => new(NetlinkSocket.Open(Netlink.NETLINK_ROUTE, AnswerTimeout));
 
     /// <summary>RTM_GETLINK by name: the interface's index and its hardware (MAC) address.</summary>
     public NetlinkResult GetLink(string name, out int index, out byte[] hardwareAddress)
@@ -79,7 +44,7 @@ internal sealed unsafe class RtNetlink : IDisposable
         {
             var info = MemoryMarshal.Read<Netlink.IfInfoMsg>(reply[Netlink.HeaderSize..]);
             found = info.Index;
-            foreach (var (type, value) in Attributes(reply[(Netlink.HeaderSize + sizeof(Netlink.IfInfoMsg))..]))
+            foreach (var (type, value) in Netlink.Attributes(reply[(Netlink.HeaderSize + sizeof(Netlink.IfInfoMsg))..]))
             {
                 if (type == Netlink.IFLA_ADDRESS)
                 {
@@ -135,8 +100,8 @@ internal sealed unsafe class RtNetlink : IDisposable
         };
         MemoryMarshal.Write(message.AsSpan(Netlink.HeaderSize), in ifa);
         var offset = Netlink.HeaderSize + sizeof(Netlink.IfAddrMsg);
-        offset = WriteAttribute(message, offset, Netlink.IFA_LOCAL, bytes);
-        WriteAttribute(message, offset, Netlink.IFA_ADDRESS, bytes);
+        offset = Netlink.WriteAttribute(message, offset, Netlink.IFA_LOCAL, bytes);
+        Netlink.WriteAttribute(message, offset, Netlink.IFA_ADDRESS, bytes);
         return message;
     }
 
@@ -157,8 +122,8 @@ internal sealed unsafe class RtNetlink : IDisposable
             Sequence = sequence,
         };
         MemoryMarshal.Write(message, in header);
-        var offset = WriteAttribute(message, Netlink.HeaderSize + sizeof(Netlink.IfInfoMsg), Netlink.IFLA_EXT_MASK, mask);
-        WriteAttribute(message, offset, Netlink.IFLA_IFNAME, nameBytes);
+        var offset = Netlink.WriteAttribute(message, Netlink.HeaderSize + sizeof(Netlink.IfInfoMsg), Netlink.IFLA_EXT_MASK, mask);
+        Netlink.WriteAttribute(message, offset, Netlink.IFLA_IFNAME, nameBytes);
         return message;
     }
 
@@ -183,8 +148,8 @@ internal sealed unsafe class RtNetlink : IDisposable
             {
                 if (header.Type == Netlink.NLMSG_ERROR && message.Length >= Netlink.HeaderSize + Netlink.ErrorSize)
                 {
-                    var error = -MemoryMarshal.Read<int>(message[Netlink.HeaderSize..]);
-                    return new NetlinkResult(error, error == 0 ? null : ExtendedAckMessage(message, header.Flags));
+                    var error = Netlink.ReadError(message, out var explanation, out _);
+                    return new NetlinkResult(error, explanation);
                 }
 
                 if (header.Type == replyType && onReply is not null)
@@ -206,119 +171,32 @@ internal sealed unsafe class RtNetlink : IDisposable
     {
         lock (_gate)
         {
-            var added = false;
-            _fd.DangerousAddRef(ref added);
-            try
+            var errno = _socket.Send(request);
+            if (errno != 0)
             {
-                var kernel = new Netlink.SockAddr { Family = SysSocket.AF_NETLINK };
-                fixed (byte* p = request)
-                {
-                    while (SysSocket.SendTo(_fd.Fd, p, request.Length, 0, &kernel, (uint)sizeof(Netlink.SockAddr)) < 0)
-                    {
-                        var errno = Marshal.GetLastPInvokeError();
-                        if (errno != Errno.EINTR)
-                        {
-                            return new NetlinkResult(errno, "sending to the kernel failed");
-                        }
-                    }
-                }
-
-                // Answers to earlier requests that timed out may still be queued: skip them by sequence number.
-                while (true)
-                {
-                    nint read;
-                    fixed (byte* p = _answer)
-                    {
-                        read = SysSocket.Recv(_fd.Fd, p, _answer.Length, 0);
-                    }
-
-                    if (read < 0)
-                    {
-                        var errno = Marshal.GetLastPInvokeError();
-                        if (errno == Errno.EINTR)
-                        {
-                            continue;
-                        }
-
-                        return new NetlinkResult(errno, errno == Errno.EAGAIN
-                            ? $"no answer from the kernel within {AnswerTimeout.TotalSeconds:N0} s"
-                            : "reading the kernel's answer failed");
-                    }
-
-                    if (ParseAnswer(_answer.AsSpan(0, (int)read), sequence, replyType, onReply) is { } result)
-                    {
-                        return result;
-                    }
-                }
+                return new NetlinkResult(errno, "sending to the kernel failed");
             }
-            finally
+
+            // Answers to earlier requests that timed out may still be queued: skip them by sequence number.
+            while (true)
             {
-                if (added)
+                errno = _socket.Receive(_answer, out var read);
+                if (errno != 0)
                 {
-                    _fd.DangerousRelease();
+                    return new NetlinkResult(errno, errno == Errno.EAGAIN
+                        ? $"no answer from the kernel within {AnswerTimeout.TotalSeconds:N0} s"
+                        : "reading the kernel's answer failed");
+                }
+
+                if (ParseAnswer(_answer.AsSpan(0, read), sequence, replyType, onReply) is { } result)
+                {
+                    return result;
                 }
             }
         }
-    }
-
-    /// <summary>NLMSGERR_ATTR_MSG of an error, after the echoed request (only its header when the kernel capped it).</summary>
-    private static string? ExtendedAckMessage(ReadOnlySpan<byte> message, ushort flags)
-    {
-        if ((flags & Netlink.NLM_F_ACK_TLVS) == 0)
-        {
-            return null;
-        }
-
-        const ushort NLM_F_CAPPED = 0x100;
-        var echoed = MemoryMarshal.Read<Netlink.MessageHeader>(message[(Netlink.HeaderSize + 4)..]);
-        var echoedLength = (flags & NLM_F_CAPPED) != 0 ? Netlink.HeaderSize : (int)echoed.Length;
-        var start = Netlink.HeaderSize + 4 + Netlink.Align(echoedLength);
-        if (start > message.Length)
-        {
-            return null;
-        }
-
-        foreach (var (type, value) in Attributes(message[start..]))
-        {
-            if (type == Netlink.NLMSGERR_ATTR_MSG)
-            {
-                var end = value.IndexOf((byte)0);
-                return Encoding.UTF8.GetString(end < 0 ? value : value[..end]);
-            }
-        }
-
-        return null;
-    }
-
-    /// <summary>The (type, value) attributes in <paramref name="span"/>, in order; a malformed length ends them.</summary>
-    private static List<(ushort Type, byte[] Value)> Attributes(ReadOnlySpan<byte> span)
-    {
-        var attributes = new List<(ushort, byte[])>();
-        while (span.Length >= Netlink.AttributeHeaderSize)
-        {
-            var attribute = MemoryMarshal.Read<Netlink.Attribute>(span);
-            if (attribute.Length < Netlink.AttributeHeaderSize || attribute.Length > span.Length)
-            {
-                break;
-            }
-
-            // The top bits of nla_type are flags (NLA_F_NESTED, NLA_F_NET_BYTEORDER).
-            attributes.Add(((ushort)(attribute.Type & 0x3FFF), span[Netlink.AttributeHeaderSize..attribute.Length].ToArray()));
-            span = span[Math.Min(Netlink.Align(attribute.Length), span.Length)..];
-        }
-
-        return attributes;
-    }
-
-    private static int WriteAttribute(byte[] message, int offset, ushort type, ReadOnlySpan<byte> value)
-    {
-        var attribute = new Netlink.Attribute { Length = (ushort)(Netlink.AttributeHeaderSize + value.Length), Type = type };
-        MemoryMarshal.Write(message.AsSpan(offset), in attribute);
-        value.CopyTo(message.AsSpan(offset + Netlink.AttributeHeaderSize));
-        return offset + Netlink.Align(attribute.Length);
     }
 
     private uint NextSequence() => Interlocked.Increment(ref _sequence);
 
-    public void Dispose() => _fd.Dispose();
+    public void Dispose() => _socket.Dispose();
 }
