@@ -130,7 +130,7 @@ public sealed class RelayNode : IAsyncDisposable
         // An active-standby node binds only when it owns the service (ServiceOwnerActor).
         var serveAtStart = !clustered || settings.Cluster.Mode == ClusterMode.ActiveActive;
         var guardian = system.ActorOf(RelayGuardian.Props(settings, serveAtStart), "relay");
-        var cluster = clustered ? ClusterNode.Start(system, settings.Cluster, guardian, context.Registry) : null;
+        var cluster = clustered ? ClusterNode.Start(system, settings.Cluster, guardian, context) : null;
         if (!serveAtStart)
         {
             return new RelayNode(system, guardian, settings, context, ImmutableArray<ListenerProtocol.Bound>.Empty, cluster);
@@ -267,6 +267,13 @@ public sealed class RelayNode : IAsyncDisposable
     {
         var clock = Stopwatch.StartNew();
         Interlocked.Exchange(ref _shuttingDown, 1);
+        if (Cluster is { Settings.Handover.OnLeave: true, Service.IsOwner: true } cluster && Circuits.Count > 0)
+        {
+            // A rolling restart: the standby takes the circuits before this node lets them go.
+            // A handover that cannot be done (no standby Up) leaves them to the grace below.
+            await cluster.HandOverAsync(target: null, trigger: "shutdown", cluster.Settings.Handover.Timeout * 3).ConfigureAwait(false);
+        }
+
         await Task.WhenAll(Routes.Select(r => DrainAsync(r.Route))).ConfigureAwait(false);
         var openAtClose = Circuits.Count;
 

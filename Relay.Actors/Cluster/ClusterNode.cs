@@ -6,6 +6,7 @@ using Akka.Configuration;
 using Akka.Event;
 using Relay.Actors.Circuits;
 using Relay.Actors.Configuration;
+using Relay.Actors.Handover;
 using Relay.Actors.Logging;
 using ClusterSettings = Relay.Actors.Configuration.ClusterSettings;
 
@@ -70,6 +71,26 @@ public sealed class ClusterNode
     /// </summary>
     public VipController? FloatingAddresses { get; }
 
+    /// <summary><c>/user/handover</c>: hands this node's circuits to another, and takes theirs (<see cref="HandoverProtocol"/>).</summary>
+    public IActorRef Handovers { get; private set; } = ActorRefs.Nobody;
+
+    /// <summary>
+    /// Hands every movable circuit to the standby (or <paramref name="target"/>): the answer says
+    /// how it went, and never throws for a handover that could not be done.
+    /// </summary>
+    public async Task<HandoverProtocol.Outcome> HandOverAsync(string? target, string trigger, TimeSpan timeout)
+    {
+        try
+        {
+            return await Handovers.Ask<HandoverProtocol.Outcome>(new HandoverProtocol.Start(target, trigger), timeout);
+        }
+        catch (Exception e) when (e is AskTimeoutException or TaskCanceledException)
+        {
+            return new HandoverProtocol.Outcome(HandoverProtocol.Results.Failed,
+                $"no outcome within {timeout.TotalSeconds:0} s", target, 0, 0, 0, 0, 0);
+        }
+    }
+
     /// <summary>This node's address, as its circuits name their node.</summary>
     public string SelfAddress => Cluster.SelfAddress.ToString();
 
@@ -88,8 +109,9 @@ public sealed class ClusterNode
         }
     }
 
-    internal static ClusterNode Start(ActorSystem system, ClusterSettings settings, IActorRef guardian, CircuitRegistry circuits)
+    internal static ClusterNode Start(ActorSystem system, ClusterSettings settings, IActorRef guardian, RelayNodeContext node)
     {
+        var circuits = node.Registry;
         var cluster = Akka.Cluster.Cluster.Get(system);
         var log = Akka.Event.Logging.GetLogger(system, typeof(ClusterNode));
         var vip = settings.FloatingAddresses is { Count: > 0 } addresses ? new VipController(addresses) : null;
@@ -131,6 +153,8 @@ public sealed class ClusterNode
         }
 
         RelayEvents.ClusterStarting.Log(log, cluster.SelfAddress.ToString(), settings.Mode.ToString(), settings.Vip?.ToString() ?? "none");
-        return new ClusterNode(cluster, table, service, state, settings, vip);
+        var clusterNode = new ClusterNode(cluster, table, service, state, settings, vip);
+        clusterNode.Handovers = system.ActorOf(HandoverCoordinator.Props(clusterNode, guardian, node, node.Metrics.Handovers), "handover");
+        return clusterNode;
     }
 }

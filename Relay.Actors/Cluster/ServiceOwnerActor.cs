@@ -51,6 +51,7 @@ public sealed class ServiceOwnerActor : ReceiveActor, IWithTimers
     private bool _serving;
     private int _announced;
     private string?[] _announceProblems = [];
+    private Address? _delegate;
 
     public ServiceOwnerActor(ClusterSettings settings, IActorRef guardian, ServiceState state, VipController? vip)
     {
@@ -75,6 +76,14 @@ public sealed class ServiceOwnerActor : ReceiveActor, IWithTimers
         {
         }
     }
+
+    /// <summary>
+    /// A handover moved the service (its circuits, routes and addresses): to another member
+    /// (<paramref name="Holder"/> is that member), or back to this node (<paramref name="Holder"/>
+    /// is null). The singleton stays where it is, the authority on who holds the service: it
+    /// takes the service back itself if the holder leaves the cluster while holding it.
+    /// </summary>
+    public sealed record ServiceMoved(Address? Holder);
 
     private sealed class Acquire
     {
@@ -142,6 +151,49 @@ public sealed class ServiceOwnerActor : ReceiveActor, IWithTimers
     private void Owning()
     {
         Receive<AnnounceAgain>(_ => Announce());
+        Receive<Release>(_ => StartRelease());
+        Receive<RelayGuardian.ServingStopped>(_ => { });
+        Receive<ServiceMoved>(moved => OnServiceMoved(moved));
+    }
+
+    private void OnServiceMoved(ServiceMoved moved)
+    {
+        Timers.Cancel("announce");
+        if (moved.Holder is null)
+        {
+            // Handed back here: the coordinator bound the routes and added the addresses.
+            _serving = true;
+            _vipHeld = _vip is not null;
+            Become(Owning);
+            return;
+        }
+
+        _serving = false;
+        _vipHeld = false;
+        _delegate = moved.Holder;
+        Akka.Cluster.Cluster.Get(Context.System).Subscribe(Self, Akka.Cluster.ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
+            typeof(Akka.Cluster.ClusterEvent.MemberRemoved));
+        Become(Delegated);
+    }
+
+    /// <summary>
+    /// Another member holds the service after a handover. If it leaves the cluster (removed:
+    /// downed after a crash, or gone after leaving without handing back), this node takes the
+    /// service again, as a new singleton would.
+    /// </summary>
+    private void Delegated()
+    {
+        Receive<ServiceMoved>(moved => OnServiceMoved(moved));
+        Receive<Akka.Cluster.ClusterEvent.MemberRemoved>(removed =>
+        {
+            if (removed.Member.Address.Equals(_delegate))
+            {
+                Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
+                _delegate = null;
+                Become(Acquiring);
+                Self.Tell(Acquire.Instance);
+            }
+        });
         Receive<Release>(_ => StartRelease());
         Receive<RelayGuardian.ServingStopped>(_ => { });
     }

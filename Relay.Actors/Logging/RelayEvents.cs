@@ -108,6 +108,34 @@ public static class RelayEvents
     public static readonly RelayEvent CircuitHandedOver = new("CircuitHandedOver", LogLevel.DebugLevel,
         "{EventName:l} circuit {CircuitId} on {Route} {Client} -> {Upstream} handed over to another node after up={BytesUp} down={BytesDown}");
 
+    // Handover of established circuits between nodes.
+    public static readonly RelayEvent HandoverStarted = new("HandoverStarted", LogLevel.InfoLevel,
+        "{EventName:l} handover {HandoverId} to {Target} ({Trigger}): {Circuits} circuit(s) open");
+
+    public static readonly RelayEvent HandoverCompleted = new("HandoverCompleted", LogLevel.InfoLevel,
+        "{EventName:l} handover {HandoverId} to {Target}: {Moved} circuit(s) moved, {Stayed} stayed, {Reset} reset, {BytesMoved} queued bytes moved, paused {PauseMs:0.0} ms");
+
+    public static readonly RelayEvent HandoverRolledBack = new("HandoverRolledBack", LogLevel.WarningLevel,
+        "{EventName:l} handover {HandoverId} to {Target} rolled back: {Problem}; {Circuits} circuit(s) go on here");
+
+    public static readonly RelayEvent HandoverFailed = new("HandoverFailed", LogLevel.WarningLevel,
+        "{EventName:l} handover with {Target} failed: {Problem}");
+
+    public static readonly RelayEvent HandoverReceived = new("HandoverReceived", LogLevel.InfoLevel,
+        "{EventName:l} handover {HandoverId} from {Source}: {Adopted} circuit(s) now run here, {NotAdopted} could not be taken");
+
+    public static readonly RelayEvent HandoverChannelFailed = new("HandoverChannelFailed", LogLevel.WarningLevel,
+        "{EventName:l} handover {HandoverId}: the state channel failed: {Problem}");
+
+    public static readonly RelayEvent HandoverUnavailable = new("HandoverUnavailable", LogLevel.WarningLevel,
+        "{EventName:l} this node can neither hand circuits over nor take them: {Problem}");
+
+    public static readonly RelayEvent CircuitNotHandedOver = new("CircuitNotHandedOver", LogLevel.WarningLevel,
+        "{EventName:l} circuit {CircuitId} on {Route} was not handed over: {Problem}");
+
+    public static readonly RelayEvent StateChannelRejected = new("StateChannelRejected", LogLevel.WarningLevel,
+        "{EventName:l} a connection to the handover state channel was refused: {Peer}: {Problem}");
+
     public static readonly RelayEvent DestinationDenied = new("DestinationDenied", LogLevel.WarningLevel,
         "{EventName:l} circuit {CircuitId} on {Route} from {Client} to {Destination} refused: {Problem}");
 

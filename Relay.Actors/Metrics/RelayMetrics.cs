@@ -19,6 +19,9 @@ public sealed class RelayMetrics
         }
     }
 
+    /// <summary>The node's handovers (a clustered node's; zeros elsewhere).</summary>
+    public HandoverMetrics Handovers { get; } = new();
+
     /// <summary>The counters of <paramref name="route"/>, made on first use.</summary>
     public RouteMetrics ForRoute(string route) => _routes.GetOrAdd(route, name => new RouteMetrics(name));
 

@@ -1,6 +1,7 @@
 using System.Text;
 using Akka.Cluster;
 using Relay.Actors;
+using Relay.Actors.Metrics;
 
 namespace Relay.Host.Management;
 
@@ -38,6 +39,30 @@ internal static class ClusterMetrics
         {
             MetricsRoutes.Sample(text, "relay_cluster_members", counts[status], ("status", status));
         }
+
+        var handovers = node.Metrics.Handovers;
+        MetricsRoutes.Family(text, "relay_handovers_total", "counter",
+            "Handovers this node started, by result: completed, rolled-back (every circuit went on here), failed (nothing was frozen).");
+        foreach (var result in HandoverMetrics.Results)
+        {
+            MetricsRoutes.Sample(text, "relay_handovers_total", handovers.Count(result), ("result", result));
+        }
+
+        MetricsRoutes.Family(text, "relay_handover_pause_seconds", "histogram",
+            "How long the moved circuits stood still in each completed handover: from the first freeze to the target's commit.");
+        var buckets = handovers.CumulativePauseBuckets();
+        for (var i = 0; i < HandoverMetrics.PauseBuckets.Count; i++)
+        {
+            MetricsRoutes.Sample(text, "relay_handover_pause_seconds_bucket", buckets[i],
+                ("le", HandoverMetrics.PauseBuckets[i].ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        }
+
+        MetricsRoutes.Sample(text, "relay_handover_pause_seconds_bucket", buckets[^1], ("le", "+Inf"));
+        MetricsRoutes.Sample(text, "relay_handover_pause_seconds_sum", handovers.PauseSumSeconds);
+        MetricsRoutes.Sample(text, "relay_handover_pause_seconds_count", buckets[^1]);
+
+        MetricsRoutes.Family(text, "relay_circuits_handed_over_total", "counter", "Circuits this node handed to another node, each still running there.");
+        MetricsRoutes.Sample(text, "relay_circuits_handed_over_total", handovers.CircuitsHandedOver);
     }
 
     private static string Name(MemberStatus status) => status switch

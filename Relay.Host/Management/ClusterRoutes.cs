@@ -35,6 +35,20 @@ internal static class ClusterRoutes
             var address = request.HasFormContentType ? (await request.ReadFormAsync().ConfigureAwait(false))["address"].ToString() : "";
             return WithCluster(context, c => Join(c, address));
         }).RequireManagementToken(context);
+        routes.MapPost("/cluster/handover", async (HttpRequest request) =>
+        {
+            var target = request.HasFormContentType ? (await request.ReadFormAsync().ConfigureAwait(false))["to"].ToString() : "";
+            if (context.Node?.Cluster is not { } cluster)
+            {
+                return WithCluster(context, _ => Results.Empty);
+            }
+
+            var outcome = await cluster.HandOverAsync(target.Length == 0 ? null : target, "request", cluster.Settings.Handover.Timeout * 3)
+                .ConfigureAwait(false);
+            // 200 for a completed handover; 409 when it was not done (rolled back or refused),
+            // with the outcome either way, so a script can tell them apart.
+            return Results.Json(outcome, statusCode: outcome.Completed ? StatusCodes.Status200OK : StatusCodes.Status409Conflict);
+        }).RequireManagementToken(context);
         return routes;
     }
 

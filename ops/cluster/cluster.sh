@@ -32,6 +32,9 @@
 #        cluster.sh kill N [SIGNAL]       kill node N (default -9: a crash)
 #        cluster.sh echo                  start the echo server in srv
 #        cluster.sh status                members and owner, from each running node
+#        cluster.sh handover N [TO]       node N (the owner) hands its established circuits and
+#                                         the addresses to TO, or to the standby (POST
+#                                         /cluster/handover); prints the outcome as JSON
 #        cluster.sh exec cli|nN|srv CMD   run a command in a namespace
 #        cluster.sh down                  stop everything and remove the namespaces
 # Env:   LAB_PREFIX   namespace name prefix (default "relaycl-"), so several clusters
@@ -216,6 +219,21 @@ PY
   done
 }
 
+cmd_handover() { # handover N [TO]: node N hands its circuits to TO (an address or host), or to the standby
+  local n=${1:?node number} to=${2:-}
+  need_root
+  ip netns exec "${PREFIX}n$n" python3 - "$to" <<'PY'
+import sys, urllib.error, urllib.parse, urllib.request
+data = urllib.parse.urlencode({"to": sys.argv[1]} if sys.argv[1] else {}).encode()
+request = urllib.request.Request("http://127.0.0.1:8558/cluster/handover", data=data, method="POST")
+try:
+    print(urllib.request.urlopen(request, timeout=60).read().decode())
+except urllib.error.HTTPError as e:
+    print(e.read().decode())
+    sys.exit(1)
+PY
+}
+
 case "${1:-}" in
   up) shift; cmd_up "$@" ;;
   down) cmd_down ;;
@@ -223,6 +241,7 @@ case "${1:-}" in
   kill) shift; cmd_kill "$@" ;;
   echo) cmd_echo ;;
   status) cmd_status ;;
+  handover) shift; cmd_handover "$@" ;;
   exec) shift; ns=${1:?namespace}; shift; need_root; ip netns exec "${PREFIX}$ns" "$@" ;;
   -h|--help|help|"") usage ;;
   *) die "unknown command $1 (try --help)" ;;

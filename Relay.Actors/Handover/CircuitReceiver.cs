@@ -1,0 +1,201 @@
+using System.Net;
+using System.Net.Sockets;
+using Relay.Actors.Circuits;
+using Relay.Actors.Cluster;
+using Relay.Actors.Configuration;
+using Relay.Actors.Sockets;
+
+namespace Relay.Actors.Handover;
+
+/// <summary>
+/// The target's side of one handover's state channel: it reads the circuit images as they
+/// arrive, batch by batch, and restores each circuit's two sockets (guarded, out of repair
+/// mode but held: no packet of theirs passes until <see cref="Unguard"/>), so that most of the
+/// restoring is done while later batches are still on the wire. It says which circuits it
+/// holds once the source has sent them all, and reports whether the source committed.
+/// </summary>
+internal sealed class CircuitReceiver(TupleGuard guard, VipController? addresses, HandoverSettings settings)
+{
+    private readonly List<ReceivedCircuit> _circuits = [];
+    private readonly List<TcpTuple> _guarded = [];
+    private bool _addressesAdded;
+
+    /// <summary>The circuits restored so far, in the order they came.</summary>
+    public IReadOnlyList<ReceivedCircuit> Circuits => _circuits;
+
+    public int Count => _circuits.Count;
+
+    /// <summary>Circuits whose sockets could not be restored here, with why.</summary>
+    public List<(long Id, string Route, string Why)> NotRestored { get; } = [];
+
+    /// <summary>
+    /// Reads frames until the source commits (true) or ends the channel without committing
+    /// (false: the caller aborts). Every image is restored as it arrives; a circuit whose
+    /// restore fails is left out of the answer, and the source closes it.
+    /// </summary>
+    public async Task<bool> ReceiveAsync(StateChannel channel)
+    {
+        using var deadline = new CancellationTokenSource(settings.Timeout * 2);
+        while (true)
+        {
+            using var frame = await channel.ReceiveAsync(deadline.Token);
+            switch (frame?.Type)
+            {
+                case null:
+                    return false;
+
+                case HandoverProtocol.Frames.Circuits:
+                    RestoreBatch(frame.Payload.Span);
+                    break;
+
+                case HandoverProtocol.Frames.EndOfCircuits:
+                    var ids = _circuits.Select(c => c.Moved.Id).ToList();
+                    await channel.SendAsync(HandoverProtocol.Frames.Restored, HandoverCoordinator.WriteIds(ids), deadline.Token);
+                    break;
+
+                case HandoverProtocol.Frames.Commit:
+                    return true;
+
+                default:
+                    throw new IOException($"state channel: unexpected frame type {frame.Type}");
+            }
+        }
+    }
+
+    private void RestoreBatch(ReadOnlySpan<byte> payload)
+    {
+        var count = CircuitImageFormat.ReadBatchHeader(payload);
+        payload = payload[CircuitImageFormat.BatchHeaderBytes..];
+        var images = new List<CircuitImage>(count);
+        for (var i = 0; i < count; i++)
+        {
+            images.Add(CircuitImageFormat.Read(payload, out var consumed));
+            payload = payload[consumed..];
+        }
+
+        // The tuples are dropped before the addresses exist here, so no segment that arrives
+        // meanwhile meets a node without the connection (which would reset it).
+        var tuples = images.SelectMany(image => (TcpTuple[])[TupleOf(image.ClientSocket), TupleOf(image.UpstreamSocket)]).ToArray();
+        guard.Add(tuples, settings.GuardTimeout);
+        _guarded.AddRange(tuples);
+        if (!_addressesAdded)
+        {
+            // The restored sockets bind to the service and egress addresses.
+            if (addresses?.Add() is { Ok: false } failed)
+            {
+                throw new IOException($"cannot add the floating addresses: {failed.Problem}");
+            }
+
+            _addressesAdded = true;
+        }
+
+        foreach (var image in images)
+        {
+            try
+            {
+                _circuits.Add(Restore(image));
+            }
+            catch (Exception e) when (e is TcpRepairException or SocketException)
+            {
+                // Left out of the answer: the source counts it lost and closes its sockets.
+                NotRestored.Add((image.Id, image.Route, e.Message));
+            }
+        }
+    }
+
+    private static TcpTuple TupleOf(TcpSocketImage socket) => new(socket.Local, socket.Remote);
+
+    private static ReceivedCircuit Restore(CircuitImage image)
+    {
+        var client = TcpRepair.Restore(image.ClientSocket, out var clientUnsent);
+        Socket upstream;
+        ReadOnlyMemory<byte> upstreamUnsent;
+        try
+        {
+            upstream = TcpRepair.Restore(image.UpstreamSocket, out upstreamUnsent);
+        }
+        catch
+        {
+            TcpRepair.CloseSilently(client);
+            throw;
+        }
+
+        // Live but guarded: the window probe waits for Unguard, since the guard would eat it.
+        TcpRepair.LeaveRepair(client, windowProbe: false);
+        TcpRepair.LeaveRepair(upstream, windowProbe: false);
+        // Per direction, the destination's never-sent bytes go first, then the old relay's.
+        var moved = new MovedCircuit(image.Id, image.Client, image.ProxiedDestination, image.Upstream, image.OpenedAt, image.Moves + 1,
+            image.BytesUp, image.BytesDown, image.ReadUp, image.ReadDown, image.QuietMs,
+            new RestoredCircuit(client, upstream, Concat(upstreamUnsent, image.ToUpstream), Concat(clientUnsent, image.ToClient)));
+        return new ReceivedCircuit(image.Route, moved);
+    }
+
+    private static ReadOnlyMemory<byte> Concat(ReadOnlyMemory<byte> first, ReadOnlyMemory<byte> second)
+    {
+        if (first.IsEmpty)
+        {
+            return second;
+        }
+
+        if (second.IsEmpty)
+        {
+            return first;
+        }
+
+        var both = new byte[first.Length + second.Length];
+        first.CopyTo(both);
+        second.CopyTo(both.AsMemory(first.Length));
+        return both;
+    }
+
+    /// <summary>Committed: the tuples pass again, and each socket sends the window probe it held back.</summary>
+    public void Unguard()
+    {
+        guard.Remove(_guarded.ToArray());
+        foreach (var circuit in _circuits)
+        {
+            TcpRepair.SendWindowProbe(circuit.Moved.Sockets.Client);
+            TcpRepair.SendWindowProbe(circuit.Moved.Sockets.Upstream);
+        }
+    }
+
+    /// <summary>Not committed: every restored socket goes without a packet, and the addresses go back to the source.</summary>
+    public void Abort()
+    {
+        foreach (var circuit in _circuits)
+        {
+            TcpRepair.CloseSilently(circuit.Moved.Sockets.Client);
+            TcpRepair.CloseSilently(circuit.Moved.Sockets.Upstream);
+        }
+
+        _circuits.Clear();
+        if (_addressesAdded)
+        {
+            addresses?.Remove();
+            _addressesAdded = false;
+        }
+
+        guard.Remove(_guarded.ToArray());
+        _guarded.Clear();
+    }
+
+    /// <summary>A committed circuit that no route here would take: both peers are reset, since it can run nowhere.</summary>
+    public static void Reset(ReceivedCircuit circuit)
+    {
+        foreach (var socket in (Socket[])[circuit.Moved.Sockets.Client, circuit.Moved.Sockets.Upstream])
+        {
+            try
+            {
+                socket.LingerState = new LingerOption(true, 0);
+            }
+            catch (SocketException)
+            {
+            }
+
+            CircuitSockets.Close(socket);
+        }
+    }
+}
+
+/// <summary>A circuit restored on this node, waiting for the commit to be adopted by its route.</summary>
+internal sealed record ReceivedCircuit(string Route, MovedCircuit Moved);

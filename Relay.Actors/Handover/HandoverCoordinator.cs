@@ -1,0 +1,564 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Event;
+using Relay.Actors.Circuits;
+using Relay.Actors.Cluster;
+using Relay.Actors.Internal;
+using Relay.Actors.Listening;
+using Relay.Actors.Logging;
+using Relay.Actors.Metrics;
+using Relay.Actors.Configuration;
+
+namespace Relay.Actors.Handover;
+
+/// <summary>
+/// <c>/user/handover</c> on every clustered node: moves the established circuits, with the
+/// service and egress addresses, from this node to a standby (<see cref="HandoverProtocol.Start"/>),
+/// and takes them when another node hands them here (<see cref="HandoverProtocol.Prepare"/>).
+/// <para>
+/// The source: ask the target for a state channel; stop accepting; freeze every circuit's
+/// pumps; drop the circuits' 4-tuples both ways (<see cref="TupleGuard"/>, one batch); put
+/// every socket in repair mode and dump it (<see cref="TcpRepair"/>); remove the addresses;
+/// send the images. The target: drop the same tuples, add the addresses, restore every
+/// socket (live, but guarded), and say which it holds. The source then sends Commit: from that
+/// moment the circuits are the target's, and the source closes its sockets silently. The
+/// target lifts its guard, sends each socket's window probe, binds the routes and adopts each
+/// circuit into its route. Without the target's answer in time, the source takes the
+/// addresses back, lifts its guard, leaves repair mode and thaws every circuit: a circuit runs
+/// on exactly one node at any moment, and a failed handover loses none.
+/// </para>
+/// <para>
+/// The guard stays on the source for <c>guard-timeout</c> after a handover: a late segment for
+/// a moved tuple would otherwise meet this node's stack, which knows no such connection, and
+/// draw a reset.
+/// </para>
+/// </summary>
+public sealed class HandoverCoordinator : ReceiveActor
+{
+    private static readonly TimeSpan FreezeTimeout = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(10);
+
+    private readonly ClusterNode _cluster;
+    private readonly IActorRef _guardian;
+    private readonly RelayNodeContext _node;
+    private readonly HandoverMetrics _metrics;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private TupleGuard? _guard;
+    private string? _unavailable;
+
+    public HandoverCoordinator(ClusterNode cluster, IActorRef guardian, RelayNodeContext node, HandoverMetrics metrics)
+    {
+        _cluster = cluster;
+        _guardian = guardian;
+        _node = node;
+        _metrics = metrics;
+        ReceiveAsync<HandoverProtocol.Start>(start => HandOverAsync(start));
+        ReceiveAsync<HandoverProtocol.Prepare>(prepare => TakeOverAsync(prepare));
+    }
+
+    public static Props Props(ClusterNode cluster, IActorRef guardian, RelayNodeContext node, HandoverMetrics metrics) =>
+        PropsFactory.Of(() => new HandoverCoordinator(cluster, guardian, node, metrics));
+
+    private HandoverSettings Settings => _cluster.Settings.Handover;
+
+    protected override void PreStart()
+    {
+        // Opened at start, as the VIP sockets are: a missing capability shows now, not at the
+        // first handover, and the node still serves without it.
+        try
+        {
+            _guard = TupleGuard.Open();
+        }
+        catch (TupleGuardException e)
+        {
+            _unavailable = e.Message;
+            RelayEvents.HandoverUnavailable.Log(_log, e.Message);
+        }
+    }
+
+    protected override void PostStop()
+    {
+        // The table stays in the kernel (its elements expire on their own): a moved tuple must
+        // stay dropped on this node for a while even if the process exits right after.
+        _guard?.CloseKeepingTable();
+    }
+
+    // ---------------------------------------------------------------- the source
+
+    private async Task HandOverAsync(HandoverProtocol.Start start)
+    {
+        var replyTo = Sender;
+        HandoverProtocol.Outcome outcome;
+        try
+        {
+            outcome = await RunSourceAsync(start);
+        }
+        catch (Exception e)
+        {
+            // A bug, or the node stopping under the handover: say so rather than hang the caller.
+            outcome = Fail(start.Target, $"{e.GetType().Name}: {e.Message}");
+        }
+
+        _metrics.OnHandover(outcome);
+        replyTo.Tell(outcome);
+    }
+
+    private HandoverProtocol.Outcome Fail(string? target, string why)
+    {
+        RelayEvents.HandoverFailed.Log(_log, target ?? "(none)", why);
+        return new HandoverProtocol.Outcome(HandoverProtocol.Results.Failed, why, target, 0, _node.Registry.Count, 0, 0, 0);
+    }
+
+    private async Task<HandoverProtocol.Outcome> RunSourceAsync(HandoverProtocol.Start start)
+    {
+        if (_unavailable is not null)
+        {
+            return Fail(start.Target, $"handover is unavailable on this node: {_unavailable}");
+        }
+
+        if (!_cluster.Service.IsOwner)
+        {
+            return Fail(start.Target, "this node does not own the service: only the owner hands over");
+        }
+
+        var target = PickTarget(start.Target, out var problem);
+        if (target is null)
+        {
+            return Fail(start.Target, problem!);
+        }
+
+        var targetName = target.Address.ToString();
+        var id = Guid.NewGuid().ToString("N")[..12];
+        var selfIp = await HostAddressAsync(_cluster.Cluster.SelfAddress);
+        RelayEvents.HandoverStarted.Log(_log, id, targetName, start.Trigger, _node.Registry.Count);
+
+        var coordinator = Context.ActorSelection(new RootActorPath(target.Address) / "user" / "handover");
+        object answer;
+        try
+        {
+            answer = await coordinator.Ask<object>(new HandoverProtocol.Prepare(id, selfIp.ToString()), AskTimeout);
+        }
+        catch (Exception e) when (e is AskTimeoutException or TaskCanceledException)
+        {
+            return Fail(targetName, $"{targetName} did not answer within {AskTimeout.TotalSeconds:0} s");
+        }
+
+        if (answer is HandoverProtocol.Refused refused)
+        {
+            return Fail(targetName, $"{targetName} refused: {refused.Reason}");
+        }
+
+        var offer = (HandoverProtocol.Offer)answer;
+        var targetIp = await HostAddressAsync(target.Address);
+
+        // Nothing new from here: new clients wait for the target (their SYN is retried).
+        await _guardian.Ask<object>(RelayGuardian.StopServing.Instance, AskTimeout);
+        var clock = Stopwatch.StartNew();
+        var frozen = await FreezeAllAsync();
+        var stayed = _node.Registry.Count - frozen.Count;
+        var (images, moving, failedDumps) = Dump(frozen);
+        var bytesMoved = images.Sum(QueuedBytes);
+
+        _cluster.FloatingAddresses?.Remove();
+        var restored = await ShipAsync(id, targetIp, selfIp, offer, images);
+        if (restored is null)
+        {
+            var detail = $"{targetName} did not hold the circuits within {Settings.Timeout.TotalSeconds:0.###} s";
+            await RollBackAsync(moving);
+            RelayEvents.HandoverRolledBack.Log(_log, id, targetName, detail, moving.Count);
+            return new HandoverProtocol.Outcome(HandoverProtocol.Results.RolledBack, detail, targetName, 0, _node.Registry.Count, 0, 0,
+                clock.Elapsed.TotalMilliseconds);
+        }
+
+        // Committed: the circuits are the target's now; this node only lets go of them.
+        var pauseMs = clock.Elapsed.TotalMilliseconds;
+        _cluster.Service.Released();
+        TellOwnerSingleton(target.Address);
+        var (moved, lost) = await ReleaseAsync(moving, restored);
+        _metrics.OnCircuitsHandedOver(moved, pauseMs / 1000);
+        RelayEvents.HandoverCompleted.Log(_log, id, targetName, moved, stayed + failedDumps.Count, lost, bytesMoved, pauseMs);
+        return new HandoverProtocol.Outcome(HandoverProtocol.Results.Completed, $"{moved} circuit(s) moved to {targetName}", targetName,
+            moved, stayed + failedDumps.Count, lost, bytesMoved, pauseMs);
+    }
+
+    private Member? PickTarget(string? wanted, out string? problem)
+    {
+        var self = _cluster.Cluster.SelfMember;
+        var candidates = _cluster.Cluster.State.Members
+            .Where(m => m.Status == MemberStatus.Up && !m.Address.Equals(self.Address))
+            .OrderBy(m => m, Member.AgeOrdering)
+            .ToList();
+        problem = null;
+        if (wanted is null)
+        {
+            if (candidates.Count == 0)
+            {
+                problem = "no other member is Up to take the circuits";
+                return null;
+            }
+
+            // The oldest other member: the service's singleton lives on the oldest, and moves to
+            // the next oldest when this node leaves, so the service goes where the singleton is
+            // or will be.
+            return candidates[0];
+        }
+
+        var match = candidates.FirstOrDefault(m => m.Address.ToString() == wanted || m.Address.Host == wanted);
+        if (match is null)
+        {
+            problem = $"{wanted} is not an Up member other than this node (members: {string.Join(", ", candidates.Select(m => m.Address))})";
+        }
+
+        return match;
+    }
+
+    /// <summary>Freezes every circuit of the node at once; the frozen ones, in the order they answered.</summary>
+    private async Task<List<CircuitHandoverProtocol.Frozen>> FreezeAllAsync()
+    {
+        var asks = _node.Registry.Snapshot()
+            .Select(entry => entry.Supervisor.Ask<object>(replyTo => new CircuitHandoverProtocol.Freeze(replyTo), FreezeTimeout, CancellationToken.None)
+                .ContinueWith(t => t.IsCompletedSuccessfully ? t.Result : null, TaskScheduler.Default))
+            .ToList();
+        var answers = await Task.WhenAll(asks);
+        return answers.OfType<CircuitHandoverProtocol.Frozen>().ToList();
+    }
+
+    /// <summary>
+    /// Guards the frozen circuits' tuples and dumps their sockets. A circuit whose dump fails
+    /// (its socket changed state, say) is not moved: it is taken out of repair mode, unguarded
+    /// and thawed, and runs on here until the addresses go.
+    /// </summary>
+    private (List<CircuitImage> Images, List<CircuitHandoverProtocol.Frozen> Moving, List<CircuitHandoverProtocol.Frozen> Failed) Dump(
+        List<CircuitHandoverProtocol.Frozen> frozen)
+    {
+        var tuples = frozen.SelectMany(f => (TcpTuple[])[TupleOf(f.Client), TupleOf(f.Upstream)]).ToArray();
+        _guard!.Add(tuples, Settings.GuardTimeout);
+        var images = new List<CircuitImage>(frozen.Count);
+        var moving = new List<CircuitHandoverProtocol.Frozen>(frozen.Count);
+        var failed = new List<CircuitHandoverProtocol.Frozen>();
+        foreach (var circuit in frozen)
+        {
+            try
+            {
+                TcpRepair.EnterRepair(circuit.Client);
+                TcpRepair.EnterRepair(circuit.Upstream);
+                images.Add(ImageOf(circuit, TcpRepair.Dump(circuit.Client), TcpRepair.Dump(circuit.Upstream)));
+                moving.Add(circuit);
+            }
+            catch (Exception e) when (e is TcpRepairException or SocketException or ObjectDisposedException)
+            {
+                RelayEvents.CircuitNotHandedOver.Log(_log, circuit.Entry.Id, circuit.Entry.Route, e.Message);
+                failed.Add(circuit);
+                Resume([circuit]);
+            }
+        }
+
+        return (images, moving, failed);
+    }
+
+    private static TcpTuple TupleOf(Socket socket) => new((IPEndPoint)socket.LocalEndPoint!, (IPEndPoint)socket.RemoteEndPoint!);
+
+    private static CircuitImage ImageOf(CircuitHandoverProtocol.Frozen circuit, TcpSocketImage client, TcpSocketImage upstream)
+    {
+        var entry = circuit.Entry;
+        var counters = entry.Counters;
+        return new CircuitImage
+        {
+            Id = entry.Id,
+            Route = entry.Route,
+            Node = entry.Node,
+            OpenedAt = entry.OpenedAt,
+            QuietMs = circuit.QuietMs,
+            BytesUp = counters.BytesUp,
+            BytesDown = counters.BytesDown,
+            ReadUp = counters.ReadUp,
+            ReadDown = counters.ReadDown,
+            Moves = entry.Moves,
+            LastMovedAt = entry.MovedAt,
+            Upstream = entry.Upstream,
+            Client = entry.Client as IPEndPoint ?? new IPEndPoint(IPAddress.None, 0),
+            ProxiedDestination = entry.ProxiedDestination,
+            Phase = 0,
+            ClientSocket = client,
+            UpstreamSocket = upstream,
+            ToUpstream = circuit.ToUpstream,
+            ToClient = circuit.ToClient,
+        };
+    }
+
+    private static long QueuedBytes(CircuitImage image) =>
+        image.ToUpstream.Length + image.ToClient.Length
+        + image.ClientSocket.SendQueue.Length + image.ClientSocket.ReceiveQueue.Length
+        + image.UpstreamSocket.SendQueue.Length + image.UpstreamSocket.ReceiveQueue.Length;
+
+    /// <summary>
+    /// Sends the images over the target's state channel, in batches, and waits for the target
+    /// to say which it holds; on that answer, commits. Null when the target did not answer in
+    /// time or the channel failed before the commit: nothing was committed, so the caller rolls back.
+    /// </summary>
+    private async Task<long[]?> ShipAsync(string id, IPAddress targetIp, IPAddress selfIp, HandoverProtocol.Offer offer,
+        List<CircuitImage> images)
+    {
+        using var deadline = new CancellationTokenSource(Settings.Timeout);
+        try
+        {
+            using var channel = await StateChannel.ConnectAsync(new IPEndPoint(targetIp, offer.Port), offer.Token, selfIp,
+                cancellationToken: deadline.Token);
+            foreach (var batch in images.Chunk(Math.Max(1, Settings.BatchSize)))
+            {
+                await channel.SendAsync(HandoverProtocol.Frames.Circuits, writer =>
+                {
+                    CircuitImageFormat.WriteBatchHeader(writer, batch.Length);
+                    foreach (var image in batch)
+                    {
+                        CircuitImageFormat.Write(writer, image);
+                    }
+                }, deadline.Token);
+            }
+
+            await channel.SendAsync(HandoverProtocol.Frames.EndOfCircuits, ReadOnlyMemory<byte>.Empty, deadline.Token);
+            using var answer = await channel.ReceiveAsync(deadline.Token);
+            if (answer is not { Type: HandoverProtocol.Frames.Restored })
+            {
+                return null;
+            }
+
+            var ids = ReadIds(answer.Payload.Span);
+            // The fence: once Commit is in the channel, the circuits are the target's.
+            await channel.SendAsync(HandoverProtocol.Frames.Commit, ReadOnlyMemory<byte>.Empty, CancellationToken.None);
+            // The target's last word (how many its routes adopted) is for its own log: a source
+            // that stops waiting for it changes nothing.
+            try
+            {
+                using var last = await channel.ReceiveAsync(CancellationToken.None).AsTask().WaitAsync(Settings.Timeout);
+            }
+            catch (Exception e) when (e is IOException or SocketException or TimeoutException or ObjectDisposedException)
+            {
+                // Committed already: whatever happens to the channel now, the circuits are the target's.
+            }
+
+            return ids;
+        }
+        catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or TimeoutException or ObjectDisposedException)
+        {
+            RelayEvents.HandoverChannelFailed.Log(_log, id, e.Message);
+            return null;
+        }
+    }
+
+    internal static byte[] WriteIds(IReadOnlyCollection<long> ids)
+    {
+        var bytes = new byte[4 + (8 * ids.Count)];
+        BinaryPrimitives.WriteInt32LittleEndian(bytes, ids.Count);
+        var at = 4;
+        foreach (var id in ids)
+        {
+            BinaryPrimitives.WriteInt64LittleEndian(bytes.AsSpan(at), id);
+            at += 8;
+        }
+
+        return bytes;
+    }
+
+    internal static long[] ReadIds(ReadOnlySpan<byte> payload)
+    {
+        if (payload.Length < 4)
+        {
+            throw new IOException("state channel: a Restored frame shorter than its count");
+        }
+
+        var count = BinaryPrimitives.ReadInt32LittleEndian(payload);
+        if (count < 0 || payload.Length != 4 + (8L * count))
+        {
+            throw new IOException($"state channel: a Restored frame of {payload.Length} bytes cannot hold {count} ids");
+        }
+
+        var ids = new long[count];
+        for (var i = 0; i < count; i++)
+        {
+            ids[i] = BinaryPrimitives.ReadInt64LittleEndian(payload[(4 + (8 * i))..]);
+        }
+
+        return ids;
+    }
+
+    /// <summary>Lets go of the moved circuits: each supervisor leaves the table, then its sockets close without a packet.</summary>
+    private async Task<(int Moved, int Lost)> ReleaseAsync(List<CircuitHandoverProtocol.Frozen> moving, long[] restoredIds)
+    {
+        var restored = restoredIds.ToHashSet();
+        var releases = moving.Select(async circuit =>
+        {
+            try
+            {
+                await circuit.Entry.Supervisor.Ask<CircuitHandoverProtocol.Released>(CircuitHandoverProtocol.Release.Instance, AskTimeout);
+            }
+            catch (Exception e) when (e is AskTimeoutException or TaskCanceledException)
+            {
+                // The supervisor is gone or stuck: its sockets are still closed below, silently.
+            }
+
+            CloseQuietly(circuit.Client);
+            CloseQuietly(circuit.Upstream);
+        });
+        await Task.WhenAll(releases);
+        var moved = moving.Count(c => restored.Contains(c.Entry.Id));
+        return (moved, moving.Count - moved);
+    }
+
+    private void CloseQuietly(Socket socket)
+    {
+        try
+        {
+            TcpRepair.CloseSilently(socket);
+        }
+        catch (TcpRepairException e)
+        {
+            // Repair mode refused: keep the socket open rather than send a FIN or reset on a
+            // connection that lives on elsewhere; it goes when the process does.
+            RelayEvents.HandoverChannelFailed.Log(_log, "close", e.Message);
+        }
+    }
+
+    /// <summary>Nothing was committed: the addresses come back, and every frozen circuit goes on here.</summary>
+    private async Task RollBackAsync(List<CircuitHandoverProtocol.Frozen> moving)
+    {
+        _cluster.FloatingAddresses?.Add();
+        Resume(moving);
+        await _guardian.Ask<object>(RelayGuardian.StartServing.Instance, AskTimeout);
+        _cluster.FloatingAddresses?.Announce();
+    }
+
+    /// <summary>Unguards the circuits' tuples, takes their sockets out of repair mode (with a window probe) and thaws them.</summary>
+    private void Resume(IReadOnlyList<CircuitHandoverProtocol.Frozen> circuits)
+    {
+        _guard!.Remove(circuits.SelectMany(f => (TcpTuple[])[TupleOf(f.Client), TupleOf(f.Upstream)]).ToArray());
+        foreach (var circuit in circuits)
+        {
+            foreach (var socket in (Socket[])[circuit.Client, circuit.Upstream])
+            {
+                try
+                {
+                    TcpRepair.LeaveRepair(socket, windowProbe: true);
+                }
+                catch (TcpRepairException)
+                {
+                    // Never entered (the dump failed before): nothing to leave.
+                }
+            }
+
+            circuit.Entry.Supervisor.Tell(CircuitHandoverProtocol.Thaw.Instance);
+        }
+    }
+
+    /// <summary>
+    /// Tells the service's singleton (on the oldest member, maybe this one) who holds the
+    /// service now, so it neither re-takes it while another node holds it nor forgets to when
+    /// that node goes. Sent by both sides; the singleton keeps the last word.
+    /// </summary>
+    private void TellOwnerSingleton(Address holder)
+    {
+        var oldest = _cluster.Cluster.State.Members
+            .Where(m => m.Status is MemberStatus.Up or MemberStatus.Leaving)
+            .OrderBy(m => m, Member.AgeOrdering)
+            .FirstOrDefault();
+        if (oldest is null)
+        {
+            return;
+        }
+
+        var singleton = Context.ActorSelection(new RootActorPath(oldest.Address) / "user" / "service-owner" / "owner");
+        singleton.Tell(new ServiceOwnerActor.ServiceMoved(holder.Equals(oldest.Address) ? null : holder));
+    }
+
+    private static async Task<IPAddress> HostAddressAsync(Address address)
+    {
+        var host = address.Host ?? throw new InvalidOperationException($"{address} has no host");
+        return IPAddress.TryParse(host, out var ip) ? ip : (await Dns.GetHostAddressesAsync(host)).First();
+    }
+
+    // ---------------------------------------------------------------- the target
+
+    private async Task TakeOverAsync(HandoverProtocol.Prepare prepare)
+    {
+        var source = Sender;
+        var sourceMember = _cluster.Cluster.State.Members.FirstOrDefault(m => m.Status == MemberStatus.Up && m.Address.Equals(source.Path.Address));
+        if (_unavailable is not null || sourceMember is null || !IPAddress.TryParse(prepare.SourceHost, out var sourceIp))
+        {
+            var why = _unavailable ?? (sourceMember is null ? $"{source.Path.Address} is not an Up member" : $"bad source address {prepare.SourceHost}");
+            source.Tell(new HandoverProtocol.Refused(prepare.HandoverId, why));
+            return;
+        }
+
+        var selfIp = await HostAddressAsync(_cluster.Cluster.SelfAddress);
+        using var offer = StateChannelOffer.Open(selfIp, sourceIp, Settings.Timeout * 2,
+            rejected => RelayEvents.StateChannelRejected.Log(_log, rejected.Peer.ToString(), rejected.Reason));
+        source.Tell(new HandoverProtocol.Offer(prepare.HandoverId, offer.Port, offer.Token.ToArray()));
+
+        var receiver = new CircuitReceiver(_guard!, _cluster.FloatingAddresses, Settings);
+        try
+        {
+            using var channel = await offer.AcceptAsync();
+            var committed = await receiver.ReceiveAsync(channel);
+            if (!committed)
+            {
+                receiver.Abort();
+                RelayEvents.HandoverFailed.Log(_log, source.Path.Address.ToString(), "the source called the handover off before committing");
+                return;
+            }
+
+            var adopted = await AdoptAsync(receiver);
+            await channel.SendAsync(HandoverProtocol.Frames.Committed, HandoverCoordinator.WriteIds([adopted]), CancellationToken.None);
+            RelayEvents.HandoverReceived.Log(_log, prepare.HandoverId, source.Path.Address.ToString(), adopted, receiver.Count - adopted);
+        }
+        catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or TimeoutException or ObjectDisposedException
+                                       or TcpRepairException or FormatException)
+        {
+            receiver.Abort();
+            RelayEvents.HandoverFailed.Log(_log, source.Path.Address.ToString(), e.Message);
+        }
+    }
+
+    /// <summary>
+    /// Committed: the restored circuits go live here. The routes are bound (the addresses are
+    /// here already), the guard is lifted, each socket sends the window probe it held back,
+    /// and each circuit is adopted by its route; the addresses are announced last, since every
+    /// socket is ready for the traffic the announcement brings.
+    /// </summary>
+    private async Task<int> AdoptAsync(CircuitReceiver receiver)
+    {
+        var bound = await _guardian.Ask<object>(RelayGuardian.StartServing.Instance, AskTimeout);
+        receiver.Unguard();
+        if (bound is RelayGuardian.RoutesBound routes)
+        {
+            _cluster.Service.TookOver(routes.Routes);
+        }
+
+        TellOwnerSingleton(_cluster.Cluster.SelfAddress);
+        var adoptions = receiver.Circuits.Select(circuit => _guardian
+            .Ask<object>(new ListenerProtocol.AdoptCircuit(circuit.Route, circuit.Moved), AskTimeout)
+            .ContinueWith(t => t.IsCompletedSuccessfully ? t.Result : null, TaskScheduler.Default)).ToList();
+        var answers = await Task.WhenAll(adoptions);
+        _cluster.FloatingAddresses?.Announce();
+        var adopted = 0;
+        for (var i = 0; i < answers.Length; i++)
+        {
+            if (answers[i] is ListenerProtocol.CircuitAdopted)
+            {
+                adopted++;
+                continue;
+            }
+
+            var circuit = receiver.Circuits[i];
+            var why = answers[i] is ListenerProtocol.CircuitNotAdopted not ? not.Why : "no answer from its route";
+            RelayEvents.CircuitNotHandedOver.Log(_log, circuit.Moved.Id, circuit.Route, why);
+            CircuitReceiver.Reset(circuit);
+        }
+
+        return adopted;
+    }
+}
