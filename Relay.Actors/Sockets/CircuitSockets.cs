@@ -134,6 +134,34 @@ internal static unsafe class CircuitSockets
         return null;
     }
 
+    /// <summary>Bytes of a <c>struct sockaddr_storage</c> large enough for both families (sockaddr_in6).</summary>
+    public const int AddressBytes = 28;
+
+    /// <summary>
+    /// Writes <paramref name="endpoint"/> as the <c>struct sockaddr_in</c> or <c>sockaddr_in6</c>
+    /// that bind, connect and sendto take, into <paramref name="address"/> (at least
+    /// <see cref="AddressBytes"/>); returns its length. The inverse of <see cref="ParseAddress"/>.
+    /// </summary>
+    public static int WriteAddress(IPEndPoint endpoint, Span<byte> address)
+    {
+        address[..AddressBytes].Clear();
+        address[2] = (byte)(endpoint.Port >> 8); // network order
+        address[3] = (byte)endpoint.Port;
+        if (endpoint.AddressFamily == AddressFamily.InterNetwork)
+        {
+            // struct sockaddr_in: family, port, address, zero padding
+            MemoryMarshal.Write(address, (ushort)SysSocket.AF_INET);
+            endpoint.Address.TryWriteBytes(address[4..8], out _);
+            return 16;
+        }
+
+        // struct sockaddr_in6: family, port, flow info, address, scope id
+        MemoryMarshal.Write(address, (ushort)SysSocket.AF_INET6);
+        endpoint.Address.TryWriteBytes(address[8..24], out _);
+        MemoryMarshal.Write(address[24..], (uint)endpoint.Address.ScopeId);
+        return 28;
+    }
+
     [UnsafeAccessor(UnsafeAccessorKind.Constructor)]
     private static extern Socket NewSocket(SafeSocketHandle handle, bool loadPropertiesFromHandle);
 

@@ -17,29 +17,8 @@ internal static unsafe class NonBlockingConnect
     /// <summary>Starts connecting. Returns Success (connected at once), WouldBlock (wait for writable) or the error.</summary>
     public static SocketError Start(Socket socket, IPEndPoint endpoint)
     {
-        Span<byte> address = stackalloc byte[28];
-        address.Clear();
-        int length;
-        if (endpoint.AddressFamily == AddressFamily.InterNetwork)
-        {
-            // struct sockaddr_in: family, port (network order), address, zero padding
-            MemoryMarshal.Write(address, (ushort)SysSocket.AF_INET);
-            address[2] = (byte)(endpoint.Port >> 8);
-            address[3] = (byte)endpoint.Port;
-            endpoint.Address.TryWriteBytes(address[4..8], out _);
-            length = 16;
-        }
-        else
-        {
-            // struct sockaddr_in6: family, port, flow info, address, scope id
-            MemoryMarshal.Write(address, (ushort)SysSocket.AF_INET6);
-            address[2] = (byte)(endpoint.Port >> 8);
-            address[3] = (byte)endpoint.Port;
-            endpoint.Address.TryWriteBytes(address[8..24], out _);
-            MemoryMarshal.Write(address[24..], (uint)endpoint.Address.ScopeId);
-            length = 28;
-        }
-
+        Span<byte> address = stackalloc byte[CircuitSockets.AddressBytes];
+        var length = CircuitSockets.WriteAddress(endpoint, address);
         var fd = (int)socket.SafeHandle.DangerousGetHandle();
         int result;
         fixed (byte* p = address)
