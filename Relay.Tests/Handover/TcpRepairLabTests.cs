@@ -131,7 +131,8 @@ public sealed class TcpRepairLabTests(ITestOutputHelper output)
     /// <summary>
     /// How long the pause of a handover spends per socket here: dump, silent close and restore
     /// of one connection 30 times in a row (each restore is the next dump's subject), with
-    /// empty queues and with about 1 MB in each queue.
+    /// empty queues and with about 1 MB in each queue, and the binary image of a circuit of two
+    /// such sockets (written to and read from memory).
     /// The connection must come out of the 30 moves intact. Figures go to the test output.
     /// </summary>
     [RootLabFact]
@@ -187,9 +188,12 @@ public sealed class TcpRepairLabTests(ITestOutputHelper output)
                 return (socket, firstImage!, last, carried);
             });
 
+            var circuit = CircuitImageFormatTests.Sample(first, first) with { ToUpstream = new byte[64 * 1024], ToClient = new byte[64 * 1024] };
+            var format = MeasureFormat(circuit);
             output.WriteLine(
                 $"queues: receive {first.ReceiveQueue.Length} B, send {first.SendQueue.Length} B ({first.UnsentLength} unsent); 30 moves, median / max in µs: " +
-                $"dump {Median(dump):0} / {dump.Max():0}, silent close {Median(close):0} / {close.Max():0}, restore {Median(restore):0} / {restore.Max():0}");
+                $"dump {Median(dump):0} / {dump.Max():0}, silent close {Median(close):0} / {close.Max():0}, restore {Median(restore):0} / {restore.Max():0}; " +
+                $"a circuit image of two such sockets ({format.Bytes} B): write {format.WriteMicros:0} µs, read {format.ReadMicros:0} µs");
             if (queued > 0)
             {
                 Assert.True(first.ReceiveQueue.Length > queued / 2 && first.SendQueue.Length > queued / 2 && first.SentLength > queued / 4,
@@ -527,6 +531,27 @@ public sealed class TcpRepairLabTests(ITestOutputHelper output)
         KernelTcpState? last = null;
         await Eventually.Holds(() => (last = SocketTuner.ReadTcpInfo(socket)?.State) == state, $"state {state}", within, () => $"state {last}",
             TimeSpan.FromMilliseconds(5));
+    }
+
+    private static (int Bytes, double WriteMicros, double ReadMicros) MeasureFormat(CircuitImage circuit)
+    {
+        var write = new List<double>();
+        var read = new List<double>();
+        using var stream = new MemoryStream(8 << 20); // the format's cost, not the stream's growth
+        for (var i = 0; i < 10; i++)
+        {
+            stream.SetLength(0);
+            var start = Stopwatch.GetTimestamp();
+            CircuitImageFormat.Write(stream, circuit);
+            var written = Stopwatch.GetTimestamp();
+            stream.Position = 0;
+            CircuitImageFormat.Read(stream);
+            var done = Stopwatch.GetTimestamp();
+            write.Add(Stopwatch.GetElapsedTime(start, written).TotalMicroseconds);
+            read.Add(Stopwatch.GetElapsedTime(written, done).TotalMicroseconds);
+        }
+
+        return ((int)stream.Length, Median(write), Median(read));
     }
 
     private static double Median(List<double> values)
