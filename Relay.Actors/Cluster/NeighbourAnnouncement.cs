@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
+using Relay.Actors.Internal;
 using Relay.Actors.Native;
 
 namespace Relay.Actors.Cluster;
@@ -101,35 +102,6 @@ internal static class NeighbourAnnouncement
     /// the pseudo-header (source, destination, upper-layer length, next header 58) and the
     /// message, whose checksum field must be zero.
     /// </summary>
-    public static ushort IcmpV6Checksum(ReadOnlySpan<byte> source, ReadOnlySpan<byte> destination, ReadOnlySpan<byte> message)
-    {
-        uint sum = 0;
-        sum = Add(sum, source);
-        sum = Add(sum, destination);
-        sum += (uint)(message.Length >> 16) + (uint)(message.Length & 0xFFFF);
-        sum += IcmpV6;
-        sum = Add(sum, message);
-        while ((sum >> 16) != 0)
-        {
-            sum = (sum & 0xFFFF) + (sum >> 16);
-        }
-
-        return (ushort)~sum;
-    }
-
-    private static uint Add(uint sum, ReadOnlySpan<byte> bytes)
-    {
-        for (var i = 0; i + 1 < bytes.Length; i += 2)
-        {
-            sum += BinaryPrimitives.ReadUInt16BigEndian(bytes[i..]);
-        }
-
-        if ((bytes.Length & 1) != 0)
-        {
-            sum += (uint)bytes[^1] << 8;
-        }
-
-        // Fold often enough that a long message cannot overflow.
-        return (sum & 0xFFFF) + (sum >> 16);
-    }
+    public static ushort IcmpV6Checksum(ReadOnlySpan<byte> source, ReadOnlySpan<byte> destination, ReadOnlySpan<byte> message) =>
+        InternetChecksum.WithPseudoHeader(source, destination, IcmpV6, message);
 }

@@ -268,6 +268,26 @@ public sealed class TupleGuard : IDisposable
     /// <see cref="Add"/> has run out: a late segment of a closed circuit would otherwise meet a
     /// reset from this node's stack. A guard never disposed leaves its table to the next Open.
     /// </summary>
+    /// <summary>
+    /// Closes the netlink socket and leaves the table in the kernel: what a node does when it
+    /// stops, since the tuples it handed over must stay dropped on this host until their
+    /// elements expire, even after the process has gone (a late segment would otherwise draw a
+    /// reset from this host). The next <see cref="Open"/> replaces the table.
+    /// </summary>
+    public void CloseKeepingTable()
+    {
+        lock (_gate)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            _disposed = true;
+            _socket.Dispose();
+        }
+    }
+
     public void Dispose()
     {
         lock (_gate)

@@ -9,6 +9,8 @@ internal static class Inet
     public const int SOL_IP = 0;
     public const int IPPROTO_TCP = 6;
     public const int SOL_IPV6 = 41;
+    /// <summary>A raw socket that sends whole IP packets, header included (IP_HDRINCL implied, IPv4 and IPv6).</summary>
+    public const int IPPROTO_RAW = 255;
 
     public const int IP_FREEBIND = 15;
     public const int IP_TRANSPARENT = 19;
