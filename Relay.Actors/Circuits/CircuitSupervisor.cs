@@ -784,8 +784,8 @@ public sealed class CircuitSupervisor : UntypedActor
         {
             // A half-closed circuit is not moved: a restored socket cannot carry a FIN already
             // read or sent. It runs on here.
-            ThawPumps();
             _handover!.Tell(new CircuitHandoverProtocol.NotMovable(_entry, "half-closed"), Self);
+            ThawPumps();
             return;
         }
 

@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using Relay.Actors.Circuits;
 using Relay.Actors.Cluster;
 using Relay.Actors.Configuration;
+using Relay.Actors.Native;
 using Relay.Actors.Sockets;
 
 namespace Relay.Actors.Handover;
@@ -14,7 +15,8 @@ namespace Relay.Actors.Handover;
 /// restoring is done while later batches are still on the wire. It says which circuits it
 /// holds once the source has sent them all, and reports whether the source committed.
 /// </summary>
-internal sealed class CircuitReceiver(TupleGuard guard, VipController? addresses, HandoverSettings settings)
+/// <param name="startServing">Binds this node's routes; called once the addresses are here and before the first restore.</param>
+internal sealed class CircuitReceiver(TupleGuard guard, VipController? addresses, HandoverSettings settings, Func<Task<bool>> startServing)
 {
     private readonly List<ReceivedCircuit> _circuits = [];
     private readonly List<TcpTuple> _guarded = [];
@@ -45,7 +47,14 @@ internal sealed class CircuitReceiver(TupleGuard guard, VipController? addresses
                     return false;
 
                 case HandoverProtocol.Frames.Circuits:
-                    RestoreBatch(frame.Payload.Span);
+                    var images = ReadBatch(frame.Payload.Span);
+                    Guard(images);
+                    if (!_addressesAdded)
+                    {
+                        await TakeAddressesAsync();
+                    }
+
+                    RestoreAll(images);
                     break;
 
                 case HandoverProtocol.Frames.EndOfCircuits:
@@ -62,7 +71,7 @@ internal sealed class CircuitReceiver(TupleGuard guard, VipController? addresses
         }
     }
 
-    private void RestoreBatch(ReadOnlySpan<byte> payload)
+    private static List<CircuitImage> ReadBatch(ReadOnlySpan<byte> payload)
     {
         var count = CircuitImageFormat.ReadBatchHeader(payload);
         payload = payload[CircuitImageFormat.BatchHeaderBytes..];
@@ -73,22 +82,42 @@ internal sealed class CircuitReceiver(TupleGuard guard, VipController? addresses
             payload = payload[consumed..];
         }
 
-        // The tuples are dropped before the addresses exist here, so no segment that arrives
-        // meanwhile meets a node without the connection (which would reset it).
+        return images;
+    }
+
+    /// <summary>
+    /// The tuples are dropped before the addresses exist here, so no segment that arrives
+    /// meanwhile meets a node without the connection (which would reset it).
+    /// </summary>
+    private void Guard(List<CircuitImage> images)
+    {
         var tuples = images.SelectMany(image => (TcpTuple[])[TupleOf(image.ClientSocket), TupleOf(image.UpstreamSocket)]).ToArray();
         guard.Add(tuples, settings.GuardTimeout);
         _guarded.AddRange(tuples);
-        if (!_addressesAdded)
-        {
-            // The restored sockets bind to the service and egress addresses.
-            if (addresses?.Add() is { Ok: false } failed)
-            {
-                throw new IOException($"cannot add the floating addresses: {failed.Problem}");
-            }
+    }
 
-            _addressesAdded = true;
+    /// <summary>
+    /// The service and egress addresses come here, then the routes are bound on them: the
+    /// restored sockets bind next to their route's listener (repair mode allows it, while a
+    /// listener could not bind next to established sockets), and from now on new clients
+    /// reach this node, whose listener takes them.
+    /// </summary>
+    private async Task TakeAddressesAsync()
+    {
+        if (addresses?.Add() is { Ok: false } failed)
+        {
+            throw new IOException($"cannot add the floating addresses: {failed.Problem}");
         }
 
+        _addressesAdded = true;
+        if (!await startServing())
+        {
+            throw new IOException("the routes could not be bound on this node");
+        }
+    }
+
+    private void RestoreAll(List<CircuitImage> images)
+    {
         foreach (var image in images)
         {
             try
@@ -123,9 +152,15 @@ internal sealed class CircuitReceiver(TupleGuard guard, VipController? addresses
         // Live but guarded: the window probe waits for Unguard, since the guard would eat it.
         TcpRepair.LeaveRepair(client, windowProbe: false);
         TcpRepair.LeaveRepair(upstream, windowProbe: false);
+        // Leaving repair mode clears the socket's reuse flag; an accepted socket has
+        // SO_REUSEADDR from its listener, and the route's listener may be bound again (a
+        // reload, a drain and re-serve) while this circuit lives.
+        client.SetRawSocketOption(SysSocket.SOL_SOCKET, SysSocket.SO_REUSEADDR, BitConverter.GetBytes(1));
         // Per direction, the destination's never-sent bytes go first, then the old relay's.
+        // The never-sent bytes were counted as written when the old relay put them in its
+        // kernel; the pump here writes (and counts) them again, so they are taken off first.
         var moved = new MovedCircuit(image.Id, image.Client, image.ProxiedDestination, image.Upstream, image.OpenedAt, image.Moves + 1,
-            image.BytesUp, image.BytesDown, image.ReadUp, image.ReadDown, image.QuietMs,
+            image.BytesUp - upstreamUnsent.Length, image.BytesDown - clientUnsent.Length, image.ReadUp, image.ReadDown, image.QuietMs,
             new RestoredCircuit(client, upstream, Concat(upstreamUnsent, image.ToUpstream), Concat(clientUnsent, image.ToClient)));
         return new ReceivedCircuit(image.Route, moved);
     }

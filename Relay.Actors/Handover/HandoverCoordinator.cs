@@ -499,14 +499,19 @@ public sealed class HandoverCoordinator : ReceiveActor
             rejected => RelayEvents.StateChannelRejected.Log(_log, rejected.Peer.ToString(), rejected.Reason));
         source.Tell(new HandoverProtocol.Offer(prepare.HandoverId, offer.Port, offer.Token.ToArray()));
 
-        var receiver = new CircuitReceiver(_guard!, _cluster.FloatingAddresses, Settings);
+        var receiver = new CircuitReceiver(_guard!, _cluster.FloatingAddresses, Settings, StartServingAsync);
         try
         {
             using var channel = await offer.AcceptAsync();
             var committed = await receiver.ReceiveAsync(channel);
+            foreach (var (circuitId, route, why) in receiver.NotRestored)
+            {
+                RelayEvents.CircuitNotHandedOver.Log(_log, circuitId, route, why);
+            }
+
             if (!committed)
             {
-                receiver.Abort();
+                await AbortAsync(receiver);
                 RelayEvents.HandoverFailed.Log(_log, source.Path.Address.ToString(), "the source called the handover off before committing");
                 return;
             }
@@ -516,10 +521,31 @@ public sealed class HandoverCoordinator : ReceiveActor
             RelayEvents.HandoverReceived.Log(_log, prepare.HandoverId, source.Path.Address.ToString(), adopted, receiver.Count - adopted);
         }
         catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or TimeoutException or ObjectDisposedException
-                                       or TcpRepairException or FormatException)
+                                       or TcpRepairException or FormatException or TupleGuardException)
         {
-            receiver.Abort();
+            await AbortAsync(receiver);
             RelayEvents.HandoverFailed.Log(_log, source.Path.Address.ToString(), e.Message);
+        }
+    }
+
+    private RelayGuardian.RoutesBound? _boundRoutes;
+
+    /// <summary>Binds the routes here (a standby serves none): true once every route listens.</summary>
+    private async Task<bool> StartServingAsync()
+    {
+        var answer = await _guardian.Ask<object>(RelayGuardian.StartServing.Instance, AskTimeout);
+        _boundRoutes = answer as RelayGuardian.RoutesBound;
+        return _boundRoutes is not null;
+    }
+
+    /// <summary>Not committed: the restored sockets go silently, and this node serves nothing again.</summary>
+    private async Task AbortAsync(CircuitReceiver receiver)
+    {
+        receiver.Abort();
+        if (_boundRoutes is not null || !_cluster.Service.IsOwner)
+        {
+            _boundRoutes = null;
+            await _guardian.Ask<object>(RelayGuardian.StopServing.Instance, AskTimeout);
         }
     }
 
@@ -531,9 +557,8 @@ public sealed class HandoverCoordinator : ReceiveActor
     /// </summary>
     private async Task<int> AdoptAsync(CircuitReceiver receiver)
     {
-        var bound = await _guardian.Ask<object>(RelayGuardian.StartServing.Instance, AskTimeout);
         receiver.Unguard();
-        if (bound is RelayGuardian.RoutesBound routes)
+        if (_boundRoutes is { } routes)
         {
             _cluster.Service.TookOver(routes.Routes);
         }

@@ -42,6 +42,8 @@
 #        RELAY        command that runs the relay (default: dotnet <repo>/Relay.Host/bin/Release/net10.0/relay.dll,
 #                     else the Debug build)
 #        PUBLISH      relay.cluster.publish-interval (default 1s)
+#        HEARTBEAT_PAUSE  akka.cluster.failure-detector.acceptable-heartbeat-pause (default 600ms,
+#                     as shipped; a busy test machine may need more)
 # Try:   cluster.sh up && cluster.sh echo && cluster.sh start 1 && cluster.sh start 2
 #        cluster.sh exec cli python3 -c 'import socket;s=socket.create_connection(("198.18.0.10",7000));s.send(b"hi");print(s.recv(9))'
 #        cluster.sh kill 1; cluster.sh status
@@ -54,6 +56,8 @@ STATE="${TMPDIR:-/tmp}/${PREFIX}cluster"
 HERE="$(cd "$(dirname "$0")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
 VIP=198.18.0.10
+# The management token of the lab's nodes (mutating endpoints such as POST /cluster/handover need one).
+LAB_TOKEN=cluster-lab
 VIP_CIDR=$VIP/24
 EGRESS_VIP_CIDR=198.18.1.10/24
 
@@ -128,6 +132,7 @@ akka.cluster.split-brain-resolver.active-strategy = keep-majority'
 relay {
   routes = [ { name = "svc", listen = "$VIP:7000", upstream = "$srv:9000" } ]
   management.endpoint = "127.0.0.1:8558"
+  management.token = "$LAB_TOKEN"
   cluster {
     enabled = on
     vip = "$VIP_CIDR"
@@ -138,6 +143,7 @@ relay {
 }
 akka.remote.dot-netty.tcp { hostname = "$(node_ip "$n")", port = 2552 }
 akka.cluster.seed-nodes = [ ${seeds%, } ]
+akka.cluster.failure-detector.acceptable-heartbeat-pause = ${HEARTBEAT_PAUSE:-600ms}
 $strategy
 CONF
   done
@@ -222,10 +228,11 @@ PY
 cmd_handover() { # handover N [TO]: node N hands its circuits to TO (an address or host), or to the standby
   local n=${1:?node number} to=${2:-}
   need_root
-  ip netns exec "${PREFIX}n$n" python3 - "$to" <<'PY'
+  ip netns exec "${PREFIX}n$n" python3 - "$to" "$LAB_TOKEN" <<'PY'
 import sys, urllib.error, urllib.parse, urllib.request
 data = urllib.parse.urlencode({"to": sys.argv[1]} if sys.argv[1] else {}).encode()
-request = urllib.request.Request("http://127.0.0.1:8558/cluster/handover", data=data, method="POST")
+request = urllib.request.Request("http://127.0.0.1:8558/cluster/handover", data=data, method="POST",
+                                 headers={"Authorization": "Bearer " + sys.argv[2]})
 try:
     print(urllib.request.urlopen(request, timeout=60).read().decode())
 except urllib.error.HTTPError as e:
