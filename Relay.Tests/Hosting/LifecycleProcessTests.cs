@@ -67,7 +67,7 @@ public sealed class LifecycleProcessTests : IDisposable
         using var client = await SocketIo.ConnectAsync(listen);
         const long Total = 48L * 64 * 1024;
         var (sent, received) = StartPacedTransfer(client, Total, paceMs: 40, seed: 7); // about 2 s
-        await Task.Delay(300);
+        await Eventually.Holds(() => server.Accepted == 1, "the relay to carry the transfer to its upstream");
         relay.Signal(Signal.SIGTERM);
 
         await Eventually.Holds(() => relay.Stdout.Any(l => l.Contains("\"RouteDraining\"")), "the listener to close", Wait);
@@ -138,7 +138,7 @@ public sealed class LifecycleProcessTests : IDisposable
         using var client = await SocketIo.ConnectAsync(listen);
         const long Total = 40L * 64 * 1024;
         var (sent, received) = StartPacedTransfer(client, Total, paceMs: 40, seed: 7);
-        await Task.Delay(300);
+        await Eventually.Holds(() => first.Accepted == 1, "the relay to carry the transfer to its upstream");
 
         File.WriteAllText(config, $$"""
             relay.routes = [
