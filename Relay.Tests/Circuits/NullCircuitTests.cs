@@ -4,7 +4,6 @@ using System.Text.Json;
 using Relay.Actors.Circuits;
 using Relay.Actors.Configuration;
 using Relay.Tests.Management;
-using Relay.Tests.Logging;
 using Relay.Tests.Support;
 
 namespace Relay.Tests.Circuits;
@@ -51,10 +50,10 @@ public sealed class NullCircuitTests
         Assert.Equal(1, metrics.Value("relay_circuits_closed_total", ("route", "log"), ("reason", "complete")));
 
         // The event keeps its name; only its level says it was a null circuit.
-        var quiet = await ClosedLinesAsync(relay, "quiet", 2);
+        var quiet = ClosedLines(relay, "quiet", 2);
         Assert.All(quiet, j => Assert.Equal("Debug", Level(j)));
         Assert.Equal(["client-reset", "complete"], quiet.Select(j => j.GetProperty("Reason").GetString()).Order());
-        var loud = await ClosedLinesAsync(relay, "log", 2);
+        var loud = ClosedLines(relay, "log", 2);
         Assert.All(loud, j => Assert.Equal("Information", Level(j)));
         Assert.Equal(["client-reset", "complete"], loud.Select(j => j.GetProperty("Reason").GetString()).Order());
     }
@@ -68,7 +67,7 @@ public sealed class NullCircuitTests
 
         Assert.Equal("reset", await SocketIo.ConnectThenReadUntilClosedAsync(relay.Node.EndpointOf("quiet"), Wait));
 
-        var closed = Assert.Single(await ClosedLinesAsync(relay, "quiet", 1));
+        var closed = Assert.Single(ClosedLines(relay, "quiet", 1));
         Assert.Equal("Information", Level(closed));
         Assert.Equal(CloseReasons.UpstreamRefused, closed.GetProperty("Reason").GetString());
         var metrics = PrometheusText.Parse(await relay.GetTextAsync("/metrics"));
@@ -89,7 +88,7 @@ public sealed class NullCircuitTests
             SocketIo.Abort(client);
         }
 
-        var closed = Assert.Single(await ClosedLinesAsync(relay, "quiet", 1));
+        var closed = Assert.Single(ClosedLines(relay, "quiet", 1));
         Assert.Equal("Information", Level(closed));
         Assert.Equal(CloseReasons.ClientReset, closed.GetProperty("Reason").GetString());
         var metrics = PrometheusText.Parse(await relay.GetTextAsync("/metrics"));
@@ -118,16 +117,10 @@ public sealed class NullCircuitTests
         await Eventually.Holds(() => relay.Node.Circuits.Snapshot().All(c => c.Route != route), $"the circuit on {route} to close");
     }
 
-    private static async Task<List<JsonElement>> ClosedLinesAsync(LiveRelay relay, string route, int expected)
-    {
-        bool IsClosed(JsonElement j) =>
-            j.TryGetProperty("EventName", out var e) && e.GetString() == "CircuitClosed" && j.GetProperty("Route").GetString() == route;
-
-        var lines = new List<JsonElement>();
-        await Eventually.Holds(() => (lines = relay.Log.Lines().Select(LogCapture.TryParse).OfType<JsonElement>().Where(IsClosed).ToList()).Count >= expected,
-            $"{expected} CircuitClosed line(s) for {route}", Wait, state: () => $"{lines.Count} logged");
-        return lines;
-    }
+    private static IReadOnlyList<JsonElement> ClosedLines(LiveRelay relay, string route, int expected) =>
+        relay.Log.WaitForJsonLines(
+            j => j.TryGetProperty("EventName", out var e) && e.GetString() == "CircuitClosed" && j.GetProperty("Route").GetString() == route,
+            expected, Wait, $"CircuitClosed for {route}");
 
     /// <summary>CLEF leaves out <c>@l</c> for Information.</summary>
     private static string Level(JsonElement json) => json.TryGetProperty("@l", out var level) ? level.GetString()! : "Information";

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Relay.Tests.Native;
 using Relay.Tests.Support;
 using Xunit.Abstractions;
 using static Relay.Tests.Cluster.ClusterLab;
@@ -21,15 +22,14 @@ public sealed class SystemdUnitLabTests
 {
     private const string Vip = "198.18.0.10";
 
-    // <linux/capability.h>
     private static readonly Dictionary<string, int> CapabilityNumbers = new()
     {
-        ["CAP_NET_BIND_SERVICE"] = 10,
-        ["CAP_NET_BROADCAST"] = 11,
-        ["CAP_NET_ADMIN"] = 12,
-        ["CAP_NET_RAW"] = 13,
-        ["CAP_SYS_ADMIN"] = 21,
-        ["CAP_SYS_RESOURCE"] = 24,
+        [nameof(Capability.CAP_NET_BIND_SERVICE)] = Capability.CAP_NET_BIND_SERVICE,
+        [nameof(Capability.CAP_NET_BROADCAST)] = Capability.CAP_NET_BROADCAST,
+        [nameof(Capability.CAP_NET_ADMIN)] = Capability.CAP_NET_ADMIN,
+        [nameof(Capability.CAP_NET_RAW)] = Capability.CAP_NET_RAW,
+        [nameof(Capability.CAP_SYS_ADMIN)] = Capability.CAP_SYS_ADMIN,
+        [nameof(Capability.CAP_SYS_RESOURCE)] = Capability.CAP_SYS_RESOURCE,
     };
 
     /// <summary>

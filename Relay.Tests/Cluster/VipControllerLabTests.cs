@@ -160,7 +160,7 @@ public sealed class VipControllerLabTests
             {
                 using var controller = new VipController(vip, "eth0");
                 return (controller.Open(), controller.Add());
-            }, NetworkNamespace.CAP_NET_ADMIN, NetworkNamespace.CAP_NET_RAW);
+            }, Capability.CAP_NET_ADMIN, Capability.CAP_NET_RAW);
             _out.WriteLine(open.Problem);
             _out.WriteLine(add.Problem);
             Assert.False(open.Ok);

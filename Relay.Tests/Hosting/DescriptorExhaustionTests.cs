@@ -49,7 +49,7 @@ public sealed class DescriptorExhaustionTests
                 var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
                 held.Add(socket);
                 await socket.ConnectAsync(listen); // completes from the backlog even once paused
-                await Task.Delay(5);
+                await Task.Delay(5); // paced, so the relay accepts (and logs its pause) as the test goes
             }
 
             await relay.WaitForLineAsync(IsPaused, Wait);

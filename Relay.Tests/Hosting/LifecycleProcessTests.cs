@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Sockets;
 using System.Text.Json;
+using Relay.Tests.Native;
 using Relay.Tests.Support;
 using static Relay.Tests.Support.Connections;
 
@@ -13,8 +14,6 @@ namespace Relay.Tests.Hosting;
 /// </summary>
 public sealed class LifecycleProcessTests : IDisposable
 {
-    private const int SigHup = 1;
-    private const int SigTerm = 15;
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(60);
     private readonly string _dir = Path.Combine(Path.GetTempPath(), $"relay-lifecycle-{Guid.NewGuid():N}");
 
@@ -68,8 +67,8 @@ public sealed class LifecycleProcessTests : IDisposable
         using var client = await SocketIo.ConnectAsync(listen);
         const long Total = 48L * 64 * 1024;
         var (sent, received) = StartPacedTransfer(client, Total, paceMs: 40, seed: 7); // about 2 s
-        await Task.Delay(300);
-        relay.Signal(SigTerm);
+        await Eventually.Holds(() => server.Accepted == 1, "the relay to carry the transfer to its upstream");
+        relay.Signal(Signal.SIGTERM);
 
         await Eventually.Holds(() => relay.Stdout.Any(l => l.Contains("\"RouteDraining\"")), "the listener to close", Wait);
         Assert.True(await RefusesAsync(listen), "a new connect after SIGTERM must be refused");
@@ -97,7 +96,7 @@ public sealed class LifecycleProcessTests : IDisposable
         using var _ = relay;
         using var __ = client;
 
-        relay.Signal(SigTerm);
+        relay.Signal(Signal.SIGTERM);
 
         Assert.Equal("reset", await SocketIo.ReadUntilClosedAsync(client, Wait));
         Assert.Equal(0, await relay.WaitForExitAsync(Wait));
@@ -116,9 +115,9 @@ public sealed class LifecycleProcessTests : IDisposable
         using var _ = relay;
         using var __ = client;
 
-        relay.Signal(SigTerm);
+        relay.Signal(Signal.SIGTERM);
         await Eventually.Holds(() => relay.Stdout.Any(l => l.Contains("\"RouteDraining\"")), "the listener to close", Wait);
-        relay.Signal(SigTerm);
+        relay.Signal(Signal.SIGTERM);
 
         Assert.Equal("reset", await SocketIo.ReadUntilClosedAsync(client, Wait));
         Assert.Equal(0, await relay.WaitForExitAsync(Wait));
@@ -139,7 +138,7 @@ public sealed class LifecycleProcessTests : IDisposable
         using var client = await SocketIo.ConnectAsync(listen);
         const long Total = 40L * 64 * 1024;
         var (sent, received) = StartPacedTransfer(client, Total, paceMs: 40, seed: 7);
-        await Task.Delay(300);
+        await Eventually.Holds(() => first.Accepted == 1, "the relay to carry the transfer to its upstream");
 
         File.WriteAllText(config, $$"""
             relay.routes = [
@@ -147,7 +146,7 @@ public sealed class LifecycleProcessTests : IDisposable
               { name = "extra", listen = "127.0.0.1:0", upstream = "{{second.Endpoint}}" }
             ]
             """);
-        relay.Signal(SigHup);
+        relay.Signal(Signal.SIGHUP);
         var reloaded = Parse(await relay.WaitForLineAsync(l => l.Contains("\"ConfigReloaded\""), Wait));
         Assert.Equal("SIGHUP", reloaded.GetProperty("Trigger").GetString());
         Assert.Equal("added extra; changed web", reloaded.GetProperty("Changes").GetString());
@@ -172,7 +171,7 @@ public sealed class LifecycleProcessTests : IDisposable
         Assert.Equal(1, first.Accepted);
 
         File.WriteAllText(config, """relay.routes = [ { name = "web", listen = "127.0.0.1:0", upstream = "nope" } ]""");
-        relay.Signal(SigHup);
+        relay.Signal(Signal.SIGHUP);
         var rejected = Parse(await relay.WaitForLineAsync(l => l.Contains("\"ReloadRejected\""), Wait));
         Assert.StartsWith("relay.routes[0].upstream = \"nope\"", rejected.GetProperty("Problem").GetString());
         using (var still = await SocketIo.ConnectAsync(extra))
@@ -181,7 +180,7 @@ public sealed class LifecycleProcessTests : IDisposable
             await SocketIo.ReadExactlyAsync(still, 5).WaitAsync(Wait);
         }
 
-        relay.Signal(SigTerm);
+        relay.Signal(Signal.SIGTERM);
         Assert.Equal(0, await relay.WaitForExitAsync(Wait));
         Assert.DoesNotContain(relay.Stdout, l => l.Contains("\"CircuitClosed\"") && !l.Contains("\"complete\""));
     }
@@ -205,7 +204,7 @@ public sealed class LifecycleProcessTests : IDisposable
               { name = "extra", listen = "127.0.0.1:0", upstream = "{{server.Endpoint}}" }
             ]
             """);
-        relay.Signal(SigHup);
+        relay.Signal(Signal.SIGHUP);
 
         var reloaded = Parse(await relay.WaitForLineAsync(l => l.Contains("\"ConfigReloaded\""), Wait));
         Assert.Equal("SIGHUP", reloaded.GetProperty("Trigger").GetString());
@@ -216,7 +215,7 @@ public sealed class LifecycleProcessTests : IDisposable
             await SocketIo.ReadExactlyAsync(viaExtra, 5).WaitAsync(Wait);
         }
 
-        relay.Signal(SigTerm);
+        relay.Signal(Signal.SIGTERM);
         Assert.Equal(0, await relay.WaitForExitAsync(Wait));
     }
 
@@ -260,7 +259,7 @@ public sealed class LifecycleProcessTests : IDisposable
         var routes = JsonDocument.Parse(await http.GetStringAsync("/routes")).RootElement;
         Assert.Equal("least-circuits", routes[0].GetProperty("balance").GetString());
 
-        relay.Signal(SigTerm);
+        relay.Signal(Signal.SIGTERM);
         Assert.Equal(0, await relay.WaitForExitAsync(Wait));
     }
 }

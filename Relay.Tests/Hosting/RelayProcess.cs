@@ -9,7 +9,7 @@ namespace Relay.Tests.Hosting;
 /// The real <c>relay</c> executable as a child process (relay.dll is copied next to the
 /// tests because Relay.Tests references Relay.Host). Collects stdout and stderr by line.
 /// </summary>
-internal sealed partial class RelayProcess : IDisposable
+internal sealed class RelayProcess : IDisposable
 {
     private readonly Process _process;
     private readonly List<string> _stdout = new();
@@ -130,7 +130,7 @@ internal sealed partial class RelayProcess : IDisposable
 
     public void Signal(int signal)
     {
-        if (Kill(_process.Id, signal) != 0)
+        if (Native.Signal.Kill(_process.Id, signal) != 0)
         {
             throw new InvalidOperationException($"kill({_process.Id}, {signal}) failed: errno {Marshal.GetLastPInvokeError()}");
         }
@@ -158,7 +158,4 @@ internal sealed partial class RelayProcess : IDisposable
             lines.Add(line);
         }
     }
-
-    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
-    private static partial int Kill(int pid, int signal);
 }

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
+using Relay.Tests.Native;
 using Relay.Tests.Support;
 
 namespace Relay.Tests.Hosting;
@@ -11,7 +12,6 @@ namespace Relay.Tests.Hosting;
 /// </summary>
 public sealed class RelayProcessTests
 {
-    private const int SigTerm = 15;
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(60);
 
     [Fact]
@@ -42,7 +42,7 @@ public sealed class RelayProcessTests
         Assert.True(closed.GetProperty("DurationMs").GetInt64() >= 0);
         Assert.StartsWith("127.0.0.1:", closed.GetProperty("Client").GetString());
 
-        relay.Signal(SigTerm);
+        relay.Signal(Signal.SIGTERM);
         Assert.Equal(0, await relay.WaitForExitAsync(Wait));
         Assert.Contains(relay.Stdout, l => l.Contains("\"RelayStopping\"") && l.Contains("SIGTERM"));
         Assert.All(relay.Stdout, line => JsonDocument.Parse(line)); // every stdout line is one CLEF object
@@ -82,7 +82,7 @@ public sealed class RelayProcessTests
             await probe.ConnectAsync(new System.Net.Sockets.UnixDomainSocketEndPoint(socketFile));
         }
 
-        relay.Signal(SigTerm);
+        relay.Signal(Signal.SIGTERM);
         Assert.Equal(0, await relay.WaitForExitAsync(Wait));
         Assert.Single(relay.Stdout, l => l.Contains("\"RelayStarted\"")); // one start, not two
     }
@@ -131,7 +131,7 @@ public sealed class RelayProcessTests
             client.Shutdown(SocketShutdown.Send);
             Assert.Equal(1000, (await SocketIo.ReadToEndAsync(client).WaitAsync(Wait)).Bytes);
             await relay.WaitForLineAsync(l => l.Contains("\"CircuitClosed\""), Wait);
-            relay.Signal(SigTerm);
+            relay.Signal(Signal.SIGTERM);
             Assert.Equal(0, await relay.WaitForExitAsync(Wait));
 
             var file = Assert.Single(Directory.GetFiles(logDir));

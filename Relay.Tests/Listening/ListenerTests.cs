@@ -68,8 +68,13 @@ public sealed class AcceptResetTests
         // threads are held busy so the resets land while the connections wait to be accepted.
         var blockers = Enumerable.Range(0, relay.Cores.Cores).Select(core =>
             relay.System.ActorOf(Akka.Actor.Props.Create(() => new Blocker()).WithDispatcher(Relay.Actors.Dispatch.CoreDispatchers.IdFor(core)))).ToList();
-        blockers.ForEach(b => b.Tell(TimeSpan.FromMilliseconds(800), Akka.Actor.ActorRefs.NoSender));
-        await Task.Delay(100);
+        var held = blockers.Select(b =>
+        {
+            var hold = new Hold(TimeSpan.FromMilliseconds(800));
+            b.Tell(hold, Akka.Actor.ActorRefs.NoSender);
+            return hold.Started.Task;
+        }).ToList();
+        await Task.WhenAll(held);
         for (var i = 0; i < 20; i++)
         {
             var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
@@ -95,7 +100,17 @@ public sealed class AcceptResetTests
     /// <summary>Holds its core thread for the time it is sent, standing in for a busy core.</summary>
     private sealed class Blocker : Akka.Actor.ReceiveActor
     {
-        public Blocker() => Receive<TimeSpan>(busy => Thread.Sleep(busy));
+        public Blocker() => Receive<Hold>(hold =>
+        {
+            hold.Started.SetResult();
+            Thread.Sleep(hold.Busy); // the point: the core thread is busy, not waiting on anything
+        });
+    }
+
+    /// <summary>Tells a <see cref="Blocker"/> how long to hold its core; <see cref="Started"/> completes as it begins.</summary>
+    private sealed record Hold(TimeSpan Busy)
+    {
+        public TaskCompletionSource Started { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
     private sealed class ErrorCollector : Akka.Actor.ReceiveActor

@@ -104,7 +104,7 @@ public sealed class ProxyProtocolTests
         foreach (var piece in header.Chunk(7))
         {
             await client.SendAsync(piece, SocketFlags.None);
-            await Task.Delay(20);
+            await Task.Delay(20); // apart, so the relay reads each piece on its own
         }
 
         await client.SendAsync("pong"u8.ToArray(), SocketFlags.None);

@@ -9,15 +9,12 @@ namespace Relay.Tests.Native;
 /// Optionally the thread also drops capabilities from its effective set (also per thread),
 /// to see what the relay does without them.
 /// </summary>
-internal static partial class NetworkNamespace
+internal static class NetworkNamespace
 {
-    public const int CAP_NET_ADMIN = 12;
-    public const int CAP_NET_RAW = 13;
-
-    private const int CLONE_NEWNET = 0x40000000;
-    private const uint LINUX_CAPABILITY_VERSION_3 = 0x20080522;
-
-    /// <summary><paramref name="action"/>'s result, run on a new thread inside namespace <paramref name="name"/>.</summary>
+    /// <summary>
+    /// <paramref name="action"/>'s result, run on a new thread inside namespace <paramref name="name"/>
+    /// without the <see cref="Capability"/> numbers in <paramref name="dropCapabilities"/>.
+    /// </summary>
     public static T Run<T>(string name, Func<T> action, params int[] dropCapabilities)
     {
         T? result = default;
@@ -28,7 +25,7 @@ internal static partial class NetworkNamespace
             {
                 using (var ns = File.OpenHandle($"/run/netns/{name}"))
                 {
-                    if (Setns((int)ns.DangerousGetHandle(), CLONE_NEWNET) != 0)
+                    if (Sched.Setns((int)ns.DangerousGetHandle(), Sched.CLONE_NEWNET) != 0)
                     {
                         throw new InvalidOperationException($"setns into {name}: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
                     }
@@ -58,10 +55,10 @@ internal static partial class NetworkNamespace
 
     private static unsafe void DropEffective(int[] capabilities)
     {
-        var header = stackalloc uint[2] { LINUX_CAPABILITY_VERSION_3, 0 };
+        var header = stackalloc uint[2] { Capability.LINUX_CAPABILITY_VERSION_3, 0 };
         // Two {effective, permitted, inheritable} triples: capabilities 0-31, then 32-63.
         var data = stackalloc uint[6];
-        if (Capget(header, data) != 0)
+        if (Capability.Capget(header, data) != 0)
         {
             throw new InvalidOperationException($"capget: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
         }
@@ -71,18 +68,9 @@ internal static partial class NetworkNamespace
             data[capability / 32 * 3] &= ~(1u << (capability % 32));
         }
 
-        if (Capset(header, data) != 0)
+        if (Capability.Capset(header, data) != 0)
         {
             throw new InvalidOperationException($"capset: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
         }
     }
-
-    [LibraryImport("libc", EntryPoint = "setns", SetLastError = true)]
-    private static partial int Setns(int fd, int nstype);
-
-    [LibraryImport("libc", EntryPoint = "capget", SetLastError = true)]
-    private static unsafe partial int Capget(uint* header, uint* data);
-
-    [LibraryImport("libc", EntryPoint = "capset", SetLastError = true)]
-    private static unsafe partial int Capset(uint* header, uint* data);
 }

@@ -33,11 +33,17 @@ public sealed class ReloadTests
         Assert.Equal(sent, hash);
     }
 
-    /// <summary>A transfer that sends <paramref name="total"/> bytes in paced chunks and reads the echo back concurrently.</summary>
-    private static async Task<(Task<byte[]> Sent, Task<(long Bytes, byte[] Hash)> Received, Socket Client)> StartTransferAsync(IPEndPoint relay, long total)
+    /// <summary>
+    /// A transfer that sends <paramref name="total"/> bytes in paced chunks and reads the echo back concurrently;
+    /// its second half waits for <paramref name="secondHalf"/>.
+    /// </summary>
+    private static async Task<(Task<byte[]> Sent, Task<(long Bytes, byte[] Hash)> Received, Socket Client)> StartTransferAsync(
+        IPEndPoint relay, long total, Task secondHalf)
     {
         var client = await SocketIo.ConnectAsync(relay);
-        var (sent, received) = StartPacedTransfer(client, total, paceMs: 10, seed: 11); // paced, so the reload lands in the middle
+        // Paced, so the reload lands in the middle; held at half way, so a slow reload (a busy
+        // machine took longer than the whole paced transfer) cannot land after its end.
+        var (sent, received) = StartPacedTransfer(client, total, paceMs: 10, seed: 11, secondHalf);
         return (sent, received, client);
     }
 
@@ -49,7 +55,8 @@ public sealed class ReloadTests
         await using var node = await RelayHarness.StartAsync(TestSettings.Relay(Route("web", oldUpstream.Endpoint)));
         var listen = node.EndpointOf("web");
 
-        var (sent, received, client) = await StartTransferAsync(listen, 64 * 64 * 1024);
+        var secondHalf = new TaskCompletionSource();
+        var (sent, received, client) = await StartTransferAsync(listen, 64 * 64 * 1024, secondHalf.Task);
         using var _ = client;
         await Eventually.Holds(() => node.Circuits.Snapshot().Any(c => c.Counters.BytesDown > 256 * 1024), "the transfer to be under way");
 
@@ -62,6 +69,7 @@ public sealed class ReloadTests
         await EchoOnceAsync(listen);
         Assert.Equal(1, newUpstream.Accepted);
         Assert.False(received.IsCompleted, "the transfer should still be running across the reload");
+        secondHalf.SetResult();
 
         var hash = await sent.WaitAsync(Timeout);
         var (bytes, receivedHash) = await received.WaitAsync(Timeout);

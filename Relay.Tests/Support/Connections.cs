@@ -32,9 +32,11 @@ internal static class Connections
     /// <summary>
     /// Sends <paramref name="total"/> pseudo-random bytes from <paramref name="seed"/> on <paramref name="client"/>
     /// in 64 KiB chunks <paramref name="paceMs"/> apart, then FIN, while the echo is read back concurrently:
-    /// the hash of what was sent, and the byte count and hash of what came back.
+    /// the hash of what was sent, and the byte count and hash of what came back. Given <paramref name="secondHalf"/>,
+    /// the second half waits for it: until then the transfer is in flight however slowly the test runs.
     /// </summary>
-    public static (Task<byte[]> Sent, Task<(long Bytes, byte[] Hash)> Received) StartPacedTransfer(Socket client, long total, int paceMs, int seed)
+    public static (Task<byte[]> Sent, Task<(long Bytes, byte[] Hash)> Received) StartPacedTransfer(
+        Socket client, long total, int paceMs, int seed, Task? secondHalf = null)
     {
         var received = SocketIo.ReadToEndAsync(client);
         var sent = Task.Run(async () =>
@@ -44,6 +46,12 @@ internal static class Connections
             using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
             for (long left = total; left > 0; left -= buffer.Length)
             {
+                if (secondHalf is not null && left <= total / 2)
+                {
+                    await secondHalf;
+                    secondHalf = null;
+                }
+
                 random.NextBytes(buffer);
                 hash.AppendData(buffer);
                 await client.SendAsync(buffer, SocketFlags.None);

@@ -33,8 +33,9 @@ internal static class Endpoints
         listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
         listener.Listen(0);
         var fillers = Enumerable.Range(0, 4).Select(_ => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp)).ToList();
-        fillers.ForEach(f => _ = f.ConnectAsync(listener.LocalEndPoint!));
-        await Task.Delay(200);
+        var connects = fillers.Select(f => f.ConnectAsync(listener.LocalEndPoint!)).ToList();
+        // A backlog of 0 holds one connection: once a filler is connected, the queue is full.
+        await Task.WhenAny(connects);
         return new Unanswering(listener, fillers);
     }
 

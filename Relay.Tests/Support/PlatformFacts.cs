@@ -1,5 +1,3 @@
-using System.Runtime.InteropServices;
-
 namespace Relay.Tests.Support;
 
 // xunit 2 has no dynamic skip (Assert.Skip is v3-only), so a test that needs a platform
@@ -18,14 +16,11 @@ public sealed class RootLabFactAttribute : FactAttribute
         {
             Skip = "skipped: the lab needs Linux network namespaces";
         }
-        else if (geteuid() != 0)
+        else if (!Environment.IsPrivilegedProcess) // on Unix: geteuid() == 0
         {
             Skip = "skipped: needs root to create network namespaces (ops/lab/lab.sh); CI runs as root";
         }
     }
-
-    [DllImport("libc", SetLastError = false)]
-    private static extern uint geteuid();
 }
 
 /// <summary>A [Theory] for behaviour that exists only on Linux (/proc, execve of /proc/self/exe).</summary>
