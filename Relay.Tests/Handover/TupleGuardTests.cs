@@ -287,7 +287,7 @@ public sealed class TupleGuardTests
     {
         await using var lab = await Lab.CreateAsync();
         var failed = Assert.Throws<InvalidOperationException>(() =>
-            NetworkNamespace.Run(lab.Relay, () => TupleGuard.Open(), NetworkNamespace.CAP_NET_ADMIN));
+            NetworkNamespace.Run(lab.Relay, () => TupleGuard.Open(), Capability.CAP_NET_ADMIN));
         var refused = Assert.IsType<TupleGuardException>(failed.InnerException);
         _out.WriteLine(refused.Message);
         Assert.Equal(Errno.EPERM, refused.Errno);
