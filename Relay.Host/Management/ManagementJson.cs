@@ -14,7 +14,7 @@ public sealed record ErrorResponse(string Error);
 
 /// <summary>One circuit as <c>GET /circuits</c> shows it; the CLI reads the same type back.</summary>
 /// <param name="BytesUp">Client to upstream.</param>
-/// <param name="State">The wire name: <c>connecting|established|half-closed|closed|lost</c>.</param>
+/// <param name="State">The wire name: <c>connecting|established|half-closed|handing-over|closed|lost</c>.</param>
 /// <param name="OpenedAt">UTC.</param>
 /// <param name="LastActivity">UTC, last byte moved in either direction.</param>
 public record CircuitView(
@@ -39,7 +39,18 @@ public record CircuitView(
         entry.Counters.BytesUp,
         entry.Counters.BytesDown,
         entry.OpenedAt.UtcDateTime,
-        entry.LastActivity.UtcDateTime);
+        entry.LastActivity.UtcDateTime)
+    {
+        Moves = entry.Moves,
+        MovedAt = entry.MovedAt?.UtcDateTime,
+    };
+
+    /// <summary>How many times a handover moved the circuit between nodes (0: it runs where it was opened).</summary>
+    public int Moves { get; init; }
+
+    /// <summary>UTC, when it last arrived on this node in a handover; absent for a circuit that never moved.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public DateTime? MovedAt { get; init; }
 }
 
 /// <summary>
