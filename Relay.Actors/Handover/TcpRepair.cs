@@ -27,7 +27,9 @@ namespace Relay.Actors.Handover;
 /// What does not move: the congestion state (a restored socket starts from the initial window
 /// and, until its first RTT sample, a 3 s retransmission timeout), buffer autotuning (the
 /// restored buffers are forced), the out-of-order queue (the peer sends it again), and
-/// options the relay set (keepalive, congestion control: apply the route's again).
+/// options the relay set (keepalive, congestion control: apply the route's again). Sockets
+/// whose local address is not the node's own (TPROXY routes) are not handled: the restore
+/// binds without IP_TRANSPARENT, and the replayed FIN is routed to the local address.
 /// </para>
 /// Every failure is a <see cref="TcpRepairException"/> naming the step and the 4-tuple.
 /// </summary>

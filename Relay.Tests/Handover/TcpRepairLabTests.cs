@@ -90,7 +90,7 @@ public sealed class TcpRepairLabTests(ITestOutputHelper output)
         MoveAsync(Family.V6, Scenario.FinWait2);
 
     [RootLabFact]
-    public async Task A_socket_that_cannot_be_dumped_or_restored_fails_with_one_line_naming_step_tuple_and_errno()
+    public async Task A_socket_that_cannot_be_dumped_or_restored_fails_with_one_line_naming_step_tuple_and_state_or_errno()
     {
         await using var lab = await RepairLab.OneNodeAsync();
         var (peer, subject, listener) = NetworkNamespace.Run(lab.Old, () => ConnectInPlace(Family.V4));
@@ -115,6 +115,19 @@ public sealed class TcpRepairLabTests(ITestOutputHelper output)
             output.WriteLine(nowhere.Message);
             Assert.Equal(99, nowhere.Errno); // EADDRNOTAVAIL: the address is not on this node
             Assert.Equal($"restore 198.18.6.99:4000 -> {subject.RemoteEndPoint}: bind(198.18.6.99:4000): Cannot assign requested address (errno 99)", nowhere.Message);
+            TcpRepair.LeaveRepair(subject, windowProbe: false);
+
+            // Both sides closed, our FIN unacknowledged: nothing left to move.
+            peer.Shutdown(SocketShutdown.Send);
+            await AwaitStateAsync(subject, KernelTcpState.CloseWait);
+            var (local, remote) = ((IPEndPoint)subject.LocalEndPoint!, (IPEndPoint)subject.RemoteEndPoint!);
+            await lab.GuardAsync(lab.Old, add: true, local, remote, outbound: false);
+            subject.Shutdown(SocketShutdown.Send);
+            await AwaitStateAsync(subject, KernelTcpState.LastAck);
+            TcpRepair.EnterRepair(subject);
+            var lastAck = Assert.Throws<TcpRepairException>(() => TcpRepair.Dump(subject));
+            output.WriteLine(lastAck.Message);
+            Assert.Equal($"dump {local} -> {remote}: state LastAck cannot be moved (only established, close-wait, fin-wait-1 and fin-wait-2 can): let it finish on this node", lastAck.Message);
             TcpRepair.LeaveRepair(subject, windowProbe: false);
 
             var unconnected = NetworkNamespace.Run(lab.Old, () => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
