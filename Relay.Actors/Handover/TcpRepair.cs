@@ -183,12 +183,11 @@ internal static unsafe class TcpRepair
     public static void ReplayHalfClose(Socket socket, TcpSocketImage image)
     {
         ArgumentNullException.ThrowIfNull(socket);
-        var step = new Step("replay half-close", image.Tuple);
         if ((image.HalfClose & TcpHalfClose.FinSent) != 0 || (image.HalfClose == TcpHalfClose.FinUnsent && image.UnsentLength == 0))
         {
             if (RawSocket.ShutdownSend(socket) is not SocketError.Success and var error)
             {
-                throw step.Fail($"shutdown(SHUT_WR) to send our FIN again: {error}");
+                throw new Step("replay half-close", image.Tuple).Fail($"shutdown(SHUT_WR) to send our FIN again: {error}");
             }
 
             return;
@@ -198,6 +197,8 @@ internal static unsafe class TcpRepair
         {
             return;
         }
+
+        var step = new Step("replay half-close", image.Tuple);
 
         // The peer's window as this socket knows it: no larger, so the segment cannot widen it.
         var scale = (image.Options & Tcp.TCPI_OPT_WSCALE) != 0 ? image.SendWindowScale : 0;
@@ -246,9 +247,9 @@ internal static unsafe class TcpRepair
             throw step.Fail("the socket is not in repair mode (EnterRepair first)");
         }
 
+        Span<byte> info = stackalloc byte[8]; // tcpi_state .. tcpi_snd_wscale:4, tcpi_rcv_wscale:4
         for (var attempt = 0; attempt < DumpAttempts; attempt++)
         {
-            Span<byte> info = stackalloc byte[8]; // tcpi_state .. tcpi_snd_wscale:4, tcpi_rcv_wscale:4
             GetOption(fd, Inet.IPPROTO_TCP, Tcp.TCP_INFO, info, "getsockopt(TCP_INFO)", step);
             var state = (KernelTcpState)info[0];
             var options = info[5];
@@ -283,7 +284,7 @@ internal static unsafe class TcpRepair
 
             // One array for both queues; each peek asks for one byte more than its queue holds,
             // and that byte (which must not come) falls where the next queue starts.
-            // Uninitialized: the peeks fill every byte that is kept (zeroing 2 MB costs ~0.1 ms).
+            // Uninitialized: the peeks fill every byte that is kept.
             byte[] bytes = inq + sendBytes == 0 ? [] : GC.AllocateUninitializedArray<byte>(inq + sendBytes + 1);
             var receiveSeq = PeekQueue(fd, Tcp.TCP_RECV_QUEUE, bytes, 0, inq, "receive", step);
             var sendSeq = PeekQueue(fd, Tcp.TCP_SEND_QUEUE, bytes, inq, sendBytes, "send", step);
