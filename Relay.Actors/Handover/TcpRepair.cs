@@ -43,9 +43,11 @@ internal static unsafe class TcpRepair
     // and may refuse a large one (ENOMEM); CRIU halves the chunk down to this floor.
     private const int SmallestQueueChunk = 1024;
 
-    // setsockopt(TCP_MAXSEG) accepts TCP_MIN_MSS..MAX_TCP_WINDOW (include/net/tcp.h).
+    // setsockopt(TCP_MAXSEG) accepts TCP_MIN_MSS..MAX_TCP_WINDOW; above TCP_MSS_DESIRED the
+    // kernel bounds the MSS to half the largest window (include/net/tcp.h).
     private const int MinUserMss = 88;
     private const int MaxUserMss = 32767;
+    private const uint DesiredMss = 1220;
 
     /// <summary>TCP_REPAIR on: the socket stops sending anything (data, ACKs, retransmissions, timers' segments) until it leaves.</summary>
     public static void EnterRepair(Socket socket) => SetRepair(socket, Tcp.TCP_REPAIR_ON, "enter repair mode");
@@ -353,13 +355,10 @@ internal static unsafe class TcpRepair
             }
         }
 
-        // The MSS the connection uses (mss_cache) is computed once, at connect, from the clamp;
-        // the clamp TCP_REPAIR_OPTIONS sets afterwards never reaches it, and the socket would
-        // send 524-byte segments for good (measured: 524 instead of 32768 on loopback). The
-        // user MSS (at most 32767, MAX_TCP_WINDOW) is the clamp connect starts from.
-        if (image.MaxSegment >= MinUserMss)
+        var userMss = UserMss(image);
+        if (userMss >= MinUserMss)
         {
-            SetInt(fd, Inet.IPPROTO_TCP, Tcp.TCP_MAXSEG, Math.Min(image.MaxSegment, MaxUserMss), "setsockopt(TCP_MAXSEG)", step);
+            SetInt(fd, Inet.IPPROTO_TCP, Tcp.TCP_MAXSEG, userMss, "setsockopt(TCP_MAXSEG)", step);
         }
 
         // The sequences are settable only before connect; they are where each queue starts.
@@ -431,6 +430,29 @@ internal static unsafe class TcpRepair
         {
             SetInt(fd, Inet.IPPROTO_TCP, Tcp.TCP_NODELAY, 1, "setsockopt(TCP_NODELAY)", step);
         }
+    }
+
+    /// <summary>
+    /// The user MSS to set before connect. The segment size the socket sends (mss_cache) is
+    /// computed at connect, from this, and not again until the path MTU or the peer's largest
+    /// window changes: the clamp TCP_REPAIR_OPTIONS sets afterwards never reaches it, and
+    /// without a user MSS the socket sent 524-byte segments for good (measured: 524 instead of
+    /// 32768 on loopback). It is also kept within half the peer's largest window, as the kernel
+    /// keeps it (tcp_bound_to_half_wnd), which it cannot do at connect, before the window is
+    /// restored: a segment larger than the window never fits, and the socket then trickles
+    /// window-sized probes every RTO (measured: 1.4 MB stuck behind a 32 KB window).
+    /// </summary>
+    private static int UserMss(TcpSocketImage image)
+    {
+        var mss = Math.Min(image.MaxSegment, MaxUserMss);
+        var largestWindow = image.Window.MaxWindow;
+        if (largestWindow > 0)
+        {
+            var cutoff = largestWindow > DesiredMss ? largestWindow / 2 : largestWindow;
+            mss = (int)Math.Min((uint)mss, cutoff);
+        }
+
+        return mss;
     }
 
     private static int ForcedBuffer(int reported, int queued) => (int)(Math.Min(int.MaxValue, Math.Max(reported, 2L * queued)) / 2);
