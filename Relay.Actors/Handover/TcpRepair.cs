@@ -27,7 +27,9 @@ namespace Relay.Actors.Handover;
 /// What does not move: the congestion state (a restored socket starts from the initial window
 /// and, until its first RTT sample, a 3 s retransmission timeout), buffer autotuning (the
 /// restored buffers are forced), the out-of-order queue (the peer sends it again), and
-/// options the relay set (keepalive, congestion control: apply the route's again).
+/// options the relay set (keepalive, congestion control: apply the route's again). Sockets
+/// whose local address is not the node's own (TPROXY routes) are not handled: the restore
+/// binds without IP_TRANSPARENT, and the replayed FIN is routed to the local address.
 /// </para>
 /// Every failure is a <see cref="TcpRepairException"/> naming the step and the 4-tuple.
 /// </summary>
@@ -41,9 +43,11 @@ internal static unsafe class TcpRepair
     // and may refuse a large one (ENOMEM); CRIU halves the chunk down to this floor.
     private const int SmallestQueueChunk = 1024;
 
-    // setsockopt(TCP_MAXSEG) accepts TCP_MIN_MSS..MAX_TCP_WINDOW (include/net/tcp.h).
+    // setsockopt(TCP_MAXSEG) accepts TCP_MIN_MSS..MAX_TCP_WINDOW; above TCP_MSS_DESIRED the
+    // kernel bounds the MSS to half the largest window (include/net/tcp.h).
     private const int MinUserMss = 88;
     private const int MaxUserMss = 32767;
+    private const uint DesiredMss = 1220;
 
     /// <summary>TCP_REPAIR on: the socket stops sending anything (data, ACKs, retransmissions, timers' segments) until it leaves.</summary>
     public static void EnterRepair(Socket socket) => SetRepair(socket, Tcp.TCP_REPAIR_ON, "enter repair mode");
@@ -181,12 +185,11 @@ internal static unsafe class TcpRepair
     public static void ReplayHalfClose(Socket socket, TcpSocketImage image)
     {
         ArgumentNullException.ThrowIfNull(socket);
-        var step = new Step("replay half-close", image.Tuple);
         if ((image.HalfClose & TcpHalfClose.FinSent) != 0 || (image.HalfClose == TcpHalfClose.FinUnsent && image.UnsentLength == 0))
         {
             if (RawSocket.ShutdownSend(socket) is not SocketError.Success and var error)
             {
-                throw step.Fail($"shutdown(SHUT_WR) to send our FIN again: {error}");
+                throw new Step("replay half-close", image.Tuple).Fail($"shutdown(SHUT_WR) to send our FIN again: {error}");
             }
 
             return;
@@ -196,6 +199,8 @@ internal static unsafe class TcpRepair
         {
             return;
         }
+
+        var step = new Step("replay half-close", image.Tuple);
 
         // The peer's window as this socket knows it: no larger, so the segment cannot widen it.
         var scale = (image.Options & Tcp.TCPI_OPT_WSCALE) != 0 ? image.SendWindowScale : 0;
@@ -244,9 +249,9 @@ internal static unsafe class TcpRepair
             throw step.Fail("the socket is not in repair mode (EnterRepair first)");
         }
 
+        Span<byte> info = stackalloc byte[8]; // tcpi_state .. tcpi_snd_wscale:4, tcpi_rcv_wscale:4
         for (var attempt = 0; attempt < DumpAttempts; attempt++)
         {
-            Span<byte> info = stackalloc byte[8]; // tcpi_state .. tcpi_snd_wscale:4, tcpi_rcv_wscale:4
             GetOption(fd, Inet.IPPROTO_TCP, Tcp.TCP_INFO, info, "getsockopt(TCP_INFO)", step);
             var state = (KernelTcpState)info[0];
             var options = info[5];
@@ -281,7 +286,7 @@ internal static unsafe class TcpRepair
 
             // One array for both queues; each peek asks for one byte more than its queue holds,
             // and that byte (which must not come) falls where the next queue starts.
-            // Uninitialized: the peeks fill every byte that is kept (zeroing 2 MB costs ~0.1 ms).
+            // Uninitialized: the peeks fill every byte that is kept.
             byte[] bytes = inq + sendBytes == 0 ? [] : GC.AllocateUninitializedArray<byte>(inq + sendBytes + 1);
             var receiveSeq = PeekQueue(fd, Tcp.TCP_RECV_QUEUE, bytes, 0, inq, "receive", step);
             var sendSeq = PeekQueue(fd, Tcp.TCP_SEND_QUEUE, bytes, inq, sendBytes, "send", step);
@@ -350,13 +355,10 @@ internal static unsafe class TcpRepair
             }
         }
 
-        // The MSS the connection uses (mss_cache) is computed once, at connect, from the clamp;
-        // the clamp TCP_REPAIR_OPTIONS sets afterwards never reaches it, and the socket would
-        // send 524-byte segments for good (measured: 524 instead of 32768 on loopback). The
-        // user MSS (at most 32767, MAX_TCP_WINDOW) is the clamp connect starts from.
-        if (image.MaxSegment >= MinUserMss)
+        var userMss = UserMss(image);
+        if (userMss >= MinUserMss)
         {
-            SetInt(fd, Inet.IPPROTO_TCP, Tcp.TCP_MAXSEG, Math.Min(image.MaxSegment, MaxUserMss), "setsockopt(TCP_MAXSEG)", step);
+            SetInt(fd, Inet.IPPROTO_TCP, Tcp.TCP_MAXSEG, userMss, "setsockopt(TCP_MAXSEG)", step);
         }
 
         // The sequences are settable only before connect; they are where each queue starts.
@@ -428,6 +430,29 @@ internal static unsafe class TcpRepair
         {
             SetInt(fd, Inet.IPPROTO_TCP, Tcp.TCP_NODELAY, 1, "setsockopt(TCP_NODELAY)", step);
         }
+    }
+
+    /// <summary>
+    /// The user MSS to set before connect. The segment size the socket sends (mss_cache) is
+    /// computed at connect, from this, and not again until the path MTU or the peer's largest
+    /// window changes: the clamp TCP_REPAIR_OPTIONS sets afterwards never reaches it, and
+    /// without a user MSS the socket sent 524-byte segments for good (measured: 524 instead of
+    /// 32768 on loopback). It is also kept within half the peer's largest window, as the kernel
+    /// keeps it (tcp_bound_to_half_wnd), which it cannot do at connect, before the window is
+    /// restored: a segment larger than the window never fits, and the socket then trickles
+    /// window-sized probes every RTO (measured: 1.4 MB stuck behind a 32 KB window).
+    /// </summary>
+    private static int UserMss(TcpSocketImage image)
+    {
+        var mss = Math.Min(image.MaxSegment, MaxUserMss);
+        var largestWindow = image.Window.MaxWindow;
+        if (largestWindow > 0)
+        {
+            var cutoff = largestWindow > DesiredMss ? largestWindow / 2 : largestWindow;
+            mss = (int)Math.Min((uint)mss, cutoff);
+        }
+
+        return mss;
     }
 
     private static int ForcedBuffer(int reported, int queued) => (int)(Math.Min(int.MaxValue, Math.Max(reported, 2L * queued)) / 2);

@@ -90,7 +90,7 @@ public sealed class TcpRepairLabTests(ITestOutputHelper output)
         MoveAsync(Family.V6, Scenario.FinWait2);
 
     [RootLabFact]
-    public async Task A_socket_that_cannot_be_dumped_or_restored_fails_with_one_line_naming_step_tuple_and_errno()
+    public async Task A_socket_that_cannot_be_dumped_or_restored_fails_with_one_line_naming_step_tuple_and_state_or_errno()
     {
         await using var lab = await RepairLab.OneNodeAsync();
         var (peer, subject, listener) = NetworkNamespace.Run(lab.Old, () => ConnectInPlace(Family.V4));
@@ -115,6 +115,19 @@ public sealed class TcpRepairLabTests(ITestOutputHelper output)
             output.WriteLine(nowhere.Message);
             Assert.Equal(99, nowhere.Errno); // EADDRNOTAVAIL: the address is not on this node
             Assert.Equal($"restore 198.18.6.99:4000 -> {subject.RemoteEndPoint}: bind(198.18.6.99:4000): Cannot assign requested address (errno 99)", nowhere.Message);
+            TcpRepair.LeaveRepair(subject, windowProbe: false);
+
+            // Both sides closed, our FIN unacknowledged: nothing left to move.
+            peer.Shutdown(SocketShutdown.Send);
+            await AwaitStateAsync(subject, KernelTcpState.CloseWait);
+            var (local, remote) = ((IPEndPoint)subject.LocalEndPoint!, (IPEndPoint)subject.RemoteEndPoint!);
+            await lab.GuardAsync(lab.Old, add: true, local, remote, outbound: false);
+            subject.Shutdown(SocketShutdown.Send);
+            await AwaitStateAsync(subject, KernelTcpState.LastAck);
+            TcpRepair.EnterRepair(subject);
+            var lastAck = Assert.Throws<TcpRepairException>(() => TcpRepair.Dump(subject));
+            output.WriteLine(lastAck.Message);
+            Assert.Equal($"dump {local} -> {remote}: state LastAck cannot be moved (only established, close-wait, fin-wait-1 and fin-wait-2 can): let it finish on this node", lastAck.Message);
             TcpRepair.LeaveRepair(subject, windowProbe: false);
 
             var unconnected = NetworkNamespace.Run(lab.Old, () => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
@@ -406,10 +419,14 @@ public sealed class TcpRepairLabTests(ITestOutputHelper output)
             _ => KernelTcpState.Established,
         };
         await AwaitStateAsync(restored, after, TimeSpan.FromMilliseconds(500));
-        // The segment size comes back too (the user MSS set before connect, at most 32767).
+        // The segment size comes back too (the user MSS set before connect, at most 32767,
+        // less the timestamp option), and fits in half the peer's largest window as the
+        // kernel keeps it: larger, it would never fit a window that size.
         var restoredMss = SocketTuner.ReadTcpInfo(restored)!.SendMss;
-        output.WriteLine($"send MSS {mss} before, {restoredMss} restored");
-        Assert.True(restoredMss >= Math.Min(mss, 32767 - 12), $"send MSS {mss} before the move, {restoredMss} after");
+        output.WriteLine($"send MSS {mss} before, {restoredMss} restored; peer's largest window {image.Window.MaxWindow}");
+        Assert.True(restoredMss + 12 + 13 >= Math.Min(mss, 32767), $"send MSS {mss} before the move, {restoredMss} after");
+        Assert.True(image.Window.MaxWindow <= 1220 || restoredMss <= image.Window.MaxWindow / 2,
+            $"send MSS {restoredMss} after the move, above half the peer's largest window {image.Window.MaxWindow}");
         return (image, restored, unsent);
     }
 
@@ -452,7 +469,16 @@ public sealed class TcpRepairLabTests(ITestOutputHelper output)
             }
         }
 
-        PatternStream.Pump([peer, subject], () => peer.Done(expectShut: true) && subject.Done(expectShut: true), Limit);
+        try
+        {
+            PatternStream.Pump([peer, subject], () => peer.Done(expectShut: true) && subject.Done(expectShut: true), Limit);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // What each kernel thinks when the bytes stop: state, windows, timers, queues.
+            throw new InvalidOperationException($"{e.Message}\npeer TCP_INFO: {SocketTuner.ReadTcpInfo(peer.Socket)}\nsubject TCP_INFO: {SocketTuner.ReadTcpInfo(subject.Socket)}", e);
+        }
+
         output.WriteLine($"{peer}\n{subject}");
         Assert.Null(peer.Error);
         Assert.Null(subject.Error);
@@ -504,23 +530,33 @@ public sealed class TcpRepairLabTests(ITestOutputHelper output)
         return (peer, subject, listener);
     }
 
-    /// <summary>Steps <paramref name="stream"/> until it has handed <paramref name="limit"/> bytes to the kernel or the kernel has taken nothing for 100 ms.</summary>
+    /// <summary>
+    /// Steps <paramref name="stream"/> until it has handed <paramref name="limit"/> bytes to the
+    /// kernel (and shut down, if asked) or its attempts have moved nothing for 100 ms: the
+    /// idle time counts only from failed attempts, so a test thread descheduled on a busy
+    /// machine does not stop the filling early.
+    /// </summary>
     private static void Fill(PatternStream stream, long limit)
     {
         stream.SendLimit = Math.Max(stream.SendLimit == long.MaxValue ? 0 : stream.SendLimit, limit);
-        var idle = Stopwatch.StartNew();
         var total = Stopwatch.StartNew();
-        while ((stream.Sent < limit || (stream.ShutdownAtLimit && !stream.Shut)) && idle.ElapsedMilliseconds < 100)
+        Stopwatch? idle = null;
+        while (stream.Sent < limit || (stream.ShutdownAtLimit && !stream.Shut))
         {
             Assert.True(total.Elapsed < Limit, $"filling: {stream}");
             if (stream.Step())
             {
-                idle.Restart();
+                idle = null;
+                continue;
             }
-            else
+
+            idle ??= Stopwatch.StartNew();
+            if (idle.ElapsedMilliseconds >= 100)
             {
-                Thread.Sleep(1);
+                break;
             }
+
+            Thread.Sleep(1);
         }
 
         Assert.Null(stream.Error);
