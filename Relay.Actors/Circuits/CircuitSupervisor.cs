@@ -609,6 +609,12 @@ public sealed class CircuitSupervisor : UntypedActor
                 // A timer that fired just as the connection completed: nothing to do.
                 break;
 
+            case CircuitHandoverProtocol.Freeze freeze when _route.Transparent is not null:
+                // Its sockets depend on this node's interception (the client's original
+                // destination is their local address, kept by this node's conntrack).
+                freeze.ReplyTo.Tell(new CircuitHandoverProtocol.NotMovable(_entry, "transparent route"), Self);
+                break;
+
             case CircuitHandoverProtocol.Freeze freeze:
                 BeginFreeze(freeze.ReplyTo);
                 break;

@@ -121,6 +121,13 @@ public sealed class HandoverCoordinator : ReceiveActor
             return Fail(start.Target, $"handover is unavailable on this node: {_unavailable}");
         }
 
+        if (_cluster.Settings.EgressVip is null)
+        {
+            // The server's side of each circuit is bound to this node's own address: it
+            // cannot move, and a circuit half moved is a circuit lost.
+            return Fail(start.Target, "handover needs relay.cluster.egress-vip (upstream connections bound to a floating address)");
+        }
+
         if (!_cluster.Service.IsOwner)
         {
             return Fail(start.Target, "this node does not own the service: only the owner hands over");
