@@ -104,9 +104,11 @@ public sealed class ManagementServerTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.OK, status);
         var circuit = Assert.Single(json.EnumerateArray());
         Assert.Equal(
-            ["id", "route", "node", "client", "upstream", "state", "bytesUp", "bytesDown", "openedAt", "lastActivity"],
+            ["id", "route", "node", "client", "upstream", "state", "bytesUp", "bytesDown", "openedAt", "lastActivity", "moves"],
             circuit.EnumerateObject().Select(p => p.Name));
         Assert.Equal(7, circuit.GetProperty("id").GetInt64());
+        // Never handed over: no moves, and no movedAt at all.
+        Assert.Equal(0, circuit.GetProperty("moves").GetInt32());
         Assert.Equal("jumbo-out", circuit.GetProperty("route").GetString());
         Assert.Equal("akka.tcp://relay@10.0.0.1:4053", circuit.GetProperty("node").GetString());
         Assert.Equal("127.0.0.1:50007", circuit.GetProperty("client").GetString());
