@@ -243,8 +243,7 @@ public sealed class HandoverCoordinator : ReceiveActor
     private (List<CircuitImage> Images, List<CircuitHandoverProtocol.Frozen> Moving, List<CircuitHandoverProtocol.Frozen> Failed) Dump(
         List<CircuitHandoverProtocol.Frozen> frozen)
     {
-        var tuples = frozen.SelectMany(f => (TcpTuple[])[TupleOf(f.Client), TupleOf(f.Upstream)]).ToArray();
-        _guard!.Add(tuples, Settings.GuardTimeout);
+        _guard!.Add(TuplesOf(frozen), Settings.GuardTimeout);
         var images = new List<CircuitImage>(frozen.Count);
         var moving = new List<CircuitHandoverProtocol.Frozen>(frozen.Count);
         var failed = new List<CircuitHandoverProtocol.Frozen>();
@@ -269,6 +268,10 @@ public sealed class HandoverCoordinator : ReceiveActor
     }
 
     private static TcpTuple TupleOf(Socket socket) => new((IPEndPoint)socket.LocalEndPoint!, (IPEndPoint)socket.RemoteEndPoint!);
+
+    /// <summary>Both sockets' 4-tuples of each circuit: what the guard drops while they move.</summary>
+    private static TcpTuple[] TuplesOf(IEnumerable<CircuitHandoverProtocol.Frozen> circuits) =>
+        circuits.SelectMany(f => (TcpTuple[])[TupleOf(f.Client), TupleOf(f.Upstream)]).ToArray();
 
     private static CircuitImage ImageOf(CircuitHandoverProtocol.Frozen circuit, TcpSocketImage client, TcpSocketImage upstream)
     {
@@ -443,7 +446,7 @@ public sealed class HandoverCoordinator : ReceiveActor
     /// <summary>Unguards the circuits' tuples, takes their sockets out of repair mode (with a window probe) and thaws them.</summary>
     private void Resume(IReadOnlyList<CircuitHandoverProtocol.Frozen> circuits)
     {
-        _guard!.Remove(circuits.SelectMany(f => (TcpTuple[])[TupleOf(f.Client), TupleOf(f.Upstream)]).ToArray());
+        _guard!.Remove(TuplesOf(circuits));
         foreach (var circuit in circuits)
         {
             foreach (var socket in (Socket[])[circuit.Client, circuit.Upstream])
