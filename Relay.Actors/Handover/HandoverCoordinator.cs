@@ -43,6 +43,9 @@ public sealed class HandoverCoordinator : ReceiveActor
     private static readonly TimeSpan FreezeTimeout = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(10);
 
+    /// <summary>How long past the handover timeout a node's held addresses stay held if it never releases them.</summary>
+    private static readonly TimeSpan HoldMargin = TimeSpan.FromSeconds(10);
+
     private readonly ClusterNode _cluster;
     private readonly IActorRef _guardian;
     private readonly RelayNodeContext _node;
@@ -161,9 +164,25 @@ public sealed class HandoverCoordinator : ReceiveActor
         }
 
         var offer = (HandoverProtocol.Offer)answer;
-        var targetIp = await HostAddressAsync(target.Address);
+        // Nothing new from here: new clients wait for the target. Their SYNs are dropped, not
+        // refused by the closed listeners, so each is sent again a second later, to whichever
+        // node holds the address by then.
+        HoldNewConnections();
+        try
+        {
+            return await MoveCircuitsAsync(id, targetName, target.Address, selfIp, offer);
+        }
+        finally
+        {
+            // Committed (the addresses are gone from here) or rolled back (the routes listen again).
+            ReleaseNewConnections();
+        }
+    }
 
-        // Nothing new from here: new clients wait for the target (their SYN is retried).
+    private async Task<HandoverProtocol.Outcome> MoveCircuitsAsync(string id, string targetName, Address target, IPAddress selfIp,
+        HandoverProtocol.Offer offer)
+    {
+        var targetIp = await HostAddressAsync(target);
         await _guardian.Ask<object>(RelayGuardian.StopServing.Instance, AskTimeout);
         var clock = Stopwatch.StartNew();
         var frozen = await FreezeAllAsync();
@@ -185,12 +204,35 @@ public sealed class HandoverCoordinator : ReceiveActor
         // Committed: the circuits are the target's now; this node only lets go of them.
         var pauseMs = clock.Elapsed.TotalMilliseconds;
         _cluster.Service.Released();
-        TellOwnerSingleton(target.Address);
+        TellOwnerSingleton(target);
         var (moved, lost) = await ReleaseAsync(moving, restored);
         _metrics.OnCircuitsHandedOver(moved, pauseMs / 1000);
         RelayEvents.HandoverCompleted.Log(_log, id, targetName, moved, stayed + failedDumps.Count, lost, bytesMoved, pauseMs);
         return new HandoverProtocol.Outcome(HandoverProtocol.Results.Completed, $"{moved} circuit(s) moved to {targetName}", targetName,
             moved, stayed + failedDumps.Count, lost, bytesMoved, pauseMs);
+    }
+
+    /// <summary>The service addresses, whose new connections are held while they move.</summary>
+    private IPAddress[] ServiceAddresses =>
+        _cluster.FloatingAddresses?.Addresses.Where(a => a.Kind == FloatingAddressKind.Service).Select(a => a.Address.Address).ToArray() ?? [];
+
+    private void HoldNewConnections()
+    {
+        // A bound past the longest handover, so a node that dies holding them does not hold long.
+        _guard!.HoldNewConnections(ServiceAddresses, Settings.Timeout + HoldMargin);
+    }
+
+    private void ReleaseNewConnections()
+    {
+        try
+        {
+            _guard!.ReleaseNewConnections(ServiceAddresses);
+        }
+        catch (TupleGuardException e)
+        {
+            // They expire by themselves within the hold's bound; a new connection meanwhile waits for its SYN's retry.
+            RelayEvents.HandoverChannelFailed.Log(_log, "release new connections", e.Message);
+        }
     }
 
     private Member? PickTarget(string? wanted, out string? problem)
@@ -510,6 +552,9 @@ public sealed class HandoverCoordinator : ReceiveActor
         source.Tell(new HandoverProtocol.Offer(prepare.HandoverId, offer.Port, offer.Token.ToArray()));
 
         var receiver = new CircuitReceiver(_guard!, _cluster.FloatingAddresses, Settings, StartServingAsync);
+        // The addresses arrive here before the routes bind: a new connection in between is
+        // dropped (its SYN retried), not refused.
+        HoldNewConnections();
         try
         {
             using var channel = await offer.AcceptAsync();
@@ -535,6 +580,10 @@ public sealed class HandoverCoordinator : ReceiveActor
         {
             await AbortAsync(receiver);
             RelayEvents.HandoverFailed.Log(_log, source.Path.Address.ToString(), e.Message);
+        }
+        finally
+        {
+            ReleaseNewConnections();
         }
     }
 
@@ -568,6 +617,7 @@ public sealed class HandoverCoordinator : ReceiveActor
     private async Task<int> AdoptAsync(CircuitReceiver receiver)
     {
         receiver.Unguard();
+        ReleaseNewConnections();
         if (_boundRoutes is { } routes)
         {
             _cluster.Service.TookOver(routes.Routes);
