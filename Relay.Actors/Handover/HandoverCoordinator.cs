@@ -186,19 +186,22 @@ public sealed class HandoverCoordinator : ReceiveActor
         await _guardian.Ask<object>(RelayGuardian.StopServing.Instance, AskTimeout);
         var clock = Stopwatch.StartNew();
         var frozen = await FreezeAllAsync();
+        var freezeMs = clock.Elapsed.TotalMilliseconds;
         var stayed = _node.Registry.Count - frozen.Count;
         var (images, moving, failedDumps) = Dump(frozen);
         var bytesMoved = images.Sum(QueuedBytes);
 
         _cluster.FloatingAddresses?.Remove();
+        var dumpMs = clock.Elapsed.TotalMilliseconds - freezeMs;
         var restored = await ShipAsync(id, targetIp, selfIp, offer, images);
+        var phases = new HandoverProtocol.Phases(freezeMs, dumpMs, clock.Elapsed.TotalMilliseconds - freezeMs - dumpMs);
         if (restored is null)
         {
             var detail = $"{targetName} did not hold the circuits within {Settings.Timeout.TotalSeconds:0.###} s";
             await RollBackAsync(moving);
             RelayEvents.HandoverRolledBack.Log(_log, id, targetName, detail, moving.Count);
             return new HandoverProtocol.Outcome(HandoverProtocol.Results.RolledBack, detail, targetName, 0, _node.Registry.Count, 0, 0,
-                clock.Elapsed.TotalMilliseconds);
+                clock.Elapsed.TotalMilliseconds) { Timings = phases };
         }
 
         // Committed: the circuits are the target's now; this node only lets go of them.
@@ -209,7 +212,7 @@ public sealed class HandoverCoordinator : ReceiveActor
         _metrics.OnCircuitsHandedOver(moved, pauseMs / 1000);
         RelayEvents.HandoverCompleted.Log(_log, id, targetName, moved, stayed + failedDumps.Count, lost, bytesMoved, pauseMs);
         return new HandoverProtocol.Outcome(HandoverProtocol.Results.Completed, $"{moved} circuit(s) moved to {targetName}", targetName,
-            moved, stayed + failedDumps.Count, lost, bytesMoved, pauseMs);
+            moved, stayed + failedDumps.Count, lost, bytesMoved, pauseMs) { Timings = phases };
     }
 
     /// <summary>The service addresses, whose new connections are held while they move.</summary>
@@ -546,12 +549,22 @@ public sealed class HandoverCoordinator : ReceiveActor
             return;
         }
 
+        // The routes bind now, on the VIP the source still holds (IP_FREEBIND; they see no
+        // traffic until the address is here), while the source still serves: binding costs
+        // tens of milliseconds, the first time more, and none of it falls in the pause.
+        if (!await StartServingAsync())
+        {
+            await AbortAsync(null);
+            source.Tell(new HandoverProtocol.Refused(prepare.HandoverId, "this node could not bind its routes (see its log)"));
+            return;
+        }
+
         var selfIp = await HostAddressAsync(_cluster.Cluster.SelfAddress);
         using var offer = StateChannelOffer.Open(selfIp, sourceIp, Settings.Timeout * 2,
             rejected => RelayEvents.StateChannelRejected.Log(_log, rejected.Peer.ToString(), rejected.Reason));
         source.Tell(new HandoverProtocol.Offer(prepare.HandoverId, offer.Port, offer.Token.ToArray()));
 
-        var receiver = new CircuitReceiver(_guard!, _cluster.FloatingAddresses, Settings, StartServingAsync);
+        var receiver = new CircuitReceiver(_guard!, _cluster.FloatingAddresses, Settings, () => Task.FromResult(true));
         // The addresses arrive here before the routes bind: a new connection in between is
         // dropped (its SYN retried), not refused.
         HoldNewConnections();
@@ -589,7 +602,7 @@ public sealed class HandoverCoordinator : ReceiveActor
 
     private RelayGuardian.RoutesBound? _boundRoutes;
 
-    /// <summary>Binds the routes here (a standby serves none): true once every route listens.</summary>
+    /// <summary>Binds the routes here (a standby serves none): true once every route listens (on the VIP, before it is here).</summary>
     private async Task<bool> StartServingAsync()
     {
         var answer = await _guardian.Ask<object>(RelayGuardian.StartServing.Instance, AskTimeout);
@@ -598,9 +611,9 @@ public sealed class HandoverCoordinator : ReceiveActor
     }
 
     /// <summary>Not committed: the restored sockets go silently, and this node serves nothing again.</summary>
-    private async Task AbortAsync(CircuitReceiver receiver)
+    private async Task AbortAsync(CircuitReceiver? receiver)
     {
-        receiver.Abort();
+        receiver?.Abort();
         if (_boundRoutes is not null || !_cluster.Service.IsOwner)
         {
             _boundRoutes = null;
