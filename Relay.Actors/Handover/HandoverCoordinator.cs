@@ -13,6 +13,7 @@ using Relay.Actors.Listening;
 using Relay.Actors.Logging;
 using Relay.Actors.Metrics;
 using Relay.Actors.Configuration;
+using Relay.Actors.Native;
 
 namespace Relay.Actors.Handover;
 
@@ -42,6 +43,12 @@ public sealed class HandoverCoordinator : ReceiveActor
 {
     private static readonly TimeSpan FreezeTimeout = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>Queued bytes per state channel frame: a quarter of its maximum, so that a batch never nears it.</summary>
+    private const long BatchBytes = StateChannel.DefaultMaxFrameSize / 4;
+
+    /// <summary>An image's bytes besides its queues (endpoints, sequences, windows, counters, route name), rounded up.</summary>
+    private const long ImageOverhead = 512;
 
     /// <summary>How long past the handover timeout a node's held addresses stay held if it never releases them.</summary>
     private static readonly TimeSpan HoldMargin = TimeSpan.FromSeconds(10);
@@ -193,11 +200,11 @@ public sealed class HandoverCoordinator : ReceiveActor
 
         _cluster.FloatingAddresses?.Remove();
         var dumpMs = clock.Elapsed.TotalMilliseconds - freezeMs;
-        var restored = await ShipAsync(id, targetIp, selfIp, offer, images);
+        var (restored, shipProblem) = await ShipAsync(id, targetIp, selfIp, offer, images);
         var phases = new HandoverProtocol.Phases(freezeMs, dumpMs, clock.Elapsed.TotalMilliseconds - freezeMs - dumpMs);
         if (restored is null)
         {
-            var detail = $"{targetName} did not hold the circuits within {Settings.Timeout.TotalSeconds:0.###} s";
+            var detail = shipProblem!;
             await RollBackAsync(moving);
             RelayEvents.HandoverRolledBack.Log(_log, id, targetName, detail, moving.Count);
             return new HandoverProtocol.Outcome(HandoverProtocol.Results.RolledBack, detail, targetName, 0, _node.Registry.Count, 0, 0,
@@ -272,11 +279,22 @@ public sealed class HandoverCoordinator : ReceiveActor
     /// <summary>Freezes every circuit of the node at once; the frozen ones, in the order they answered.</summary>
     private async Task<List<CircuitHandoverProtocol.Frozen>> FreezeAllAsync()
     {
-        var asks = _node.Registry.Snapshot()
+        var entries = _node.Registry.Snapshot();
+        var asks = entries
             .Select(entry => entry.Supervisor.Ask<object>(replyTo => new CircuitHandoverProtocol.Freeze(replyTo), FreezeTimeout, CancellationToken.None)
                 .ContinueWith(t => t.IsCompletedSuccessfully ? t.Result : null, TaskScheduler.Default))
             .ToList();
         var answers = await Task.WhenAll(asks);
+        for (var i = 0; i < answers.Length; i++)
+        {
+            if (answers[i] is null)
+            {
+                // No answer in time: the circuit stays here, and it must not stay frozen should
+                // its freeze still come (a busy core); a thaw before the freeze is a no-op.
+                entries[i].Supervisor.Tell(CircuitHandoverProtocol.Thaw.Instance);
+            }
+        }
+
         return answers.OfType<CircuitHandoverProtocol.Frozen>().ToList();
     }
 
@@ -318,10 +336,20 @@ public sealed class HandoverCoordinator : ReceiveActor
     private static TcpTuple[] TuplesOf(IEnumerable<CircuitHandoverProtocol.Frozen> circuits) =>
         circuits.SelectMany(f => (TcpTuple[])[TupleOf(f.Client), TupleOf(f.Upstream)]).ToArray();
 
+    /// <summary>
+    /// The circuit's image. Each socket's receive queue travels in user space, after the
+    /// relay's own buffer for the same direction: those bytes are acknowledged and next to be
+    /// read, so the target's pump writes them first and restores the socket with an empty
+    /// receive queue. Writing megabytes into a restored socket's receive queue fails with
+    /// ENOBUFS once the host's TCP memory is under pressure (many full-speed circuits), and
+    /// would cost the pause a copy into the kernel besides.
+    /// </summary>
     private static CircuitImage ImageOf(CircuitHandoverProtocol.Frozen circuit, TcpSocketImage client, TcpSocketImage upstream)
     {
         var entry = circuit.Entry;
         var counters = entry.Counters;
+        var clientQueued = client.ReceiveQueue;
+        var upstreamQueued = upstream.ReceiveQueue;
         return new CircuitImage
         {
             Id = entry.Id,
@@ -331,19 +359,38 @@ public sealed class HandoverCoordinator : ReceiveActor
             QuietMs = circuit.QuietMs,
             BytesUp = counters.BytesUp,
             BytesDown = counters.BytesDown,
-            ReadUp = counters.ReadUp,
-            ReadDown = counters.ReadDown,
+            ReadUp = counters.ReadUp + clientQueued.Length,
+            ReadDown = counters.ReadDown + upstreamQueued.Length,
             Moves = entry.Moves,
             LastMovedAt = entry.MovedAt,
             Upstream = entry.Upstream,
             Client = entry.Client as IPEndPoint ?? new IPEndPoint(IPAddress.None, 0),
             ProxiedDestination = entry.ProxiedDestination,
             Phase = 0,
-            ClientSocket = client,
-            UpstreamSocket = upstream,
-            ToUpstream = circuit.ToUpstream,
-            ToClient = circuit.ToClient,
+            ClientSocket = client with { ReceiveQueue = ReadOnlyMemory<byte>.Empty },
+            UpstreamSocket = upstream with { ReceiveQueue = ReadOnlyMemory<byte>.Empty },
+            ToUpstream = Join(circuit.ToUpstream, clientQueued),
+            ToClient = Join(circuit.ToClient, upstreamQueued),
         };
+    }
+
+    /// <summary><paramref name="first"/> then <paramref name="second"/>, copied only when both hold bytes.</summary>
+    internal static ReadOnlyMemory<byte> Join(ReadOnlyMemory<byte> first, ReadOnlyMemory<byte> second)
+    {
+        if (first.IsEmpty)
+        {
+            return second;
+        }
+
+        if (second.IsEmpty)
+        {
+            return first;
+        }
+
+        var both = new byte[first.Length + second.Length];
+        first.CopyTo(both);
+        second.CopyTo(both.AsMemory(first.Length));
+        return both;
     }
 
     private static long QueuedBytes(CircuitImage image) =>
@@ -353,22 +400,24 @@ public sealed class HandoverCoordinator : ReceiveActor
 
     /// <summary>
     /// Sends the images over the target's state channel, in batches, and waits for the target
-    /// to say which it holds; on that answer, commits. Null when the target did not answer in
-    /// time or the channel failed before the commit: nothing was committed, so the caller rolls back.
+    /// to say which it holds; on that answer, commits. Without the ids, a problem: the target
+    /// did not answer in time or the channel failed before the commit, so nothing was committed
+    /// and the caller rolls back.
     /// </summary>
-    private async Task<long[]?> ShipAsync(string id, IPAddress targetIp, IPAddress selfIp, HandoverProtocol.Offer offer,
+    private async Task<(long[]? Ids, string? Problem)> ShipAsync(string id, IPAddress targetIp, IPAddress selfIp, HandoverProtocol.Offer offer,
         List<CircuitImage> images)
     {
         using var deadline = new CancellationTokenSource(Settings.Timeout);
+        var committed = false;
         try
         {
             using var channel = await StateChannel.ConnectAsync(new IPEndPoint(targetIp, offer.Port), offer.Token, selfIp,
                 cancellationToken: deadline.Token);
-            foreach (var batch in images.Chunk(Math.Max(1, Settings.BatchSize)))
+            foreach (var batch in Batches(images, Math.Max(1, Settings.BatchSize)))
             {
                 await channel.SendAsync(HandoverProtocol.Frames.Circuits, writer =>
                 {
-                    CircuitImageFormat.WriteBatchHeader(writer, batch.Length);
+                    CircuitImageFormat.WriteBatchHeader(writer, batch.Count);
                     foreach (var image in batch)
                     {
                         CircuitImageFormat.Write(writer, image);
@@ -380,11 +429,12 @@ public sealed class HandoverCoordinator : ReceiveActor
             using var answer = await channel.ReceiveAsync(deadline.Token);
             if (answer is not { Type: HandoverProtocol.Frames.Restored })
             {
-                return null;
+                return (null, $"the target ended the state channel without holding the circuits (frame {answer?.Type.ToString() ?? "none"})");
             }
 
             var ids = ReadIds(answer.Payload.Span);
             // The fence: once Commit is in the channel, the circuits are the target's.
+            committed = true;
             await channel.SendAsync(HandoverProtocol.Frames.Commit, ReadOnlyMemory<byte>.Empty, CancellationToken.None);
             // The target's last word (how many its routes adopted) is for its own log: a source
             // that stops waiting for it changes nothing.
@@ -392,17 +442,59 @@ public sealed class HandoverCoordinator : ReceiveActor
             {
                 using var last = await channel.ReceiveAsync(CancellationToken.None).AsTask().WaitAsync(Settings.Timeout);
             }
-            catch (Exception e) when (e is IOException or SocketException or TimeoutException or ObjectDisposedException)
+            catch (Exception e) when (e is IOException or SocketException or TimeoutException or ObjectDisposedException or StateChannelException)
             {
                 // Committed already: whatever happens to the channel now, the circuits are the target's.
             }
 
-            return ids;
+            return (ids, null);
         }
-        catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or TimeoutException or ObjectDisposedException)
+        catch (Exception e) when (!committed)
         {
+            // Any failure before the commit rolls back, whatever threw: the circuits are frozen
+            // and the addresses gone, and only a rollback gives them back.
+            var problem = e is OperationCanceledException && deadline.IsCancellationRequested
+                ? $"the target did not hold the circuits within {Settings.Timeout.TotalSeconds:0.###} s"
+                : e.Message;
+            RelayEvents.HandoverChannelFailed.Log(_log, id, problem);
+            return (null, problem);
+        }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or StateChannelException)
+        {
+            // The commit was written and the channel failed under it: the target may have it,
+            // so the circuits are the target's (the fence never resumes them here).
             RelayEvents.HandoverChannelFailed.Log(_log, id, e.Message);
-            return null;
+            return ([], null);
+        }
+    }
+
+    /// <summary>
+    /// The images in batches of at most <paramref name="count"/> circuits and
+    /// <see cref="BatchBytes"/> of queued bytes (a batch is one state channel frame, whose size
+    /// is bounded; a full-speed circuit can hold tens of megabytes in its queues). A circuit
+    /// larger than that goes alone.
+    /// </summary>
+    private static IEnumerable<List<CircuitImage>> Batches(List<CircuitImage> images, int count)
+    {
+        var batch = new List<CircuitImage>();
+        long bytes = 0;
+        foreach (var image in images)
+        {
+            var size = QueuedBytes(image) + ImageOverhead;
+            if (batch.Count > 0 && (batch.Count >= count || bytes + size > BatchBytes))
+            {
+                yield return batch;
+                batch = [];
+                bytes = 0;
+            }
+
+            batch.Add(image);
+            bytes += size;
+        }
+
+        if (batch.Count > 0)
+        {
+            yield return batch;
         }
     }
 
@@ -506,6 +598,11 @@ public sealed class HandoverCoordinator : ReceiveActor
                 }
             }
 
+            // Leaving repair mode clears the reuse flag an accepted socket has from its
+            // listener; without it the route's listener cannot bind again next to the circuit
+            // when this node serves again (EADDRINUSE), as after a rollback.
+            circuit.Client.SetRawSocketOption(SysSocket.SOL_SOCKET, SysSocket.SO_REUSEADDR, BitConverter.GetBytes(1));
+
             circuit.Entry.Supervisor.Tell(CircuitHandoverProtocol.Thaw.Instance);
         }
     }
@@ -560,7 +657,9 @@ public sealed class HandoverCoordinator : ReceiveActor
         }
 
         var selfIp = await HostAddressAsync(_cluster.Cluster.SelfAddress);
-        using var offer = StateChannelOffer.Open(selfIp, sourceIp, Settings.Timeout * 2,
+        // The source connects once it has frozen and dumped every circuit, which takes longer
+        // the more bytes they hold: the offer outlasts that and the source's own ship timeout.
+        using var offer = StateChannelOffer.Open(selfIp, sourceIp, (Settings.Timeout * 2) + AskTimeout,
             rejected => RelayEvents.StateChannelRejected.Log(_log, rejected.Peer.ToString(), rejected.Reason));
         source.Tell(new HandoverProtocol.Offer(prepare.HandoverId, offer.Port, offer.Token.ToArray()));
 
