@@ -5,6 +5,8 @@
 #      980 idle: the longest receive gap any streaming client or server sees (target <= 200 ms);
 #   B: 1,000 circuits, 100 streaming both ways as fast as they go, 900 idle: the longest gap
 #      (target <= 1 s) and the POST /cluster/handover from request to answer (target <= 2 s);
+#   B1: B again with relay.cluster.handover.batch-size = 1 (a batch is one state-channel frame
+#      of at most 64 MiB, and full-speed circuits hold more than that in their queues);
 #   for both: every idle circuit answers a ping after the handovers, every byte of every
 #   circuit arrives once and in order (a pattern checked at every offset, and the bytes read
 #   against the bytes written), 0 RST into cli or srv (nft counters), every circuit ends with
@@ -18,22 +20,27 @@
 # The load (ops/bench/handover_load.py, python3 only) runs in cli and srv; the relays run the
 # Release build. Writes ops/bench/out/<UTC timestamp>/: results.md, results.json, the charts
 # (handover-circuits.svg, handover-queued.svg), each scenario's JSON and the nodes' logs.
-# Usage: sudo ops/bench/handover.sh [ROUNDS] [--quick] [--no-build] [--no-sweep] [--out DIR]
+# Usage: sudo ops/bench/handover.sh [ROUNDS] [--quick] [--no-build] [--no-sweep] [--trace] [--only A,B,...] [--out DIR]
 #   ROUNDS   handovers per scenario, alternating n1 -> n2, n2 -> n1 (default 4; --quick: 2)
-#   --quick  100 circuits per scenario (A: 5 paced, B: 10 full), a two-point sweep (~3 min)
+#   --quick  100 circuits per scenario (A: 5 paced, B: 10 full), a two-point sweep (~2 min)
+#   --only   run only these scenarios and sweep points (A, B, B1, n100..n1000, q0..q256)
+#   --trace  capture the state channels on br0 (tcpdump, headers only) and print where each
+#            handover's time goes (results.md, "Where the time goes"); it adds load
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
 . "$HERE/../lib/common.sh"
 CLUSTER="$HERE/../cluster/cluster.sh"
 LOAD="$HERE/handover_load.py"
-ROUNDS="" QUICK="" BUILD=1 SWEEP=1 OUT=""
+ROUNDS="" QUICK="" BUILD=1 SWEEP=1 OUT="" TRACE="" ONLY=""
 COMMAND="ops/bench/handover.sh $*"
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1; shift ;;
     --no-build) BUILD=""; shift ;;
     --no-sweep) SWEEP=""; shift ;;
+    --trace) TRACE=1; shift ;;
+    --only) ONLY=",$2,"; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     [0-9]*) ROUNDS=$1; shift ;;
@@ -43,6 +50,7 @@ done
 ROUNDS=${ROUNDS:-$([ -n "$QUICK" ] && echo 2 || echo 4)}
 [ "$(id -u)" = 0 ] || { echo "handover.sh: this needs root (network namespaces); run it with sudo" >&2; exit 1; }
 need_tools ip:iproute2 python3:python3 nft:nftables
+[ -z "$TRACE" ] || need_tools tcpdump:tcpdump
 
 export LAB_PREFIX="${LAB_PREFIX:-rhb$$-}"
 # The load and two relays share the machine: a busy moment must not down a node (as the lab tests).
@@ -91,6 +99,7 @@ pair() {
 # EXTRA_CONF, when set, is a config file both nodes read after the lab's own.
 scenario() {
   local name=$1 axis=$2 title=$3 spec=$4 rounds=$5 stall=${6:-1048576} token
+  [ -z "$ONLY" ] || [[ "$ONLY" == *",$name,"* ]] || return 0
   for attempt in 1 2; do
     pair && break
     echo "  $name: the pair did not form in time (attempt $attempt)" >&2
@@ -102,11 +111,27 @@ scenario() {
   local cfg
   cfg=$(printf '{"prefix":"%s","out":"%s","name":"%s","spec":%s,"rounds":%s,"owner":1,"token":"%s","stall":%s}' \
     "$LAB_PREFIX" "$OUT" "$name" "$spec" "$rounds" "$token" "$stall")
+  local dump=""
+  if [ -n "$TRACE" ]; then
+    # The state channel: TCP between the nodes on neither the service, the server, Akka nor management.
+    ip netns exec "${LAB_PREFIX}br" tcpdump -i br0 -n -s 96 -w "$OUT/$name.pcap" \
+      'tcp and not port 7000 and not port 9000 and not port 2552 and not port 8558' 2>/dev/null &
+    dump=$!
+    sleep 1
+  fi
   if ! python3 "$LOAD" drive "$cfg" >"$OUT/$name.raw" 2>>"$OUT/bench.log"; then
     echo "  $name: the driver failed (see $OUT/bench.log)" >&2
     tail -n 5 "$OUT/bench.log" >&2
   fi
+  if [ -n "$dump" ]; then
+    kill -INT "$dump" 2>/dev/null || true
+    wait "$dump" 2>/dev/null || true
+  fi
   for n in 1 2; do cp "$STATE/n$n.log" "$OUT/$name-n$n.log" 2>/dev/null || true; done
+  if [ -n "$dump" ]; then
+    python3 "$LOAD" trace "$OUT/$name.pcap" "$OUT/$name-n1.log" "$OUT/$name-n2.log" >"$OUT/$name.trace.txt" || true
+    sed 's/^/  /' "$OUT/$name.trace.txt" >&2
+  fi
   python3 - "$OUT/$name.raw" "$OUT/$name.json" "$axis" "$title" "$(rst_count cli)" "$(rst_count srv)" <<'PY'
 import datetime, json, re, sys
 raw, out, axis, title, rc, rs = sys.argv[1:]
@@ -131,6 +156,9 @@ for h in r["handovers"]:
     o = h["outcome"]
     print(f"  n{h['from']} -> n{h['to']}: {o.get('result')}, moved {o.get('moved')}, pause {o.get('pauseMs', 0):.0f} ms, "
           f"POST {h['post_ms']:.0f} ms, longest gap {h['max_gap_ms']:.0f} ms, {o.get('bytesMoved', 0) / 1e6:.1f} MB moved", file=sys.stderr)
+if "check" not in r:
+    print(f"  the load could not finish: {r.get('error')}", file=sys.stderr)
+    sys.exit(0)
 c = r["check"]
 print(f"  lost {c['lost']}, duplicated {c['duplicated']}, wrong {c['wrong']}, RST {rc}+{rs}, socket errors {c['socket_errors']}, "
       f"pings {r['pinged']}, new circuit {r.get('probe')}, load stall {c['load_stall_ms']} ms", file=sys.stderr)
@@ -165,27 +193,6 @@ else
   fi
 fi
 
-python3 - "$OUT" "$COMMAND" "$COMMIT" "$STAMP" "$LOAD_START" "$(cut -d' ' -f1-3 /proc/loadavg)" "$ROUNDS" <<'PY'
-import glob, json, os, platform, re, sys
-out, command, commit, stamp, load_start, load_end, rounds = sys.argv[1:]
-model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-res = {"command": "sudo " + command, "commit": commit, "started": stamp, "load_start": load_start,
-       "load_end": load_end, "shared": True, "rounds": int(rounds),
-       "machine": f"{os.cpu_count()} cores ({model}), kernel {platform.release()}",
-       "scenarios": [], "sweep": [], "timings": []}
-for path in sorted(glob.glob(os.path.join(out, "*.json"))):
-    if path.endswith("results.json"):
-        continue
-    r = json.load(open(path))
-    (res["scenarios"] if r["axis"] == "scenario" else res["sweep"]).append(r)
-order = lambda r: (r["axis"], r["circuits"], r["spec"].get("stalled", 0))
-res["sweep"].sort(key=order)
-# The relay's own account of each handover, from both nodes' logs.
-for log in sorted(glob.glob(os.path.join(out, "*-n[12].log"))):
-    for line in open(log, errors="replace"):
-        if re.search(r"Handover(Started|Completed|RolledBack|Failed|Received)", line):
-            res["timings"].append(f"{os.path.basename(log)}: {line.strip()[:300]}")
-json.dump(res, open(os.path.join(out, "results.json"), "w"), indent=1)
-PY
+python3 "$LOAD" collect "$OUT" "$COMMAND" "$COMMIT" "$STAMP" "$LOAD_START" "$(cut -d' ' -f1-3 /proc/loadavg)" "$ROUNDS"
 python3 "$LOAD" report "$OUT"
 echo "results: $OUT/results.md"

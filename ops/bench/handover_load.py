@@ -5,6 +5,8 @@
   handover_load.py client VIP PORT SPEC      in cli: opens the circuits, plays their client side
   handover_load.py post TO TOKEN             in the owner's namespace: POST /cluster/handover, timed
   handover_load.py drive JSON                in the root namespace: one scenario (below), prints JSON
+  handover_load.py collect DIR CMD COMMIT STAMP LOAD0 LOAD1 ROUNDS   DIR/results.json from the scenarios
+  handover_load.py trace PCAP LOG...         where each handover's time goes (handover.sh --trace)
   handover_load.py report DIR                results.md and the charts from DIR/results.json
 
 Every circuit carries, each way, a stream of a pseudo-random pattern with a period of 1,000,003
@@ -26,7 +28,7 @@ The client and server take commands on stdin (one a line) and answer on stdout:
   client: -> "ready N" once every circuit is open; "release" (stalled readers start reading),
           "ping" (-> "pinged ANSWERED/IDLE MAX_MS"), "finish" (every stream ends with a FIN;
           -> one JSON line once every circuit has closed, or after 60 s)
-  server: -> "accepted N"; "report" -> one JSON line.
+  server: -> "listening", then "accepted N" per circuit; "report" -> one JSON line.
 """
 import json
 import os
@@ -129,7 +131,10 @@ class Stream:
                     self.shut = True
                 return
             o = (self.tx_phase + self.tx) % PERIOD
-            sent = self.sock.send(PATTERN_VIEW[o:o + n])
+            try:
+                sent = self.sock.send(PATTERN_VIEW[o:o + n])
+            except BlockingIOError:
+                return  # the send buffer filled exactly with the last send: wait for the next edge
             self.tx += sent
             if self.mode == "paced":
                 self.owed -= sent
@@ -137,7 +142,10 @@ class Stream:
                 return
 
     def on_read(self, now):
-        data = self.sock.recv(CHUNK)
+        try:
+            data = self.sock.recv(CHUNK)
+        except BlockingIOError:
+            return
         if not data:
             self.eof = True
             return
@@ -227,8 +235,9 @@ class Loop:
                     s.on_read(t)
                 if mask & selectors.EVENT_WRITE and not s.closed:
                     s.on_write()
-            except (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, TimeoutError) as e:
-                s.reset = type(e).__name__
+            except OSError as e:
+                # ECONNRESET, EPIPE, ENOTCONN (a shutdown on a socket the peer reset)...: the circuit is cut.
+                s.reset = f"{type(e).__name__}: {e.strerror or e}"
                 self.close(s)
                 continue
             self.after_io(s)
@@ -258,6 +267,7 @@ def serve(host, port):
     listener.listen(4096)
     listener.setblocking(False)
     loop.sel.register(listener, selectors.EVENT_READ, "listener")
+    print("listening", flush=True)
     pending = {}  # sock -> header bytes so far
     state = {"done": False}
 
@@ -490,7 +500,8 @@ def drive(cfg):
     total = sum(cfg["spec"].values())
     env = dict(os.environ, HANDOVER_STALL_BYTES=str(cfg.get("stall", 1024 * 1024)))
     server = Proc(ns("srv") + ["python3", me, "server", "198.18.1.100", "9000"], f"{out}/{cfg['name']}-server.log", env)
-    time.sleep(0.3)
+    # A client before the listener would meet refusals, and the relay ejects a refusing upstream for 2 s.
+    server.wait_line("listening", 30)
     cli = Proc(ns("cli") + ["python3", me, "client", "198.18.0.10", "7000", json.dumps(cfg["spec"])],
                f"{out}/{cfg['name']}-client.log")
     result = {"name": cfg["name"], "spec": cfg["spec"], "circuits": total, "handovers": []}
@@ -534,10 +545,18 @@ def drive(cfg):
         result["client"] = json.loads(cli.wait_line("{", 90))
         server.send("report")
         result["server"] = json.loads(server.wait_line("{", 30))
+    except (TimeoutError, ValueError) as e:
+        # The handovers happened; what the load could not tell is said in the report.
+        result["error"] = str(e)
+        print(f"  {cfg['name']}: {e}", file=sys.stderr, flush=True)
     finally:
         for p in (cli, server):
             if p.p.poll() is None:
                 p.p.kill()
+    if "error" in result:
+        for h in result["handovers"]:
+            h["post_ms"], h["max_gap_ms"] = round(1000 * (h["t1"] - h["t0"]), 1), None
+        return result
     return analyse(result)
 
 
@@ -573,6 +592,11 @@ def analyse(r):
         inside = [b - a for a, b, _, _ in gaps if b >= h["t0"] and a <= h["t1"] + 2.0]
         h["max_gap_ms"] = round(1000 * max(inside, default=0), 1)
         h["post_ms"] = round(1000 * (h["t1"] - h["t0"]), 1)
+    # The five longest gaps, for the report: who saw them, from when (s after the first POST), how long.
+    first = r["handovers"][0]["t0"] if r["handovers"] else 0
+    r["worst_gaps"] = [{"side": side, "id": cid, "mode": next((x["mode"] for x in r[side]["streams"] if x["id"] == cid), "?"),
+                        "from_s": round(a - first, 2), "ms": round(1000 * (b - a), 1)}
+                       for a, b, side, cid in sorted(gaps, key=lambda g: g[0] - g[1])[:5]]
     windows = [(h["t0"], h["t1"] + 2.0) for h in r["handovers"]]
     outside = [b - a for a, b, _, _ in gaps if not any(b >= w0 and a <= w1 for w0, w1 in windows)]
     r["check"] = {"lost": lost, "duplicated": dup, "wrong": bad, "socket_errors": resets, "unclosed": unclosed,
@@ -644,6 +668,88 @@ def mb(n):
     return f"{n / 1e6:.0f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
 
 
+def trace(pcap, *logs):
+    """Where a handover's time goes, from a capture of the state channels on br0 (handover.sh
+    --trace) and the nodes' logs: HandoverStarted (log) -> the channel's SYN (prepare, stop
+    accepting, freeze, guard, dump, addresses removed) -> the source's last byte (shipping)
+    -> the target's first byte, Restored (restoring) -> the source's next byte, Commit -> the
+    target's next, Committed. Prints one line per handover. The pause (outcome) runs from the
+    freeze, inside the first step, to the Commit."""
+    import datetime
+    import re
+    starts = []
+    for log in logs:
+        for line in open(log, errors="replace"):
+            m = re.match(r"(\S+Z) \w+ HandoverStarted handover (\w+)", line)
+            if m:
+                starts.append((datetime.datetime.fromisoformat(m[1].replace("Z", "+00:00")).timestamp(), m[2]))
+    text = subprocess.run(["tcpdump", "-r", pcap, "-tt", "-n"], capture_output=True, text=True).stdout
+    conns = {}
+    for line in text.splitlines():
+        m = re.match(r"(\d+\.\d+) IP (\S+) > (\S+): Flags \[([^\]]*)\].*length (\d+)", line)
+        if not m:
+            continue
+        t, a, b, flags, n = float(m[1]), m[2], m[3].rstrip(":"), m[4], int(m[5])
+        key = tuple(sorted((a, b)))
+        c = conns.setdefault(key, {"events": []})
+        if flags == "S":
+            c["syn"], c["src"] = t, a
+        if n > 0:
+            c["events"].append((t, a, n))
+    for key, c in sorted(((k, c) for k, c in conns.items() if "syn" in c), key=lambda kc: kc[1]["syn"]):
+        # The data in runs by direction: source images..., target Restored, source Commit, target Committed.
+        runs = []
+        for t, a, n in c["events"]:
+            side = "s" if a == c["src"] else "t"
+            if runs and runs[-1][0] == side:
+                runs[-1][2], runs[-1][3] = t, runs[-1][3] + n
+            else:
+                runs.append([side, t, t, n])
+        started = max((st for st in starts if st[0] <= c["syn"]), default=None)
+        ms = lambda a, b: f"{1000 * (b - a):.0f}"
+        # The runs: token (source), accept (target), images and EndOfCircuits (source),
+        # Restored (target), Commit (source), Committed (target).
+        parts = [f"handover {started[1] if started else '?'}:"]
+        if started:
+            parts.append(f"started -> channel SYN {ms(started[0], c['syn'])} ms (prepare, stop accepting, freeze, guard, dump)")
+        if len(runs) > 2:
+            parts.append(f"token accepted -> first image byte {ms(runs[1][2], runs[2][1])} ms (images encoded)")
+            parts.append(f"shipping {runs[2][3] / 1e6:.1f} MB {ms(runs[2][1], runs[2][2])} ms")
+        if len(runs) > 3:
+            parts.append(f"-> Restored {ms(runs[2][2], runs[3][1])} ms (target guards, restores)")
+        if len(runs) > 4:
+            parts.append(f"-> Commit {ms(runs[3][2], runs[4][1])} ms")
+        if len(runs) > 5:
+            parts.append(f"-> Committed {ms(runs[4][2], runs[5][1])} ms (target runs them)")
+        print(parts[0] + " " + ", ".join(parts[1:]))
+
+
+def collect(out, command, commit, stamp, load_start, load_end, rounds):
+    """results.json from the scenarios' JSON files in `out` and the relays' logs there."""
+    import glob
+    import platform
+    import re
+    model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    res = {"command": "sudo " + command, "commit": commit, "started": stamp, "load_start": load_start,
+           "load_end": load_end, "shared": True, "rounds": int(rounds),
+           "machine": f"{os.cpu_count()} cores ({model}), kernel {platform.release()}",
+           "scenarios": [], "sweep": [], "timings": []}
+    for path in sorted(glob.glob(os.path.join(out, "*.json"))):
+        if path.endswith("results.json"):
+            continue
+        r = json.load(open(path))
+        (res["scenarios"] if r["axis"] == "scenario" else res["sweep"]).append(r)
+    res["sweep"].sort(key=lambda r: (r["axis"], r["circuits"], r["spec"].get("stalled", 0)))
+    # The relay's own account of each handover, from both nodes' logs.
+    for log in sorted(glob.glob(os.path.join(out, "*-n[12].log"))):
+        for line in open(log, errors="replace"):
+            if re.search(r"Handover(Started|Completed|RolledBack|Failed|Received|ChannelFailed)|ListenerBindFailed", line):
+                res["timings"].append(f"{os.path.basename(log)}: {line.strip()[:300]}")
+    for path in sorted(glob.glob(os.path.join(out, "*.trace.txt"))):
+        res.setdefault("traces", []).extend(f"{os.path.basename(path)[:-10]}: {l.strip()}" for l in open(path) if l.strip())
+    json.dump(res, open(os.path.join(out, "results.json"), "w"), indent=1)
+
+
 def report(outdir):
     with open(os.path.join(outdir, "results.json")) as f:
         res = json.load(f)
@@ -653,8 +759,9 @@ def report(outdir):
     if res.get("shared"):
         lines += ["Figures from a shared machine: other work ran at the same time (the load averages above).", ""]
     targets = {"A": (200, None), "B": (1000, 2000), "B1": (1000, 2000)}
+    gapms = lambda h: "?" if h.get("max_gap_ms") is None else f"{h['max_gap_ms']:.0f}"
     for sc in res["scenarios"]:
-        ck, name = sc["check"], sc["name"]
+        ck, name = sc.get("check"), sc["name"]
         gap_t, post_t = targets.get(name, (None, None))
         lines += [f"## Scenario {name}: {sc['title']}", "",
                   f"{sc['circuits']} circuits ({', '.join(f'{v} {k}' for k, v in sc['spec'].items() if v)}), "
@@ -665,8 +772,12 @@ def report(outdir):
         for i, h in enumerate(sc["handovers"], 1):
             o = h["outcome"]
             lines.append(f"| {i} | n{h['from']} -> n{h['to']} | {o.get('result')} | {o.get('moved')} | "
-                         f"{mb(o.get('bytesMoved') or 0)} | {o.get('pauseMs', 0):.0f} ms | {h.get('log_ms') or '?'} ms | {h['post_ms']:.0f} ms | "
-                         f"{h['max_gap_ms']:.0f} ms |")
+                         f"{mb(o.get('bytesMoved') or 0)} | {o.get('pauseMs', 0):.0f} ms | {h['log_ms'] if h.get('log_ms') is None else round(h['log_ms'])} ms | {h['post_ms']:.0f} ms | "
+                         f"{gapms(h)} ms |")
+        if ck is None:
+            lines += ["", f"- the load could not finish: {sc['error']} (lost, duplicated, resets and gaps unknown; "
+                      "see the relay logs below)", ""]
+            continue
         worst_gap = max((h["max_gap_ms"] for h in sc["handovers"]), default=0)
         worst_post = max((h["post_ms"] for h in sc["handovers"]), default=0)
         completed = all(h["outcome"].get("result") == "completed" and h["outcome"].get("moved") == sc["circuits"]
@@ -687,6 +798,9 @@ def report(outdir):
                   f"- resets: {sc['rst_cli']} RST into cli, {sc['rst_srv']} into srv (nft counters; before the new "
                   f"circuit's connect: {sc['rst_before_probe'][0]} and {sc['rst_before_probe'][1]}); socket errors "
                   f"{ck['socket_errors']}; circuits not closed by a FIN {ck['unclosed']}; connects failed {ck['connect_failed']}",
+                  "- longest gaps (who read, from when after the first POST, how long): " + "; ".join(
+                      f"{g['side']} of circuit {g['id']} ({g['mode']}) at +{g['from_s']} s for {g['ms']:.0f} ms"
+                      for g in sc.get("worst_gaps", [])[:3]),
                   f"- longest gap outside the handovers {ck['max_gap_outside_ms'] or '<= 20':} ms; the load tool's own longest "
                   f"stall {ck['load_stall_ms']:.0f} ms (a gap includes up to that much of the tool's own lateness)"]
         lines += [f"  - {p}" for p in ck["problems"]]
@@ -701,6 +815,7 @@ def report(outdir):
                   "the outcome's bytes moved.", "",
                   "| point | circuits | bytes moved | pause (outcome) | POST -> answer | longest gap | lost / dup / RST |",
                   "|---|---:|---:|---:|---:|---:|---|"]
+        sweep = [sc for sc in sweep if "check" in sc]
         for sc in sweep:
             hs = sc["handovers"]
             ck = sc["check"]
@@ -732,6 +847,8 @@ def report(outdir):
                       "MB of queues moved", [(n, c, qp(f), ql(f)) for n, c, f in series])
             charts.append("handover-queued.svg")
         lines += [""] + [f"![{c}]({c})" for c in charts] + [""]
+    if res.get("traces"):
+        lines += ["## Where the time goes (state channel capture on br0, --trace)", "", "```", *res["traces"], "```", ""]
     if res.get("timings"):
         lines += ["## Where the time goes (relay logs)", "", "```", *res["timings"], "```", ""]
     with open(os.path.join(outdir, "results.md"), "w") as f:
@@ -752,6 +869,10 @@ if __name__ == "__main__":
         post(sys.argv[2], sys.argv[3])
     elif cmd == "drive":
         print(json.dumps(drive(json.loads(sys.argv[2]))), flush=True)
+    elif cmd == "trace":
+        trace(*sys.argv[2:])
+    elif cmd == "collect":
+        collect(*sys.argv[2:9])
     elif cmd == "report":
         report(sys.argv[2])
     else:
