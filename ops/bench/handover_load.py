@@ -31,6 +31,7 @@ The client and server take commands on stdin (one a line) and answer on stdout:
   server: -> "listening", then "accepted N" per circuit; "report" -> one JSON line.
 """
 import json
+import math
 import os
 import random
 import selectors
@@ -587,9 +588,12 @@ def analyse(r):
     for side in ("client", "server"):
         for st in r[side]["streams"]:
             gaps += [(a, b, side, st["id"]) for a, b in st["gaps"]]
-    for h in r["handovers"]:
-        # A gap belongs to a handover when it overlaps the POST, or ends within 2 s after it.
-        inside = [b - a for a, b, _, _ in gaps if b >= h["t0"] and a <= h["t1"] + 2.0]
+    hs = r["handovers"]
+    for i, h in enumerate(hs):
+        # A gap belongs to the handover whose POST came last before the gap ended (it ends when
+        # the bytes flow again), if it ended within 2 s of that POST's answer.
+        end = min(h["t1"] + 2.0, hs[i + 1]["t0"] if i + 1 < len(hs) else h["t1"] + 2.0)
+        inside = [b - a for a, b, _, _ in gaps if h["t0"] <= b <= end]
         h["max_gap_ms"] = round(1000 * max(inside, default=0), 1)
         h["post_ms"] = round(1000 * (h["t1"] - h["t0"]), 1)
     # The five longest gaps, for the report: who saw them, from when (s after the first POST), how long.
@@ -598,7 +602,8 @@ def analyse(r):
                         "from_s": round(a - first, 2), "ms": round(1000 * (b - a), 1)}
                        for a, b, side, cid in sorted(gaps, key=lambda g: g[0] - g[1])[:5]]
     windows = [(h["t0"], h["t1"] + 2.0) for h in r["handovers"]]
-    outside = [b - a for a, b, _, _ in gaps if not any(b >= w0 and a <= w1 for w0, w1 in windows)]
+    outside = [b - a for a, b, _, _ in gaps if not any(w0 <= b <= w1 for w0, w1 in windows)]
+    r["gaps"] = gaps  # every gap over 20 ms, (start, end, side, circuit), to attribute them again
     r["check"] = {"lost": lost, "duplicated": dup, "wrong": bad, "socket_errors": resets, "unclosed": unclosed,
                   "problems": bad_list[:20], "bytes_client_to_server": sum(x["rx"] for x in s.values()),
                   "bytes_server_to_client": sum(x["rx"] for x in c.values()),
@@ -617,10 +622,12 @@ def analyse(r):
 
 # ------------------------------------------------------------------ the report
 
-def nice(v):
-    """The smallest of 1, 2, 2.5, 5 x 10^k at or above v: an axis end with round ticks."""
-    k = 10 ** max(0, len(str(int(max(v, 1)))) - 1)
-    return next(m * k for m in (1, 2, 2.5, 5, 10) if m * k >= v)
+def axis(top):
+    """A round tick step (1, 2, 2.5 or 5 x 10^k) for about 5 ticks, and the axis end at or above top."""
+    raw = max(top, 1e-9) / 5
+    k = 10 ** math.floor(math.log10(raw))
+    step = next(m * k for m in (1, 2, 2.5, 5, 10) if m * k >= raw)
+    return step, step * math.ceil(top / step)
 
 
 def svg_chart(path, title, xlabel, series, xfmt=lambda x: f"{x:g}"):
@@ -629,8 +636,8 @@ def svg_chart(path, title, xlabel, series, xfmt=lambda x: f"{x:g}"):
     the slope reads directly."""
     W, H, L, R, T, B = 640, 360, 70, 20, 40, 50
     xs = sorted({x for _, _, pts, *_ in series for x, _ in pts}) or [1]
-    xmax = nice(max(xs) * 1.05)
-    ymax = nice(max([y for _, _, pts, *_ in series for _, y in pts] + [1]) * 1.1)
+    xstep, xmax = axis(max(xs) * 1.05)
+    ystep, ymax = axis(max([y for _, _, pts, *_ in series for _, y in pts] + [1]) * 1.1)
     px = lambda x: L + (W - L - R) * x / xmax
     py = lambda y: H - B - (H - T - B) * y / ymax
     g = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
@@ -640,12 +647,12 @@ def svg_chart(path, title, xlabel, series, xfmt=lambda x: f"{x:g}"):
          f'<line x1="{L}" y1="{T}" x2="{L}" y2="{H - B}" stroke="black"/>',
          f'<text x="{(L + W - R) / 2}" y="{H - 12}" text-anchor="middle">{xlabel}</text>',
          f'<text x="16" y="{(T + H - B) / 2}" text-anchor="middle" transform="rotate(-90 16 {(T + H - B) / 2})">ms</text>']
-    for i in range(6):
-        y = ymax * i / 5
+    for i in range(round(ymax / ystep) + 1):
+        y = ystep * i
         g.append(f'<line x1="{L}" y1="{py(y):.1f}" x2="{W - R}" y2="{py(y):.1f}" stroke="#ddd"/>')
         g.append(f'<text x="{L - 6}" y="{py(y) + 4:.1f}" text-anchor="end">{y:g}</text>')
-    for i in range(6):
-        x = xmax * i / 5
+    for i in range(round(xmax / xstep) + 1):
+        x = xstep * i
         g.append(f'<text x="{px(x):.1f}" y="{H - B + 16}" text-anchor="middle">{xfmt(x)}</text>')
     for k, (name, colour, pts, *given) in enumerate(series):
         top = {}
@@ -809,7 +816,7 @@ def report(outdir):
     if sweep:
         lines += ["## Pause against circuits and against queued bytes", "",
                   "Each row: a fresh pair, the circuits opened, handed n1 -> n2 and back; the table has the worse "
-                  "of the two handovers, the charts every handover (the line joins the worse). 10 circuits stream "
+                  "of the two handovers, the charts both (the first handover of a pair, and the one back). 10 circuits stream "
                   "paced (64 KiB / 10 ms each way), the rest are idle; queued bytes come from stalled circuits (the "
                   "server writes 1 MiB into each, the client reads nothing until after the handovers), measured as "
                   "the outcome's bytes moved.", "",
@@ -827,24 +834,22 @@ def report(outdir):
         by_n = [s for s in sweep if s["axis"] == "circuits"]
         by_q = [s for s in sweep if s["axis"] == "queued"]
         charts = []
+        # Each point's first handover is the pair's first (n1 -> n2, nothing of the handover path
+        # has run in either process yet); the second goes back. They differ by 2-8x, so each
+        # gets its own line.
+        pause = lambda h: h["outcome"].get("pauseMs", 0)
+        gap = lambda h: h["max_gap_ms"] or 0
+        kinds = [("pause, first handover of the pair", "#1f77b4", 0, pause), ("pause, the one back", "#9ecae1", 1, pause),
+                 ("longest gap, first", "#d62728", 0, gap), ("longest gap, back", "#fc9272", 1, gap)]
+        nth = lambda s, i: s["handovers"][i] if len(s["handovers"]) > i and s["handovers"][i]["outcome"].get("result") == "completed" else None
         if by_n:
-            svg_chart(os.path.join(outdir, "handover-circuits.svg"), "Handover pause against circuits", "circuits",
-                      [("pause (outcome)", "#1f77b4", pts(by_n, lambda s: s["circuits"], lambda h: h["outcome"].get("pauseMs", 0))),
-                       ("longest receive gap", "#d62728", pts(by_n, lambda s: s["circuits"], lambda h: h["max_gap_ms"])),
-                       ("POST -> answer", "#2ca02c", pts(by_n, lambda s: s["circuits"], lambda h: h["post_ms"]))])
+            svg_chart(os.path.join(outdir, "handover-circuits.svg"), "Handover pause against circuits (10 of them paced)",
+                      "circuits", [(n, c, [(s["circuits"], f(nth(s, i))) for s in by_n if nth(s, i)]) for n, c, i, f in kinds])
             charts.append("handover-circuits.svg")
         if by_q:
-            # x: the bytes that handover moved (its own queues), one point per handover.
-            done = lambda s: [h for h in s["handovers"] if h["outcome"].get("result") == "completed"]
             qx = lambda h: round((h["outcome"].get("bytesMoved") or 0) / 1e6, 1)
-            qp = lambda yf: [(qx(h), yf(h)) for s in by_q for h in done(s)]
-            # The line joins each row's worst handover, at that row's largest bytes moved.
-            ql = lambda yf: [(max(qx(h) for h in done(s)), max(yf(h) for h in done(s))) for s in by_q if done(s)]
-            series = [("pause (outcome)", "#1f77b4", lambda h: h["outcome"].get("pauseMs", 0)),
-                      ("longest receive gap", "#d62728", lambda h: h["max_gap_ms"]),
-                      ("POST -> answer", "#2ca02c", lambda h: h["post_ms"])]
             svg_chart(os.path.join(outdir, "handover-queued.svg"), "Handover pause against queued bytes (100 circuits + stalled)",
-                      "MB of queues moved", [(n, c, qp(f), ql(f)) for n, c, f in series])
+                      "MB of queues moved", [(n, c, [(qx(nth(s, i)), f(nth(s, i))) for s in by_q if nth(s, i)]) for n, c, i, f in kinds])
             charts.append("handover-queued.svg")
         lines += [""] + [f"![{c}]({c})" for c in charts] + [""]
     if res.get("traces"):
