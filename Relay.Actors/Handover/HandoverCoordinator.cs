@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using Akka.Actor;
 using Akka.Cluster;
@@ -59,6 +60,9 @@ public sealed class HandoverCoordinator : ReceiveActor
     private readonly HandoverMetrics _metrics;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private TupleGuard? _guard;
+    // The tuples of circuits this node handed away, guarded here for guard-timeout; lifted when
+    // the service comes back, since a new upstream connection may then take one of their ports.
+    private readonly List<TcpTuple> _handedAway = [];
     private string? _unavailable;
 
     public HandoverCoordinator(ClusterNode cluster, IActorRef guardian, RelayNodeContext node, HandoverMetrics metrics)
@@ -216,6 +220,7 @@ public sealed class HandoverCoordinator : ReceiveActor
         _cluster.Service.Released();
         TellOwnerSingleton(target);
         var (moved, lost) = await ReleaseAsync(moving, restored);
+        _handedAway.AddRange(TuplesOf(moving));
         _metrics.OnCircuitsHandedOver(moved, pauseMs / 1000);
         RelayEvents.HandoverCompleted.Log(_log, id, targetName, moved, stayed + failedDumps.Count, lost, bytesMoved, pauseMs);
         return new HandoverProtocol.Outcome(HandoverProtocol.Results.Completed, $"{moved} circuit(s) moved to {targetName}", targetName,
@@ -608,6 +613,30 @@ public sealed class HandoverCoordinator : ReceiveActor
     }
 
     /// <summary>
+    /// Lifts the guard from the tuples this node handed away earlier: the service is back here,
+    /// any of those circuits still alive came back with it (and was guarded and unguarded
+    /// again), and a new connection of this node must not meet a drop meant for a closed one.
+    /// </summary>
+    private void ForgetHandedAway()
+    {
+        if (_handedAway.Count == 0)
+        {
+            return;
+        }
+
+        try
+        {
+            _guard!.Remove(CollectionsMarshal.AsSpan(_handedAway));
+        }
+        catch (TupleGuardException e)
+        {
+            RelayEvents.HandoverChannelFailed.Log(_log, "unguard handed-away tuples", e.Message);
+        }
+
+        _handedAway.Clear();
+    }
+
+    /// <summary>
     /// Tells the service's singleton (on the oldest member, maybe this one) who holds the
     /// service now, so it neither re-takes it while another node holds it nor forgets to when
     /// that node goes. Sent by both sides; the singleton keeps the last word.
@@ -730,6 +759,7 @@ public sealed class HandoverCoordinator : ReceiveActor
     {
         receiver.Unguard();
         ReleaseNewConnections();
+        ForgetHandedAway();
         if (_boundRoutes is { } routes)
         {
             _cluster.Service.TookOver(routes.Routes);
