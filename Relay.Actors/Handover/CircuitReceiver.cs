@@ -161,9 +161,19 @@ internal sealed class CircuitReceiver(TupleGuard guard, VipController? addresses
         // kernel; the pump here writes (and counts) them again, so they are taken off first.
         var moved = new MovedCircuit(image.Id, image.Client, image.ProxiedDestination, image.Upstream, image.OpenedAt, image.Moves + 1,
             image.BytesUp - upstreamUnsent.Length, image.BytesDown - clientUnsent.Length, image.ReadUp, image.ReadDown, image.QuietMs,
-            new RestoredCircuit(client, upstream, Concat(upstreamUnsent, image.ToUpstream), Concat(clientUnsent, image.ToClient)));
-        return new ReceivedCircuit(image.Route, moved);
+            new RestoredCircuit(client, upstream, Concat(upstreamUnsent, image.ToUpstream), Concat(clientUnsent, image.ToClient),
+                EndHere(image.Up, image.UpstreamSocket), EndHere(image.Down, image.ClientSocket)));
+        return new ReceivedCircuit(image.Route, moved, image);
     }
+
+    /// <summary>
+    /// What this node still does for a direction that had ended this far on the old one. A FIN
+    /// the old node carried whose shutdown had not left its destination socket, behind bytes
+    /// never sent (<see cref="TcpSocketImage.OwesFin"/>: fin-wait-1 behind a closed window), is
+    /// owed again here: the pump writes those bytes and then shuts the socket down.
+    /// </summary>
+    private static DirectionEnd EndHere(DirectionEnd end, TcpSocketImage destination) =>
+        end == DirectionEnd.FinCarried && destination.OwesFin ? DirectionEnd.FinOwed : end;
 
     private static ReadOnlyMemory<byte> Concat(ReadOnlyMemory<byte> first, ReadOnlyMemory<byte> second)
     {
@@ -183,14 +193,31 @@ internal sealed class CircuitReceiver(TupleGuard guard, VipController? addresses
         return both;
     }
 
-    /// <summary>Committed: the tuples pass again, and each socket sends the window probe it held back.</summary>
+    /// <summary>
+    /// Committed: the tuples pass again, and each socket sends the window probe it held back,
+    /// then gets back the FINs its image had (<see cref="TcpRepair.ReplayHalfClose"/>: after the
+    /// probe, which the kernel sends only from an established socket, and once the guard no
+    /// longer drops the replayed peer FIN). A circuit whose sockets refuse is not adopted as it
+    /// is: it starts, resets both peers and logs why (<see cref="RestoredCircuit.Problem"/>).
+    /// </summary>
     public void Unguard()
     {
         guard.Remove(_guarded.ToArray());
-        foreach (var circuit in _circuits)
+        for (var i = 0; i < _circuits.Count; i++)
         {
-            TcpRepair.SendWindowProbe(circuit.Moved.Sockets.Client);
-            TcpRepair.SendWindowProbe(circuit.Moved.Sockets.Upstream);
+            var circuit = _circuits[i];
+            var sockets = circuit.Moved.Sockets;
+            try
+            {
+                TcpRepair.SendWindowProbe(sockets.Client);
+                TcpRepair.SendWindowProbe(sockets.Upstream);
+                TcpRepair.ReplayHalfClose(sockets.Client, circuit.Image.ClientSocket);
+                TcpRepair.ReplayHalfClose(sockets.Upstream, circuit.Image.UpstreamSocket);
+            }
+            catch (TcpRepairException e)
+            {
+                _circuits[i] = circuit with { Moved = circuit.Moved with { Sockets = sockets with { Problem = e.Message } } };
+            }
         }
     }
 
@@ -232,5 +259,5 @@ internal sealed class CircuitReceiver(TupleGuard guard, VipController? addresses
     }
 }
 
-/// <summary>A circuit restored on this node, waiting for the commit to be adopted by its route.</summary>
-internal sealed record ReceivedCircuit(string Route, MovedCircuit Moved);
+/// <summary>A circuit restored on this node, waiting for the commit to be adopted by its route; <paramref name="Image"/> says which FINs its sockets get back then.</summary>
+internal sealed record ReceivedCircuit(string Route, MovedCircuit Moved, CircuitImage Image);

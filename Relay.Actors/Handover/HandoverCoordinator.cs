@@ -293,7 +293,7 @@ public sealed class HandoverCoordinator : ReceiveActor
             Upstream = entry.Upstream,
             Client = entry.Client as IPEndPoint ?? new IPEndPoint(IPAddress.None, 0),
             ProxiedDestination = entry.ProxiedDestination,
-            Phase = 0,
+            Phase = CircuitImage.PhaseOf(circuit.Up, circuit.Down),
             ClientSocket = client,
             UpstreamSocket = upstream,
             ToUpstream = circuit.ToUpstream,
