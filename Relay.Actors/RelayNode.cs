@@ -126,6 +126,7 @@ public sealed class RelayNode : IAsyncDisposable
             new CoreBalancer(settings.Dispatchers.Cores), new RelayMetrics(settings.Routes.Select(r => r.Name)), new UpstreamPools(), admission)
             {
                 EgressAddress = clustered ? settings.Cluster.EgressVip?.Address : null,
+                ServiceAddress = clustered ? settings.Cluster.Vip?.Address : null,
             });
         // An active-standby node binds only when it owns the service (ServiceOwnerActor).
         var serveAtStart = !clustered || settings.Cluster.Mode == ClusterMode.ActiveActive;

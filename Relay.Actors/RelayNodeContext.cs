@@ -50,6 +50,13 @@ public sealed class RelayNodeContext : IExtension
     /// </summary>
     public System.Net.IPAddress? EgressAddress { get; init; }
 
+    /// <summary>
+    /// The service VIP (<c>relay.cluster.vip</c>) of a clustered node, or null: a route listening
+    /// on it may bind before the address is here (IP_FREEBIND), which a handover's target does
+    /// while the source still holds it, to keep the bind out of the circuits' pause.
+    /// </summary>
+    public System.Net.IPAddress? ServiceAddress { get; init; }
+
     /// <summary>The context of the node running in <paramref name="system"/>.</summary>
     /// <exception cref="InvalidOperationException">The system was not started by <see cref="RelayNode"/>.</exception>
     public static RelayNodeContext For(ActorSystem system) =>

@@ -43,6 +43,9 @@ public sealed class HandoverCoordinator : ReceiveActor
     private static readonly TimeSpan FreezeTimeout = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(10);
 
+    /// <summary>How long past the handover timeout a node's held addresses stay held if it never releases them.</summary>
+    private static readonly TimeSpan HoldMargin = TimeSpan.FromSeconds(10);
+
     private readonly ClusterNode _cluster;
     private readonly IActorRef _guardian;
     private readonly RelayNodeContext _node;
@@ -161,36 +164,78 @@ public sealed class HandoverCoordinator : ReceiveActor
         }
 
         var offer = (HandoverProtocol.Offer)answer;
-        var targetIp = await HostAddressAsync(target.Address);
+        // Nothing new from here: new clients wait for the target. Their SYNs are dropped, not
+        // refused by the closed listeners, so each is sent again a second later, to whichever
+        // node holds the address by then.
+        HoldNewConnections();
+        try
+        {
+            return await MoveCircuitsAsync(id, targetName, target.Address, selfIp, offer);
+        }
+        finally
+        {
+            // Committed (the addresses are gone from here) or rolled back (the routes listen again).
+            ReleaseNewConnections();
+        }
+    }
 
-        // Nothing new from here: new clients wait for the target (their SYN is retried).
+    private async Task<HandoverProtocol.Outcome> MoveCircuitsAsync(string id, string targetName, Address target, IPAddress selfIp,
+        HandoverProtocol.Offer offer)
+    {
+        var targetIp = await HostAddressAsync(target);
         await _guardian.Ask<object>(RelayGuardian.StopServing.Instance, AskTimeout);
         var clock = Stopwatch.StartNew();
         var frozen = await FreezeAllAsync();
+        var freezeMs = clock.Elapsed.TotalMilliseconds;
         var stayed = _node.Registry.Count - frozen.Count;
         var (images, moving, failedDumps) = Dump(frozen);
         var bytesMoved = images.Sum(QueuedBytes);
 
         _cluster.FloatingAddresses?.Remove();
+        var dumpMs = clock.Elapsed.TotalMilliseconds - freezeMs;
         var restored = await ShipAsync(id, targetIp, selfIp, offer, images);
+        var phases = new HandoverProtocol.Phases(freezeMs, dumpMs, clock.Elapsed.TotalMilliseconds - freezeMs - dumpMs);
         if (restored is null)
         {
             var detail = $"{targetName} did not hold the circuits within {Settings.Timeout.TotalSeconds:0.###} s";
             await RollBackAsync(moving);
             RelayEvents.HandoverRolledBack.Log(_log, id, targetName, detail, moving.Count);
             return new HandoverProtocol.Outcome(HandoverProtocol.Results.RolledBack, detail, targetName, 0, _node.Registry.Count, 0, 0,
-                clock.Elapsed.TotalMilliseconds);
+                clock.Elapsed.TotalMilliseconds) { Timings = phases };
         }
 
         // Committed: the circuits are the target's now; this node only lets go of them.
         var pauseMs = clock.Elapsed.TotalMilliseconds;
         _cluster.Service.Released();
-        TellOwnerSingleton(target.Address);
+        TellOwnerSingleton(target);
         var (moved, lost) = await ReleaseAsync(moving, restored);
         _metrics.OnCircuitsHandedOver(moved, pauseMs / 1000);
         RelayEvents.HandoverCompleted.Log(_log, id, targetName, moved, stayed + failedDumps.Count, lost, bytesMoved, pauseMs);
         return new HandoverProtocol.Outcome(HandoverProtocol.Results.Completed, $"{moved} circuit(s) moved to {targetName}", targetName,
-            moved, stayed + failedDumps.Count, lost, bytesMoved, pauseMs);
+            moved, stayed + failedDumps.Count, lost, bytesMoved, pauseMs) { Timings = phases };
+    }
+
+    /// <summary>The service addresses, whose new connections are held while they move.</summary>
+    private IPAddress[] ServiceAddresses =>
+        _cluster.FloatingAddresses?.Addresses.Where(a => a.Kind == FloatingAddressKind.Service).Select(a => a.Address.Address).ToArray() ?? [];
+
+    private void HoldNewConnections()
+    {
+        // A bound past the longest handover, so a node that dies holding them does not hold long.
+        _guard!.HoldNewConnections(ServiceAddresses, Settings.Timeout + HoldMargin);
+    }
+
+    private void ReleaseNewConnections()
+    {
+        try
+        {
+            _guard!.ReleaseNewConnections(ServiceAddresses);
+        }
+        catch (TupleGuardException e)
+        {
+            // They expire by themselves within the hold's bound; a new connection meanwhile waits for its SYN's retry.
+            RelayEvents.HandoverChannelFailed.Log(_log, "release new connections", e.Message);
+        }
     }
 
     private Member? PickTarget(string? wanted, out string? problem)
@@ -504,12 +549,25 @@ public sealed class HandoverCoordinator : ReceiveActor
             return;
         }
 
+        // The routes bind now, on the VIP the source still holds (IP_FREEBIND; they see no
+        // traffic until the address is here), while the source still serves: binding costs
+        // tens of milliseconds, the first time more, and none of it falls in the pause.
+        if (!await StartServingAsync())
+        {
+            await AbortAsync(null);
+            source.Tell(new HandoverProtocol.Refused(prepare.HandoverId, "this node could not bind its routes (see its log)"));
+            return;
+        }
+
         var selfIp = await HostAddressAsync(_cluster.Cluster.SelfAddress);
         using var offer = StateChannelOffer.Open(selfIp, sourceIp, Settings.Timeout * 2,
             rejected => RelayEvents.StateChannelRejected.Log(_log, rejected.Peer.ToString(), rejected.Reason));
         source.Tell(new HandoverProtocol.Offer(prepare.HandoverId, offer.Port, offer.Token.ToArray()));
 
-        var receiver = new CircuitReceiver(_guard!, _cluster.FloatingAddresses, Settings, StartServingAsync);
+        var receiver = new CircuitReceiver(_guard!, _cluster.FloatingAddresses, Settings, () => Task.FromResult(true));
+        // The addresses arrive here before the routes bind: a new connection in between is
+        // dropped (its SYN retried), not refused.
+        HoldNewConnections();
         try
         {
             using var channel = await offer.AcceptAsync();
@@ -536,11 +594,15 @@ public sealed class HandoverCoordinator : ReceiveActor
             await AbortAsync(receiver);
             RelayEvents.HandoverFailed.Log(_log, source.Path.Address.ToString(), e.Message);
         }
+        finally
+        {
+            ReleaseNewConnections();
+        }
     }
 
     private RelayGuardian.RoutesBound? _boundRoutes;
 
-    /// <summary>Binds the routes here (a standby serves none): true once every route listens.</summary>
+    /// <summary>Binds the routes here (a standby serves none): true once every route listens (on the VIP, before it is here).</summary>
     private async Task<bool> StartServingAsync()
     {
         var answer = await _guardian.Ask<object>(RelayGuardian.StartServing.Instance, AskTimeout);
@@ -549,9 +611,9 @@ public sealed class HandoverCoordinator : ReceiveActor
     }
 
     /// <summary>Not committed: the restored sockets go silently, and this node serves nothing again.</summary>
-    private async Task AbortAsync(CircuitReceiver receiver)
+    private async Task AbortAsync(CircuitReceiver? receiver)
     {
-        receiver.Abort();
+        receiver?.Abort();
         if (_boundRoutes is not null || !_cluster.Service.IsOwner)
         {
             _boundRoutes = null;
@@ -568,6 +630,7 @@ public sealed class HandoverCoordinator : ReceiveActor
     private async Task<int> AdoptAsync(CircuitReceiver receiver)
     {
         receiver.Unguard();
+        ReleaseNewConnections();
         if (_boundRoutes is { } routes)
         {
             _cluster.Service.TookOver(routes.Routes);

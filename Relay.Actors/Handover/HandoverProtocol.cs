@@ -26,7 +26,17 @@ public static class HandoverProtocol
     public sealed record Outcome(string Result, string Detail, string? Target, int Moved, int Stayed, int Reset, long BytesMoved, double PauseMs)
     {
         public bool Completed => Result == Results.Completed;
+
+        /// <summary>Where the pause went, for a handover that froze circuits; null when it stopped before.</summary>
+        public Phases? Timings { get; init; }
     }
+
+    /// <summary>
+    /// The pause of a handover in its three parts, in milliseconds: freezing every circuit's
+    /// pumps; guarding, dumping and removing the addresses; and shipping the images until the
+    /// target holds them (its restore included) and the commit.
+    /// </summary>
+    public sealed record Phases(double FreezeMs, double DumpMs, double ShipMs);
 
     /// <summary>The <see cref="Outcome.Result"/> values, also the <c>result</c> label of <c>relay_handovers_total</c>.</summary>
     public static class Results

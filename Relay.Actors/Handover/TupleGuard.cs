@@ -17,6 +17,9 @@ public readonly record struct TcpTuple(IPEndPoint Local, IPEndPoint Remote)
 public readonly record struct TupleGuardDrops(long InboundPackets, long InboundBytes, long OutboundPackets, long OutboundBytes)
 {
     public long Packets => InboundPackets + OutboundPackets;
+
+    /// <summary>New connections' SYNs dropped while their address was held (<see cref="TupleGuard.HoldNewConnections"/>); not in <see cref="Packets"/>.</summary>
+    public long HeldConnectionAttempts { get; init; }
 }
 
 /// <summary>What the kernel refused the tuple guard, in one line: the table, what was being done, errno and the kernel's own explanation.</summary>
@@ -35,10 +38,15 @@ public sealed class TupleGuardException(string message, int errno) : Exception(m
 /// table inet relay_handover {
 ///   set frz4 { type ipv4_addr . inet_service . ipv4_addr . inet_service; flags timeout; timeout 60s; }
 ///   set frz6 { type ipv6_addr . inet_service . ipv6_addr . inet_service; flags timeout; timeout 60s; }
+///   set hold4 { type ipv4_addr; flags timeout; timeout 60s; }
+///   set hold6 { type ipv6_addr; flags timeout; timeout 60s; }
 ///   chain in  { type filter hook input  priority -200; policy accept;
 ///               ip saddr . tcp sport . ip daddr . tcp dport @frz4 counter drop
 ///               ip6 saddr . tcp sport . ip6 daddr . tcp dport @frz6 counter drop }
 ///   chain out { type filter hook output priority -200; policy accept; (the same two rules) }
+///   chain hold { type filter hook input priority -200; policy accept;
+///                tcp flags &amp; (fin|syn|rst|ack) == syn ip daddr @hold4 counter drop
+///                tcp flags &amp; (fin|syn|rst|ack) == syn ip6 daddr @hold6 counter drop }
 /// }
 /// </code>
 /// and changes it over one NETLINK_NETFILTER socket held open, with no <c>nft</c> process: a
@@ -201,6 +209,67 @@ public sealed class TupleGuard : IDisposable
         }
     }
 
+    /// <summary>
+    /// Drops new connections (a SYN without ACK) to <paramref name="addresses"/> for
+    /// <paramref name="timeout"/> from now, while established ones pass: what a node does while
+    /// its listeners are closed for a handover, so that a client connecting then sends its SYN
+    /// again a second later, to the node that holds the address by then, instead of meeting a
+    /// reset. Expires by itself, so a node that dies holding them does not refuse for long.
+    /// </summary>
+    public void HoldNewConnections(ReadOnlySpan<IPAddress> addresses, TimeSpan timeout)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(timeout, TimeSpan.FromMilliseconds(1));
+        if (addresses.IsEmpty)
+        {
+            return;
+        }
+
+        var unmapped = Unmapped(addresses);
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            Begin();
+            _batch.HeldAddresses(NfTables.NFT_MSG_NEWSETELEM, TableName, unmapped, v6: false, (ulong)timeout.TotalMilliseconds);
+            _batch.HeldAddresses(NfTables.NFT_MSG_NEWSETELEM, TableName, unmapped, v6: true, (ulong)timeout.TotalMilliseconds);
+            End();
+            RunForAddresses("holding new connections to", unmapped);
+        }
+    }
+
+    /// <summary>Lets new connections to <paramref name="addresses"/> through again; an address not held (or expired) is not an error.</summary>
+    public void ReleaseNewConnections(ReadOnlySpan<IPAddress> addresses)
+    {
+        var unmapped = Unmapped(addresses);
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            // One address per batch without the DESTROY messages: a missing element fails its
+            // whole batch (ENOENT), and a node holds one or two addresses.
+            var batches = _destroy ? 1 : unmapped.Length;
+            for (var i = 0; i < batches; i++)
+            {
+                var part = _destroy ? unmapped : unmapped.AsSpan(i, 1);
+                var type = _destroy ? NfTables.NFT_MSG_DESTROYSETELEM : NfTables.NFT_MSG_DELSETELEM;
+                Begin();
+                _batch.HeldAddresses(type, TableName, part, v6: false);
+                _batch.HeldAddresses(type, TableName, part, v6: true);
+                End();
+                var errno = Commit();
+                if (errno != 0)
+                {
+                    throw new TupleGuardException(Describe(TableName, $"releasing new connections to {string.Join(", ", part.ToArray())}", errno,
+                        NoAnswer(errno), false), errno);
+                }
+
+                if (_refusals is [{ } refusal, ..] && !(refusal.Errno == Errno.ENOENT && !_destroy && FlowAt(refusal) is not null))
+                {
+                    throw new TupleGuardException(Describe(TableName, $"releasing new connections to {string.Join(", ", part.ToArray())}",
+                        refusal.Errno, refusal.Explanation, refusal.Sequence == _batch.BeginSequence), refusal.Errno);
+                }
+            }
+        }
+    }
+
     /// <summary>The rules' counters: what the guard has dropped, read from the kernel now.</summary>
     public TupleGuardDrops Drops()
     {
@@ -215,7 +284,7 @@ public sealed class TupleGuard : IDisposable
                 throw new TupleGuardException(Describe(TableName, "reading the counters: sending the request failed", errno, null, false), errno);
             }
 
-            long inPackets = 0, inBytes = 0, outPackets = 0, outBytes = 0;
+            long inPackets = 0, inBytes = 0, outPackets = 0, outBytes = 0, held = 0;
             while (true)
             {
                 errno = _socket.Receive(_answer, out var read);
@@ -234,7 +303,7 @@ public sealed class TupleGuard : IDisposable
 
                     if (header.Type == Netlink.NLMSG_DONE)
                     {
-                        return new TupleGuardDrops(inPackets, inBytes, outPackets, outBytes);
+                        return new TupleGuardDrops(inPackets, inBytes, outPackets, outBytes) { HeldConnectionAttempts = held };
                     }
 
                     if (header.Type == Netlink.NLMSG_ERROR && message.Length >= Netlink.HeaderSize + Netlink.ErrorSize)
@@ -256,18 +325,16 @@ public sealed class TupleGuard : IDisposable
                             outPackets += packets;
                             outBytes += bytes;
                         }
+                        else if (chain == TupleGuardBatch.HeldChain)
+                        {
+                            held += packets;
+                        }
                     }
                 }
             }
         }
     }
 
-    /// <summary>
-    /// Deletes the table, and with it every guarded tuple; a table already gone is not an error.
-    /// A node that has handed circuits off keeps its guard until the longest timeout given to
-    /// <see cref="Add"/> has run out: a late segment of a closed circuit would otherwise meet a
-    /// reset from this node's stack. A guard never disposed leaves its table to the next Open.
-    /// </summary>
     /// <summary>
     /// Closes the netlink socket and leaves the table in the kernel: what a node does when it
     /// stops, since the tuples it handed over must stay dropped on this host until their
@@ -288,6 +355,12 @@ public sealed class TupleGuard : IDisposable
         }
     }
 
+    /// <summary>
+    /// Deletes the table, and with it every guarded tuple; a table already gone is not an error.
+    /// A node that has handed circuits off keeps its guard until the longest timeout given to
+    /// <see cref="Add"/> has run out: a late segment of a closed circuit would otherwise meet a
+    /// reset from this node's stack. A guard never disposed leaves its table to the next Open.
+    /// </summary>
     public void Dispose()
     {
         lock (_gate)
@@ -588,6 +661,34 @@ public sealed class TupleGuard : IDisposable
     }
 
     private static IPAddress Unmapped(IPAddress address) => address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address;
+
+    private static IPAddress[] Unmapped(ReadOnlySpan<IPAddress> addresses)
+    {
+        var unmapped = new IPAddress[addresses.Length];
+        for (var i = 0; i < addresses.Length; i++)
+        {
+            unmapped[i] = Unmapped(addresses[i]);
+        }
+
+        return unmapped;
+    }
+
+    /// <summary>Throws naming the address the kernel refused, or what it refused of the batch.</summary>
+    private void RunForAddresses(string doing, IPAddress[] addresses)
+    {
+        var errno = Commit();
+        if (errno != 0)
+        {
+            throw new TupleGuardException(Describe(TableName, $"{doing} {string.Join(", ", (object[])addresses)}", errno, NoAnswer(errno), false), errno);
+        }
+
+        if (_refusals is [{ } refusal, ..])
+        {
+            var address = FlowAt(refusal) is { } index && index < addresses.Length ? addresses[index].ToString() : string.Join(", ", (object[])addresses);
+            throw new TupleGuardException(Describe(TableName, $"{doing} {address}", refusal.Errno, refusal.Explanation,
+                refusal.Sequence == _batch.BeginSequence), refusal.Errno);
+        }
+    }
 
     /// <summary>The index of the flow whose element the kernel refused, when it said which (NLMSGERR_ATTR_OFFS).</summary>
     private int? FlowAt(Refusal refusal)

@@ -33,6 +33,11 @@ internal sealed class TupleGuardBatch
     public const string V4Set = "frz4";
     public const string V6Set = "frz6";
 
+    /// <summary>The chain that drops new connections to the held addresses (its own, so the tuples' counters stay the tuples').</summary>
+    public const string HeldChain = "hold";
+    public const string V4HeldSet = "hold4";
+    public const string V6HeldSet = "hold6";
+
     /// <summary>The sets' own timeout, for an element added without one (the guard always gives one).</summary>
     public const ulong SetTimeoutMilliseconds = 60_000;
 
@@ -47,6 +52,8 @@ internal sealed class TupleGuardBatch
     // Set ids name a set to the rules of the same transaction, before it has a handle.
     private const uint V4SetId = 1;
     private const uint V6SetId = 2;
+    private const uint V4HeldSetId = 3;
+    private const uint V6HeldSetId = 4;
 
     // nft's datatype numbers (src/datatype.h): a concatenation's type packs them 6 bits each, first field highest.
     private const uint TYPE_IPADDR = 7;
@@ -54,6 +61,15 @@ internal sealed class TupleGuardBatch
     private const uint TYPE_INET_SERVICE = 13;
 
     private const byte IPPROTO_TCP = 6;
+
+    // TCP's flags byte (offset 13): a connection's first segment has SYN without ACK; FIN and
+    // RST are in the mask so that no odd combination counts as one. ECE and CWR (an ECN-setup
+    // SYN) are outside it.
+    private const byte TcpFlagsOffset = 13;
+    private const byte TcpFin = 0x01;
+    private const byte TcpSyn = 0x02;
+    private const byte TcpRst = 0x04;
+    private const byte TcpAck = 0x10;
 
     private readonly NetlinkWriter _writer = new(64 * 1024);
     private readonly List<ElementAt> _elements = [];
@@ -116,13 +132,19 @@ internal sealed class TupleGuardBatch
         Table(NfTables.NFT_MSG_NEWTABLE, table);
         Chain(table, InChain, NfTables.NF_INET_LOCAL_IN);
         Chain(table, OutChain, NfTables.NF_INET_LOCAL_OUT);
-        Set(table, V4Set, v6: false);
-        Set(table, V6Set, v6: true);
+        Chain(table, HeldChain, NfTables.NF_INET_LOCAL_IN);
+        Set(table, V4Set, KeyType(v6: false), V4KeyLength, V4SetId);
+        Set(table, V6Set, KeyType(v6: true), V6KeyLength, V6SetId);
+        Set(table, V4HeldSet, TYPE_IPADDR, 4, V4HeldSetId);
+        Set(table, V6HeldSet, TYPE_IP6ADDR, 16, V6HeldSetId);
         foreach (var chain in new[] { InChain, OutChain })
         {
             Rule(table, chain, v6: false);
             Rule(table, chain, v6: true);
         }
+
+        HeldRule(table, v6: false);
+        HeldRule(table, v6: true);
     }
 
     /// <summary>NFT_MSG_DELTABLE, or NFT_MSG_DESTROYTABLE, which is not an error when the table is gone.</summary>
@@ -138,55 +160,91 @@ internal sealed class TupleGuardBatch
     /// </summary>
     public void Elements(byte type, string table, ReadOnlySpan<GuardFlow> flows, bool v6, ulong timeoutMilliseconds = 0)
     {
-        var keyLength = v6 ? V6KeyLength : V4KeyLength;
-        var elementLength = 4 + 4 + 4 + keyLength + (timeoutMilliseconds > 0 ? 2 * 12 : 0);
-        Span<byte> key = stackalloc byte[keyLength];
-        var list = -1;
-        var listLength = 0;
+        var list = new ElementList(this, type, table, v6 ? V6Set : V4Set, v6 ? V6KeyLength : V4KeyLength, timeoutMilliseconds);
+        Span<byte> key = stackalloc byte[list.KeyLength];
         for (var i = 0; i < flows.Length; i++)
         {
-            var flow = flows[i];
-            if (flow.IsV6 != v6)
+            if (flows[i].IsV6 == v6)
             {
-                continue;
+                WriteKey(key, flows[i]);
+                list.Add(key, i);
             }
-
-            if (list < 0 || listLength + elementLength > ushort.MaxValue)
-            {
-                if (list >= 0)
-                {
-                    _writer.EndNested(list);
-                    _writer.EndMessage();
-                }
-
-                Message(type, type == NfTables.NFT_MSG_NEWSETELEM ? Netlink.NLM_F_CREATE : (ushort)0);
-                _writer.Attribute(NfTables.NFTA_SET_ELEM_LIST_TABLE, table);
-                _writer.Attribute(NfTables.NFTA_SET_ELEM_LIST_SET, v6 ? V6Set : V4Set);
-                list = _writer.BeginNested(NfTables.NFTA_SET_ELEM_LIST_ELEMENTS);
-                listLength = Netlink.AttributeHeaderSize;
-            }
-
-            WriteKey(key, flow);
-            _elements.Add(new ElementAt(_next - 1, _writer.OffsetInMessage, i));
-            var before = _writer.Length;
-            var element = _writer.BeginNested(NfTables.NFTA_LIST_ELEM);
-            var keyNest = _writer.BeginNested(NfTables.NFTA_SET_ELEM_KEY);
-            _writer.Attribute(NfTables.NFTA_DATA_VALUE, key);
-            _writer.EndNested(keyNest);
-            if (timeoutMilliseconds > 0)
-            {
-                _writer.AttributeBigEndian(NfTables.NFTA_SET_ELEM_TIMEOUT, timeoutMilliseconds);
-                _writer.AttributeBigEndian(NfTables.NFTA_SET_ELEM_EXPIRATION, timeoutMilliseconds);
-            }
-
-            _writer.EndNested(element);
-            listLength += _writer.Length - before;
         }
 
-        if (list >= 0)
+        list.End();
+    }
+
+    /// <summary>
+    /// The <paramref name="addresses"/> of one family as elements of its held-address set, in
+    /// messages of <paramref name="type"/>: new connections to them are dropped while they are there.
+    /// </summary>
+    public void HeldAddresses(byte type, string table, ReadOnlySpan<IPAddress> addresses, bool v6, ulong timeoutMilliseconds = 0)
+    {
+        var list = new ElementList(this, type, table, v6 ? V6HeldSet : V4HeldSet, v6 ? 16 : 4, timeoutMilliseconds);
+        Span<byte> key = stackalloc byte[list.KeyLength];
+        for (var i = 0; i < addresses.Length; i++)
         {
-            _writer.EndNested(list);
-            _writer.EndMessage();
+            if ((addresses[i].AddressFamily == AddressFamily.InterNetworkV6) == v6)
+            {
+                addresses[i].TryWriteBytes(key, out _);
+                list.Add(key, i);
+            }
+        }
+
+        list.End();
+    }
+
+    /// <summary>
+    /// One set's element messages as they are written: a new message when the element list
+    /// attribute would pass its 16-bit length, and each element's position recorded for the
+    /// kernel's error offsets.
+    /// </summary>
+    private struct ElementList(TupleGuardBatch batch, byte type, string table, string set, int keyLength, ulong timeoutMilliseconds)
+    {
+        private readonly int _elementLength = 4 + 4 + 4 + keyLength + (timeoutMilliseconds > 0 ? 2 * 12 : 0);
+        private int _list = -1;
+        private int _listLength;
+
+        public readonly int KeyLength => keyLength;
+
+        public void Add(ReadOnlySpan<byte> key, int index)
+        {
+            var writer = batch._writer;
+            if (_list < 0 || _listLength + _elementLength > ushort.MaxValue)
+            {
+                End();
+                batch.Message(type, type == NfTables.NFT_MSG_NEWSETELEM ? Netlink.NLM_F_CREATE : (ushort)0);
+                writer.Attribute(NfTables.NFTA_SET_ELEM_LIST_TABLE, table);
+                writer.Attribute(NfTables.NFTA_SET_ELEM_LIST_SET, set);
+                _list = writer.BeginNested(NfTables.NFTA_SET_ELEM_LIST_ELEMENTS);
+                _listLength = Netlink.AttributeHeaderSize;
+            }
+
+            batch._elements.Add(new ElementAt(batch._next - 1, writer.OffsetInMessage, index));
+            var before = writer.Length;
+            var element = writer.BeginNested(NfTables.NFTA_LIST_ELEM);
+            var keyNest = writer.BeginNested(NfTables.NFTA_SET_ELEM_KEY);
+            writer.Attribute(NfTables.NFTA_DATA_VALUE, key);
+            writer.EndNested(keyNest);
+            if (timeoutMilliseconds > 0)
+            {
+                writer.AttributeBigEndian(NfTables.NFTA_SET_ELEM_TIMEOUT, timeoutMilliseconds);
+                writer.AttributeBigEndian(NfTables.NFTA_SET_ELEM_EXPIRATION, timeoutMilliseconds);
+            }
+
+            writer.EndNested(element);
+            _listLength += writer.Length - before;
+        }
+
+        /// <summary>Closes the message being written, if any.</summary>
+        public void End()
+        {
+            if (_list >= 0)
+            {
+                batch._writer.EndNested(_list);
+                batch._writer.EndMessage();
+                _list = -1;
+            }
         }
     }
 
@@ -245,16 +303,19 @@ internal sealed class TupleGuardBatch
         _writer.EndMessage();
     }
 
-    /// <summary><c>set NAME { type ADDR . inet_service . ADDR . inet_service; flags timeout; timeout 60s; }</c></summary>
-    private void Set(string table, string name, bool v6)
+    /// <summary>
+    /// <c>set NAME { type ADDR . inet_service . ADDR . inet_service; flags timeout; timeout 60s; }</c>,
+    /// or for the held addresses <c>type ipv4_addr</c> (<c>ipv6_addr</c>).
+    /// </summary>
+    private void Set(string table, string name, uint keyType, int keyLength, uint id)
     {
         Message(NfTables.NFT_MSG_NEWSET, Netlink.NLM_F_CREATE);
         _writer.Attribute(NfTables.NFTA_SET_TABLE, table);
         _writer.Attribute(NfTables.NFTA_SET_NAME, name);
         _writer.AttributeBigEndian(NfTables.NFTA_SET_FLAGS, NfTables.NFT_SET_TIMEOUT);
-        _writer.AttributeBigEndian(NfTables.NFTA_SET_KEY_TYPE, KeyType(v6));
-        _writer.AttributeBigEndian(NfTables.NFTA_SET_KEY_LEN, (uint)(v6 ? V6KeyLength : V4KeyLength));
-        _writer.AttributeBigEndian(NfTables.NFTA_SET_ID, v6 ? V6SetId : V4SetId);
+        _writer.AttributeBigEndian(NfTables.NFTA_SET_KEY_TYPE, keyType);
+        _writer.AttributeBigEndian(NfTables.NFTA_SET_KEY_LEN, (uint)keyLength);
+        _writer.AttributeBigEndian(NfTables.NFTA_SET_ID, id);
         _writer.AttributeBigEndian(NfTables.NFTA_SET_TIMEOUT, SetTimeoutMilliseconds);
         _writer.EndMessage();
     }
@@ -281,10 +342,55 @@ internal sealed class TupleGuardBatch
         Payload(address + 4, NfTables.NFT_PAYLOAD_NETWORK_HEADER, v6 ? 24u : 16u, address);
         Payload(2 * address + 4, NfTables.NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2);
 
+        LookUpCountAndDrop(v6 ? V6Set : V4Set, v6 ? V6SetId : V4SetId);
+        _writer.EndNested(expressions);
+        _writer.EndMessage();
+    }
+
+    /// <summary>
+    /// <c>tcp flags &amp; (fin|syn|rst|ack) == syn ip daddr @hold4 counter drop</c> (or its ip6
+    /// twin): a new connection to a held address is dropped, not refused, so its client
+    /// sends the SYN again a second later, to whichever node holds the address by then.
+    /// </summary>
+    private void HeldRule(string table, bool v6)
+    {
+        Message(NfTables.NFT_MSG_NEWRULE, Netlink.NLM_F_CREATE | Netlink.NLM_F_APPEND);
+        _writer.Attribute(NfTables.NFTA_RULE_TABLE, table);
+        _writer.Attribute(NfTables.NFTA_RULE_CHAIN, HeldChain);
+        var expressions = _writer.BeginNested(NfTables.NFTA_RULE_EXPRESSIONS);
+        // nft's order: each match after the one its header depends on.
+        Meta(NfTables.NFT_META_L4PROTO);
+        CompareEqual(IPPROTO_TCP);
+        Payload(0, NfTables.NFT_PAYLOAD_TRANSPORT_HEADER, TcpFlagsOffset, 1);
+        var bitwise = Expression("bitwise");
+        _writer.AttributeBigEndian(NfTables.NFTA_BITWISE_SREG, NfTables.NFT_REG_1);
+        _writer.AttributeBigEndian(NfTables.NFTA_BITWISE_DREG, NfTables.NFT_REG_1);
+        _writer.AttributeBigEndian(NfTables.NFTA_BITWISE_OP, NfTables.NFT_BITWISE_BOOL);
+        _writer.AttributeBigEndian(NfTables.NFTA_BITWISE_LEN, 1u);
+        var mask = _writer.BeginNested(NfTables.NFTA_BITWISE_MASK);
+        _writer.Attribute(NfTables.NFTA_DATA_VALUE, [TcpFin | TcpSyn | TcpRst | TcpAck]);
+        _writer.EndNested(mask);
+        var xor = _writer.BeginNested(NfTables.NFTA_BITWISE_XOR);
+        _writer.Attribute(NfTables.NFTA_DATA_VALUE, [0]);
+        _writer.EndNested(xor);
+        EndExpression(bitwise);
+        CompareEqual(TcpSyn);
+        Meta(NfTables.NFT_META_NFPROTO);
+        CompareEqual(v6 ? NfTables.NFPROTO_IPV6 : NfTables.NFPROTO_IPV4);
+        // The destination address: at 16 in the IPv4 header, at 24 in the IPv6 one.
+        Payload(0, NfTables.NFT_PAYLOAD_NETWORK_HEADER, v6 ? 24u : 16u, v6 ? 16 : 4);
+        LookUpCountAndDrop(v6 ? V6HeldSet : V4HeldSet, v6 ? V6HeldSetId : V4HeldSetId);
+        _writer.EndNested(expressions);
+        _writer.EndMessage();
+    }
+
+    /// <summary><c>@SET counter drop</c>: the key in register 1 looked up in the set; counted and dropped when it is there.</summary>
+    private void LookUpCountAndDrop(string set, uint setId)
+    {
         var lookup = Expression("lookup");
         _writer.AttributeBigEndian(NfTables.NFTA_LOOKUP_SREG, NfTables.NFT_REG_1);
-        _writer.Attribute(NfTables.NFTA_LOOKUP_SET, v6 ? V6Set : V4Set);
-        _writer.AttributeBigEndian(NfTables.NFTA_LOOKUP_SET_ID, v6 ? V6SetId : V4SetId);
+        _writer.Attribute(NfTables.NFTA_LOOKUP_SET, set);
+        _writer.AttributeBigEndian(NfTables.NFTA_LOOKUP_SET_ID, setId);
         EndExpression(lookup);
 
         EndExpression(Expression("counter"));
@@ -297,9 +403,6 @@ internal sealed class TupleGuardBatch
         _writer.EndNested(verdict);
         _writer.EndNested(data);
         EndExpression(immediate);
-
-        _writer.EndNested(expressions);
-        _writer.EndMessage();
     }
 
     private void Meta(uint key)

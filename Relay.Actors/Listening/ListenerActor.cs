@@ -67,7 +67,7 @@ public sealed class ListenerActor : UntypedActor
         string problem;
         var ok = inherited is not null
             ? ListenSocket.TryAdopt(_route, inherited, out problem)
-            : ListenSocket.TryOpen(_route, out inherited, out problem);
+            : ListenSocket.TryOpen(_route, out inherited, out problem, freeBind: _route.Listen.Address.Equals(_node.ServiceAddress));
         if (!ok)
         {
             inherited?.Dispose();

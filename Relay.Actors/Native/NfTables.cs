@@ -121,6 +121,15 @@ internal static class NfTables
     public const uint NFT_PAYLOAD_NETWORK_HEADER = 1;
     public const uint NFT_PAYLOAD_TRANSPORT_HEADER = 2;
 
+    // enum nft_bitwise_attributes and enum nft_bitwise_ops
+    public const ushort NFTA_BITWISE_SREG = 1;
+    public const ushort NFTA_BITWISE_DREG = 2;
+    public const ushort NFTA_BITWISE_LEN = 3;
+    public const ushort NFTA_BITWISE_MASK = 4;
+    public const ushort NFTA_BITWISE_XOR = 5;
+    public const ushort NFTA_BITWISE_OP = 6;
+    public const uint NFT_BITWISE_BOOL = 0;
+
     // enum nft_lookup_attributes
     public const ushort NFTA_LOOKUP_SET = 1;
     public const ushort NFTA_LOOKUP_SREG = 2;

@@ -14,7 +14,11 @@ namespace Relay.Actors.Sockets;
 public static class ListenSocket
 {
     /// <summary>Binds and listens on <paramref name="route"/>'s address; on failure, a one-line problem.</summary>
-    public static bool TryOpen(RouteSettings route, out Socket? socket, out string problem)
+    /// <param name="freeBind">
+    /// Bind even if the address is not (yet) this host's (IP_FREEBIND): for the cluster's
+    /// floating service address only, since elsewhere a mistyped address must fail the bind.
+    /// </param>
+    public static bool TryOpen(RouteSettings route, out Socket? socket, out string problem, bool freeBind = false)
     {
         socket = null;
         problem = "";
@@ -26,6 +30,12 @@ public static class ListenSocket
             // let a second process bind the same port and silently take half the connections.
             socket.SetRawSocketOption(SysSocket.SOL_SOCKET, SysSocket.SO_REUSEADDR, BitConverter.GetBytes(1));
             ApplyListenerOptions(route, socket);
+            if (freeBind)
+            {
+                var v6 = route.Listen.AddressFamily == AddressFamily.InterNetworkV6;
+                socket.SetRawSocketOption(v6 ? Inet.SOL_IPV6 : Inet.SOL_IP, v6 ? Inet.IPV6_FREEBIND : Inet.IP_FREEBIND, BitConverter.GetBytes(1));
+            }
+
             socket.Bind(route.Listen);
             socket.Listen(route.Backlog);
             return true;

@@ -29,12 +29,17 @@ public sealed class TupleGuardTests
         table inet relay_handover {
           set frz4 { type ipv4_addr . inet_service . ipv4_addr . inet_service; flags timeout; timeout 60s; }
           set frz6 { type ipv6_addr . inet_service . ipv6_addr . inet_service; flags timeout; timeout 60s; }
+          set hold4 { type ipv4_addr; flags timeout; timeout 60s; }
+          set hold6 { type ipv6_addr; flags timeout; timeout 60s; }
           chain in  { type filter hook input  priority -200; policy accept;
                       ip saddr . tcp sport . ip daddr . tcp dport @frz4 counter drop
                       ip6 saddr . tcp sport . ip6 daddr . tcp dport @frz6 counter drop; }
           chain out { type filter hook output priority -200; policy accept;
                       ip saddr . tcp sport . ip daddr . tcp dport @frz4 counter drop
                       ip6 saddr . tcp sport . ip6 daddr . tcp dport @frz6 counter drop; }
+          chain hold { type filter hook input priority -200; policy accept;
+                      tcp flags & (fin|syn|rst|ack) == syn ip daddr @hold4 counter drop
+                      tcp flags & (fin|syn|rst|ack) == syn ip6 daddr @hold6 counter drop; }
         }
         """;
 
@@ -90,6 +95,72 @@ public sealed class TupleGuardTests
         Assert.All(v4, e => Assert.Equal(30, e.Timeout));
         Assert.All(v4, e => Assert.InRange(e.Expires, 25, 30));
         Assert.All(v6, e => Assert.Equal(20, e.Timeout));
+    }
+
+    [RootLabFact]
+    public async Task A_held_address_drops_new_connections_silently_while_its_established_ones_go_on()
+    {
+        await using var lab = await Lab.CreateAsync();
+        using var guard = NetworkNamespace.Run(lab.Relay, () => TupleGuard.Open());
+        var v4 = IPAddress.Parse("198.18.0.1");
+        var v6 = IPAddress.Parse("2001:2::1");
+        using var listener = NetworkNamespace.Run(lab.Relay, () =>
+        {
+            var socket = new Socket(AddressFamily.InterNetworkV6, SocketType.Stream, ProtocolType.Tcp) { DualMode = true };
+            socket.Bind(new IPEndPoint(IPAddress.IPv6Any, 0));
+            socket.Listen();
+            return socket;
+        });
+        var port = ((IPEndPoint)listener.LocalEndPoint!).Port;
+        Socket Connect(IPAddress address, out bool connected)
+        {
+            var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+            var attempt = socket.ConnectAsync(new IPEndPoint(address, port));
+            // A held SYN gets no answer (the client would send it again after a second); a
+            // refused one would fail at once.
+            connected = attempt.Wait(TimeSpan.FromMilliseconds(700));
+            return socket;
+        }
+
+        using var established = NetworkNamespace.Run(lab.Peer, () => Connect(v4, out _));
+        using var accepted = listener.Accept();
+
+        guard.HoldNewConnections([v4, IPAddress.Parse("::ffff:198.18.0.1"), v6], TimeSpan.FromSeconds(30));
+        Assert.Equal(["198.18.0.1"], (await ElementsAsync(lab.Relay, "hold4")).Select(e => e.Key));
+        Assert.Equal(["2001:2::1"], (await ElementsAsync(lab.Relay, "hold6")).Select(e => e.Key));
+
+        var waiting = new List<Socket>();
+        try
+        {
+            foreach (var address in new[] { v4, v6 })
+            {
+                waiting.Add(NetworkNamespace.Run(lab.Peer, () => Connect(address, out var connected)
+                    is var socket && !connected ? socket : throw new Xunit.Sdk.XunitException($"a new connection to held {address} was answered")));
+            }
+
+            // The established connection is not new: its segments pass both ways.
+            Exchange(established, accepted, "still");
+            Exchange(accepted, established, "here");
+            var drops = guard.Drops();
+            _out.WriteLine($"drops: {drops}");
+            Assert.True(drops.HeldConnectionAttempts >= 2, $"{drops.HeldConnectionAttempts} SYNs counted as held");
+            Assert.Equal(0, drops.Packets);
+
+            // Released: the waiting clients' retried SYNs are answered, and a new one at once.
+            guard.ReleaseNewConnections([v4, v6]);
+            guard.ReleaseNewConnections([v4]); // not held any more: not an error
+            Assert.Empty(await ElementsAsync(lab.Relay, "hold4"));
+            using var fresh = NetworkNamespace.Run(lab.Peer, () => Connect(v6, out var connected)
+                is var socket && connected ? socket : throw new Xunit.Sdk.XunitException("a new connection after the release was not answered"));
+            foreach (var socket in waiting)
+            {
+                Assert.True(SpinWait.SpinUntil(() => socket.Connected, TimeSpan.FromSeconds(10)), "a held client's retried SYN was not answered after the release");
+            }
+        }
+        finally
+        {
+            waiting.ForEach(s => s.Dispose());
+        }
     }
 
     [RootLabFact]
@@ -257,7 +328,7 @@ public sealed class TupleGuardTests
         {
             var items = listing.RootElement.GetProperty("nftables").EnumerateArray().ToList();
             Assert.Single(items, i => i.TryGetProperty("table", out _));
-            Assert.Equal(4, items.Count(i => i.TryGetProperty("rule", out _)));
+            Assert.Equal(6, items.Count(i => i.TryGetProperty("rule", out _)));
         }
 
         second.Add([Tuple("198.18.0.1", 443, "198.18.0.2", 40001)], TimeSpan.FromSeconds(60));
@@ -367,7 +438,10 @@ public sealed class TupleGuardTests
             foreach (var elem in elems.EnumerateArray())
             {
                 var e = elem.GetProperty("elem");
-                var key = string.Join(" . ", e.GetProperty("val").GetProperty("concat").EnumerateArray().Select(v => v.ToString()));
+                var val = e.GetProperty("val");
+                var key = val.ValueKind == JsonValueKind.String
+                    ? val.GetString()!
+                    : string.Join(" . ", val.GetProperty("concat").EnumerateArray().Select(v => v.ToString()));
                 elements.Add(new Element(key, e.TryGetProperty("timeout", out var t) ? t.GetInt32() : null, e.GetProperty("expires").GetInt32()));
             }
         }
