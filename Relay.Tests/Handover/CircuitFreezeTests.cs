@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
@@ -193,6 +194,52 @@ public sealed class CircuitFreezeTests
     {
         var closed = relay.Metrics.ForRoute("test").Sample(0, 0).ClosedByReason.Where(r => r.Value > 0).ToList();
         Assert.Equal([new KeyValuePair<string, long>(CloseReasons.Complete, 1)], closed);
+    }
+
+    /// <summary>
+    /// A half-closed circuit's half-closed timeout goes on across the move: restored after
+    /// most of it has passed quietly on the old node, it ends soon after, not a whole timeout later.
+    /// </summary>
+    [Fact]
+    public async Task A_moved_half_closed_circuit_keeps_the_time_its_half_closed_timeout_had_run()
+    {
+        var timeout = TimeSpan.FromSeconds(2);
+        var serverDone = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var server = new TestServer(async socket =>
+        {
+            await SocketIo.ReadToEndAsync(socket);
+            await serverDone.Task; // quiet: it neither sends nor closes
+        });
+        var circuit = TestSettings.Circuit(halfClosedTimeout: timeout);
+        await using var relay = await RelayHarness.StartAsync(TestSettings.Relay(2, TestSettings.Route(server.Endpoint, circuit)));
+        try
+        {
+            using var client = await SocketIo.ConnectAsync(relay.Listen());
+            await SocketIo.SendRandomAsync(client, 16 * 1024, seed: 61);
+            client.Shutdown(SocketShutdown.Send);
+            CircuitEntry old = null!;
+            await Eventually.Holds(() => relay.Circuits.Snapshot() is [var only] && (old = only).State == CircuitState.HalfClosed,
+                "the client's FIN to half-close the circuit");
+            var halfClosed = Stopwatch.StartNew();
+
+            // Three quarters of the timeout pass on the old node (the time is what is tested).
+            await Task.Delay(timeout * 0.75);
+            var frozen = await AskAsync<CircuitHandoverProtocol.Frozen>(old.Supervisor, null);
+            Assert.True(frozen.QuietMs >= timeout.TotalMilliseconds * 0.7, $"quiet {frozen.QuietMs} ms when frozen");
+            await ReleaseAsync(relay, frozen);
+            var entry = await AdoptAsync(relay, frozen);
+            var adopted = Stopwatch.StartNew();
+
+            await Eventually.Holds(() => entry.State == CircuitState.Closed, "the half-closed timeout to end the moved circuit", timeout * 3);
+            Assert.True(adopted.Elapsed < timeout * 0.75,
+                $"closed {adopted.Elapsed.TotalMilliseconds:0} ms after the move, {halfClosed.Elapsed.TotalMilliseconds:0} ms after the half-close");
+            var closed = relay.Metrics.ForRoute("test").Sample(0, 0).ClosedByReason.Where(r => r.Value > 0).ToList();
+            Assert.Equal([new KeyValuePair<string, long>(CloseReasons.HalfClosedTimeout, 1)], closed);
+        }
+        finally
+        {
+            serverDone.TrySetResult();
+        }
     }
 
     private static async Task SendPartAsync(Socket socket, IncrementalHash hash, long count, int seed)
