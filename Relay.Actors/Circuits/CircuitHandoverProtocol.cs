@@ -27,8 +27,11 @@ public static class CircuitHandoverProtocol
     /// </summary>
     /// <param name="ToUpstream">Bytes read from the client and not yet in the upstream socket's kernel queue, in order (a copy).</param>
     /// <param name="ToClient">Likewise from the upstream to the client.</param>
-    /// <param name="QuietMs">Milliseconds since the circuit last moved a byte.</param>
-    public sealed record Frozen(CircuitEntry Entry, Socket Client, Socket Upstream, byte[] ToUpstream, byte[] ToClient, long QuietMs)
+    /// <param name="QuietMs">Milliseconds since the circuit last moved a byte or ended a direction.</param>
+    /// <param name="Up">How far the client→upstream direction had ended (a half-closed circuit moves too).</param>
+    /// <param name="Down">Likewise upstream→client.</param>
+    public sealed record Frozen(CircuitEntry Entry, Socket Client, Socket Upstream, byte[] ToUpstream, byte[] ToClient, long QuietMs,
+        DirectionEnd Up, DirectionEnd Down)
         : INoSerializationVerificationNeeded;
 
     /// <summary>The circuit cannot be moved now (<paramref name="Why"/>, a few words); it was not frozen, or is running again.</summary>
@@ -64,11 +67,42 @@ public static class CircuitHandoverProtocol
 }
 
 /// <summary>
+/// How far one direction of a circuit had ended when it froze for a handover, and so what the
+/// node that takes it must still do for that direction.
+/// </summary>
+public enum DirectionEnd : byte
+{
+    /// <summary>Its source has not ended (its FIN, if it came, is still in the source socket's receive queue): the pumps read it as usual.</summary>
+    Open = 0,
+
+    /// <summary>
+    /// Its source's FIN was read, and the FIN is owed to the destination behind the bytes the
+    /// relay still holds for it: nothing more is read from the source, and the destination is
+    /// shut down (SHUT_WR) once those bytes are in its kernel.
+    /// </summary>
+    FinOwed = 1,
+
+    /// <summary>The FIN was carried (the destination was shut down): the direction is over; its sockets' state says so.</summary>
+    FinCarried = 2,
+}
+
+/// <summary>
 /// A circuit restored on this node after a handover: its two sockets (connected, out of
 /// repair mode) and what each destination is still owed before anything read from now on
-/// (the unsent part of the old node's kernel send queue, then its pumps' bytes).
+/// (the unsent part of the old node's kernel send queue, then its pumps' bytes), and how far
+/// each direction had ended (<paramref name="Up"/>, <paramref name="Down"/>): a half-closed
+/// circuit starts half-closed, and a FIN still owed follows its direction's owed bytes.
 /// </summary>
-public sealed record RestoredCircuit(Socket Client, Socket Upstream, ReadOnlyMemory<byte> ToUpstream, ReadOnlyMemory<byte> ToClient);
+public sealed record RestoredCircuit(Socket Client, Socket Upstream, ReadOnlyMemory<byte> ToUpstream, ReadOnlyMemory<byte> ToClient,
+    DirectionEnd Up = DirectionEnd.Open, DirectionEnd Down = DirectionEnd.Open)
+{
+    /// <summary>
+    /// Why the restore could not be finished (a FIN that could not be put back on a socket),
+    /// or null. Such a circuit would run with the wrong state: it resets both peers as it
+    /// starts, with this as its close detail.
+    /// </summary>
+    public string? Problem { get; init; }
+}
 
 /// <summary>
 /// A circuit arriving from another node in a handover, as its route's acceptor adopts it: who

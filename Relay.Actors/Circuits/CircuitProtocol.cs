@@ -153,10 +153,12 @@ internal static class PumpProtocol
 
     /// <summary>
     /// The reader to the supervisor: both pumps are frozen. The bytes each destination is still
-    /// owed from user space (copies: the pumps keep theirs for a thaw), and whether each
-    /// direction's source has ended (its EOF read, so a FIN is owed behind those bytes).
+    /// owed from user space (copies: the pumps keep theirs for a thaw), and how far each
+    /// direction had ended: its source's EOF read and its FIN owed behind those bytes, or
+    /// carried already (the <see cref="Internal.FinCarrier"/>'s word, on the same thread, so no
+    /// <see cref="DirectionFinished"/> still in the mailbox can contradict it).
     /// </summary>
-    public sealed record PumpsFrozen(byte[] ToUpstream, byte[] ToClient, bool UpSourceEnded, bool DownSourceEnded)
+    public sealed record PumpsFrozen(byte[] ToUpstream, byte[] ToClient, DirectionEnd Up, DirectionEnd Down)
         : INoSerializationVerificationNeeded;
 
     /// <summary>A socket reported an error (a reset, usually): the circuit must be reset.</summary>

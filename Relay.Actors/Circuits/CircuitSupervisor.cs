@@ -79,8 +79,8 @@ public sealed class CircuitSupervisor : UntypedActor
     {
         _pool = pool ?? new UpstreamPool(route.Name, route.Upstreams);
         _restored = restored;
-        // A restored circuit is listed as established from its first moment: its sockets are.
-        _phase = restored is null ? CircuitPhase.Connecting : CircuitPhase.Established;
+        // A restored circuit is listed as established (or half-closed) from its first moment: its sockets are.
+        _phase = restored is null ? CircuitPhase.Connecting : RestoredPhase(restored);
         // A restored circuit keeps its age: its close line reports the whole life, on both nodes.
         _startedMs = Environment.TickCount64 - (restored is null ? 0 : (long)(DateTimeOffset.UtcNow - entry.OpenedAt).TotalMilliseconds);
         _entry = entry;
@@ -116,6 +116,15 @@ public sealed class CircuitSupervisor : UntypedActor
         PropsFactory.Of(() => new CircuitSupervisor(entry, restored.Client, route, registry, onClosed, metrics, pool, restored), dispatcher);
 
     private CircuitSettings Settings => _route.Circuit;
+
+    /// <summary>
+    /// Half-closed if the old node had carried a direction's FIN. A FIN still owed is carried
+    /// here, after its bytes, and moves the circuit on as any FIN does.
+    /// </summary>
+    private static CircuitPhase RestoredPhase(RestoredCircuit restored) =>
+        restored.Up == DirectionEnd.FinCarried ? CircuitPhase.UpFinished
+        : restored.Down == DirectionEnd.FinCarried ? CircuitPhase.DownFinished
+        : CircuitPhase.Established;
 
     /// <summary>The client's address for log lines, formatted only when a line is written.</summary>
     private string ClientText => _clientText ??= _entry.Client?.ToString() ?? "?";
@@ -544,13 +553,21 @@ public sealed class CircuitSupervisor : UntypedActor
 
     /// <summary>
     /// A circuit restored after a handover: both sockets are connected already, so it starts
-    /// established, with the options its route sets that a restore does not carry (keepalive,
-    /// congestion control), and its reader owes each destination its restored bytes first.
+    /// established or half-closed, with the options its route sets that a restore does not
+    /// carry (keepalive, congestion control), and its reader owes each destination its restored
+    /// bytes first, then the FIN of a direction whose source had ended. Its inactivity timer
+    /// goes on from the quiet time it had on the old node (the counters carry it).
     /// </summary>
     private void StartRestored(RestoredCircuit restored)
     {
         _upstream = restored.Upstream;
         _entry.UpstreamSocket = _upstream;
+        if (restored.Problem is { } problem)
+        {
+            ResetAndClose(CloseReasons.InternalError, problem);
+            return;
+        }
+
         try
         {
             SocketTuner.ApplyToRestored(_client, Settings.ClientSide);
@@ -564,8 +581,10 @@ public sealed class CircuitSupervisor : UntypedActor
         }
 
         _pumps = NewPumpContext(_upstream);
-        Context.ActorOf(SocketReader.PropsForRestored(_pumps, restored.ToUpstream, restored.ToClient), "reader");
-        ScheduleIdleCheck(Settings.IdleTimeout);
+        Context.ActorOf(SocketReader.PropsForRestored(_pumps, restored.ToUpstream, restored.ToClient, restored.Up, restored.Down), "reader");
+        var quiet = TimeSpan.FromMilliseconds(Environment.TickCount64 - _entry.Counters.LastActivityMs);
+        var limit = CurrentInactivityLimit();
+        ScheduleIdleCheck(quiet < limit ? limit - quiet : TimeSpan.Zero);
     }
 
     // ---------------------------------------------------------------- established
@@ -786,18 +805,14 @@ public sealed class CircuitSupervisor : UntypedActor
             return;
         }
 
-        if (_frozenFrom != CircuitPhase.Established || frozen.UpSourceEnded || frozen.DownSourceEnded)
-        {
-            // A half-closed circuit is not moved: a restored socket cannot carry a FIN already
-            // read or sent. It runs on here.
-            _handover!.Tell(new CircuitHandoverProtocol.NotMovable(_entry, "half-closed"), Self);
-            ThawPumps();
-            return;
-        }
-
+        // A half-closed circuit moves too: the frozen pumps say which direction ended and
+        // whether its FIN was carried or is still owed behind the bytes they hold, and the
+        // sockets' images say which FINs the new node puts back. The half-close counts as
+        // activity, as the half-closed timeout has it here.
         MoveTo(CircuitPhase.Frozen);
-        var quietMs = Math.Max(0, Environment.TickCount64 - _entry.Counters.LastActivityMs);
-        _handover!.Tell(new CircuitHandoverProtocol.Frozen(_entry, _client, _upstream!, frozen.ToUpstream, frozen.ToClient, quietMs), Self);
+        var quietMs = Math.Max(0, Environment.TickCount64 - Math.Max(_entry.Counters.LastActivityMs, _halfClosedAtMs));
+        _handover!.Tell(new CircuitHandoverProtocol.Frozen(_entry, _client, _upstream!, frozen.ToUpstream, frozen.ToClient, quietMs,
+            frozen.Up, frozen.Down), Self);
     }
 
     private void Frozen(object message)

@@ -1,4 +1,5 @@
 using System.Net;
+using Relay.Actors.Circuits;
 
 namespace Relay.Actors.Handover;
 
@@ -53,8 +54,32 @@ public sealed record CircuitImage
     /// <summary>The destination a PROXY header named, if any.</summary>
     public required IPEndPoint? ProxiedDestination { get; init; }
 
-    /// <summary>The circuit's phase, carried as the data path encodes it.</summary>
+    /// <summary>
+    /// How far each direction had ended (<see cref="DirectionEnd"/>): bits 0-1 the
+    /// client→upstream direction's, bits 2-3 the upstream→client direction's, the other bits 0.
+    /// <see cref="PhaseOf"/> makes it; <see cref="Up"/> and <see cref="Down"/> read it.
+    /// </summary>
     public required byte Phase { get; init; }
+
+    /// <summary>How far the client→upstream direction had ended.</summary>
+    public DirectionEnd Up => (DirectionEnd)(Phase & 0b11);
+
+    /// <summary>How far the upstream→client direction had ended.</summary>
+    public DirectionEnd Down => (DirectionEnd)((Phase >> 2) & 0b11);
+
+    /// <summary>The <see cref="Phase"/> of a circuit whose directions had ended this far.</summary>
+    public static byte PhaseOf(DirectionEnd up, DirectionEnd down) => (byte)((byte)up | ((byte)down << 2));
+
+    /// <summary>
+    /// Null if <see cref="Phase"/> is one a live circuit can be in, else why not: each
+    /// direction a known <see cref="DirectionEnd"/>, and not both carried (that circuit had closed).
+    /// </summary>
+    public string? PhaseProblem() =>
+        (Phase & ~0b1111) != 0 || Up > DirectionEnd.FinCarried || Down > DirectionEnd.FinCarried
+            ? $"phase 0x{Phase:x2} is not two direction ends"
+            : Up == DirectionEnd.FinCarried && Down == DirectionEnd.FinCarried
+                ? "both directions had ended (a closed circuit)"
+                : null;
 
     public required TcpSocketImage ClientSocket { get; init; }
 

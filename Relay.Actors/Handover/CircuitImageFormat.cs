@@ -26,8 +26,12 @@ namespace Relay.Actors.Handover;
 /// </summary>
 public static class CircuitImageFormat
 {
-    /// <summary>The version this code writes and the only one it reads.</summary>
-    public const byte Version = 1;
+    /// <summary>
+    /// The version this code writes and the only one it reads. Version 2: the phase byte says
+    /// how far each direction had ended (<see cref="CircuitImage.Phase"/>), so a half-closed
+    /// circuit moves; a version-1 reader, which took it for established, refuses the frame.
+    /// </summary>
+    public const byte Version = 2;
 
     /// <summary>Bytes before a frame's body: magic, version, body length.</summary>
     public const int FrameHeaderBytes = 9;
@@ -271,7 +275,7 @@ public static class CircuitImageFormat
         8 + StringBytes(image.Route, nameof(image.Route)) + StringBytes(image.Node, nameof(image.Node)) + TimeBytes
         + 5 * 8 + 4 + 1 + (image.LastMovedAt is null ? 0 : TimeBytes)
         + StringBytes(image.Upstream, nameof(image.Upstream)) + EndPointBytes(image.Client)
-        + 1 + (image.ProxiedDestination is { } proxied ? EndPointBytes(proxied) : 0) + 1
+        + 1 + (image.ProxiedDestination is { } proxied ? EndPointBytes(proxied) : 0) + PhaseBytes(image)
         + SocketFixedBytes(image.ClientSocket) + SocketFixedBytes(image.UpstreamSocket);
 
     private const int TimeBytes = 8 + 2;
@@ -290,6 +294,9 @@ public static class CircuitImageFormat
 
     private static int EndPointBytes(IPEndPoint endpoint) =>
         endpoint.AddressFamily == AddressFamily.InterNetwork ? 1 + 4 + 2 : 1 + 16 + 2 + 4;
+
+    private static int PhaseBytes(CircuitImage image) =>
+        image.PhaseProblem() is { } problem ? throw new ArgumentException($"circuit {image.Id}: {problem}", nameof(image)) : 1;
 
     private static int SocketFixedBytes(TcpSocketImage socket)
     {
@@ -403,7 +410,7 @@ public static class CircuitImageFormat
             }
         }
 
-        return new CircuitImage
+        var image = new CircuitImage
         {
             Id = id,
             Route = route,
@@ -425,6 +432,12 @@ public static class CircuitImageFormat
             ToUpstream = toUpstream,
             ToClient = toClient,
         };
+        if (image.PhaseProblem() is { } phaseProblem)
+        {
+            throw new FormatException($"circuit image {id}: {phaseProblem}");
+        }
+
+        return image;
     }
 
     private static TcpSocketImage ReadSocketFixed(ref SpanReader reader, string which) => new()

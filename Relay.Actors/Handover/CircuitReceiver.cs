@@ -10,8 +10,8 @@ namespace Relay.Actors.Handover;
 
 /// <summary>
 /// The target's side of one handover's state channel: it reads the circuit images as they
-/// arrive, batch by batch, and restores each circuit's two sockets (guarded, out of repair
-/// mode but held: no packet of theirs passes until <see cref="Unguard"/>), so that most of the
+/// arrive, batch by batch, and restores each circuit's two sockets (guarded, and still in
+/// repair mode: no packet of theirs passes until <see cref="Unguard"/>), so that most of the
 /// restoring is done while later batches are still on the wire. It says which circuits it
 /// holds once the source has sent them all, and reports whether the source committed.
 /// </summary>
@@ -149,48 +149,59 @@ internal sealed class CircuitReceiver(TupleGuard guard, VipController? addresses
             throw;
         }
 
-        // Live but guarded: the window probe waits for Unguard, since the guard would eat it.
-        TcpRepair.LeaveRepair(client, windowProbe: false);
-        TcpRepair.LeaveRepair(upstream, windowProbe: false);
-        // Leaving repair mode clears the socket's reuse flag; an accepted socket has
-        // SO_REUSEADDR from its listener, and the route's listener may be bound again (a
-        // reload, a drain and re-serve) while this circuit lives.
-        client.SetRawSocketOption(SysSocket.SOL_SOCKET, SysSocket.SO_REUSEADDR, BitConverter.GetBytes(1));
+        // Held in repair mode until the commit: a socket that left it would send a FIN of its
+        // own if this process died before the commit (the kernel closes it), and that FIN,
+        // retransmitted past the guard's timeout or after the next start replaced the guard's
+        // table, would end a circuit the source has taken back. Closed in repair mode, it goes
+        // without a packet.
         // Per direction, the destination's never-sent bytes go first, then the old relay's.
         // The never-sent bytes were counted as written when the old relay put them in its
         // kernel; the pump here writes (and counts) them again, so they are taken off first.
         var moved = new MovedCircuit(image.Id, image.Client, image.ProxiedDestination, image.Upstream, image.OpenedAt, image.Moves + 1,
             image.BytesUp - upstreamUnsent.Length, image.BytesDown - clientUnsent.Length, image.ReadUp, image.ReadDown, image.QuietMs,
-            new RestoredCircuit(client, upstream, Concat(upstreamUnsent, image.ToUpstream), Concat(clientUnsent, image.ToClient)));
-        return new ReceivedCircuit(image.Route, moved);
+            new RestoredCircuit(client, upstream, HandoverCoordinator.Join(upstreamUnsent, image.ToUpstream), HandoverCoordinator.Join(clientUnsent, image.ToClient),
+                EndHere(image.Up, image.UpstreamSocket), EndHere(image.Down, image.ClientSocket)));
+        return new ReceivedCircuit(image.Route, moved, image);
     }
 
-    private static ReadOnlyMemory<byte> Concat(ReadOnlyMemory<byte> first, ReadOnlyMemory<byte> second)
-    {
-        if (first.IsEmpty)
-        {
-            return second;
-        }
+    /// <summary>
+    /// What this node still does for a direction that had ended this far on the old one. A FIN
+    /// the old node carried whose shutdown had not left its destination socket, behind bytes
+    /// never sent (<see cref="TcpSocketImage.OwesFin"/>: fin-wait-1 behind a closed window), is
+    /// owed again here: the pump writes those bytes and then shuts the socket down.
+    /// </summary>
+    private static DirectionEnd EndHere(DirectionEnd end, TcpSocketImage destination) =>
+        end == DirectionEnd.FinCarried && destination.OwesFin ? DirectionEnd.FinOwed : end;
 
-        if (second.IsEmpty)
-        {
-            return first;
-        }
-
-        var both = new byte[first.Length + second.Length];
-        first.CopyTo(both);
-        second.CopyTo(both.AsMemory(first.Length));
-        return both;
-    }
-
-    /// <summary>Committed: the tuples pass again, and each socket sends the window probe it held back.</summary>
+    /// <summary>
+    /// Committed: the tuples pass again, and each socket sends the window probe it held back,
+    /// then gets back the FINs its image had (<see cref="TcpRepair.ReplayHalfClose"/>: after the
+    /// probe, which the kernel sends only from an established socket, and once the guard no
+    /// longer drops the replayed peer FIN). A circuit whose sockets refuse is not adopted as it
+    /// is: it starts, resets both peers and logs why (<see cref="RestoredCircuit.Problem"/>).
+    /// </summary>
     public void Unguard()
     {
         guard.Remove(_guarded.ToArray());
-        foreach (var circuit in _circuits)
+        for (var i = 0; i < _circuits.Count; i++)
         {
-            TcpRepair.SendWindowProbe(circuit.Moved.Sockets.Client);
-            TcpRepair.SendWindowProbe(circuit.Moved.Sockets.Upstream);
+            var circuit = _circuits[i];
+            var sockets = circuit.Moved.Sockets;
+            try
+            {
+                TcpRepair.LeaveRepair(sockets.Client, windowProbe: true);
+                TcpRepair.LeaveRepair(sockets.Upstream, windowProbe: true);
+                // Leaving repair mode clears the socket's reuse flag; an accepted socket has
+                // SO_REUSEADDR from its listener, and the route's listener may be bound again
+                // (a reload, a drain and re-serve) while this circuit lives.
+                sockets.Client.SetRawSocketOption(SysSocket.SOL_SOCKET, SysSocket.SO_REUSEADDR, BitConverter.GetBytes(1));
+                TcpRepair.ReplayHalfClose(sockets.Client, circuit.Image.ClientSocket);
+                TcpRepair.ReplayHalfClose(sockets.Upstream, circuit.Image.UpstreamSocket);
+            }
+            catch (TcpRepairException e)
+            {
+                _circuits[i] = circuit with { Moved = circuit.Moved with { Sockets = sockets with { Problem = e.Message } } };
+            }
         }
     }
 
@@ -232,5 +243,5 @@ internal sealed class CircuitReceiver(TupleGuard guard, VipController? addresses
     }
 }
 
-/// <summary>A circuit restored on this node, waiting for the commit to be adopted by its route.</summary>
-internal sealed record ReceivedCircuit(string Route, MovedCircuit Moved);
+/// <summary>A circuit restored on this node, waiting for the commit to be adopted by its route; <paramref name="Image"/> says which FINs its sockets get back then.</summary>
+internal sealed record ReceivedCircuit(string Route, MovedCircuit Moved, CircuitImage Image);

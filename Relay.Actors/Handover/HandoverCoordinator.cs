@@ -26,11 +26,11 @@ namespace Relay.Actors.Handover;
 /// The source: ask the target for a state channel; stop accepting; freeze every circuit's
 /// pumps; drop the circuits' 4-tuples both ways (<see cref="TupleGuard"/>, one batch); put
 /// every socket in repair mode and dump it (<see cref="TcpRepair"/>); remove the addresses;
-/// send the images. The target: drop the same tuples, add the addresses, restore every
-/// socket (live, but guarded), and say which it holds. The source then sends Commit: from that
-/// moment the circuits are the target's, and the source closes its sockets silently. The
-/// target lifts its guard, sends each socket's window probe, binds the routes and adopts each
-/// circuit into its route. Without the target's answer in time, the source takes the
+/// send the images. The target (its routes bound already, on the VIP it does not hold yet):
+/// drop the same tuples, add the addresses, restore every socket (guarded, in repair mode),
+/// and say which it holds. The source then sends Commit: from that moment the circuits are the
+/// target's, and the source closes its sockets silently. The target lifts its guard, takes
+/// each socket out of repair mode with a window probe and adopts each circuit into its route. Without the target's answer in time, the source takes the
 /// addresses back, lifts its guard, leaves repair mode and thaws every circuit: a circuit runs
 /// on exactly one node at any moment, and a failed handover loses none.
 /// </para>
@@ -219,8 +219,8 @@ public sealed class HandoverCoordinator : ReceiveActor
         var pauseMs = clock.Elapsed.TotalMilliseconds;
         _cluster.Service.Released();
         TellOwnerSingleton(target);
+        _handedAway.AddRange(TuplesOf(moving)); // before the release closes the sockets
         var (moved, lost) = await ReleaseAsync(moving, restored);
-        _handedAway.AddRange(TuplesOf(moving));
         _metrics.OnCircuitsHandedOver(moved, pauseMs / 1000);
         RelayEvents.HandoverCompleted.Log(_log, id, targetName, moved, stayed + failedDumps.Count, lost, bytesMoved, pauseMs);
         return new HandoverProtocol.Outcome(HandoverProtocol.Results.Completed, $"{moved} circuit(s) moved to {targetName}", targetName,
@@ -371,7 +371,7 @@ public sealed class HandoverCoordinator : ReceiveActor
             Upstream = entry.Upstream,
             Client = entry.Client as IPEndPoint ?? new IPEndPoint(IPAddress.None, 0),
             ProxiedDestination = entry.ProxiedDestination,
-            Phase = 0,
+            Phase = CircuitImage.PhaseOf(circuit.Up, circuit.Down),
             ClientSocket = client with { ReceiveQueue = ReadOnlyMemory<byte>.Empty },
             UpstreamSocket = upstream with { ReceiveQueue = ReadOnlyMemory<byte>.Empty },
             ToUpstream = Join(circuit.ToUpstream, clientQueued),
@@ -606,7 +606,14 @@ public sealed class HandoverCoordinator : ReceiveActor
             // Leaving repair mode clears the reuse flag an accepted socket has from its
             // listener; without it the route's listener cannot bind again next to the circuit
             // when this node serves again (EADDRINUSE), as after a rollback.
-            circuit.Client.SetRawSocketOption(SysSocket.SOL_SOCKET, SysSocket.SO_REUSEADDR, BitConverter.GetBytes(1));
+            try
+            {
+                circuit.Client.SetRawSocketOption(SysSocket.SOL_SOCKET, SysSocket.SO_REUSEADDR, BitConverter.GetBytes(1));
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                // Closed under the freeze (the dump failed for it): no listener to bind next to.
+            }
 
             circuit.Entry.Supervisor.Tell(CircuitHandoverProtocol.Thaw.Instance);
         }

@@ -1,5 +1,7 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using System.Security.Cryptography;
 using Akka.Actor;
 using Relay.Actors;
 using Relay.Actors.Circuits;
@@ -33,7 +35,9 @@ public sealed class CircuitFreezeTests
 
         await run.AssertNothingMovesAsync(frozen);
         frozen.Entry.Supervisor.Tell(CircuitHandoverProtocol.Thaw.Instance);
-        await Eventually.Holds(() => frozen.Entry.State == CircuitState.Established, "the thawed circuit to be established again");
+        // Back to the phase it froze from: established, or half-closed if the client's upload
+        // had finished by then (the upload runs at loopback speed).
+        await Eventually.Holds(() => frozen.Entry.State != CircuitState.HandingOver, "the thawed circuit to run again");
 
         await run.FinishAsync(frozen.Entry);
     }
@@ -45,27 +49,15 @@ public sealed class CircuitFreezeTests
         var frozen = await run.FreezeAsync();
         var old = frozen.Entry;
 
-        var released = await run.AskAsync<CircuitHandoverProtocol.Released>(old.Supervisor, CircuitHandoverProtocol.Release.Instance);
-        Assert.Same(old, released.Entry);
-        Assert.False(run.Relay.Circuits.TryGet(old.Id, out _), "a released circuit leaves the table");
+        await ReleaseAsync(run.Relay, frozen);
         await run.AssertNothingMovesAsync(frozen);
 
         var metrics = run.Relay.Metrics.ForRoute("test");
         Assert.Equal(0, metrics.Active);
         Assert.Equal(1, metrics.HandedOver);
 
-        // What the target of a handover does with the restored sockets: its route's listener
-        // adopts the circuit, with the identity and counters it had.
-        var counters = old.Counters;
-        var moved = new MovedCircuit(old.Id, old.Client, old.ProxiedDestination, old.Upstream, old.OpenedAt, old.Moves + 1,
-            counters.BytesUp, counters.BytesDown, counters.ReadUp, counters.ReadDown, frozen.QuietMs,
-            new RestoredCircuit(frozen.Client, frozen.Upstream, frozen.ToUpstream, frozen.ToClient));
-        var guardian = await run.Relay.System.ActorSelection("/user/relay").ResolveOne(Wait);
-        var entry = (await run.AskAsync<ListenerProtocol.CircuitAdopted>(guardian, new ListenerProtocol.AdoptCircuit("test", moved))).Entry;
+        var entry = await AdoptAsync(run.Relay, frozen);
         Assert.Equal(1, metrics.Active);
-
-        await Eventually.Holds(() => run.Relay.Circuits.TryGet(old.Id, out var listed) && ReferenceEquals(listed, entry),
-            "the restored circuit to be listed under its old id");
         Assert.Equal(CircuitState.Established, entry.State);
         Assert.Equal(1, entry.Moves);
         Assert.Equal(old.OpenedAt, entry.OpenedAt);
@@ -75,6 +67,229 @@ public sealed class CircuitFreezeTests
         // "nodes" are one, so the route's total is every byte).
         await Eventually.Holds(() => metrics.Sample(0, 0) is { BytesUp: Total, BytesDown: Total },
             "the route to count every byte once", state: () => $"{metrics.Sample(0, 0)}");
+    }
+
+    /// <summary>
+    /// A client that has sent everything and its FIN (carried upstream: the circuit is
+    /// half-closed) while the server still streams: frozen, it reports its up direction over and
+    /// its down direction open, and restored from its sockets it starts half-closed, reads
+    /// nothing more from the client, and carries the rest of the server's stream and its FIN.
+    /// </summary>
+    [Fact]
+    public async Task A_circuit_whose_client_has_finished_moves_half_closed_and_carries_the_rest_of_the_download()
+    {
+        const long upload = 64 * 1024;
+        var serverMayFinish = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var serverRead = new TaskCompletionSource<(long, byte[])>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var serverSent = new TaskCompletionSource<byte[]>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var server = new TestServer(async socket =>
+        {
+            serverRead.SetResult(await SocketIo.ReadToEndAsync(socket));
+            // Half of the download before the move, half after.
+            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            await SendPartAsync(socket, hash, Total / 2, seed: 41);
+            await serverMayFinish.Task;
+            await SendPartAsync(socket, hash, Total / 2, seed: 42);
+            serverSent.SetResult(hash.GetHashAndReset());
+            socket.Shutdown(SocketShutdown.Send);
+        });
+        await using var relay = await RelayHarness.StartAsync(TestSettings.Relay(2, TestSettings.Route(server.Endpoint)));
+        using var client = await SocketIo.ConnectAsync(relay.Listen());
+        var clientSent = await SocketIo.SendRandomAsync(client, upload, seed: 43);
+        client.Shutdown(SocketShutdown.Send);
+        var clientRead = SocketIo.ReadToEndAsync(client);
+
+        var (uploaded, uploadHash) = await serverRead.Task.WaitAsync(Wait);
+        Assert.Equal(upload, uploaded);
+        Assert.Equal(clientSent, uploadHash);
+        var old = Assert.Single(relay.Circuits.Snapshot());
+        await Eventually.Holds(() => old.State == CircuitState.HalfClosed, "the client's FIN to half-close the circuit");
+
+        var frozen = await AskAsync<CircuitHandoverProtocol.Frozen>(old.Supervisor, null);
+        Assert.Equal((DirectionEnd.FinCarried, DirectionEnd.Open), (frozen.Up, frozen.Down));
+        Assert.Empty(frozen.ToUpstream);
+        await ReleaseAsync(relay, frozen);
+
+        var entry = await AdoptAsync(relay, frozen);
+        Assert.Equal(CircuitState.HalfClosed, entry.State);
+        serverMayFinish.SetResult();
+        var (downloaded, downloadHash) = await clientRead.WaitAsync(Wait);
+        Assert.Equal(Total, downloaded);
+        Assert.Equal(await serverSent.Task, downloadHash);
+        await Eventually.Holds(() => entry.State == CircuitState.Closed, "the circuit to close after the server's FIN", Wait);
+        Assert.Equal((upload, Total), (entry.Counters.BytesUp, entry.Counters.BytesDown));
+        AssertClosedComplete(relay);
+    }
+
+    /// <summary>
+    /// The server's bytes and FIN are all read by the relay, but the client reads nothing, so
+    /// the relay holds the last of them: frozen, the circuit reports the FIN owed behind the
+    /// bytes it holds, and restored it writes them and then the FIN. The client then finishes
+    /// its upload and the circuit closes normally.
+    /// </summary>
+    [Fact]
+    public async Task A_FIN_owed_behind_bytes_the_relay_holds_moves_with_the_circuit_and_follows_them()
+    {
+        // Small buffers toward the client (no autotuning), a window larger than what the
+        // server sends: the relay reads all of it and the FIN, and holds what the client's
+        // kernel cannot take.
+        const int download = 96 * 1024;
+        const long upload = 64 * 1024;
+        var serverSent = new TaskCompletionSource<byte[]>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var server = new TestServer(async socket =>
+        {
+            serverSent.SetResult(await SocketIo.SendRandomAsync(socket, download, seed: 51, chunk: 16 * 1024));
+            socket.Shutdown(SocketShutdown.Send);
+            await SocketIo.ReadToEndAsync(socket);
+        });
+        var circuit = TestSettings.Circuit(writeSize: 16 * 1024, window: 256 * 1024) with
+        {
+            ClientSide = TestSettings.Side with { SendBuffer = 8 * 1024 },
+        };
+        await using var relay = await RelayHarness.StartAsync(TestSettings.Relay(2, TestSettings.Route(server.Endpoint, circuit)));
+        using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { ReceiveBufferSize = 4 * 1024 };
+        await client.ConnectAsync(relay.Listen());
+        CircuitEntry old = null!;
+        await Eventually.Holds(() => relay.Circuits.Snapshot() is [var only] && (old = only) is not null, "the circuit to be listed");
+        await Eventually.Holds(() => old.Counters.ReadDown == download && old.Counters.ReadDown > old.Counters.BytesDown,
+            "the relay to read the whole download and hold part of it", Wait, state: () => $"read {old.Counters.ReadDown}, written {old.Counters.BytesDown}");
+
+        // The FIN follows the last bytes into the relay at once, but the reader may not have
+        // read it yet: thaw and freeze again until it has (bounded).
+        CircuitHandoverProtocol.Frozen? frozen = null;
+        for (var attempt = 0; attempt < 50 && frozen?.Down != DirectionEnd.FinOwed; attempt++)
+        {
+            if (frozen is not null)
+            {
+                old.Supervisor.Tell(CircuitHandoverProtocol.Thaw.Instance);
+                await Eventually.Holds(() => old.State == CircuitState.Established, "the thawed circuit to run again");
+                await Task.Delay(20);
+            }
+
+            frozen = await AskAsync<CircuitHandoverProtocol.Frozen>(old.Supervisor, null);
+        }
+
+        Assert.Equal((DirectionEnd.Open, DirectionEnd.FinOwed), (frozen!.Up, frozen.Down));
+        Assert.Equal(old.Counters.ReadDown - old.Counters.BytesDown, frozen.ToClient.Length);
+        Assert.True(frozen.ToClient.Length > 0, "the relay holds bytes ahead of the FIN");
+        await ReleaseAsync(relay, frozen);
+
+        var entry = await AdoptAsync(relay, frozen);
+        Assert.Equal(CircuitState.Established, entry.State);
+        var (downloaded, downloadHash) = await SocketIo.ReadToEndAsync(client).WaitAsync(Wait);
+        Assert.Equal(download, downloaded);
+        Assert.Equal(await serverSent.Task, downloadHash);
+        await Eventually.Holds(() => entry.State == CircuitState.HalfClosed, "the FIN carried after the bytes to half-close the circuit");
+
+        await SocketIo.SendRandomAsync(client, upload, seed: 52);
+        client.Shutdown(SocketShutdown.Send);
+        await Eventually.Holds(() => entry.State == CircuitState.Closed, "the circuit to close after the client's FIN", Wait);
+        Assert.Equal((upload, (long)download), (entry.Counters.BytesUp, entry.Counters.BytesDown));
+        AssertClosedComplete(relay);
+        Assert.Empty(server.Failures);
+    }
+
+    /// <summary>The route's one closed circuit ended with both FINs, not a reset or a timeout.</summary>
+    private static void AssertClosedComplete(RelayNode relay)
+    {
+        var closed = relay.Metrics.ForRoute("test").Sample(0, 0).ClosedByReason.Where(r => r.Value > 0).ToList();
+        Assert.Equal([new KeyValuePair<string, long>(CloseReasons.Complete, 1)], closed);
+    }
+
+    /// <summary>
+    /// A half-closed circuit's half-closed timeout goes on across the move: restored after
+    /// most of it has passed quietly on the old node, it ends soon after, not a whole timeout later.
+    /// </summary>
+    [Fact]
+    public async Task A_moved_half_closed_circuit_keeps_the_time_its_half_closed_timeout_had_run()
+    {
+        var timeout = TimeSpan.FromSeconds(2);
+        var serverDone = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var server = new TestServer(async socket =>
+        {
+            await SocketIo.ReadToEndAsync(socket);
+            await serverDone.Task; // quiet: it neither sends nor closes
+        });
+        var circuit = TestSettings.Circuit(halfClosedTimeout: timeout);
+        await using var relay = await RelayHarness.StartAsync(TestSettings.Relay(2, TestSettings.Route(server.Endpoint, circuit)));
+        try
+        {
+            using var client = await SocketIo.ConnectAsync(relay.Listen());
+            await SocketIo.SendRandomAsync(client, 16 * 1024, seed: 61);
+            client.Shutdown(SocketShutdown.Send);
+            CircuitEntry old = null!;
+            await Eventually.Holds(() => relay.Circuits.Snapshot() is [var only] && (old = only).State == CircuitState.HalfClosed,
+                "the client's FIN to half-close the circuit");
+            var halfClosed = Stopwatch.StartNew();
+
+            // Three quarters of the timeout pass on the old node (the time is what is tested).
+            await Task.Delay(timeout * 0.75);
+            var frozen = await AskAsync<CircuitHandoverProtocol.Frozen>(old.Supervisor, null);
+            Assert.True(frozen.QuietMs >= timeout.TotalMilliseconds * 0.7, $"quiet {frozen.QuietMs} ms when frozen");
+            await ReleaseAsync(relay, frozen);
+            var entry = await AdoptAsync(relay, frozen);
+            var adopted = Stopwatch.StartNew();
+
+            await Eventually.Holds(() => entry.State == CircuitState.Closed, "the half-closed timeout to end the moved circuit", timeout * 3);
+            Assert.True(adopted.Elapsed < timeout * 0.75,
+                $"closed {adopted.Elapsed.TotalMilliseconds:0} ms after the move, {halfClosed.Elapsed.TotalMilliseconds:0} ms after the half-close");
+            var closed = relay.Metrics.ForRoute("test").Sample(0, 0).ClosedByReason.Where(r => r.Value > 0).ToList();
+            Assert.Equal([new KeyValuePair<string, long>(CloseReasons.HalfClosedTimeout, 1)], closed);
+        }
+        finally
+        {
+            serverDone.TrySetResult();
+        }
+    }
+
+    private static async Task SendPartAsync(Socket socket, IncrementalHash hash, long count, int seed)
+    {
+        var random = new Random(seed);
+        var buffer = new byte[64 * 1024];
+        for (var left = count; left > 0;)
+        {
+            var n = (int)Math.Min(buffer.Length, left);
+            random.NextBytes(buffer.AsSpan(0, n));
+            hash.AppendData(buffer, 0, n);
+            await socket.SendAsync(buffer.AsMemory(0, n), SocketFlags.None);
+            left -= n;
+        }
+    }
+
+    /// <summary>Asks <paramref name="actor"/> (a freeze when <paramref name="message"/> is null) and waits for a <typeparamref name="T"/>.</summary>
+    private static async Task<T> AskAsync<T>(IActorRef actor, object? message)
+    {
+        var answer = message is null
+            ? await actor.Ask<object>(replyTo => new CircuitHandoverProtocol.Freeze(replyTo), Wait, CancellationToken.None)
+            : await actor.Ask<object>(message, Wait);
+        return Assert.IsType<T>(answer);
+    }
+
+    /// <summary>What the old node does once the target holds the circuit: the supervisor lets go of it and stops.</summary>
+    private static async Task ReleaseAsync(RelayNode relay, CircuitHandoverProtocol.Frozen frozen)
+    {
+        var released = await AskAsync<CircuitHandoverProtocol.Released>(frozen.Entry.Supervisor, CircuitHandoverProtocol.Release.Instance);
+        Assert.Same(frozen.Entry, released.Entry);
+        Assert.False(relay.Circuits.TryGet(frozen.Entry.Id, out _), "a released circuit leaves the table");
+    }
+
+    /// <summary>
+    /// What the target of a handover does with the restored sockets: its route's listener adopts
+    /// the circuit, with the identity, counters and direction ends it had. Returns its new entry,
+    /// listed under the old id.
+    /// </summary>
+    private static async Task<CircuitEntry> AdoptAsync(RelayNode relay, CircuitHandoverProtocol.Frozen frozen)
+    {
+        var old = frozen.Entry;
+        var counters = old.Counters;
+        var moved = new MovedCircuit(old.Id, old.Client, old.ProxiedDestination, old.Upstream, old.OpenedAt, old.Moves + 1,
+            counters.BytesUp, counters.BytesDown, counters.ReadUp, counters.ReadDown, frozen.QuietMs,
+            new RestoredCircuit(frozen.Client, frozen.Upstream, frozen.ToUpstream, frozen.ToClient, frozen.Up, frozen.Down));
+        var guardian = await relay.System.ActorSelection("/user/relay").ResolveOne(Wait);
+        var entry = (await AskAsync<ListenerProtocol.CircuitAdopted>(guardian, new ListenerProtocol.AdoptCircuit("test", moved))).Entry;
+        await Eventually.Holds(() => relay.Circuits.TryGet(old.Id, out var listed) && ReferenceEquals(listed, entry),
+            "the restored circuit to be listed under its old id");
+        return entry;
     }
 
     /// <summary>
@@ -148,15 +363,6 @@ public sealed class CircuitFreezeTests
             Assert.Equal(counters.ReadUp - counters.BytesUp, frozen.ToUpstream.Length);
             Assert.True(frozen.ToClient.Length > 0, "the relay holds bytes for the client that is not reading");
             return frozen;
-        }
-
-        /// <summary>Asks <paramref name="actor"/> (a freeze when <paramref name="message"/> is null) and waits for a <typeparamref name="T"/>.</summary>
-        public async Task<T> AskAsync<T>(IActorRef actor, object? message)
-        {
-            var answer = message is null
-                ? await actor.Ask<object>(replyTo => new CircuitHandoverProtocol.Freeze(replyTo), Wait, CancellationToken.None)
-                : await actor.Ask<object>(message, Wait);
-            return Assert.IsType<T>(answer);
         }
 
         /// <summary>

@@ -145,12 +145,29 @@ public sealed class CircuitImageFormatTests
 
     [Theory]
     [InlineData(0, (byte)'X', "not one (magic 584C4349")]
-    [InlineData(4, (byte)2, "version 2, this relay reads version 1")]
+    [InlineData(4, (byte)1, "version 1, this relay reads version 2")]
     public void A_wrong_magic_or_version_is_named(int at, byte value, string expected)
     {
         var frame = Frame(Sample(Socket(false, 1), Socket(false, 1)));
         frame[at] = value;
 
+        Assert.Contains(expected, Assert.Throws<FormatException>(() => CircuitImageFormat.Read(frame, out _)).Message);
+    }
+
+    /// <summary>The phase byte says how far each direction had ended; one no live circuit can be in is refused both ways.</summary>
+    [Theory]
+    [InlineData(0b1010, "both directions had ended")]
+    [InlineData(0b0011, "is not two direction ends")]
+    [InlineData(0b10000, "is not two direction ends")]
+    public void A_phase_no_live_circuit_can_be_in_is_refused_by_the_writer_and_the_reader(byte phase, string expected)
+    {
+        var image = Sample(Socket(false, 1), Socket(false, 1)) with { Phase = phase };
+        Assert.Contains(expected, Assert.Throws<ArgumentException>(() => Frame(image)).Message);
+
+        // The phase's offset: the one byte in which two frames differing only in phase differ.
+        var frame = Frame(image with { Phase = 0 });
+        var at = frame.AsSpan().CommonPrefixLength(Frame(image with { Phase = 1 }));
+        frame[at] = phase;
         Assert.Contains(expected, Assert.Throws<FormatException>(() => CircuitImageFormat.Read(frame, out _)).Message);
     }
 

@@ -40,6 +40,21 @@ internal sealed class FinCarrier(IActorRef supervisor)
         // hears this, and close(2) sends the same FIN after the same bytes (the destination's
         // input has been read to its EOF, so nothing unread turns the close into a reset).
         // One shutdown(2) fewer per circuit.
+        MarkFinished(direction);
+        supervisor.Tell(PumpProtocol.DirectionFinished.Of(direction));
+    }
+
+    /// <summary>Whether <paramref name="direction"/>'s FIN has been carried (or, for the last direction, left to the close).</summary>
+    public bool HasFinished(Direction direction) => direction == Direction.Up ? _upFinished : _downFinished;
+
+    /// <summary>
+    /// Marks <paramref name="direction"/> over, with no shutdown and no report: what
+    /// <see cref="Finish"/> does once it has done both, and all there is to do for a restored
+    /// circuit's direction whose FIN the old node carried (the restored socket's state has the
+    /// FIN, and the supervisor starts half-closed). The other direction's end is then the last.
+    /// </summary>
+    public void MarkFinished(Direction direction)
+    {
         if (direction == Direction.Up)
         {
             _upFinished = true;
@@ -48,7 +63,9 @@ internal sealed class FinCarrier(IActorRef supervisor)
         {
             _downFinished = true;
         }
-
-        supervisor.Tell(PumpProtocol.DirectionFinished.Of(direction));
     }
+
+    /// <summary>How far <paramref name="direction"/> has ended, for a freeze: <paramref name="sourceEnded"/> is whether its source's EOF was read.</summary>
+    public DirectionEnd EndOf(Direction direction, bool sourceEnded) =>
+        HasFinished(direction) ? DirectionEnd.FinCarried : sourceEnded ? DirectionEnd.FinOwed : DirectionEnd.Open;
 }

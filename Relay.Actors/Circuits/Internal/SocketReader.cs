@@ -58,6 +58,8 @@ internal sealed class SocketReader : UntypedActor
     private Queue<object>? _forWriter; // what waits for the writer the supervisor is starting
     private ReadOnlyMemory<byte> _seedUp;
     private ReadOnlyMemory<byte> _seedDown;
+    private readonly DirectionEnd _restoredUp;
+    private readonly DirectionEnd _restoredDown;
     private readonly bool _restored;
     private PumpFreeze _freeze;
 
@@ -68,7 +70,10 @@ internal sealed class SocketReader : UntypedActor
     /// </param>
     /// <param name="seedUp">Bytes owed to the upstream before any read from the client: a restored circuit carries them over.</param>
     /// <param name="seedDown">Likewise, owed to the client.</param>
-    public SocketReader(PumpContext context, bool restored, ReadOnlyMemory<byte> seedUp, ReadOnlyMemory<byte> seedDown)
+    /// <param name="restoredUp">How far a restored circuit's up direction had ended on the old node.</param>
+    /// <param name="restoredDown">Likewise down.</param>
+    public SocketReader(PumpContext context, bool restored, ReadOnlyMemory<byte> seedUp, ReadOnlyMemory<byte> seedDown,
+        DirectionEnd restoredUp = DirectionEnd.Open, DirectionEnd restoredDown = DirectionEnd.Open)
     {
         _restored = restored;
         _supervisor = context.Supervisor;
@@ -82,22 +87,59 @@ internal sealed class SocketReader : UntypedActor
             context.SegmentsPerDirection);
         _seedUp = seedUp;
         _seedDown = seedDown;
+        _restoredUp = restoredUp;
+        _restoredDown = restoredDown;
     }
 
     public static Props Props(PumpContext context) =>
         PropsFactory.Of(() => new SocketReader(context, restored: false, default, default), context.Dispatcher);
 
-    /// <summary>The reader of a circuit restored after a handover, which first owes each destination <paramref name="seedUp"/> and <paramref name="seedDown"/>.</summary>
-    public static Props PropsForRestored(PumpContext context, ReadOnlyMemory<byte> seedUp, ReadOnlyMemory<byte> seedDown) =>
-        PropsFactory.Of(() => new SocketReader(context, restored: true, seedUp, seedDown), context.Dispatcher);
+    /// <summary>
+    /// The reader of a circuit restored after a handover, which first owes each destination
+    /// <paramref name="seedUp"/> and <paramref name="seedDown"/>, and then, for a direction
+    /// whose source had ended (<paramref name="up"/>, <paramref name="down"/>), its FIN.
+    /// </summary>
+    public static Props PropsForRestored(PumpContext context, ReadOnlyMemory<byte> seedUp, ReadOnlyMemory<byte> seedDown,
+        DirectionEnd up = DirectionEnd.Open, DirectionEnd down = DirectionEnd.Open) =>
+        PropsFactory.Of(() => new SocketReader(context, restored: true, seedUp, seedDown, up, down), context.Dispatcher);
 
     protected override void PreStart()
     {
+        // A direction over already goes first, so that the FinCarrier knows which end is the
+        // circuit's last before an owed FIN is carried below.
+        EndBeforeStart(_up, _restoredUp, DirectionEnd.FinCarried);
+        EndBeforeStart(_down, _restoredDown, DirectionEnd.FinCarried);
         Seed(_up, _seedUp);
         Seed(_down, _seedDown);
         _seedUp = _seedDown = default;
+        EndBeforeStart(_up, _restoredUp, DirectionEnd.FinOwed);
+        EndBeforeStart(_down, _restoredDown, DirectionEnd.FinOwed);
         Start(_up);
         Start(_down);
+    }
+
+    /// <summary>
+    /// A restored direction whose source had ended on the old node (its EOF read there, so the
+    /// restored source socket gives no more bytes) is never read here. One whose FIN was carried
+    /// is over; one whose FIN is owed ends as if its EOF had just been read, behind the owed
+    /// bytes just seeded: inline when none wait for the writer, else after them.
+    /// </summary>
+    private void EndBeforeStart(Lane lane, DirectionEnd end, DirectionEnd which)
+    {
+        if (end != which || lane.Ended)
+        {
+            return; // not this end, or the destination failed while the owed bytes were seeded
+        }
+
+        lane.Ended = true;
+        if (end == DirectionEnd.FinCarried)
+        {
+            _fins.MarkFinished(lane.Direction);
+        }
+        else
+        {
+            EndOfSource(lane);
+        }
     }
 
     /// <summary>
@@ -177,7 +219,7 @@ internal sealed class SocketReader : UntypedActor
 
             case PumpProtocol.WriterFrozen writerFrozen:
                 _freeze = PumpFreeze.Frozen;
-                _supervisor.Tell(new PumpProtocol.PumpsFrozen(writerFrozen.ToUpstream, writerFrozen.ToClient, _up.Ended, _down.Ended), Self);
+                _supervisor.Tell(new PumpProtocol.PumpsFrozen(writerFrozen.ToUpstream, writerFrozen.ToClient, EndOf(_up), EndOf(_down)), Self);
                 break;
 
             case PumpProtocol.Thaw:
@@ -219,13 +261,15 @@ internal sealed class SocketReader : UntypedActor
             // No writer yet: whatever waits for one (the writer may be starting) is all the
             // pumps hold, and it stays here until a thaw.
             _freeze = PumpFreeze.Frozen;
-            _supervisor.Tell(new PumpProtocol.PumpsFrozen(Held(Direction.Up), Held(Direction.Down), _up.Ended, _down.Ended), Self);
+            _supervisor.Tell(new PumpProtocol.PumpsFrozen(Held(Direction.Up), Held(Direction.Down), EndOf(_up), EndOf(_down)), Self);
             return;
         }
 
         _freeze = PumpFreeze.WaitingForWriter;
         _writer.Tell(PumpProtocol.Freeze.Instance, Self);
     }
+
+    private DirectionEnd EndOf(Lane lane) => _fins.EndOf(lane.Direction, lane.Ended);
 
     /// <summary>The bytes of <paramref name="direction"/> waiting here for the writer, in order.</summary>
     private byte[] Held(Direction direction)
@@ -345,17 +389,9 @@ internal sealed class SocketReader : UntypedActor
             ArrayPool<byte>.Shared.Return(buffer);
             if (error == SocketError.Success)
             {
-                // EOF: the peer sent its FIN. It goes on now, or after the writer's backlog.
+                // EOF: the peer sent its FIN.
                 lane.Ended = true;
-                if (lane.AtWriter == 0)
-                {
-                    _fins.Finish(lane.Direction, lane.Destination, lane.DestinationSide);
-                }
-                else
-                {
-                    ToWriter(PumpProtocol.EndOfStream.Of(lane.Direction));
-                }
-
+                EndOfSource(lane);
                 return;
             }
 
@@ -367,6 +403,19 @@ internal sealed class SocketReader : UntypedActor
 
             Fail(lane, error);
             return;
+        }
+    }
+
+    /// <summary>The lane's source has ended: its FIN goes on now, or after the writer's backlog.</summary>
+    private void EndOfSource(Lane lane)
+    {
+        if (lane.AtWriter == 0)
+        {
+            _fins.Finish(lane.Direction, lane.Destination, lane.DestinationSide);
+        }
+        else
+        {
+            ToWriter(PumpProtocol.EndOfStream.Of(lane.Direction));
         }
     }
 
