@@ -103,15 +103,15 @@ internal sealed class HandoverLab : IAsyncDisposable
     /// Opens <paramref name="count"/> circuits from the client through the VIP, matches each
     /// to the server's socket by the 4-byte id its client sends first, and gives each end a
     /// <see cref="PatternStream"/> (client to server with seed id, back with 100 + id), on
-    /// non-blocking sockets.
+    /// non-blocking sockets. Ids run from <paramref name="firstId"/>.
     /// </summary>
-    public async Task<List<LabCircuit>> OpenCircuitsAsync(int count)
+    public async Task<List<LabCircuit>> OpenCircuitsAsync(int count, int firstId = 0)
     {
         var accepting = AcceptAsync(_listener!, count);
         var clients = new Socket[count];
         for (var i = 0; i < count; i++)
         {
-            var id = i;
+            var id = firstId + i;
             clients[i] = NetworkNamespace.Run(Prefix + "cli", () =>
             {
                 var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
@@ -130,7 +130,7 @@ internal sealed class HandoverLab : IAsyncDisposable
                 got += await server.ReceiveAsync(id.AsMemory(got), SocketFlags.None).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
             }
 
-            servers[BitConverter.ToInt32(id)] = server;
+            servers[BitConverter.ToInt32(id) - firstId] = server;
         }
 
         var circuits = new List<LabCircuit>(count);
@@ -138,9 +138,10 @@ internal sealed class HandoverLab : IAsyncDisposable
         {
             clients[i].Blocking = false;
             servers[i].Blocking = false;
-            circuits.Add(new LabCircuit(i,
-                new PatternStream($"circuit {i} client", clients[i], txSeed: i, rxSeed: 100 + i),
-                new PatternStream($"circuit {i} server", servers[i], txSeed: 100 + i, rxSeed: i)));
+            var id = firstId + i;
+            circuits.Add(new LabCircuit(id,
+                new PatternStream($"circuit {id} client", clients[i], txSeed: id, rxSeed: 100 + id),
+                new PatternStream($"circuit {id} server", servers[i], txSeed: 100 + id, rxSeed: id)));
         }
 
         return circuits;
@@ -163,9 +164,12 @@ internal sealed class HandoverLab : IAsyncDisposable
     /// <summary>The addresses on a node's interfaces, as <c>ip -br addr</c> lists them.</summary>
     public Task<string> AddressesAsync(int node) => RunAsync("ip", ["-n", $"{Prefix}n{node}", "-br", "addr"], null);
 
-    /// <summary>An nft counter of TCP resets arriving in <paramref name="ns"/>.</summary>
+    /// <summary>Local ports tests may bind their own probing connections to: resets to them are not counted.</summary>
+    public const int ProbePorts = 45000;
+
+    /// <summary>An nft counter of TCP resets arriving in <paramref name="ns"/> (except to <see cref="ProbePorts"/>..+9).</summary>
     private static Task CountResetsAsync(string ns) =>
-        RunAsync("sh", ["-c", $"printf 'table inet rstmon {{\\n chain in {{\\n type filter hook input priority 0;\\n tcp flags & rst == rst counter\\n }}\\n }}\\n' | ip netns exec {ns} nft -f -"], null);
+        RunAsync("sh", ["-c", $"printf 'table inet rstmon {{\\n chain in {{\\n type filter hook input priority 0;\\n tcp dport {ProbePorts}-{ProbePorts + 9} accept\\n tcp flags & rst == rst counter\\n }}\\n }}\\n' | ip netns exec {ns} nft -f -"], null);
 
     private static async Task<long> ResetsAsync(string ns)
     {
