@@ -88,11 +88,19 @@ internal sealed class HandoverLab : IAsyncDisposable
         await WaitForLogAsync(2, l => l.Contains("MemberUp"), 2);
     }
 
-    /// <summary><c>cluster.sh handover NODE [TO]</c> (the relay handover CLI): the outcome, and cluster.sh's exit code.</summary>
+    /// <summary>The management token cluster.sh gives the lab's nodes.</summary>
+    private const string LabToken = "cluster-lab";
+
+    /// <summary>
+    /// <c>relay handover --json [--to TO]</c>, the relay's own client, run in node
+    /// <paramref name="node"/>'s namespace against its management endpoint: the outcome, and
+    /// the client's exit code (0 completed, 3 not done).
+    /// </summary>
     public async Task<(int Exit, JsonElement Outcome)> HandOverAsync(int node, string? to = null)
     {
-        var run = await ExternalProcess.RunAsync(Script, to is null ? ["handover", node.ToString()] : ["handover", node.ToString(), to],
-            WithRelay(Env), TimeSpan.FromSeconds(120));
+        string[] args = ["exec", $"n{node}", "env", $"RELAY_MANAGEMENT_TOKEN={LabToken}", ExternalProcess.DotnetHost(),
+            Path.Combine(AppContext.BaseDirectory, "relay.dll"), "handover", "--json", .. (to is null ? Array.Empty<string>() : ["--to", to])];
+        var run = await ExternalProcess.RunAsync(Script, args, WithRelay(Env), TimeSpan.FromSeconds(120));
         Assert.False(run.TimedOut, run.Output);
         _out.WriteLine($"handover n{node} -> {to ?? "standby"}: exit {run.Exit}: {run.Output.Trim()}");
         using var json = JsonDocument.Parse(run.Stdout);
@@ -169,13 +177,22 @@ internal sealed class HandoverLab : IAsyncDisposable
 
     /// <summary>An nft counter of TCP resets arriving in <paramref name="ns"/> (except to <see cref="ProbePorts"/>..+9).</summary>
     private static Task CountResetsAsync(string ns) =>
-        RunAsync("sh", ["-c", $"printf 'table inet rstmon {{\\n chain in {{\\n type filter hook input priority 0;\\n tcp dport {ProbePorts}-{ProbePorts + 9} accept\\n tcp flags & rst == rst counter\\n }}\\n }}\\n' | ip netns exec {ns} nft -f -"], null);
+        RunAsync("sh", ["-c", "printf 'table inet rstmon {\\n set seen { type ipv4_addr . inet_service . ipv4_addr . inet_service; flags dynamic; }\\n" +
+            $" chain in {{\\n type filter hook input priority 0;\\n tcp dport {ProbePorts}-{ProbePorts + 9} accept\\n" +
+            $" tcp flags & rst == rst counter add @seen {{ ip saddr . tcp sport . ip daddr . tcp dport }}\\n }}\\n }}\\n' | ip netns exec {ns} nft -f -"], null);
 
-    private static async Task<long> ResetsAsync(string ns)
+    private async Task<long> ResetsAsync(string ns)
     {
         var listing = await RunAsync("ip", ["netns", "exec", ns, "nft", "list", "table", "inet", "rstmon"], null);
         var at = listing.IndexOf("packets ", StringComparison.Ordinal);
-        return long.Parse(listing[(at + 8)..].Split(' ')[0]);
+        var count = long.Parse(listing[(at + 8)..].Split(' ')[0]);
+        if (count > 0)
+        {
+            // The set holds each reset's tuple (source . port . destination . port).
+            _out.WriteLine($"resets arriving in {ns}:\n{listing}");
+        }
+
+        return count;
     }
 
     public async ValueTask DisposeAsync()

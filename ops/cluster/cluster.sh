@@ -37,9 +37,11 @@
 #        cluster.sh echo                  start the echo server in srv
 #        cluster.sh status                members and owner, from each running node
 #        cluster.sh handover N [TO]       node N (the owner) hands its established circuits and
-#                                         the addresses to TO, or to the standby (relay handover,
-#                                         POST /cluster/handover); prints the outcome as JSON and
-#                                         exits 0 only when it completed
+#                                         the addresses to TO, or to the standby (POST
+#                                         /cluster/handover); prints the outcome as JSON. The
+#                                         relay's own client does the same:
+#                                         cluster.sh exec nN env RELAY_MANAGEMENT_TOKEN=cluster-lab \
+#                                           dotnet .../relay.dll handover [--to TO] [--json]
 #        cluster.sh exec cli|nN|srv CMD   run a command in a namespace
 #        cluster.sh down                  stop everything and remove the namespaces
 # Env:   LAB_PREFIX   namespace name prefix (default "relaycl-"), so several clusters
@@ -248,9 +250,17 @@ PY
 cmd_handover() { # handover N [TO]: node N hands its circuits to TO (an address or host), or to the standby
   local n=${1:?node number} to=${2:-}
   need_root
-  # The relay's own client (relay handover), which exits 0 only when the handover completed.
-  # shellcheck disable=SC2046
-  ip netns exec "${PREFIX}n$n" env RELAY_MANAGEMENT_TOKEN="$LAB_TOKEN" $(relay_cmd) handover --json ${to:+--to "$to"}
+  ip netns exec "${PREFIX}n$n" python3 - "$to" "$LAB_TOKEN" <<'PY'
+import sys, urllib.error, urllib.parse, urllib.request
+data = urllib.parse.urlencode({"to": sys.argv[1]} if sys.argv[1] else {}).encode()
+request = urllib.request.Request("http://127.0.0.1:8558/cluster/handover", data=data, method="POST",
+                                 headers={"Authorization": "Bearer " + sys.argv[2]})
+try:
+    print(urllib.request.urlopen(request, timeout=60).read().decode())
+except urllib.error.HTTPError as e:
+    print(e.read().decode())
+    sys.exit(1)
+PY
 }
 
 case "${1:-}" in
