@@ -13,7 +13,8 @@ try
         Run: (request, ct) => RunCommand.RunAsync(request, Console.Error, ct),
         Demo: (request, ct) => DemoCommand.RunAsync(request, Console.Out, ct),
         Status: (request, ct) => ManagementClientCommands.StatusAsync(request, Console.Out, Console.Error, ct),
-        Circuits: (request, ct) => ManagementClientCommands.CircuitsAsync(request, Console.Out, Console.Error, ct));
+        Circuits: (request, ct) => ManagementClientCommands.CircuitsAsync(request, Console.Out, Console.Error, ct),
+        Handover: (request, ct) => ManagementClientCommands.HandoverAsync(request, Console.Out, Console.Error, ct));
     return await RelayCli.InvokeAsync(args, handlers, Console.Out, Console.Error);
 }
 catch (Exception e)

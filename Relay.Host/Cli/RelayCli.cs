@@ -87,6 +87,10 @@ public static class RelayCli
         root.Add(CheckConfigCommand(stdout, stderr));
         root.Add(StatusCommand("status", "Show the node's readiness and one row per route (state, circuits, bytes) from the management API.", handlers.Status, withFilters: false, stderr));
         root.Add(StatusCommand("circuits", "List circuits from the management API as a table.", handlers.Circuits, withFilters: true, stderr));
+        if (handlers.Handover is { } handover)
+        {
+            root.Add(HandoverCommand(handover, stderr));
+        }
         return root;
     }
 
@@ -232,12 +236,7 @@ public static class RelayCli
         bool withFilters,
         TextWriter stderr)
     {
-        var management = new Option<string>("--management")
-        {
-            Description = "Management API URL.",
-            HelpName = "URL",
-            DefaultValueFactory = _ => "http://127.0.0.1:8558",
-        };
+        var management = ManagementOption();
         var route = new Option<string?>("--route") { Description = "Only circuits of this route.", HelpName = "NAME" };
         var state = new Option<string?>("--state")
         {
@@ -274,6 +273,50 @@ public static class RelayCli
         }));
         return command;
     }
+
+    /// <summary>The environment variable <c>relay handover</c> reads the token from, so it need not show in <c>ps</c>.</summary>
+    public const string TokenVariable = "RELAY_MANAGEMENT_TOKEN";
+
+    private static Command HandoverCommand(Func<HandoverRequest, CancellationToken, Task<int>> handler, TextWriter stderr)
+    {
+        var management = ManagementOption();
+        var token = new Option<string?>("--management-token")
+        {
+            Description = $"The node's relay.management.token (default: ${TokenVariable}).",
+            HelpName = "TOKEN",
+        };
+        var to = new Option<string?>("--to")
+        {
+            Description = "The member to hand to, as akka.tcp://relay@HOST:PORT or HOST (default: the oldest other member).",
+            HelpName = "ADDRESS",
+        };
+        var json = new Option<bool>("--json") { Description = "Print the outcome as the management API's JSON instead of one line." };
+        var command = new Command("handover",
+            "Move the established circuits and the addresses of the node holding the service to another member (POST /cluster/handover): exit 0 when completed, 3 when rolled back or failed, 1 when the endpoint refused or was unreachable.")
+        {
+            management, token, to, json,
+        };
+        command.SetAction((parse, ct) => Guarded(stderr, () =>
+        {
+            var url = ParseManagementUrl(parse.GetValue(management) ?? "");
+            var target = parse.GetValue(to);
+            if (target is not null && target.Trim().Length == 0)
+            {
+                throw new RelayConfigException("--to", target, "must name a member, like akka.tcp://relay@198.18.0.3:2552 or 198.18.0.3");
+            }
+
+            var secret = parse.GetValue(token) ?? Environment.GetEnvironmentVariable(TokenVariable);
+            return handler(new HandoverRequest(url, string.IsNullOrEmpty(secret) ? null : secret, target?.Trim(), parse.GetValue(json)), ct);
+        }));
+        return command;
+    }
+
+    private static Option<string> ManagementOption() => new("--management")
+    {
+        Description = "Management API URL.",
+        HelpName = "URL",
+        DefaultValueFactory = _ => "http://127.0.0.1:8558",
+    };
 
     /// <summary>Accepts http(s)://host:port, or host:port as a shorthand for http://host:port.</summary>
     private static Uri ParseManagementUrl(string text)

@@ -23,6 +23,13 @@ public sealed record DemoRequest(int Seconds, int Circuits, LogFormat LogFormat)
 public sealed record StatusRequest(Uri Management, string? Route, string? State);
 
 /// <summary>
+/// <c>relay handover</c>: the management API of the node holding the service, its token
+/// (<c>--management-token</c>, else <c>RELAY_MANAGEMENT_TOKEN</c>; null: none), the member to
+/// hand to (null: the oldest other member), and whether to print the outcome as the API's JSON.
+/// </summary>
+public sealed record HandoverRequest(Uri Management, string? Token, string? To, bool Json);
+
+/// <summary>
 /// What each command does once its arguments are valid. The host implements these; the
 /// CLI only parses, validates and reports usage errors. Each returns the exit code.
 /// </summary>
@@ -30,4 +37,5 @@ public sealed record RelayCliHandlers(
     Func<RunRequest, CancellationToken, Task<int>> Run,
     Func<DemoRequest, CancellationToken, Task<int>> Demo,
     Func<StatusRequest, CancellationToken, Task<int>> Status,
-    Func<StatusRequest, CancellationToken, Task<int>> Circuits);
+    Func<StatusRequest, CancellationToken, Task<int>> Circuits,
+    Func<HandoverRequest, CancellationToken, Task<int>>? Handover = null);

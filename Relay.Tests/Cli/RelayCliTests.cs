@@ -143,7 +143,7 @@ public sealed class RelayCliTests : IDisposable
         var (code, stdout, _) = await Relay("--help");
 
         Assert.Equal(0, code);
-        foreach (var command in new[] { "run", "demo", "check-config", "status", "circuits" })
+        foreach (var command in new[] { "run", "demo", "check-config", "status", "circuits", "handover" })
         {
             Assert.Contains(command, stdout);
         }
@@ -216,6 +216,8 @@ public sealed class RelayCliTests : IDisposable
     [InlineData("relay: ", "demo", "--circuits", "many")]
     [InlineData("relay: --state = \"open\"", "circuits", "--state", "open")]
     [InlineData("relay: --management = \"ftp://x\"", "status", "--management", "ftp://x")]
+    [InlineData("relay: --management = \"ftp://x\"", "handover", "--management", "ftp://x")]
+    [InlineData("relay: Unrecognized command or argument 'extra'", "handover", "extra")]
     [InlineData("relay: ")]
     public async Task Bad_arguments_give_one_line_on_stderr_and_exit_2(string startsWith, params string[] args)
     {
@@ -267,6 +269,20 @@ public sealed class RelayCliTests : IDisposable
         Assert.Equal(new StatusRequest(new Uri("http://10.0.0.1:9000"), "web", "half-closed"), _handlers.CircuitQueries.Single());
     }
 
+    [Fact]
+    public async Task Handover_passes_the_management_url_the_token_the_target_and_json()
+    {
+        await Relay("handover");
+        await Relay("handover", "--management", "10.0.0.1:9000", "--management-token", "t", "--to", "akka.tcp://relay@198.18.0.3:2552", "--json");
+
+        Assert.Equal(
+            [
+                new HandoverRequest(new Uri("http://127.0.0.1:8558"), Environment.GetEnvironmentVariable(RelayCli.TokenVariable), null, false),
+                new HandoverRequest(new Uri("http://10.0.0.1:9000"), "t", "akka.tcp://relay@198.18.0.3:2552", true),
+            ],
+            _handlers.Handovers);
+    }
+
     /// <summary>Records what each handler was asked to do.</summary>
     private sealed class RecordingHandlers
     {
@@ -277,6 +293,8 @@ public sealed class RelayCliTests : IDisposable
         public List<StatusRequest> Statuses { get; } = [];
 
         public List<StatusRequest> CircuitQueries { get; } = [];
+
+        public List<HandoverRequest> Handovers { get; } = [];
 
         public int ExitCode { get; set; }
 
@@ -306,6 +324,11 @@ public sealed class RelayCliTests : IDisposable
             (request, _) =>
             {
                 CircuitQueries.Add(request);
+                return Task.FromResult(ExitCode);
+            },
+            (request, _) =>
+            {
+                Handovers.Add(request);
                 return Task.FromResult(ExitCode);
             });
     }

@@ -29,12 +29,19 @@
 #                                         Its PATH is $STATE/bin, which holds only the
 #                                         relay's launcher (dotnet): no ip, no arping, since
 #                                         the relay adds and announces the VIP itself
-#        cluster.sh kill N [SIGNAL]       kill node N (default -9: a crash)
+#        cluster.sh kill N [SIGNAL]       kill node N (default 9: a crash; TERM or -TERM: a
+#                                         graceful leave) without waiting
+#        cluster.sh stop N [SIGNAL]       signal node N (default TERM) and wait (60 s at most)
+#                                         for it to exit: an owner hands its circuits over first
+#        cluster.sh restart N [SIGNAL [ARGS...]]  stop N, then start N again (a rolling restart)
 #        cluster.sh echo                  start the echo server in srv
 #        cluster.sh status                members and owner, from each running node
 #        cluster.sh handover N [TO]       node N (the owner) hands its established circuits and
 #                                         the addresses to TO, or to the standby (POST
-#                                         /cluster/handover); prints the outcome as JSON
+#                                         /cluster/handover); prints the outcome as JSON. The
+#                                         relay's own client does the same:
+#                                         cluster.sh exec nN env RELAY_MANAGEMENT_TOKEN=cluster-lab \
+#                                           dotnet .../relay.dll handover [--to TO] [--json]
 #        cluster.sh exec cli|nN|srv CMD   run a command in a namespace
 #        cluster.sh down                  stop everything and remove the namespaces
 # Env:   LAB_PREFIX   namespace name prefix (default "relaycl-"), so several clusters
@@ -189,12 +196,27 @@ cmd_start() {
   echo "node $n started (pid $!, log $STATE/n$n.log, PATH $path)"
 }
 
+signal_of() { case "$1" in -*) echo "$1" ;; *) echo "-$1" ;; esac; } # TERM, -TERM, 9 or -9 -> kill's option
+
 cmd_kill() {
-  local n=${1:?node number} signal=${2:--9}
+  local n=${1:?node number} signal; signal=$(signal_of "${2:--9}")
   [ -f "$STATE/n$n.pid" ] || die "node $n is not running"
   kill "$signal" "$(cat "$STATE/n$n.pid")" 2>/dev/null || true
   rm -f "$STATE/n$n.pid"
   echo "node $n killed ($signal)"
+}
+
+cmd_stop() { # stop N [SIGNAL]: signal node N (default TERM, a graceful leave) and wait for it to exit
+  local n=${1:?node number} signal pid; signal=$(signal_of "${2:-TERM}")
+  [ -f "$STATE/n$n.pid" ] || die "node $n is not running"
+  pid=$(cat "$STATE/n$n.pid")
+  kill "$signal" "$pid" 2>/dev/null || true
+  # Bounded: a graceful stop hands over (a few s) and lets the rest drain (relay.shutdown-grace).
+  for _ in $(seq 1 600); do
+    kill -0 "$pid" 2>/dev/null || { rm -f "$STATE/n$n.pid"; echo "node $n stopped ($signal)"; return 0; }
+    sleep 0.1
+  done
+  die "node $n (pid $pid) still runs 60 s after $signal"
 }
 
 cmd_echo() {
@@ -246,6 +268,8 @@ case "${1:-}" in
   down) cmd_down ;;
   start) shift; cmd_start "$@" ;;
   kill) shift; cmd_kill "$@" ;;
+  stop) shift; cmd_stop "$@" ;;
+  restart) shift; cmd_stop "$1" "${2:-TERM}"; cmd_start "$1" "${@:3}" ;;
   echo) cmd_echo ;;
   status) cmd_status ;;
   handover) shift; cmd_handover "$@" ;;
