@@ -25,9 +25,7 @@ public sealed class RollbackLabTests(ITestOutputHelper output)
     /// kernel does with the restored sockets once its guard elements expire, and node 2 is
     /// then started again, as systemd would, which clears the addresses it left behind.
     /// </summary>
-    [RootLabFact(Skip = "fails until the target holds restored sockets in repair mode until the commit (a killed target's kernel "
-        + "otherwise sends their FINs once its guard expires) and a rollback sets SO_REUSEADDR again on the thawed client "
-        + "sockets (the listener's rebind fails with EADDRINUSE): the two changes in the h15-ops report")]
+    [RootLabFact]
     public async Task The_target_killed_after_it_restored_the_circuits_leaves_every_circuit_running_on_the_owner()
     {
         await using var lab = await HandoverLab.UpAsync("rhops-rb", output);
