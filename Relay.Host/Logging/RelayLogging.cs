@@ -43,6 +43,9 @@ public static class RelayLogging
             # A run takes the whole burst the thread let gather.
             throughput = 1000
           }
+          # What the logger has not yet written when the system stops it goes to Serilog,
+          # not to Akka's raw stdout lines (SerilogLoggerMailboxType).
+          actor.mailbox.logger-queue.mailbox-type = "Relay.Host.Logging.Internal.SerilogLoggerMailboxType, relay"
           # Renders named templates ({CircuitId}, {EventName:l}) the way Serilog does, for
           # anything that calls LogMessage.ToString() (TestKit filters, the stdout logger).
           logger-formatter = "Relay.Host.Logging.SerilogLogMessageFormatter, relay"
