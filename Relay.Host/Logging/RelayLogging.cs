@@ -1,3 +1,4 @@
+using System.Text;
 using Akka.Actor;
 using Akka.Configuration;
 using Relay.Host.Logging.Internal;
@@ -31,6 +32,20 @@ public static class RelayLogging
         akka {
           # Akka's log events go to the Serilog pipeline, nowhere else.
           loggers = ["Relay.Host.Logging.SerilogLogger, relay"]
+          # The logger actor on a thread of its own that runs a burst of log events at a time
+          # (LingeringExecutor). On the thread pool each CircuitClosed line woke a worker:
+          # 36 context switches and ~95 us of CPU per connection, against ~1 switch with
+          # logging off (ops/bench/loopback-cost.sh, RESULTS.md "The per-connection log line").
+          loggers-dispatcher = "akka.actor.relay-logger-dispatcher"
+          actor.relay-logger-dispatcher {
+            type = Dispatcher
+            executor = "Relay.Host.Logging.Internal.LingeringExecutorConfigurator, relay"
+            # A run takes the whole burst the thread let gather.
+            throughput = 1000
+          }
+          # What the logger has not yet written when the system stops it goes to Serilog,
+          # not to Akka's raw stdout lines (SerilogLoggerMailboxType).
+          actor.mailbox.logger-queue.mailbox-type = "Relay.Host.Logging.Internal.SerilogLoggerMailboxType, relay"
           # Renders named templates ({CircuitId}, {EventName:l}) the way Serilog does, for
           # anything that calls LogMessage.ToString() (TestKit filters, the stdout logger).
           logger-formatter = "Relay.Host.Logging.SerilogLogMessageFormatter, relay"
@@ -47,7 +62,7 @@ public static class RelayLogging
     public static Config AkkaConfig { get; } = ConfigurationFactory.ParseString(AkkaHocon);
 
     /// <summary>
-    /// Builds the process logger. Text goes to the console unless <paramref name="output"/>
+    /// Builds the process logger. Text goes to standard output unless <paramref name="output"/>
     /// is given (tests capture with it); <paramref name="rollingFilePath"/> adds a daily
     /// rolling file in the same format.
     /// </summary>
@@ -68,9 +83,8 @@ public static class RelayLogging
 
         var configuration = new LoggerConfiguration().MinimumLevel.ControlledBy(levelSwitch);
 
-        configuration = output is null
-            ? configuration.WriteTo.Console(formatter)
-            : configuration.WriteTo.Sink(new TextWriterSink(output, formatter));
+        // Rendered and written off the logger actor's thread, a burst per write: see BatchingTextSink.
+        configuration = configuration.WriteTo.Sink(new BatchingTextSink(output ?? StandardOutput(), formatter));
 
         if (rollingFilePath is not null)
         {
@@ -86,6 +100,16 @@ public static class RelayLogging
         }
 
         return configuration.CreateLogger();
+    }
+
+    // The console sink's bytes (Console.Out: the console's encoding, no byte-order mark, "\n"),
+    // with a buffer that the writer flushes once per burst instead of once per line.
+    private static StreamWriter StandardOutput()
+    {
+        var encoding = Console.OutputEncoding.CodePage == Encoding.UTF8.CodePage
+            ? new UTF8Encoding(encoderShouldEmitUTF8Identifier: false)
+            : Console.OutputEncoding;
+        return new StreamWriter(Console.OpenStandardOutput(), encoding, bufferSize: 64 * 1024) { AutoFlush = false };
     }
 
     /// <summary>

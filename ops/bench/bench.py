@@ -8,6 +8,14 @@ Paths compared, all from namespace `cli` to servers in `srv`:
   haproxy  HAProxy, mode tcp, option splice-auto
   socat    socat -b 262144, fork per connection
 
+Logging (--logging, default both): the headline peers log one line per
+connection as operators run them: Relay its CircuitClosed line at Info in
+--log-format json (the systemd unit's), HAProxy `option tcplog` to
+`log stdout format raw local0`, each to its own stdout, redirected to a file
+in the run's logs/ (same disk). socat has no per-connection log. With
+`both`, a second Relay and HAProxy with logging off (relay_nolog,
+haproxy_nolog) run the wrk tests in the same rounds: the second table.
+
 Every measurement is interleaved (A B C D A B C D ...) over rounds; the
 report gives medians, and ratios as the median of per-round ratios (paired,
 so drift of a shared machine cancels out).
@@ -37,6 +45,9 @@ LAB = os.path.join(REPO, "ops", "lab", "lab.sh")
 
 CLI_IP, RELAY_IP, SRV_IP = "198.18.1.1", "198.18.1.2", "198.18.2.2"
 PATHS = ["routed", "relay", "haproxy", "socat"]
+# The logging-off peers of --logging both; they run the wrk tests only (a bulk run is one
+# connection, so its log line costs nothing measurable).
+NOLOG_PATHS = ["relay_nolog", "haproxy_nolog"]
 PROXIES = ["relay", "haproxy", "socat"]
 IPERF_PORT, HTTP_PORT, IDLE_PORT = 5201, 80, 9000
 # Listen ports in `relay` per proxy and service.
@@ -44,6 +55,8 @@ PORTS = {
     "relay": {"bulk": 7001, "http": 7080, "idle": 7090, "mem": 7091},
     "haproxy": {"bulk": 7101, "http": 7180, "idle": 7190, "mem": 7191},
     "socat": {"bulk": 7201, "http": 7280, "idle": 7290, "mem": 7291},
+    "relay_nolog": {"http": 7081},
+    "haproxy_nolog": {"http": 7181},
 }
 SWEEP_BASE_PORT = 7301
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -266,11 +279,16 @@ http {{
     return conf
 
 
-def write_haproxy(workdir, name, routes):
+def write_haproxy(workdir, name, routes, logging):
     conf = os.path.join(workdir, f"{name}.cfg")
     lines = [
         "global",
         "  maxconn 7000",
+    ]
+    if logging:
+        # As HAProxy is deployed in a container or under systemd: raw lines on stdout.
+        lines += ["  log stdout format raw local0"]
+    lines += [
         "defaults",
         "  mode tcp",
         "  maxconn 7000",
@@ -279,6 +297,8 @@ def write_haproxy(workdir, name, routes):
         "  timeout server 1h",
         f"  {HAPROXY_SPLICE}",
     ]
+    if logging:
+        lines += ["  log global", "  option tcplog"]
     for svc, (port, upstream) in routes.items():
         lines += [f"listen {svc}", f"  bind {RELAY_IP}:{port}", f"  server s1 {upstream}"]
     with open(conf, "w") as f:
@@ -286,10 +306,12 @@ def write_haproxy(workdir, name, routes):
     return conf
 
 
-def write_relay_conf(workdir, name, extra=""):
+def write_relay_conf(workdir, name, logging, extra=""):
+    """Logging on: the shipped level, Info, so each circuit writes its CircuitClosed line.
+    Off: Warning, which drops it (and nothing else is logged per connection)."""
     conf = os.path.join(workdir, f"{name}.conf")
     with open(conf, "w") as f:
-        f.write("akka.loglevel = WARNING\nakka.stdout-loglevel = WARNING\n" + extra)
+        f.write(f"akka.loglevel = {'INFO' if logging else 'WARNING'}\nakka.stdout-loglevel = WARNING\n" + extra)
     return conf
 
 
@@ -303,38 +325,58 @@ class Bench:
         self.work = tempfile.mkdtemp(prefix="relay-bench-")
         self.pids = {}
         self.runs = []
+        # The headline peers log per connection unless --logging off.
+        self.logging = args.logging != "off"
+        # Each peer as it was started (argv and config text), for the report.
+        self.peers = {}
 
     # -- services
     def relay_argv(self, routes, conf):
         argv = [self.a.relay]
         if argv[0].endswith(".dll"):
             argv = ["dotnet", argv[0]]
-        argv += ["run", "--management", "off", "--config", conf]
+        argv += ["run", "--management", "off", "--config", conf, "--log-format", self.a.relay_log_format]
         for name, (port, upstream) in routes.items():
             argv += ["--route", f"{name}@{RELAY_IP}:{port}={upstream}"]
         return argv
 
-    def start_relay(self, name, routes, extra_conf=""):
+    def record_peer(self, name, argv, conf=None):
+        entry = {"argv": shlex.join(argv)}
+        if conf is not None:
+            with open(conf) as f:
+                entry["config"] = f.read()
+        self.peers[name] = entry
+        self.a.meta["peers"] = self.peers
+
+    def start_relay(self, name, routes, extra_conf="", logging=None):
+        logging = self.logging if logging is None else logging
         # --relay-conf goes first, so a run's own keys (the sweep's write size) still win.
-        conf = write_relay_conf(self.work, name, self.a.relay_conf + "\n" + extra_conf)
-        p = PROCS.start(name, self.lab.ns("relay"), self.relay_argv(routes, conf), self.logs)
+        conf = write_relay_conf(self.work, name, logging, self.a.relay_conf + "\n" + extra_conf)
+        argv = self.relay_argv(routes, conf)
+        self.record_peer(name, argv, conf)
+        p = PROCS.start(name, self.lab.ns("relay"), argv, self.logs)
         for port, _ in routes.values():
             self.lab.wait_listen("relay", port, 60)
         return p
 
-    def start_haproxy(self, name, routes):
-        conf = write_haproxy(self.work, name, routes)
-        p = PROCS.start(name, self.lab.ns("relay"), ["haproxy", "-db", "-f", conf], self.logs)
+    def start_haproxy(self, name, routes, logging=None):
+        logging = self.logging if logging is None else logging
+        conf = write_haproxy(self.work, name, routes, logging)
+        argv = ["haproxy", "-db", "-f", conf]
+        self.record_peer(name, argv, conf)
+        p = PROCS.start(name, self.lab.ns("relay"), argv, self.logs)
         for port, _ in routes.values():
             self.lab.wait_listen("relay", port, 30)
         return p
 
     def start_socat(self, name, port, upstream):
         host, uport = upstream.split(":")
-        p = PROCS.start(name, self.lab.ns("relay"), [
-            "socat", "-b", "262144",
-            f"TCP4-LISTEN:{port},bind={RELAY_IP},reuseaddr,fork,backlog=4096",
-            f"TCP4:{host}:{uport}"], self.logs)
+        # No per-connection log: socat has none short of -d -d, which logs far more than a line.
+        argv = ["socat", "-b", "262144",
+                f"TCP4-LISTEN:{port},bind={RELAY_IP},reuseaddr,fork,backlog=4096",
+                f"TCP4:{host}:{uport}"]
+        self.record_peer(name, argv)
+        p = PROCS.start(name, self.lab.ns("relay"), argv, self.logs)
         self.lab.wait_listen("relay", port, 30)
         return p
 
@@ -354,6 +396,11 @@ class Bench:
             "relay", {svc: (PORTS["relay"][svc], up[svc]) for svc in up}).pid
         self.pids["haproxy"] = self.start_haproxy(
             "haproxy", {svc: (PORTS["haproxy"][svc], up[svc]) for svc in up}).pid
+        if self.a.logging == "both":
+            self.pids["relay_nolog"] = self.start_relay(
+                "relay_nolog", {"http": (PORTS["relay_nolog"]["http"], up["http"])}, logging=False).pid
+            self.pids["haproxy_nolog"] = self.start_haproxy(
+                "haproxy_nolog", {"http": (PORTS["haproxy_nolog"]["http"], up["http"])}, logging=False).pid
         socat = {}
         for svc in ("bulk", "http"):
             socat[svc] = self.start_socat(f"socat-{svc}", PORTS["socat"][svc], up[svc]).pid
@@ -425,7 +472,7 @@ class Bench:
         if close:
             argv += ["-H", "Connection: close"]
         pid = self.proxy_pid(path, "http")
-        threaded = path in ("relay", "haproxy")
+        threaded = path != "socat" and pid is not None
         c0 = self.proxy_cpu(path, "http")
         x0 = ctx_switches(pid) if threaded else None
         r = run(self.lab.exec("cli", argv + [url]), seconds + 25)
@@ -548,14 +595,31 @@ class Bench:
             ("keepalive", lambda path: self.wrk(path, False, d)),
             ("conn_close", lambda path: self.wrk(path, True, d)),
         ]
+        wrk_paths = PATHS + (NOLOG_PATHS if self.a.logging == "both" else [])
         for rnd in range(1, self.a.rounds + 1):
             for tname, fn in tests:
-                for path in PATHS:
+                for path in (wrk_paths if tname in ("keepalive", "conn_close") else PATHS):
                     rec = fn(path)
                     rec["round"] = rnd
                     self.runs.append(rec)
                     log(f"round {rnd} {tname:10s} {path:8s} " + summarize(rec))
             self.checkpoint()
+
+    def count_log_lines(self):
+        """Per-connection lines each peer wrote to its log file: shows logging was on (or off)."""
+        tcplog = re.compile(r"^\S+:\d+ \[\d\d/\w{3}/\d{4}:")
+        counts = {}
+        for name in ("relay", "haproxy", "relay_nolog", "haproxy_nolog"):
+            path = os.path.join(self.logs, f"{name}.log")
+            if not os.path.exists(path):
+                continue
+            with open(path, errors="replace") as f:
+                if name.startswith("relay"):
+                    counts[name] = sum(1 for line in f if '"CircuitClosed"' in line or " CircuitClosed " in line)
+                else:
+                    counts[name] = sum(1 for line in f if tcplog.match(line))
+        self.a.meta["log_lines"] = counts
+        log(f"per-connection log lines written: {counts}")
 
     def memory_rounds(self):
         for rnd in range(1, self.a.mem_rounds + 1):
@@ -671,7 +735,7 @@ def main():
     ap.add_argument("--relay", required=True, help="the published relay apphost or relay.dll")
     ap.add_argument("--out", required=True)
     ap.add_argument("--lab-prefix", default=os.environ.get("LAB_PREFIX", "relaybench-"))
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--mem-rounds", type=int, default=3)
     ap.add_argument("--idle-n", type=int, default=5000)
@@ -683,6 +747,11 @@ def main():
     ap.add_argument("--only", default="main,memory,sweep", help="comma list of main,memory,sweep")
     ap.add_argument("--relay-conf", default="", help="HOCON lines for every relay this run starts, "
                     "e.g. 'relay.dispatchers.pin = off', to bench a setting")
+    ap.add_argument("--logging", choices=("both", "on", "off"), default="both",
+                    help="per-connection logging of the headline Relay and HAProxy; both adds "
+                    "logging-off peers for the wrk tests")
+    ap.add_argument("--relay-log-format", choices=("json", "text"), default="json",
+                    help="the relay's --log-format (json, as ops/systemd/relay.service runs it)")
     ap.add_argument("--command", default=" ".join(sys.argv))
     a = ap.parse_args()
     a.write_sizes = [s for s in a.write_sizes.split(",") if s]
@@ -699,6 +768,7 @@ def main():
 
     a.meta = machine_meta(a.command)
     a.meta["relay_conf"] = a.relay_conf
+    a.meta["logging"] = a.logging
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     b = Bench(a)
@@ -708,8 +778,10 @@ def main():
         if "main" in a.only:
             b.start_proxies()
             b.main_rounds()
-            for name in ("relay", "haproxy", "socat-bulk", "socat-http"):
+            for name in ("relay", "haproxy", "relay_nolog", "haproxy_nolog", "socat-bulk", "socat-http"):
                 PROCS.stop(name)
+            # After the stops, so what each wrote at exit is counted too.
+            b.count_log_lines()
         if "memory" in a.only:
             b.memory_rounds()
         if "sweep" in a.only:

@@ -7,7 +7,11 @@
 #
 #   ops/bench/loopback-cost.sh BUILD_A_DIR BUILD_B_DIR [ROUNDS]
 #   (B_ENV: env for build B; B_CONF: HOCON lines added to build B's config, e.g.
-#    B_CONF='relay.dispatchers.pin = off' with the same build as A and B)
+#    B_CONF='relay.dispatchers.pin = off' with the same build as A and B;
+#    LOG=text or LOG=json: both relays log one CircuitClosed line per connection at Info,
+#    as shipped, in that --log-format, to a file (stdout redirected); default LOG=off,
+#    akka.loglevel = WARNING. B_CONF='akka.loglevel = INFO' with LOG=off and the same
+#    build twice measures what the line costs: B logs in text, A does not)
 #   (a build dir is the output of: dotnet publish Relay.Host -c Release -o DIR)
 # Targets 127.0.0.1 only; wrk -t2 -c32 for 3 s per run; prints per-round lines and medians.
 set -euo pipefail
@@ -17,22 +21,28 @@ for tool in wrk nginx python3; do
 done
 [ "${STRACE:-0}" = 1 ] && { command -v strace >/dev/null || { echo "STRACE=1 needs strace"; exit 1; }; }
 . "$(dirname "$0")/loopback-common.sh"
+case "${LOG:-off}" in
+  off) level=WARNING; format=text ;;
+  text|json) level=INFO; format=$LOG ;;
+  *) echo "LOG must be off, text or json"; exit 2 ;;
+esac
 for port in 18392 18393; do
-  printf 'akka.loglevel = WARNING\nrelay.routes = [ { name = "web", listen = "127.0.0.1:%s", upstream = "127.0.0.1:18390" } ]\n' $port > "$work/relay-$port.conf"
+  printf 'akka.loglevel = %s\nrelay.routes = [ { name = "web", listen = "127.0.0.1:%s", upstream = "127.0.0.1:18390" } ]\n' $level $port > "$work/relay-$port.conf"
 done
 [ -n "${B_CONF:-}" ] && printf '%s\n' "$B_CONF" >> "$work/relay-18393.conf"
 start_nginx 18390
-"$a/relay" run --config "$work/relay-18392.conf" --management off > "$work/a.log" 2>&1 & pa=$!; pids+=($pa)
-env ${B_ENV:-X=1} "$b/relay" run --config "$work/relay-18393.conf" --management off > "$work/b.log" 2>&1 & pb=$!; pids+=($pb)
+"$a/relay" run --config "$work/relay-18392.conf" --management off --log-format $format > "$work/a.log" 2>&1 & pa=$!; pids+=($pa)
+env ${B_ENV:-X=1} "$b/relay" run --config "$work/relay-18393.conf" --management off --log-format $format > "$work/b.log" 2>&1 & pb=$!; pids+=($pb)
 for port in 18392 18393; do
   for _ in $(seq 1 60); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.5; done
 done
 
-# CPU ticks and context switches summed over the process's threads.
-cost() { local pid=$1 ticks=0 t
-  for t in /proc/$pid/task/*; do
-    ticks=$((ticks + $(cut -d')' -f2 "$t/stat" 2>/dev/null | awk '{print $12+$13}' || echo 0)))
-  done; echo "$ticks $(process_switches "$pid")"; }
+# CPU ticks of the process (utime+stime of /proc/PID/stat, which keeps the ticks of threads
+# that have exited: a sum over /proc/PID/task misses them, and a dispatcher's or the thread
+# pool's thread that retires mid-run made a round read far too low), and context switches
+# summed over the live threads.
+cost() { local pid=$1
+  echo "$(cut -d')' -f2 "/proc/$pid/stat" | awk '{print $12+$13}') $(process_switches "$pid")"; }
 run_wrk() { local port=$1 mode=$2 seconds=$3
   if [ "$mode" = close ]; then wrk -t2 -c32 -d${seconds}s -H "Connection: close" "http://127.0.0.1:$port/1k.bin"
   else wrk -t2 -c32 -d${seconds}s "http://127.0.0.1:$port/1k.bin"; fi | awk '/requests in/{print $1}'; }
@@ -40,7 +50,7 @@ run_wrk() { local port=$1 mode=$2 seconds=$3
 # Warm up both (tiered JIT) before measuring.
 for port in 18392 18393; do run_wrk $port close 3 >/dev/null; run_wrk $port keepalive 3 >/dev/null; done
 hz=$(getconf CLK_TCK)
-echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%FT%TZ)"
+echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%FT%TZ); LOG=${LOG:-off} (akka.loglevel = $level, --log-format $format)${B_CONF:+; B_CONF: $B_CONF}"
 out="$work/rounds.txt"
 for round in $(seq 1 "$rounds"); do
   for mode in close keepalive; do
@@ -67,6 +77,9 @@ for mode in ('close', 'keepalive'):
     b = [float(x['cpu_us_per_request']) for x in rows if x['mode'] == mode and x['build'] == 'B']
     print(f"median {mode:9} B/A CPU per request, paired per round: {st.median(y / x for x, y in zip(a, b)):.2f}")
 PY
+# The lines were really written: CircuitClosed lines in each relay's output so far (every
+# request of a Connection: close run is one circuit; keep-alive runs add 32 per run).
+echo "CircuitClosed lines written: A $(grep -c CircuitClosed "$work/a.log" || true), B $(grep -c CircuitClosed "$work/b.log" || true)"
 if [ "${STRACE:-0}" = 1 ]; then
   for mode in close keepalive; do
     for t in A:$pa:18392 B:$pb:18393; do
