@@ -199,6 +199,9 @@ public sealed class HandoverCoordinator : ReceiveActor
         var frozen = await FreezeAllAsync();
         var freezeMs = clock.Elapsed.TotalMilliseconds;
         var stayed = _node.Registry.Count - frozen.Count;
+        // The busiest circuits first: the target restores, unguards and adopts in this order,
+        // so a streaming circuit runs again before the idle ones are adopted.
+        frozen.Sort((a, b) => a.QuietMs.CompareTo(b.QuietMs));
         var (images, moving, failedDumps) = Dump(frozen);
         var bytesMoved = images.Sum(QueuedBytes);
 
