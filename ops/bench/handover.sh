@@ -5,8 +5,9 @@
 #      980 idle: the longest receive gap any streaming client or server sees (target <= 200 ms);
 #   B: 1,000 circuits, 100 streaming both ways as fast as they go, 900 idle: the longest gap
 #      (target <= 1 s) and the POST /cluster/handover from request to answer (target <= 2 s);
-#   B1: B again with relay.cluster.handover.batch-size = 1 (a batch is one state-channel frame
-#      of at most 64 MiB, and full-speed circuits hold more than that in their queues);
+#   B2: B again with the relay's buffers bounded (socket buffers 128k both sides, window
+#      256k): the pause grows with the bytes the circuits hold, which full-speed circuits with
+#      autotuned buffers (tcp_rmem up to 32 MB here) make about 10 MB each;
 #   for both: every idle circuit answers a ping after the handovers, every byte of every
 #   circuit arrives once and in order (a pattern checked at every offset, and the bytes read
 #   against the bytes written), 0 RST into cli or srv (nft counters), every circuit ends with
@@ -23,7 +24,7 @@
 # Usage: sudo ops/bench/handover.sh [ROUNDS] [--quick] [--no-build] [--no-sweep] [--trace] [--only A,B,...] [--out DIR]
 #   ROUNDS   handovers per scenario, alternating n1 -> n2, n2 -> n1 (default 4; --quick: 2)
 #   --quick  100 circuits per scenario (A: 5 paced, B: 10 full), a two-point sweep (~2 min)
-#   --only   run only these scenarios and sweep points (A, B, B1, n100..n1000, q0..q256)
+#   --only   run only these scenarios and sweep points (A, B, B2, n100..n1000, q0..q256)
 #   --trace  capture the state channels on br0 (tcpdump, headers only) and print where each
 #            handover's time goes (results.md, "Where the time goes"); it adds load
 set -euo pipefail
@@ -69,8 +70,12 @@ fi
 export RELAY="dotnet $REPO/Relay.Host/bin/Release/net10.0/relay.dll"
 
 # Configs both nodes read after the lab's own, for the runs that change a default (say which).
-BATCH1="$OUT/batch1.conf" BATCH16="$OUT/batch16.conf"
-echo 'relay.cluster.handover.batch-size = 1' >"$BATCH1"
+BOUNDED="$OUT/bounded.conf" BATCH16="$OUT/batch16.conf"
+cat >"$BOUNDED" <<'CONF'
+relay.defaults.window = 256k
+relay.defaults.client-side { receive-buffer = 128k, send-buffer = 128k }
+relay.defaults.upstream-side { receive-buffer = 128k, send-buffer = 128k }
+CONF
 echo 'relay.cluster.handover.batch-size = 16' >"$BATCH16"
 
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -169,7 +174,7 @@ PY
 if [ -n "$QUICK" ]; then
   scenario A scenario "1 paced-streaming circuit in 20, the rest idle" '{"paced":5,"idle":95}' "$ROUNDS"
   scenario B scenario "1 full-speed circuit in 10, the rest idle" '{"full":10,"idle":90}' "$ROUNDS"
-  EXTRA_CONF="$BATCH1" scenario B1 scenario "B with handover.batch-size = 1" '{"full":10,"idle":90}' "$ROUNDS"
+  EXTRA_CONF="$BOUNDED" scenario B2 scenario "B with bounded buffers" '{"full":10,"idle":90}' "$ROUNDS"
   if [ -n "$SWEEP" ]; then
     scenario n250 circuits "250 circuits" '{"paced":10,"idle":240}' 2
     EXTRA_CONF="$BATCH16" scenario q16 queued "16 x 1 MiB stalled, batch-size 16" '{"paced":10,"stalled":16,"idle":74}' 2
@@ -177,9 +182,9 @@ if [ -n "$QUICK" ]; then
 else
   scenario A scenario "1,000 circuits: 20 paced both ways, 980 idle" '{"paced":20,"idle":980}' "$ROUNDS"
   scenario B scenario "1,000 circuits: 100 full speed both ways, 900 idle" '{"full":100,"idle":900}' "$ROUNDS"
-  # The same with 1 circuit per state-channel batch instead of 256: a batch is one frame of at
-  # most 64 MiB, and a circuit streaming at full speed holds tens of MB in its queues.
-  EXTRA_CONF="$BATCH1" scenario B1 scenario "B with handover.batch-size = 1" '{"full":100,"idle":900}' "$ROUNDS"
+  # The same with the relay's buffers bounded: the pause grows with the bytes the circuits
+  # hold, and a full-speed circuit with autotuned buffers holds about 10 MB here.
+  EXTRA_CONF="$BOUNDED" scenario B2 scenario "B with bounded buffers (sockets 128k, window 256k)" '{"full":100,"idle":900}' "$ROUNDS"
   if [ -n "$SWEEP" ]; then
     for n in 100 250 500 1000; do
       scenario "n$n" circuits "$n circuits, 10 paced" "{\"paced\":10,\"idle\":$((n - 10))}" 2

@@ -765,7 +765,7 @@ def report(outdir):
              f"Load average at the start {res['load_start']}, at the end {res['load_end']}.", ""]
     if res.get("shared"):
         lines += ["Figures from a shared machine: other work ran at the same time (the load averages above).", ""]
-    targets = {"A": (200, None), "B": (1000, 2000), "B1": (1000, 2000)}
+    targets = {"A": (200, None), "B": (1000, 2000), "B2": (1000, 2000)}
     gapms = lambda h: "?" if h.get("max_gap_ms") is None else f"{h['max_gap_ms']:.0f}"
     for sc in res["scenarios"]:
         ck, name = sc.get("check"), sc["name"]
