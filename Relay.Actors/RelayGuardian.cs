@@ -105,11 +105,11 @@ public sealed partial class RelayGuardian : UntypedActor
 
                 break;
 
-            case ListenerProtocol.AdoptCircuit adopt:
+            case ListenerProtocol.AdoptCircuits adopt:
                 var routeListener = _routes.BoundListener(adopt.Route);
                 if (routeListener.IsNobody())
                 {
-                    Sender.Tell(new ListenerProtocol.CircuitNotAdopted(adopt.Circuit.Id, $"route {adopt.Route} is not listening on this node"));
+                    Sender.Tell(ListenerProtocol.CircuitsAdopted.NoneOf(adopt, $"route {adopt.Route} is not listening on this node"));
                 }
                 else
                 {

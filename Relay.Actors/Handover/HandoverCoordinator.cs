@@ -760,14 +760,17 @@ public sealed class HandoverCoordinator : ReceiveActor
     }
 
     /// <summary>
-    /// Committed: the restored circuits go live here. The routes are bound (the addresses are
-    /// here already), the guard is lifted, each socket sends the window probe it held back,
-    /// and each circuit is adopted by its route; the addresses are announced last, since every
-    /// socket is ready for the traffic the announcement brings.
+    /// Committed: the restored circuits go live here. The guard is lifted and each socket
+    /// leaves repair mode with its window probe; the addresses are announced at once, since
+    /// the peers' ARP caches still point at the old node, which drops what they send (it no
+    /// longer holds the addresses): from here the kernel takes their segments into the
+    /// restored sockets, and each circuit's pumps read them once its route has adopted it.
+    /// The routes adopt their circuits in one message each, the busiest first.
     /// </summary>
     private async Task<int> AdoptAsync(CircuitReceiver receiver)
     {
         receiver.Unguard();
+        _cluster.FloatingAddresses?.Announce();
         ReleaseNewConnections();
         ForgetHandedAway();
         if (_boundRoutes is { } routes)
@@ -776,24 +779,26 @@ public sealed class HandoverCoordinator : ReceiveActor
         }
 
         TellOwnerSingleton(_cluster.Cluster.SelfAddress);
-        var adoptions = receiver.Circuits.Select(circuit => _guardian
-            .Ask<object>(new ListenerProtocol.AdoptCircuit(circuit.Route, circuit.Moved), AskTimeout)
-            .ContinueWith(t => t.IsCompletedSuccessfully ? t.Result : null, TaskScheduler.Default)).ToList();
-        var answers = await Task.WhenAll(adoptions);
-        _cluster.FloatingAddresses?.Announce();
+        var byRoute = receiver.Circuits.GroupBy(circuit => circuit.Route).ToList();
+        var answers = await Task.WhenAll(byRoute.Select(route => _guardian
+            .Ask<ListenerProtocol.CircuitsAdopted>(new ListenerProtocol.AdoptCircuits(route.Key, route.Select(c => c.Moved).ToList()), AskTimeout)
+            .ContinueWith(t => t.IsCompletedSuccessfully ? t.Result : null, TaskScheduler.Default)));
         var adopted = 0;
-        for (var i = 0; i < answers.Length; i++)
+        for (var i = 0; i < byRoute.Count; i++)
         {
-            if (answers[i] is ListenerProtocol.CircuitAdopted)
+            var refused = answers[i]?.Refused.ToDictionary(r => r.Id, r => r.Why);
+            foreach (var circuit in byRoute[i])
             {
-                adopted++;
-                continue;
-            }
+                if (refused is not null && !refused.TryGetValue(circuit.Moved.Id, out _))
+                {
+                    adopted++;
+                    continue;
+                }
 
-            var circuit = receiver.Circuits[i];
-            var why = answers[i] is ListenerProtocol.CircuitNotAdopted not ? not.Why : "no answer from its route";
-            RelayEvents.CircuitNotHandedOver.Log(_log, circuit.Moved.Id, circuit.Route, why);
-            CircuitReceiver.Reset(circuit);
+                var why = refused is null ? "no answer from its route" : refused[circuit.Moved.Id];
+                RelayEvents.CircuitNotHandedOver.Log(_log, circuit.Moved.Id, circuit.Route, why);
+                CircuitReceiver.Reset(circuit);
+            }
         }
 
         return adopted;

@@ -108,8 +108,8 @@ public sealed partial class AcceptorActor : UntypedActor, IWithTimers
                 OnProxyHeaderReceived(received);
                 break;
 
-            case ListenerProtocol.AdoptCircuit adopt:
-                Adopt(adopt.Circuit);
+            case ListenerProtocol.AdoptCircuits adopt:
+                AdoptAll(adopt.Circuits);
                 break;
 
             case ListenerProtocol.StopWhenIdle or StopIfIdle:
@@ -211,15 +211,28 @@ public sealed partial class AcceptorActor : UntypedActor, IWithTimers
     /// an accepted one does (admission counts, a core from the balancer, this acceptor its
     /// parent), except that it keeps its identity and starts established.
     /// </summary>
-    private void Adopt(MovedCircuit moved)
+    private void AdoptAll(IReadOnlyList<MovedCircuit> circuits)
     {
-        if (_node.Registry.Contains(moved.Id))
+        var adopted = new List<CircuitEntry>(circuits.Count);
+        var refused = new List<ListenerProtocol.CircuitNotAdopted>();
+        foreach (var moved in circuits)
         {
-            // A live circuit of this node already has the id (possible only if this node
-            // served while the other did): the moved one cannot keep it.
-            Sender.Tell(new ListenerProtocol.CircuitNotAdopted(moved.Id, $"circuit id {moved.Id} is in use on this node"));
-            return;
+            if (_node.Registry.Contains(moved.Id))
+            {
+                // A live circuit of this node already has the id (possible only if this node
+                // served while the other did): the moved one cannot keep it.
+                refused.Add(new ListenerProtocol.CircuitNotAdopted(moved.Id, $"circuit id {moved.Id} is in use on this node"));
+                continue;
+            }
+
+            adopted.Add(Adopt(moved));
         }
+
+        Sender.Tell(new ListenerProtocol.CircuitsAdopted(adopted, refused));
+    }
+
+    private CircuitEntry Adopt(MovedCircuit moved)
+    {
 
         var ticket = Admission.AdmitMoved(moved.Client is IPEndPoint ip ? ip.Address : IPAddress.None);
         var core = _node.Balancer.Acquire(preferred: _core);
@@ -247,7 +260,7 @@ public sealed partial class AcceptorActor : UntypedActor, IWithTimers
         }
 
         entry.Supervisor = Context.ActorOf(props, name);
-        Sender.Tell(new ListenerProtocol.CircuitAdopted(entry));
+        return entry;
     }
 
     protected override void PostStop()

@@ -103,11 +103,11 @@ public sealed class ListenerActor : UntypedActor
                 StopIfRetired();
                 break;
 
-            case ListenerProtocol.AdoptCircuit adopt when _draining || _retiring:
-                Sender.Tell(new ListenerProtocol.CircuitNotAdopted(adopt.Circuit.Id, $"route {_route.Name} is no longer accepting"));
+            case ListenerProtocol.AdoptCircuits adopt when _draining || _retiring:
+                Sender.Tell(ListenerProtocol.CircuitsAdopted.NoneOf(adopt, $"route {_route.Name} is no longer accepting"));
                 break;
 
-            case ListenerProtocol.AdoptCircuit adopt:
+            case ListenerProtocol.AdoptCircuits adopt:
                 // Any acceptor will do: the core balancer places the circuit, as for an accepted one.
                 Context.Child("acceptor-0").Forward(adopt);
                 break;

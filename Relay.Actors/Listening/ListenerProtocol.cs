@@ -8,18 +8,28 @@ namespace Relay.Actors.Listening;
 public static class ListenerProtocol
 {
     /// <summary>
-    /// A circuit of route <paramref name="Route"/> handed over from another node: the node's
-    /// guardian passes it to the route's listener, an acceptor makes it a circuit of this node
-    /// and answers <see cref="CircuitAdopted"/> (or <see cref="CircuitNotAdopted"/> when the
-    /// route is not listening here).
+    /// Circuits of route <paramref name="Route"/> handed over from another node, in the order
+    /// they should start: the node's guardian passes them to the route's listener, an acceptor
+    /// makes each a circuit of this node, and one <see cref="CircuitsAdopted"/> answers for
+    /// all (one message per route rather than per circuit: a handover adopts thousands, and
+    /// their pumps start only once adopted).
     /// </summary>
-    public sealed record AdoptCircuit(string Route, Circuits.MovedCircuit Circuit) : INoSerializationVerificationNeeded;
+    public sealed record AdoptCircuits(string Route, IReadOnlyList<Circuits.MovedCircuit> Circuits) : INoSerializationVerificationNeeded;
 
-    /// <summary>The moved circuit runs here now, as <paramref name="Entry"/>.</summary>
-    public sealed record CircuitAdopted(Circuits.CircuitEntry Entry) : INoSerializationVerificationNeeded;
+    /// <summary>
+    /// The moved circuits run here now as <paramref name="Adopted"/>, except those
+    /// <paramref name="Refused"/> (their sockets are still the sender's).
+    /// </summary>
+    public sealed record CircuitsAdopted(IReadOnlyList<Circuits.CircuitEntry> Adopted, IReadOnlyList<CircuitNotAdopted> Refused)
+        : INoSerializationVerificationNeeded
+    {
+        /// <summary>Every circuit of <paramref name="adopt"/> refused for one reason (the route is not listening, or no longer accepting).</summary>
+        public static CircuitsAdopted NoneOf(AdoptCircuits adopt, string why) =>
+            new([], adopt.Circuits.Select(c => new CircuitNotAdopted(c.Id, why)).ToList());
+    }
 
-    /// <summary>The moved circuit could not be taken (<paramref name="Why"/>); its sockets are still the sender's.</summary>
-    public sealed record CircuitNotAdopted(long Id, string Why) : INoSerializationVerificationNeeded;
+    /// <summary>A moved circuit that could not be taken, and why.</summary>
+    public sealed record CircuitNotAdopted(long Id, string Why);
 
     /// <summary>The route is listening on <paramref name="Endpoint"/> (the real port when 0 was asked).</summary>
     public sealed record Bound(string Route, IPEndPoint Endpoint) : INoSerializationVerificationNeeded;

@@ -286,7 +286,7 @@ public sealed class CircuitFreezeTests
             counters.BytesUp, counters.BytesDown, counters.ReadUp, counters.ReadDown, frozen.QuietMs,
             new RestoredCircuit(frozen.Client, frozen.Upstream, frozen.ToUpstream, frozen.ToClient, frozen.Up, frozen.Down));
         var guardian = await relay.System.ActorSelection("/user/relay").ResolveOne(Wait);
-        var entry = (await AskAsync<ListenerProtocol.CircuitAdopted>(guardian, new ListenerProtocol.AdoptCircuit("test", moved))).Entry;
+        var entry = Assert.Single((await AskAsync<ListenerProtocol.CircuitsAdopted>(guardian, new ListenerProtocol.AdoptCircuits("test", [moved]))).Adopted);
         await Eventually.Holds(() => relay.Circuits.TryGet(old.Id, out var listed) && ReferenceEquals(listed, entry),
             "the restored circuit to be listed under its old id");
         return entry;
