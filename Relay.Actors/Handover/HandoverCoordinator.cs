@@ -760,17 +760,19 @@ public sealed class HandoverCoordinator : ReceiveActor
     }
 
     /// <summary>
-    /// Committed: the restored circuits go live here. The guard is lifted and each socket
-    /// leaves repair mode with its window probe; the addresses are announced at once, since
-    /// the peers' ARP caches still point at the old node, which drops what they send (it no
-    /// longer holds the addresses): from here the kernel takes their segments into the
-    /// restored sockets, and each circuit's pumps read them once its route has adopted it.
-    /// The routes adopt their circuits in one message each, the busiest first.
+    /// Committed: the restored circuits go live here. The addresses are announced first: the
+    /// peers' ARP caches still point at the old node, which drops what they send (it no longer
+    /// holds the addresses), and the window probe each socket sends as it leaves repair mode
+    /// must draw its answer here, or the socket has no round-trip sample and waits out a
+    /// 1 s retransmission timeout for its first lost segment. Then the guard is lifted and the
+    /// sockets leave repair mode; from here the kernel takes the peers' segments into them, and
+    /// each circuit's pumps read them once its route has adopted it. The routes adopt their
+    /// circuits in one message each, the busiest first.
     /// </summary>
     private async Task<int> AdoptAsync(CircuitReceiver receiver)
     {
-        receiver.Unguard();
         _cluster.FloatingAddresses?.Announce();
+        receiver.Unguard();
         ReleaseNewConnections();
         ForgetHandedAway();
         if (_boundRoutes is { } routes)
