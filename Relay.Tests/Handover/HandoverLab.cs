@@ -80,12 +80,24 @@ internal sealed class HandoverLab : IAsyncDisposable
         ClusterLab.WaitForLogAsync(LogOf(node), match, count);
 
     /// <summary>Starts node 1 and waits for it to own the service, then node 2 and waits for both to be Up.</summary>
-    public async Task StartPairAsync()
+    /// <param name="extraConfig">HOCON both nodes read after the lab's own (written to a file in the lab's state), or null.</param>
+    /// <returns>The path of that file, for a node started again later; null without one.</returns>
+    public async Task<string?> StartPairAsync(string? extraConfig = null)
     {
-        await ClusterAsync("start", "1");
+        string[] config = [];
+        string? path = null;
+        if (extraConfig is not null)
+        {
+            path = Path.Combine(State, "extra.conf");
+            await File.WriteAllTextAsync(path, extraConfig);
+            config = ["--config", path];
+        }
+
+        await ClusterAsync(["start", "1", .. config]);
         await WaitForLogAsync(1, l => l.Contains("ServiceTakenOver"));
-        await ClusterAsync("start", "2");
+        await ClusterAsync(["start", "2", .. config]);
         await WaitForLogAsync(2, l => l.Contains("MemberUp"), 2);
+        return path;
     }
 
     /// <summary>The management token cluster.sh gives the lab's nodes.</summary>

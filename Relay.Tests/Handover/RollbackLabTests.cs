@@ -29,12 +29,7 @@ public sealed class RollbackLabTests(ITestOutputHelper output)
     public async Task The_target_killed_after_it_restored_the_circuits_leaves_every_circuit_running_on_the_owner()
     {
         await using var lab = await HandoverLab.UpAsync("rhops-rb", output);
-        var extra = Path.Combine(lab.State, "short-guard.conf");
-        await File.WriteAllTextAsync(extra, "relay.cluster.handover { timeout = 5s, guard-timeout = 8s }\n");
-        await lab.ClusterAsync("start", "1", "--config", extra);
-        await lab.WaitForLogAsync(1, l => l.Contains("ServiceTakenOver"));
-        await lab.ClusterAsync("start", "2", "--config", extra);
-        await lab.WaitForLogAsync(2, l => l.Contains("MemberUp"), 2);
+        var extra = (await lab.StartPairAsync("relay.cluster.handover { timeout = 5s, guard-timeout = 8s }\n"))!;
 
         var circuits = await lab.OpenCircuitsAsync(Circuits);
         // Circuits 0 and 1 stay idle until the end: their sequence numbers are still those the

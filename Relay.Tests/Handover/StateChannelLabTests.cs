@@ -32,13 +32,8 @@ public sealed class StateChannelLabTests(ITestOutputHelper output)
     public async Task Only_the_member_handing_over_with_its_token_can_push_circuits_to_the_target()
     {
         await using var lab = await HandoverLab.UpAsync("rhops-sc", output);
-        var extra = Path.Combine(lab.State, "long-timeout.conf");
         // Room for the intruders while the source's SYN is held (its retries come at 1, 3, 7 s).
-        await File.WriteAllTextAsync(extra, "relay.cluster.handover { timeout = 20s }\n");
-        await lab.ClusterAsync("start", "1", "--config", extra);
-        await lab.WaitForLogAsync(1, l => l.Contains("ServiceTakenOver"));
-        await lab.ClusterAsync("start", "2", "--config", extra);
-        await lab.WaitForLogAsync(2, l => l.Contains("MemberUp"), 2);
+        await lab.StartPairAsync("relay.cluster.handover { timeout = 20s }\n");
         var target = $"{lab.Prefix}n2";
 
         // Outside a handover nothing but Akka listens on the target's cluster address.
