@@ -87,7 +87,8 @@ public sealed class ClusterNode
         catch (Exception e) when (e is AskTimeoutException or TaskCanceledException)
         {
             return new HandoverProtocol.Outcome(HandoverProtocol.Results.Failed,
-                $"no outcome within {timeout.TotalSeconds:0} s", target, 0, 0, 0, 0, 0);
+                $"no outcome within {timeout.TotalSeconds:0} s: the handover may still be running (its HandoverCompleted, HandoverRolledBack or HandoverFailed line will say)",
+                target, 0, 0, 0, 0, 0);
         }
     }
 

@@ -43,8 +43,12 @@ internal static class ClusterRoutes
                 return WithCluster(context, _ => Results.Empty);
             }
 
-            var outcome = await cluster.HandOverAsync(target.Length == 0 ? null : target, "request", cluster.Settings.Handover.Timeout * 3)
-                .ConfigureAwait(false);
+            // Long enough for the slowest handover that still ends on its own: the target's
+            // answer (10 s), the freeze (2 s), a dump that grows with the queued bytes (about
+            // 2 ms per MB), the ship (timeout) and a rollback. Shorter, the caller would read
+            // "failed" while the handover goes on.
+            var outcome = await cluster.HandOverAsync(target.Length == 0 ? null : target, "request",
+                (cluster.Settings.Handover.Timeout * 3) + TimeSpan.FromMinutes(1)).ConfigureAwait(false);
             // 200 for a completed handover; 409 when it was not done (rolled back or refused),
             // with the outcome either way, so a script can tell them apart.
             return Results.Json(outcome, statusCode: outcome.Completed ? StatusCodes.Status200OK : StatusCodes.Status409Conflict);
