@@ -118,12 +118,15 @@ public sealed class VipController : IDisposable
     /// <summary>
     /// Adds every address, in order, replacing one that is there already; stops at the first
     /// that fails (the result's <see cref="VipResult.Address"/>). A retry adds them all again.
+    /// With <paramref name="lifetime"/> the kernel removes them by itself when it runs out, so
+    /// a process that dies holding them does not keep them on this host (a handover's target
+    /// until the commit); a later <see cref="Add()"/> makes them permanent.
     /// </summary>
-    public VipResult Add()
+    public VipResult Add(TimeSpan? lifetime = null)
     {
         foreach (var address in Addresses)
         {
-            if (Add(address) is { Ok: false } failed)
+            if (Add(address, lifetime) is { Ok: false } failed)
             {
                 return Addresses.Count == 1 ? failed : failed with { Problem = $"{address}: {failed.Problem}" };
             }
@@ -133,14 +136,14 @@ public sealed class VipController : IDisposable
     }
 
     /// <summary>Adds <paramref name="address"/>, replacing it if it is there already (idempotent, as <c>ip addr replace</c>).</summary>
-    public VipResult Add(FloatingAddress address)
+    public VipResult Add(FloatingAddress address, TimeSpan? lifetime = null)
     {
         if (Link(address, out var netlink, out var index, out _) is { Ok: false } failed)
         {
             return failed;
         }
 
-        var result = netlink!.ReplaceAddress(index, address.Address.Address, address.Address.PrefixLength);
+        var result = netlink!.ReplaceAddress(index, address.Address.Address, address.Address.PrefixLength, lifetime);
         return result.Ok ? VipResult.Success : Failed(address, Describe(result, "CAP_NET_ADMIN"));
     }
 

@@ -19,6 +19,9 @@ namespace Relay.Actors.Handover;
 internal sealed class CircuitReceiver(TupleGuard guard, VipController? addresses, HandoverSettings settings, Func<Task<bool>> startServing)
 {
     private readonly List<ReceivedCircuit> _circuits = [];
+    /// <summary>How long past the source's ship timeout the addresses taken before the commit live, should this process die.</summary>
+    private static readonly TimeSpan UncommittedAddressMargin = TimeSpan.FromSeconds(5);
+
     private readonly List<TcpTuple> _guarded = [];
     private bool _addressesAdded;
 
@@ -100,11 +103,15 @@ internal sealed class CircuitReceiver(TupleGuard guard, VipController? addresses
     /// The service and egress addresses come here, then the routes are bound on them: the
     /// restored sockets bind next to their route's listener (repair mode allows it, while a
     /// listener could not bind next to established sockets), and from now on new clients
-    /// reach this node, whose listener takes them.
+    /// reach this node, whose listener takes them. Until the commit the addresses have a
+    /// lifetime (the source's ship timeout and a margin): if this process dies before it,
+    /// the source rolls back and takes them again, and the kernel here removes them by
+    /// itself instead of answering for them beside the source. The commit makes them
+    /// permanent (<see cref="HandoverCoordinator"/>).
     /// </summary>
     private async Task TakeAddressesAsync()
     {
-        if (addresses?.Add() is { Ok: false } failed)
+        if (addresses?.Add(settings.Timeout + UncommittedAddressMargin) is { Ok: false } failed)
         {
             throw new IOException($"cannot add the floating addresses: {failed.Problem}");
         }

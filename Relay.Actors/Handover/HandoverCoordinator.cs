@@ -771,6 +771,13 @@ public sealed class HandoverCoordinator : ReceiveActor
     /// </summary>
     private async Task<int> AdoptAsync(CircuitReceiver receiver)
     {
+        // The addresses were added with a lifetime, for a target that dies before the commit.
+        if (_cluster.FloatingAddresses?.Add() is { Ok: false } permanent)
+        {
+            RelayEvents.VipAddFailed.Log(_log, permanent.Address?.Address.ToString() ?? "(all)", permanent.Address?.Device ?? "", permanent.Problem,
+                "the next take-over");
+        }
+
         _cluster.FloatingAddresses?.Announce();
         receiver.Unguard();
         ReleaseNewConnections();

@@ -58,6 +58,9 @@ internal static class Netlink
     // ifaddrmsg attributes and flags
     public const ushort IFA_ADDRESS = 1;
     public const ushort IFA_LOCAL = 2;
+
+    /// <summary>struct ifa_cacheinfo: preferred and valid lifetimes in seconds (then two timestamps the kernel fills); 0xFFFFFFFF is forever.</summary>
+    public const ushort IFA_CACHEINFO = 6;
     /// <summary>No duplicate address detection: an IPv6 address is usable at once, not tentative for a second.</summary>
     public const byte IFA_F_NODAD = 0x02;
 

@@ -57,11 +57,17 @@ internal sealed unsafe class RtNetlink : IDisposable
         return result;
     }
 
-    /// <summary>RTM_NEWADDR with NLM_F_CREATE|NLM_F_REPLACE, as <c>ip addr replace</c>: an address already there is not an error.</summary>
-    public NetlinkResult ReplaceAddress(int index, IPAddress address, int prefixLength)
+    /// <summary>
+    /// RTM_NEWADDR with NLM_F_CREATE|NLM_F_REPLACE, as <c>ip addr replace</c>: an address already
+    /// there is not an error. With <paramref name="lifetime"/> the kernel removes the address by
+    /// itself when it runs out (<c>valid_lft</c>); without, it is forever, and replacing an
+    /// address that had a lifetime makes it forever.
+    /// </summary>
+    public NetlinkResult ReplaceAddress(int index, IPAddress address, int prefixLength, TimeSpan? lifetime = null)
     {
         var seq = NextSequence();
-        return Transact(BuildAddress(Netlink.RTM_NEWADDR, Netlink.NLM_F_CREATE | Netlink.NLM_F_REPLACE, seq, index, address, prefixLength), seq, null, null);
+        return Transact(BuildAddress(Netlink.RTM_NEWADDR, Netlink.NLM_F_CREATE | Netlink.NLM_F_REPLACE, seq, index, address, prefixLength, lifetime),
+            seq, null, null);
     }
 
     /// <summary>RTM_DELADDR, as <c>ip addr del</c>; an address that is not there answers EADDRNOTAVAIL.</summary>
@@ -77,11 +83,14 @@ internal sealed unsafe class RtNetlink : IDisposable
     /// detection: a VIP moving between nodes must answer at once, and the node it came from has
     /// given it up (or is dead).
     /// </summary>
-    internal static byte[] BuildAddress(ushort type, ushort flags, uint sequence, int index, IPAddress address, int prefixLength)
+    internal static byte[] BuildAddress(ushort type, ushort flags, uint sequence, int index, IPAddress address, int prefixLength,
+        TimeSpan? lifetime = null)
     {
         var bytes = address.GetAddressBytes();
         var v6 = address.AddressFamily == AddressFamily.InterNetworkV6;
-        var length = Netlink.HeaderSize + sizeof(Netlink.IfAddrMsg) + 2 * Netlink.Align(Netlink.AttributeHeaderSize + bytes.Length);
+        const int CacheInfoSize = 4 * sizeof(uint);
+        var length = Netlink.HeaderSize + sizeof(Netlink.IfAddrMsg) + 2 * Netlink.Align(Netlink.AttributeHeaderSize + bytes.Length)
+            + (lifetime is null ? 0 : Netlink.Align(Netlink.AttributeHeaderSize + CacheInfoSize));
         var message = new byte[length];
         var header = new Netlink.MessageHeader
         {
@@ -101,7 +110,18 @@ internal sealed unsafe class RtNetlink : IDisposable
         MemoryMarshal.Write(message.AsSpan(Netlink.HeaderSize), in ifa);
         var offset = Netlink.HeaderSize + sizeof(Netlink.IfAddrMsg);
         offset = Netlink.WriteAttribute(message, offset, Netlink.IFA_LOCAL, bytes);
-        Netlink.WriteAttribute(message, offset, Netlink.IFA_ADDRESS, bytes);
+        offset = Netlink.WriteAttribute(message, offset, Netlink.IFA_ADDRESS, bytes);
+        if (lifetime is { } life)
+        {
+            // Preferred and valid lifetime alike, whole seconds, at least one; the timestamps are the kernel's.
+            var seconds = (uint)Math.Clamp(Math.Ceiling(life.TotalSeconds), 1, uint.MaxValue - 1);
+            Span<byte> cacheInfo = stackalloc byte[CacheInfoSize];
+            cacheInfo.Clear();
+            MemoryMarshal.Write(cacheInfo, in seconds);
+            MemoryMarshal.Write(cacheInfo[sizeof(uint)..], in seconds);
+            Netlink.WriteAttribute(message, offset, Netlink.IFA_CACHEINFO, cacheInfo);
+        }
+
         return message;
     }
 

@@ -106,6 +106,48 @@ public sealed class VipControllerLabTests
         }
     }
 
+    /// <summary>
+    /// A handover's target adds the addresses with a lifetime until its commit, so that a
+    /// target dying before it does not keep them: the kernel removes them by itself. Adding
+    /// them again without one (the commit) makes them permanent.
+    /// </summary>
+    [RootLabFact]
+    public async Task Addresses_added_with_a_lifetime_expire_by_themselves_unless_added_again_for_good()
+    {
+        FloatingAddress[] addresses =
+        [
+            new(FloatingAddressKind.Service, new VirtualIp(IPAddress.Parse("198.18.0.10"), 24), "eth0"),
+            new(FloatingAddressKind.Egress, new VirtualIp(IPAddress.Parse("2001:2::11"), 64), "eth0"),
+        ];
+        var lab = NewPrefix();
+        try
+        {
+            await UpAsync(lab);
+            using var controller = NetworkNamespace.Run(lab + "a1", () => new VipController(addresses));
+            string Line(string listing, FloatingAddress a) => listing.Split('\n').SkipWhile(l => !l.Contains($" {a.Address} ")).Skip(1).First();
+
+            Assert.Equal(VipResult.Success, controller.Add(TimeSpan.FromSeconds(30)));
+            var limited = await IpAsync("-n", lab + "a1", "addr", "show", "dev", "eth0");
+            Assert.All(addresses, a => Assert.Matches(@"valid_lft (2\d|30)sec", Line(limited, a)));
+
+            Assert.Equal(VipResult.Success, controller.Add());
+            var permanent = await IpAsync("-n", lab + "a1", "addr", "show", "dev", "eth0");
+            Assert.All(addresses, a => Assert.Contains("valid_lft forever", Line(permanent, a)));
+
+            // One second to live: gone within a few, with no process touching them.
+            Assert.Equal(VipResult.Success, controller.Add(TimeSpan.FromSeconds(1)));
+            await Eventually.Holds(async () =>
+            {
+                var listing = await IpAsync("-n", lab + "a1", "addr", "show", "dev", "eth0");
+                return addresses.All(a => !listing.Contains($" {a.Address} "));
+            }, "the addresses to expire", TimeSpan.FromSeconds(10));
+        }
+        finally
+        {
+            await DownAsync(lab);
+        }
+    }
+
     [RootLabFact]
     public async Task A_missing_egress_device_is_one_line_that_names_its_key_and_spares_the_vip()
     {
