@@ -885,6 +885,26 @@ public sealed class CircuitSupervisor : UntypedActor
     {
         _clientIo?.Loop.Unregister(_clientIo);
         _upstreamIo?.Loop.Unregister(_upstreamIo);
+        LeaveTable();
+        var counters = _entry.Counters;
+        _metrics?.OnCircuitHandedOver(counters.BytesUp, counters.BytesDown);
+        if (DebugEnabled)
+        {
+            RelayEvents.CircuitHandedOver.Log(Log, _entry.Id, _entry.Route, ClientText, _entry.Upstream, counters.BytesUp, counters.BytesDown);
+        }
+
+        Sender.Tell(new CircuitHandoverProtocol.Released(_entry), Self);
+        Context.Stop(Self);
+    }
+
+    /// <summary>
+    /// What ending here and moving away share: the pooled upstream slot and the timers go,
+    /// the phase is Closed, and the circuit leaves the route's counts (the hook releases its
+    /// admission ticket and core slot) before it leaves the table, so a circuit no longer
+    /// listed no longer counts against the route's limits.
+    /// </summary>
+    private void LeaveTable()
+    {
         if (_member >= 0)
         {
             _pool.Release(_member);
@@ -896,15 +916,6 @@ public sealed class CircuitSupervisor : UntypedActor
         MoveTo(CircuitPhase.Closed);
         _onClosed?.Invoke(_entry);
         _registry.Remove(_entry.Id);
-        var counters = _entry.Counters;
-        _metrics?.OnCircuitHandedOver(counters.BytesUp, counters.BytesDown);
-        if (DebugEnabled)
-        {
-            RelayEvents.CircuitHandedOver.Log(Log, _entry.Id, _entry.Route, ClientText, _entry.Upstream, counters.BytesUp, counters.BytesDown);
-        }
-
-        Sender.Tell(new CircuitHandoverProtocol.Released(_entry), Self);
-        Context.Stop(Self);
     }
 
     /// <summary>Both directions ended with a FIN: close both sockets normally.</summary>
@@ -955,19 +966,7 @@ public sealed class CircuitSupervisor : UntypedActor
             return;
         }
 
-        if (_member >= 0)
-        {
-            _pool.Release(_member);
-            _member = -1;
-        }
-
-        _connectTimer?.Cancel();
-        _idleTimer?.Cancel();
-        MoveTo(CircuitPhase.Closed);
-        // Before the table removal: a circuit no longer listed no longer counts against the
-        // route's limits (the hook releases its admission ticket and core slot).
-        _onClosed?.Invoke(_entry);
-        _registry.Remove(_entry.Id);
+        LeaveTable();
         var counters = _entry.Counters;
         var quietNull = Settings.NullCircuits == NullCircuits.Quiet && IsNull(reason, counters);
         // After the table removal, so a racing scrape undercounts (and catches up) rather

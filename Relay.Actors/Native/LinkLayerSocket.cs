@@ -43,31 +43,7 @@ internal sealed unsafe class LinkLayerSocket : IDisposable
             HaLength = (byte)destination.Length,
         };
         destination[..Math.Min(destination.Length, 8)].CopyTo(new Span<byte>(address.Address, 8));
-        var added = false;
-        _fd.DangerousAddRef(ref added);
-        try
-        {
-            fixed (byte* p = payload)
-            {
-                while (SysSocket.SendTo(_fd.Fd, p, payload.Length, 0, &address, (uint)sizeof(PacketSocket.SockAddrLl)) < 0)
-                {
-                    var errno = Marshal.GetLastPInvokeError();
-                    if (errno != Errno.EINTR)
-                    {
-                        return errno;
-                    }
-                }
-            }
-
-            return 0;
-        }
-        finally
-        {
-            if (added)
-            {
-                _fd.DangerousRelease();
-            }
-        }
+        return _fd.SendTo(payload, &address, (uint)sizeof(PacketSocket.SockAddrLl));
     }
 
     public void Dispose() => _fd.Dispose();

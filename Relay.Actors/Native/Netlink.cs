@@ -265,32 +265,8 @@ internal sealed unsafe class NetlinkSocket : IDisposable
     /// <summary>Sends <paramref name="datagram"/> to the kernel as one datagram: 0, or errno.</summary>
     public int Send(ReadOnlySpan<byte> datagram)
     {
-        var added = false;
-        try
-        {
-            _fd.DangerousAddRef(ref added);
-            var kernel = new Netlink.SockAddr { Family = SysSocket.AF_NETLINK };
-            fixed (byte* p = datagram)
-            {
-                while (SysSocket.SendTo(_fd.Fd, p, datagram.Length, 0, &kernel, (uint)sizeof(Netlink.SockAddr)) < 0)
-                {
-                    var errno = Marshal.GetLastPInvokeError();
-                    if (errno != Errno.EINTR)
-                    {
-                        return errno;
-                    }
-                }
-            }
-
-            return 0;
-        }
-        finally
-        {
-            if (added)
-            {
-                _fd.DangerousRelease();
-            }
-        }
+        var kernel = new Netlink.SockAddr { Family = SysSocket.AF_NETLINK };
+        return _fd.SendTo(datagram, &kernel, (uint)sizeof(Netlink.SockAddr));
     }
 
     /// <summary>

@@ -47,5 +47,39 @@ internal sealed class FileDescriptor : SafeHandle
     /// <summary>The descriptor number; valid only while a reference is held (see <see cref="SafeHandle.DangerousAddRef"/>).</summary>
     public int Fd => (int)handle.ToInt64();
 
+    /// <summary>
+    /// sendto(2) of <paramref name="payload"/> as one datagram to the socket address at
+    /// <paramref name="address"/>, again after EINTR, with a reference held on the descriptor
+    /// for the call: 0, or errno.
+    /// </summary>
+    public unsafe int SendTo(ReadOnlySpan<byte> payload, void* address, uint addressLength)
+    {
+        var added = false;
+        DangerousAddRef(ref added);
+        try
+        {
+            fixed (byte* p = payload)
+            {
+                while (SysSocket.SendTo(Fd, p, payload.Length, 0, address, addressLength) < 0)
+                {
+                    var errno = Marshal.GetLastPInvokeError();
+                    if (errno != Errno.EINTR)
+                    {
+                        return errno;
+                    }
+                }
+            }
+
+            return 0;
+        }
+        finally
+        {
+            if (added)
+            {
+                DangerousRelease();
+            }
+        }
+    }
+
     protected override bool ReleaseHandle() => Unistd.Close(Fd) == 0;
 }
