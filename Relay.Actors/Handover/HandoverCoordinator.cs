@@ -202,7 +202,19 @@ public sealed class HandoverCoordinator : ReceiveActor
         // The busiest circuits first: the target restores, unguards and adopts in this order,
         // so a streaming circuit runs again before the idle ones are adopted.
         frozen.Sort((a, b) => a.QuietMs.CompareTo(b.QuietMs));
-        var (images, moving, failedDumps) = Dump(frozen);
+        List<CircuitImage> images;
+        List<CircuitHandoverProtocol.Frozen> moving, failedDumps;
+        try
+        {
+            (images, moving, failedDumps) = Dump(frozen);
+        }
+        catch (Exception e) when (e is TupleGuardException or TcpRepairException or SocketException or ObjectDisposedException)
+        {
+            // The guard refused (say): nothing has left this node, so everything goes on here.
+            await RollBackAsync(frozen);
+            return Fail(targetName, $"the circuits could not be prepared for the move: {e.Message}");
+        }
+
         var bytesMoved = images.Sum(QueuedBytes);
 
         _cluster.FloatingAddresses?.Remove();
@@ -315,34 +327,64 @@ public sealed class HandoverCoordinator : ReceiveActor
         List<CircuitHandoverProtocol.Frozen> frozen)
     {
         _guard!.Add(TuplesOf(frozen), Settings.GuardTimeout);
-        var images = new List<CircuitImage>(frozen.Count);
-        var moving = new List<CircuitHandoverProtocol.Frozen>(frozen.Count);
-        var failed = new List<CircuitHandoverProtocol.Frozen>();
-        foreach (var circuit in frozen)
+        // The dumps are some twenty system calls per socket, each socket on its own: spread over
+        // the cores (whose circuit threads are idle, every circuit being frozen), in order of
+        // the circuits; what failed is dealt with afterwards, on this thread.
+        var dumped = new CircuitImage?[frozen.Count];
+        var problems = new string?[frozen.Count];
+        Parallel.For(0, frozen.Count, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, i =>
         {
+            var circuit = frozen[i];
             try
             {
                 TcpRepair.EnterRepair(circuit.Client);
                 TcpRepair.EnterRepair(circuit.Upstream);
-                images.Add(ImageOf(circuit, TcpRepair.Dump(circuit.Client), TcpRepair.Dump(circuit.Upstream)));
-                moving.Add(circuit);
+                dumped[i] = ImageOf(circuit, TcpRepair.Dump(circuit.Client), TcpRepair.Dump(circuit.Upstream));
             }
             catch (Exception e) when (e is TcpRepairException or SocketException or ObjectDisposedException)
             {
-                RelayEvents.CircuitNotHandedOver.Log(_log, circuit.Entry.Id, circuit.Entry.Route, e.Message);
-                failed.Add(circuit);
-                Resume([circuit]);
+                problems[i] = e.Message;
             }
+        });
+
+        var images = new List<CircuitImage>(frozen.Count);
+        var moving = new List<CircuitHandoverProtocol.Frozen>(frozen.Count);
+        var failed = new List<CircuitHandoverProtocol.Frozen>();
+        for (var i = 0; i < frozen.Count; i++)
+        {
+            var circuit = frozen[i];
+            if (dumped[i] is { } image)
+            {
+                images.Add(image);
+                moving.Add(circuit);
+                continue;
+            }
+
+            RelayEvents.CircuitNotHandedOver.Log(_log, circuit.Entry.Id, circuit.Entry.Route, problems[i]!);
+            failed.Add(circuit);
         }
 
+        // Unguarded, out of repair mode and thawed in one go: they run on here until the addresses go.
+        Resume(failed);
         return (images, moving, failed);
     }
 
-    private static TcpTuple TupleOf(Socket socket) => new((IPEndPoint)socket.LocalEndPoint!, (IPEndPoint)socket.RemoteEndPoint!);
+    /// <summary>The socket's 4-tuple, or null for a socket closed under the freeze (it has none to guard).</summary>
+    private static TcpTuple? TupleOf(Socket socket)
+    {
+        try
+        {
+            return new TcpTuple((IPEndPoint)socket.LocalEndPoint!, (IPEndPoint)socket.RemoteEndPoint!);
+        }
+        catch (Exception e) when (e is ObjectDisposedException or SocketException)
+        {
+            return null;
+        }
+    }
 
     /// <summary>Both sockets' 4-tuples of each circuit: what the guard drops while they move.</summary>
     private static TcpTuple[] TuplesOf(IEnumerable<CircuitHandoverProtocol.Frozen> circuits) =>
-        circuits.SelectMany(f => (TcpTuple[])[TupleOf(f.Client), TupleOf(f.Upstream)]).ToArray();
+        circuits.SelectMany(f => (TcpTuple?[])[TupleOf(f.Client), TupleOf(f.Upstream)]).OfType<TcpTuple>().ToArray();
 
     /// <summary>
     /// The circuit's image. Each socket's receive queue travels in user space, after the
@@ -591,7 +633,16 @@ public sealed class HandoverCoordinator : ReceiveActor
     /// <summary>Unguards the circuits' tuples, takes their sockets out of repair mode (with a window probe) and thaws them.</summary>
     private void Resume(IReadOnlyList<CircuitHandoverProtocol.Frozen> circuits)
     {
-        _guard!.Remove(TuplesOf(circuits));
+        try
+        {
+            _guard!.Remove(TuplesOf(circuits));
+        }
+        catch (TupleGuardException e)
+        {
+            // The circuits go on regardless: their tuples pass again when the elements expire.
+            RelayEvents.HandoverChannelFailed.Log(_log, "unguard", e.Message);
+        }
+
         foreach (var circuit in circuits)
         {
             foreach (var socket in (Socket[])[circuit.Client, circuit.Upstream])
