@@ -81,12 +81,14 @@ echo 'relay.cluster.handover.batch-size = 16' >"$BATCH16"
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 COMMIT=$(git -C "$REPO" rev-parse --short HEAD)$(git -C "$REPO" diff --quiet HEAD -- . ':!ops/bench/out' || echo "+dirty")
 
-# rst_counter NS: an nft counter of TCP resets arriving in NS; rst_count NS: its packets.
+# rst_counter NS: an nft counter of TCP resets arriving in NS, and the set of their tuples;
+# rst_count NS: its packets; rst_tuples NS: the tuples (source . sport . destination . dport).
 rst_counter() {
-  printf 'table inet rstmon {\n chain in {\n type filter hook input priority 0;\n tcp flags & rst == rst counter\n }\n}\n' \
+  printf 'table inet rstmon {\n set seen { type ipv4_addr . inet_service . ipv4_addr . inet_service; flags dynamic; }\n chain in {\n type filter hook input priority 0;\n tcp flags & rst == rst counter add @seen { ip saddr . tcp sport . ip daddr . tcp dport }\n }\n}\n' \
     | "$CLUSTER" exec "$1" nft -f -
 }
-rst_count() { "$CLUSTER" exec "$1" nft list table inet rstmon | sed -n 's/.*packets \([0-9]*\).*/\1/p'; }
+rst_count() { "$CLUSTER" exec "$1" nft list chain inet rstmon in | sed -n 's/.*packets \([0-9]*\).*/\1/p'; }
+rst_tuples() { "$CLUSTER" exec "$1" nft list set inet rstmon seen | tr -d '\n' | sed -n 's/.*elements = { *\([^}]*\)}.*/\1/p'; }
 
 # pair: a fresh cluster with n1 the owner and n2 an Up standby; returns 1 if it did not form.
 pair() {
@@ -133,6 +135,11 @@ scenario() {
     wait "$dump" 2>/dev/null || true
   fi
   for n in 1 2; do cp "$STATE/n$n.log" "$OUT/$name-n$n.log" 2>/dev/null || true; done
+  for ns in cli srv; do
+    if [ "$(rst_count $ns)" != "0" ]; then
+      echo "  RSTs into $ns, by tuple: $(rst_tuples $ns)" | tee -a "$OUT/$name-rst.txt" >&2
+    fi
+  done
   if [ -n "$dump" ]; then
     python3 "$LOAD" trace "$OUT/$name.pcap" "$OUT/$name-n1.log" "$OUT/$name-n2.log" >"$OUT/$name.trace.txt" || true
     sed 's/^/  /' "$OUT/$name.trace.txt" >&2
