@@ -181,6 +181,23 @@ internal sealed class HandoverLab : IAsyncDisposable
     /// <summary>TCP resets that arrived in the client's or the server's namespace since <see cref="UpAsync"/>.</summary>
     public async Task<(long Client, long Server)> ResetsAsync() => (await ResetsAsync(Prefix + "cli"), await ResetsAsync(Prefix + "srv"));
 
+    /// <summary>
+    /// Ends the traffic (each end sends its tail and FIN), waits for every circuit to end within
+    /// <paramref name="within"/>, and asserts that each arrived intact and that no reset
+    /// reached the client or the server.
+    /// </summary>
+    public async Task FinishIntactAsync(LabTraffic traffic, IEnumerable<LabCircuit> circuits, TimeSpan within)
+    {
+        traffic.Finish();
+        await traffic.Done.WaitAsync(within);
+        foreach (var circuit in circuits)
+        {
+            Assert.True(circuit.Problem() is null, $"circuit {circuit.Id}: {circuit.Problem()}");
+        }
+
+        Assert.Equal((0L, 0L), await ResetsAsync());
+    }
+
     /// <summary>The addresses on a node's interfaces, as <c>ip -br addr</c> lists them.</summary>
     public Task<string> AddressesAsync(int node) => RunAsync("ip", ["-n", $"{Prefix}n{node}", "-br", "addr"], null);
 

@@ -92,14 +92,7 @@ public sealed class RollbackLabTests(ITestOutputHelper output)
             Assert.DoesNotContain("198.18.0.10/", n2Addresses);
             Assert.DoesNotContain("198.18.1.10/", n2Addresses);
 
-            traffic.Finish();
-            await traffic.Done.WaitAsync(TimeSpan.FromMinutes(3));
-            foreach (var circuit in circuits)
-            {
-                Assert.True(circuit.Problem() is null, $"circuit {circuit.Id}: {circuit.Problem()}");
-            }
-
-            Assert.Equal((0L, 0L), await lab.ResetsAsync());
+            await lab.FinishIntactAsync(traffic, circuits, TimeSpan.FromMinutes(3));
             foreach (var circuit in circuits)
             {
                 circuit.Dispose();
@@ -147,14 +140,7 @@ public sealed class RollbackLabTests(ITestOutputHelper output)
             Assert.DoesNotContain(await File.ReadAllLinesAsync(lab.LogOf(1)), l => l.Contains("HandoverStarted"));
             var before = traffic.Received;
             await Eventually.Holds(() => traffic.Received > before + (4 * 64 * 1024), "bytes still flowing", TimeSpan.FromSeconds(30));
-            traffic.Finish();
-            await traffic.Done.WaitAsync(TimeSpan.FromMinutes(2));
-            foreach (var circuit in circuits)
-            {
-                Assert.True(circuit.Problem() is null, $"circuit {circuit.Id}: {circuit.Problem()}");
-            }
-
-            Assert.Equal((0L, 0L), await lab.ResetsAsync());
+            await lab.FinishIntactAsync(traffic, circuits, TimeSpan.FromMinutes(2));
         }
         finally
         {

@@ -64,14 +64,7 @@ public sealed class RollingRestartLabTests(ITestOutputHelper output)
 
             var afterBack = traffic.Received;
             await Eventually.Holds(() => traffic.Received > afterBack + (Circuits * 64 * 1024), "bytes flowing through n1 again", TimeSpan.FromSeconds(30));
-            traffic.Finish();
-            await traffic.Done.WaitAsync(TimeSpan.FromMinutes(3));
-            foreach (var circuit in circuits)
-            {
-                Assert.True(circuit.Problem() is null, $"circuit {circuit.Id}: {circuit.Problem()}");
-            }
-
-            Assert.Equal((0L, 0L), await lab.ResetsAsync());
+            await lab.FinishIntactAsync(traffic, circuits, TimeSpan.FromMinutes(3));
             foreach (var circuit in circuits)
             {
                 circuit.Dispose();

@@ -78,14 +78,7 @@ public sealed class StateChannelLabTests(ITestOutputHelper output)
 
             var after = traffic.Received;
             await Eventually.Holds(() => traffic.Received > after + (Circuits * 64 * 1024), "bytes flowing through n2", TimeSpan.FromSeconds(30));
-            traffic.Finish();
-            await traffic.Done.WaitAsync(TimeSpan.FromMinutes(2));
-            foreach (var circuit in circuits)
-            {
-                Assert.True(circuit.Problem() is null, $"circuit {circuit.Id}: {circuit.Problem()}");
-            }
-
-            Assert.Equal((0L, 0L), await lab.ResetsAsync());
+            await lab.FinishIntactAsync(traffic, circuits, TimeSpan.FromMinutes(2));
         }
         finally
         {
