@@ -288,7 +288,7 @@ public sealed class RelayNode : IAsyncDisposable
         var remaining = Circuits.Snapshot();
         foreach (var entry in remaining)
         {
-            entry.Supervisor.Tell(new CircuitCommands.Abort(CloseReasons.Shutdown));
+            entry.Supervisor.Tell(new CircuitCommands.Abort(CloseReasons.Shutdown, entry.Id));
         }
 
         // Each reset is one message on its core; bounded so a wedged circuit cannot hold the exit.

@@ -11,15 +11,20 @@ namespace Relay.Actors.Circuits;
 /// told <see cref="Thaw"/> or <see cref="Release"/>) or <see cref="NotMovable"/> (it stays and
 /// runs on, or it ended meanwhile).
 /// <code>
-/// Established ─Freeze─► Freezing ─pumps stopped─► Frozen ─Release─► (gone: Released)
+/// Established ─Freeze─► Freezing ─pumps stopped─► Frozen ─Release─► (closed here: Released)
 ///      ▲                    │                        │
 ///      └──── not movable ───┘◄──────── Thaw ─────────┘
 /// </code>
 /// </summary>
 public static class CircuitHandoverProtocol
 {
-    /// <summary>Stop moving bytes and answer <paramref name="ReplyTo"/> with <see cref="Frozen"/> or <see cref="NotMovable"/>.</summary>
-    public sealed record Freeze(IActorRef ReplyTo) : INoSerializationVerificationNeeded;
+    /// <summary>
+    /// Stop moving bytes and answer <paramref name="ReplyTo"/> with <see cref="Frozen"/> or
+    /// <see cref="NotMovable"/>. Every message here names its circuit (<paramref name="Entry"/>,
+    /// or the id): a supervisor serves one circuit after another, and one that has moved on
+    /// answers for the circuit asked about, not for the one it serves now.
+    /// </summary>
+    public sealed record Freeze(IActorRef ReplyTo, CircuitEntry Entry) : INoSerializationVerificationNeeded;
 
     /// <summary>
     /// The circuit is frozen: no byte leaves its sockets or its pumps until a thaw. The
@@ -38,29 +43,15 @@ public static class CircuitHandoverProtocol
     public sealed record NotMovable(CircuitEntry Entry, string Why) : INoSerializationVerificationNeeded;
 
     /// <summary>The handover is called off: a frozen circuit goes on where it stopped.</summary>
-    public sealed class Thaw : INoSerializationVerificationNeeded
-    {
-        public static readonly Thaw Instance = new();
-
-        private Thaw()
-        {
-        }
-    }
+    public sealed record Thaw(long CircuitId) : INoSerializationVerificationNeeded;
 
     /// <summary>
     /// The circuit now runs on another node: the supervisor takes its sockets off its core's
     /// event loop without closing them, leaves the circuit table, answers
-    /// <see cref="Released"/> and stops. The sender closes the sockets (silently, in repair
-    /// mode) once it has the answer.
+    /// <see cref="Released"/> and waits for its next circuit. The sender closes the sockets
+    /// (silently, in repair mode) once it has the answer.
     /// </summary>
-    public sealed class Release : INoSerializationVerificationNeeded
-    {
-        public static readonly Release Instance = new();
-
-        private Release()
-        {
-        }
-    }
+    public sealed record Release(long CircuitId) : INoSerializationVerificationNeeded;
 
     /// <summary>The answer to <see cref="Release"/>: nothing on this node touches the circuit's sockets any more.</summary>
     public sealed record Released(CircuitEntry Entry) : INoSerializationVerificationNeeded;

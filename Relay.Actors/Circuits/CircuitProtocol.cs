@@ -71,8 +71,12 @@ public static class CloseReasons
 /// <summary>Commands any part of the node may send to a <see cref="CircuitSupervisor"/>.</summary>
 public static class CircuitCommands
 {
-    /// <summary>Reset both connections now (management DELETE, shutdown past its grace).</summary>
-    public sealed record Abort(string Reason);
+    /// <summary>
+    /// Reset both connections of circuit <paramref name="CircuitId"/> now (management DELETE,
+    /// shutdown past its grace). A supervisor serves one circuit after another, so the id says
+    /// which: one that has moved on to the next circuit ignores an abort meant for its last.
+    /// </summary>
+    public sealed record Abort(string Reason, long CircuitId);
 }
 
 /// <summary>
@@ -163,4 +167,29 @@ internal static class PumpProtocol
 
     /// <summary>A socket reported an error (a reset, usually): the circuit must be reset.</summary>
     public sealed record SideFailed(CircuitSide Side, SocketError Error) : INoSerializationVerificationNeeded, IDeadLetterSuppression;
+
+    /// <summary>
+    /// Supervisor to reader and to writer, once the circuit has closed: forget this circuit and
+    /// wait for the next. Each answers <see cref="Parked"/>; until both have, a message of the
+    /// old circuit (a credit, a failure, a readiness) may still be on its way, and the
+    /// supervisor does not take the next circuit (see <see cref="CircuitParking"/>).
+    /// </summary>
+    public sealed class Park : INoSerializationVerificationNeeded, IDeadLetterSuppression
+    {
+        public static readonly Park Instance = new();
+
+        private Park()
+        {
+        }
+    }
+
+    /// <summary>A pump's answer to <see cref="Park"/>: it holds nothing of the old circuit and sends nothing more for it.</summary>
+    public sealed class Parked : INoSerializationVerificationNeeded, IDeadLetterSuppression
+    {
+        public static readonly Parked Instance = new();
+
+        private Parked()
+        {
+        }
+    }
 }

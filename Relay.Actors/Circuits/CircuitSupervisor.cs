@@ -33,37 +33,55 @@ namespace Relay.Actors.Circuits;
 /// Its one state is a <see cref="CircuitPhase"/>: each phase has a handler here, the entry's
 /// public <see cref="CircuitState"/> follows every move, and a move the phase does not allow
 /// throws, so the circuit is reset and its parent stops it.
+/// <para>
+/// A supervisor serves one circuit at a time, and then, with its reader and writer, the next
+/// circuit its acceptor starts on the same core: a closed circuit's actors wait in the
+/// acceptor's <see cref="CircuitParking"/> instead of stopping (see there for why). The fields
+/// below are split accordingly: the route's and the actors' own, kept for the supervisor's
+/// life, and the circuit's, set by <see cref="Begin"/> and cleared when it parks.
+/// </para>
 /// </summary>
 public sealed class CircuitSupervisor : UntypedActor
 {
-    private readonly CircuitEntry _entry;
-    private readonly Socket _client;
+    // ---- the route's, and this supervisor's own: kept from circuit to circuit
     private readonly RouteSettings _route;
     private readonly CircuitRegistry _registry;
-    private readonly Action<CircuitEntry>? _onClosed;
     private readonly RouteMetrics? _metrics;
     private readonly UpstreamPool _pool;
+    private readonly CircuitParking? _parking;
     // Made on first use: a logger holds its source (the actor's full path) as a string, and
     // most circuits never log anything but their close line (RouteMetrics counts the rest).
     private ILoggingAdapter? _logger;
-    private readonly long _startedMs;
-    private readonly RestoredCircuit? _restored;
-    private Socket? _upstream;
     private CoreEventLoop? _loop;
+    private int _core;
+    private LoopTimer? _idleTimer;
+    private IActorRef? _reader;
+    private IActorRef? _writer;
+    // Never reset: an attempt's number also marks its timer and its DNS answer, which may
+    // arrive after the circuit that made them has closed and the next one has begun.
+    private int _attempt;
+    private CircuitStart? _first;
+    private int _pumpsParking; // answers to PumpProtocol.Park still awaited
+    private bool _parked;
+
+    // ---- the circuit served now
+    private CircuitEntry _entry = null!;
+    private Socket _client = null!;
+    private Action<CircuitEntry>? _onClosed;
+    private long _startedMs;
+    private Socket? _upstream;
     private IoRegistration? _clientIo;
     private IoRegistration? _upstreamIo;
     private LoopTimer? _connectTimer;
-    private LoopTimer? _idleTimer;
     private long _halfClosedAtMs;
     private long _connectStartedTicks;
     private string? _clientText;
     private ulong _triedMembers; // bit i: pool member i was tried by this circuit
     private int _member = -1;    // the member of the current attempt, or of the established connection
-    private int _attempt;
     private bool _upstreamKeepAlivePending;
-    private CircuitPhase _phase;
+    private CircuitPhase _phase = CircuitPhase.Closed;
     private PumpContext? _pumps;
-    private IActorRef? _writer;
+    private bool _writerBegun; // the writer (kept from an earlier circuit, maybe) has this circuit's pumps
     // A handover in progress: who asked, the open phase the circuit froze from, and what was
     // asked of it meanwhile (a thaw before the pumps stopped, an abort while frozen).
     private IActorRef? _handover;
@@ -74,21 +92,15 @@ public sealed class CircuitSupervisor : UntypedActor
     /// <summary>How old a circuit is when its upstream's keepalive options are set.</summary>
     internal static readonly TimeSpan KeepAliveDelay = TimeSpan.FromSeconds(1);
 
-    public CircuitSupervisor(CircuitEntry entry, Socket client, RouteSettings route, CircuitRegistry registry, Action<CircuitEntry>? onClosed,
-        RouteMetrics? metrics = null, UpstreamPool? pool = null, RestoredCircuit? restored = null)
+    private CircuitSupervisor(CircuitStart first, RouteSettings route, CircuitRegistry registry, RouteMetrics? metrics, UpstreamPool? pool,
+        CircuitParking? parking)
     {
         _pool = pool ?? new UpstreamPool(route.Name, route.Upstreams);
-        _restored = restored;
-        // A restored circuit is listed as established (or half-closed) from its first moment: its sockets are.
-        _phase = restored is null ? CircuitPhase.Connecting : RestoredPhase(restored);
-        // A restored circuit keeps its age: its close line reports the whole life, on both nodes.
-        _startedMs = Environment.TickCount64 - (restored is null ? 0 : (long)(DateTimeOffset.UtcNow - entry.OpenedAt).TotalMilliseconds);
-        _entry = entry;
-        _client = client;
+        _first = first;
         _route = route;
         _registry = registry;
-        _onClosed = onClosed;
         _metrics = metrics;
+        _parking = parking;
     }
 
     /// <param name="entry">The registry entry the listener made for this circuit.</param>
@@ -99,21 +111,24 @@ public sealed class CircuitSupervisor : UntypedActor
     /// <param name="metrics">The route's counters: the connect time and the end are recorded there.</param>
     /// <param name="pool">The route's shared upstream pool; null makes a private one from <paramref name="route"/>.</param>
     /// <param name="dispatcher">The core dispatcher to run on (the children follow it); null for the caller's default.</param>
+    /// <remarks>Without a <see cref="CircuitParking"/> the supervisor stops when its one circuit closes.</remarks>
     public static Props Props(CircuitEntry entry, Socket client, RouteSettings route, CircuitRegistry registry, Action<CircuitEntry>? onClosed = null,
-        RouteMetrics? metrics = null, UpstreamPool? pool = null, string? dispatcher = null)
-    {
-        CircuitSupervisor Create() => new(entry, client, route, registry, onClosed, metrics, pool);
-        return dispatcher is null ? PropsFactory.Of(Create) : PropsFactory.Of(Create, dispatcher);
-    }
+        RouteMetrics? metrics = null, UpstreamPool? pool = null, string? dispatcher = null) =>
+        Props(new CircuitStart(entry, client, onClosed), route, registry, metrics, pool, parking: null, dispatcher);
 
     /// <summary>
-    /// The supervisor of a circuit restored on this node after a handover: it starts
-    /// established, with <paramref name="entry"/> (the circuit's id, age and counters carried
-    /// over), and its pumps first deliver what <paramref name="restored"/> says each side is owed.
+    /// A supervisor for <paramref name="first"/> (accepted, or restored on this node after a
+    /// handover: then it starts established, with the entry's id, age and counters carried over,
+    /// and its pumps first deliver what the restore says each side is owed), which parks in
+    /// <paramref name="parking"/> when that circuit closes and serves the next
+    /// <see cref="CircuitStart"/> it is sent.
     /// </summary>
-    public static Props PropsForRestored(CircuitEntry entry, RestoredCircuit restored, RouteSettings route, CircuitRegistry registry,
-        Action<CircuitEntry>? onClosed, RouteMetrics? metrics, UpstreamPool? pool, string dispatcher) =>
-        PropsFactory.Of(() => new CircuitSupervisor(entry, restored.Client, route, registry, onClosed, metrics, pool, restored), dispatcher);
+    internal static Props Props(CircuitStart first, RouteSettings route, CircuitRegistry registry, RouteMetrics? metrics, UpstreamPool? pool,
+        CircuitParking? parking, string? dispatcher)
+    {
+        CircuitSupervisor Create() => new(first, route, registry, metrics, pool, parking);
+        return dispatcher is null ? PropsFactory.Of(Create) : PropsFactory.Of(Create, dispatcher);
+    }
 
     private CircuitSettings Settings => _route.Circuit;
 
@@ -145,8 +160,25 @@ public sealed class CircuitSupervisor : UntypedActor
     protected override void PreStart()
     {
         _loop = CoreEventLoop.Require();
+        _core = _first!.Entry.Core;
+        var first = _first;
+        _first = null;
+        Begin(first);
+    }
+
+    /// <summary>Takes on a circuit: the first through the props, each later one after parking.</summary>
+    private void Begin(CircuitStart start)
+    {
+        var restored = start.Restored;
+        _entry = start.Entry;
+        _client = start.Client;
+        _onClosed = start.OnClosed;
+        // A restored circuit is listed as established (or half-closed) from its first moment: its sockets are.
+        _phase = restored is null ? CircuitPhase.Connecting : RestoredPhase(restored);
+        // A restored circuit keeps its age: its close line reports the whole life, on both nodes.
+        _startedMs = Environment.TickCount64 - (restored is null ? 0 : (long)(DateTimeOffset.UtcNow - _entry.OpenedAt).TotalMilliseconds);
         _entry.ClientSocket = _client;
-        _entry.ThreadId = _loop.ThreadId;
+        _entry.ThreadId = _loop!.ThreadId;
         _entry.State = _phase.ToPublicState();
         _registry.Add(_entry);
         try
@@ -159,9 +191,9 @@ public sealed class CircuitSupervisor : UntypedActor
             return;
         }
 
-        if (_restored is not null)
+        if (restored is not null)
         {
-            StartRestored(_restored);
+            StartRestored(restored);
             return;
         }
         if (DebugEnabled)
@@ -237,7 +269,8 @@ public sealed class CircuitSupervisor : UntypedActor
         _entry.State = next.ToPublicState();
     }
 
-    private InvalidOperationException Impossible(string what) => new($"circuit {_entry.Id} in phase {_phase}: {what}");
+    private InvalidOperationException Impossible(string what) =>
+        new($"circuit {(_entry is null ? "(none: parked)" : _entry.Id)} in phase {_phase}: {what}");
 
     // ---------------------------------------------------------------- connecting
 
@@ -284,8 +317,11 @@ public sealed class CircuitSupervisor : UntypedActor
                 // The pumps start as the circuit is established: no direction can end before.
                 throw Impossible($"{finished.Direction} finished");
 
-            case CircuitCommands.Abort abort:
+            case CircuitCommands.Abort abort when abort.CircuitId == _entry.Id:
                 ResetAndClose(abort.Reason, "reset on request");
+                break;
+
+            case CircuitHandoverProtocol.Freeze freeze when NotThisCircuit(freeze):
                 break;
 
             case CircuitHandoverProtocol.Freeze freeze:
@@ -293,7 +329,7 @@ public sealed class CircuitSupervisor : UntypedActor
                 freeze.ReplyTo.Tell(new CircuitHandoverProtocol.NotMovable(_entry, "connecting"), Self);
                 break;
 
-            case CircuitHandoverProtocol.Thaw or CircuitHandoverProtocol.Release:
+            case CircuitHandoverProtocol.Thaw or CircuitHandoverProtocol.Release or CircuitCommands.Abort:
                 break;
 
             default:
@@ -538,16 +574,43 @@ public sealed class CircuitSupervisor : UntypedActor
     private void StartPumps(Socket upstream)
     {
         _pumps = NewPumpContext(upstream);
-        Context.ActorOf(SocketReader.Props(_pumps), "reader");
+        StartReader(new PumpStart(_pumps));
+    }
+
+    /// <summary>The reader of an earlier circuit takes this one's pumps; the first circuit makes it.</summary>
+    private void StartReader(PumpStart start)
+    {
+        if (_reader is null)
+        {
+            _reader = Context.ActorOf(SocketReader.Props(start), "reader");
+        }
+        else
+        {
+            _reader.Tell(start, Self);
+        }
     }
 
     private PumpContext NewPumpContext(Socket upstream) =>
         new(_client, _clientIo!, upstream, _upstreamIo!, Self, _entry.Counters, Settings.WriteSize, Settings.SegmentsPerDirection,
             Context.Props.Dispatcher);
 
+    /// <summary>
+    /// Gives the reader its writer: made the first time a circuit of this supervisor needs one,
+    /// and kept for the later ones, each of which hands it its own pumps first (before the reader
+    /// hears of it, so the pumps arrive ahead of any segment).
+    /// </summary>
     private void StartWriter()
     {
-        _writer ??= Context.ActorOf(SocketWriter.Props(_pumps!), "writer");
+        if (_writer is null)
+        {
+            _writer = Context.ActorOf(SocketWriter.Props(_pumps!), "writer");
+        }
+        else if (!_writerBegun)
+        {
+            _writer.Tell(_pumps!, Self);
+        }
+
+        _writerBegun = true;
         Sender.Tell(new PumpProtocol.WriterStarted(_writer), Self);
     }
 
@@ -581,7 +644,7 @@ public sealed class CircuitSupervisor : UntypedActor
         }
 
         _pumps = NewPumpContext(_upstream);
-        Context.ActorOf(SocketReader.PropsForRestored(_pumps, restored.ToUpstream, restored.ToClient, restored.Up, restored.Down), "reader");
+        StartReader(new PumpStart(_pumps, Restored: true, restored.ToUpstream, restored.ToClient, restored.Up, restored.Down));
         var quiet = TimeSpan.FromMilliseconds(Environment.TickCount64 - _entry.Counters.LastActivityMs);
         var limit = CurrentInactivityLimit();
         ScheduleIdleCheck(quiet < limit ? limit - quiet : TimeSpan.Zero);
@@ -620,12 +683,16 @@ public sealed class CircuitSupervisor : UntypedActor
                 OnIdleCheck();
                 break;
 
-            case CircuitCommands.Abort abort:
+            case CircuitCommands.Abort abort when abort.CircuitId == _entry.Id:
                 ResetAndClose(abort.Reason, "reset on request");
                 break;
 
-            case ConnectTimedOut:
-                // A timer that fired just as the connection completed: nothing to do.
+            case ConnectTimedOut or CircuitCommands.Abort:
+                // A timer that fired just as the connection completed, or an abort of an
+                // earlier circuit of this supervisor: nothing to do.
+                break;
+
+            case CircuitHandoverProtocol.Freeze freeze when NotThisCircuit(freeze):
                 break;
 
             case CircuitHandoverProtocol.Freeze freeze when _route.Transparent is not null:
@@ -737,12 +804,110 @@ public sealed class CircuitSupervisor : UntypedActor
 
     private void Closed(object message)
     {
-        if (message is CircuitHandoverProtocol.Freeze freeze)
+        switch (message)
         {
-            freeze.ReplyTo.Tell(new CircuitHandoverProtocol.NotMovable(_entry, "closed"), Self);
+            case CircuitStart start when _parked:
+                _parked = false;
+                Begin(start);
+                break;
+
+            case CircuitStart start:
+                // Never sent to a supervisor that has not parked: end the circuit rather than lose it.
+                CloseSocket(start.Client, null, reset: true);
+                throw Impossible($"circuit {start.Entry.Id} given before this one had parked");
+
+            case PumpProtocol.Parked:
+                if (--_pumpsParking == 0)
+                {
+                    Park();
+                }
+
+                break;
+
+            case CircuitHandoverProtocol.Freeze freeze:
+                freeze.ReplyTo.Tell(new CircuitHandoverProtocol.NotMovable(freeze.Entry, "closed"), Self);
+                break;
+
+            default:
+                // Completions, timers and failures that race the end of the circuit (or of an
+                // earlier one): nothing left to do.
+                break;
+        }
+    }
+
+    /// <summary>
+    /// A freeze for another circuit than the one served now (an earlier one, which has closed):
+    /// answered for that one, as a closed circuit would.
+    /// </summary>
+    private bool NotThisCircuit(CircuitHandoverProtocol.Freeze freeze)
+    {
+        if (ReferenceEquals(freeze.Entry, _entry))
+        {
+            return false;
         }
 
-        // Completions and timers that race the end of the circuit: nothing left to do.
+        freeze.ReplyTo.Tell(new CircuitHandoverProtocol.NotMovable(freeze.Entry, "closed"), Self);
+        return true;
+    }
+
+    // ---------------------------------------------------------------- parked: between circuits
+
+    /// <summary>
+    /// The circuit has closed (or moved to another node): this supervisor waits for its acceptor's
+    /// next circuit on this core, once its pumps have let go of this one. Without a parking lot,
+    /// or with the lot full or closed, it stops instead.
+    /// </summary>
+    private void ParkOrStop()
+    {
+        if (_parking is null)
+        {
+            Context.Stop(Self);
+            return;
+        }
+
+        _pumpsParking = 0;
+        foreach (var pump in (ReadOnlySpan<IActorRef?>)[_reader, _writer])
+        {
+            if (pump is not null)
+            {
+                pump.Tell(PumpProtocol.Park.Instance, Self);
+                _pumpsParking++;
+            }
+        }
+
+        if (_pumpsParking == 0)
+        {
+            Park();
+        }
+    }
+
+    private void Park()
+    {
+        // Nothing of the old circuit stays reachable from a parked supervisor.
+        _entry = null!;
+        _client = null!;
+        _onClosed = null;
+        _upstream = null;
+        _clientIo = _upstreamIo = null;
+        _connectTimer = null;
+        _halfClosedAtMs = 0;
+        _clientText = null;
+        _triedMembers = 0;
+        _member = -1;
+        _upstreamKeepAlivePending = false;
+        _pumps = null;
+        _writerBegun = false;
+        _handover = null;
+        _thawWhenFrozen = false;
+        _abortWhenThawed = null;
+        if (_parking!.TryPark(_core, Self))
+        {
+            _parked = true;
+        }
+        else
+        {
+            Context.Stop(Self);
+        }
     }
 
     // ---------------------------------------------------------------- handover: freezing, frozen
@@ -759,7 +924,7 @@ public sealed class CircuitSupervisor : UntypedActor
         _thawWhenFrozen = false;
         _abortWhenThawed = null;
         MoveTo(CircuitPhase.Freezing);
-        Context.Child("reader").Tell(PumpProtocol.Freeze.Instance, Self);
+        _reader!.Tell(PumpProtocol.Freeze.Instance, Self);
     }
 
     private void Freezing(object message)
@@ -787,7 +952,7 @@ public sealed class CircuitSupervisor : UntypedActor
                 ResetAndClose(CloseReasons.ForSocketError(failed.Side, failed.Error), failed.Error.ToString());
                 break;
 
-            case CircuitHandoverProtocol.Thaw:
+            case CircuitHandoverProtocol.Thaw thaw when thaw.CircuitId == _entry.Id:
                 _thawWhenFrozen = true;
                 break;
 
@@ -819,11 +984,11 @@ public sealed class CircuitSupervisor : UntypedActor
     {
         switch (message)
         {
-            case CircuitHandoverProtocol.Thaw:
+            case CircuitHandoverProtocol.Thaw thaw when thaw.CircuitId == _entry.Id:
                 ThawPumps();
                 break;
 
-            case CircuitHandoverProtocol.Release:
+            case CircuitHandoverProtocol.Release release when release.CircuitId == _entry.Id:
                 ReleaseToOtherNode();
                 break;
 
@@ -844,7 +1009,7 @@ public sealed class CircuitSupervisor : UntypedActor
                 ScheduleIdleCheck(Settings.IdleTimeout);
                 break;
 
-            case CircuitCommands.Abort abort:
+            case CircuitCommands.Abort abort when abort.CircuitId == _entry.Id:
                 _abortWhenThawed = abort.Reason;
                 break;
 
@@ -852,11 +1017,15 @@ public sealed class CircuitSupervisor : UntypedActor
                 StartWriter();
                 break;
 
+            case CircuitHandoverProtocol.Freeze freeze when NotThisCircuit(freeze):
+                break;
+
             case CircuitHandoverProtocol.Freeze freeze:
                 freeze.ReplyTo.Tell(new CircuitHandoverProtocol.NotMovable(_entry, "already handing over"), Self);
                 break;
 
-            case ConnectTimedOut:
+            case ConnectTimedOut or CircuitCommands.Abort or CircuitHandoverProtocol.Thaw or CircuitHandoverProtocol.Release:
+                // A timer of the connect, or a message about an earlier circuit of this supervisor.
                 break;
 
             default:
@@ -869,7 +1038,7 @@ public sealed class CircuitSupervisor : UntypedActor
     {
         MoveTo(_frozenFrom);
         _handover = null;
-        Context.Child("reader").Tell(PumpProtocol.Thaw.Instance, Self);
+        _reader!.Tell(PumpProtocol.Thaw.Instance, Self);
         if (_abortWhenThawed is { } reason)
         {
             ResetAndClose(reason, "reset on request");
@@ -879,7 +1048,7 @@ public sealed class CircuitSupervisor : UntypedActor
     /// <summary>
     /// The circuit runs on another node now: off this core's event loop (the sockets stay open
     /// for the handover, which closes them silently), out of the table and the route's counts,
-    /// with one Debug line, and this supervisor and its pumps stop.
+    /// with one Debug line, and this supervisor and its pumps park (or stop).
     /// </summary>
     private void ReleaseToOtherNode()
     {
@@ -894,7 +1063,7 @@ public sealed class CircuitSupervisor : UntypedActor
         }
 
         Sender.Tell(new CircuitHandoverProtocol.Released(_entry), Self);
-        Context.Stop(Self);
+        ParkOrStop();
     }
 
     /// <summary>
@@ -986,7 +1155,7 @@ public sealed class CircuitSupervisor : UntypedActor
 
         if (!stopping)
         {
-            Context.Stop(Self);
+            ParkOrStop();
         }
     }
 

@@ -301,7 +301,7 @@ public sealed class HandoverCoordinator : ReceiveActor
     {
         var entries = _node.Registry.Snapshot();
         var asks = entries
-            .Select(entry => entry.Supervisor.Ask<object>(replyTo => new CircuitHandoverProtocol.Freeze(replyTo), FreezeTimeout, CancellationToken.None)
+            .Select(entry => entry.Supervisor.Ask<object>(replyTo => new CircuitHandoverProtocol.Freeze(replyTo, entry), FreezeTimeout, CancellationToken.None)
                 .ContinueWith(t => t.IsCompletedSuccessfully ? t.Result : null, TaskScheduler.Default))
             .ToList();
         var answers = await Task.WhenAll(asks);
@@ -311,7 +311,7 @@ public sealed class HandoverCoordinator : ReceiveActor
             {
                 // No answer in time: the circuit stays here, and it must not stay frozen should
                 // its freeze still come (a busy core); a thaw before the freeze is a no-op.
-                entries[i].Supervisor.Tell(CircuitHandoverProtocol.Thaw.Instance);
+                entries[i].Supervisor.Tell(new CircuitHandoverProtocol.Thaw(entries[i].Id));
             }
         }
 
@@ -592,7 +592,7 @@ public sealed class HandoverCoordinator : ReceiveActor
         {
             try
             {
-                await circuit.Entry.Supervisor.Ask<CircuitHandoverProtocol.Released>(CircuitHandoverProtocol.Release.Instance, AskTimeout);
+                await circuit.Entry.Supervisor.Ask<CircuitHandoverProtocol.Released>(new CircuitHandoverProtocol.Release(circuit.Entry.Id), AskTimeout);
             }
             catch (Exception e) when (e is AskTimeoutException or TaskCanceledException)
             {
@@ -669,7 +669,7 @@ public sealed class HandoverCoordinator : ReceiveActor
                 // Closed under the freeze (the dump failed for it): no listener to bind next to.
             }
 
-            circuit.Entry.Supervisor.Tell(CircuitHandoverProtocol.Thaw.Instance);
+            circuit.Entry.Supervisor.Tell(new CircuitHandoverProtocol.Thaw(circuit.Entry.Id));
         }
     }
 

@@ -22,6 +22,11 @@ namespace Relay.Actors.Listening;
 /// accepted it without any thread hop. The core with the fewest live circuits still wins
 /// when this one is busier (<see cref="CoreBalancer"/>). Accepts are drained in a loop until
 /// EAGAIN, so a burst costs one wake-up, not one per connection.
+/// <para>
+/// Its circuits' supervisors are its children, and each serves one circuit after another: a
+/// closed circuit's supervisor parks in this acceptor's <see cref="CircuitParking"/>, and the
+/// next circuit started on its core goes to it rather than to a new actor.
+/// </para>
 /// </summary>
 public sealed partial class AcceptorActor : UntypedActor, IWithTimers
 {
@@ -33,10 +38,13 @@ public sealed partial class AcceptorActor : UntypedActor, IWithTimers
     private readonly UpstreamPool? _pool;
     private readonly Action<CircuitEntry> _onCircuitClosed;
     private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly CircuitParking _parking;
     private IoRegistration? _io;
     private bool _stopped;
+    private int _supervisorsMade; // names each new supervisor: circuit-1, circuit-2, ... (not circuit ids: it serves many)
 
-    public AcceptorActor(RelayNodeContext node, Socket listener, int core, RouteSettings route, RouteMetrics metrics, UpstreamPool? pool = null)
+    private AcceptorActor(RelayNodeContext node, Socket listener, int core, RouteSettings route, RouteMetrics metrics, UpstreamPool? pool,
+        CircuitParking parking)
     {
         _node = node;
         _listener = listener;
@@ -45,13 +53,21 @@ public sealed partial class AcceptorActor : UntypedActor, IWithTimers
         _metrics = metrics;
         _pool = pool;
         _onCircuitClosed = entry => _node.Balancer.Release(entry.Core);
+        _parking = parking;
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
 
+    /// <remarks>
+    /// The parking lot is made here, once, rather than by the actor: a restarted acceptor keeps
+    /// its circuits (see <see cref="PreRestart"/>), and so must keep the lot they park in.
+    /// </remarks>
     public static Props Props(RelayNodeContext node, Socket listener, int core, RouteSettings route, RouteMetrics metrics,
-        UpstreamPool? pool = null) =>
-        PropsFactory.Of(() => new AcceptorActor(node, listener, core, route, metrics, pool));
+        UpstreamPool? pool = null)
+    {
+        var parking = new CircuitParking(node.Balancer.Cores);
+        return PropsFactory.Of(() => new AcceptorActor(node, listener, core, route, metrics, pool, parking));
+    }
 
     /// <summary>
     /// A circuit that throws is broken on its own: stop it (its PostStop resets both of its
@@ -114,8 +130,16 @@ public sealed partial class AcceptorActor : UntypedActor, IWithTimers
 
             case ListenerProtocol.StopWhenIdle or StopIfIdle:
                 // A retired route: its circuits keep their settings and end on their own; a
-                // parent cannot stop without stopping them, so look again each second.
-                if (!Context.GetChildren().Any())
+                // parent cannot stop without stopping them, so look again each second. Parked
+                // supervisors serve no circuit: they stop now, and those still closing find the
+                // lot closed and stop on their own.
+                var parked = _parking.Close();
+                foreach (var supervisor in parked)
+                {
+                    Context.Stop(supervisor);
+                }
+
+                if (Context.GetChildren().Count() <= parked.Count)
                 {
                     Context.Stop(Self);
                 }
@@ -200,10 +224,28 @@ public sealed partial class AcceptorActor : UntypedActor, IWithTimers
             _onCircuitClosed(closed);
             ticket.Release();
         };
-        var props = CircuitSupervisor.Props(entry, client, _route, _node.Registry, onClosed, _metrics, _pool, CoreDispatchers.IdFor(core));
-        // Counted before the circuit exists: on another core it may close before ActorOf returns.
+        // Counted before the circuit starts: on another core it may close before this returns.
         _metrics.OnCircuitStarted();
-        entry.Supervisor = Context.ActorOf(props, "circuit-" + id.ToString(CultureInfo.InvariantCulture));
+        StartSupervisor(new CircuitStart(entry, client, onClosed));
+    }
+
+    /// <summary>
+    /// Gives <paramref name="start"/> to a supervisor parked on the circuit's core, or to a new
+    /// one. The entry names its supervisor before the circuit can be listed (a parked one lists
+    /// it as soon as it has the message, on its own thread).
+    /// </summary>
+    private void StartSupervisor(CircuitStart start)
+    {
+        var entry = start.Entry;
+        if (_parking.TryTake(entry.Core) is { } parked)
+        {
+            entry.Supervisor = parked;
+            parked.Tell(start, Self);
+            return;
+        }
+
+        var props = CircuitSupervisor.Props(start, _route, _node.Registry, _metrics, _pool, _parking, CoreDispatchers.IdFor(entry.Core));
+        entry.Supervisor = Context.ActorOf(props, "circuit-" + (++_supervisorsMade).ToString(CultureInfo.InvariantCulture));
     }
 
     /// <summary>
@@ -249,22 +291,14 @@ public sealed partial class AcceptorActor : UntypedActor, IWithTimers
             _onCircuitClosed(closed);
             ticket.Release();
         };
-        var props = CircuitSupervisor.PropsForRestored(entry, moved.Sockets, _route, _node.Registry, onClosed, _metrics, _pool,
-            CoreDispatchers.IdFor(core));
         _metrics.OnCircuitRestored(moved.BytesUp, moved.BytesDown);
-        var name = "circuit-" + moved.Id.ToString(CultureInfo.InvariantCulture);
-        if (!Context.Child(name).IsNobody())
-        {
-            // A circuit of the same id is still stopping here (it left, and came back).
-            name += "-moved-" + moved.Moves.ToString(CultureInfo.InvariantCulture);
-        }
-
-        entry.Supervisor = Context.ActorOf(props, name);
+        StartSupervisor(new CircuitStart(entry, moved.Sockets.Client, onClosed, moved.Sockets));
         return entry;
     }
 
     protected override void PostStop()
     {
+        _parking.Close(); // the parked supervisors are children: they stop with this actor
         ForgetPause();
         Unregister();
     }

@@ -83,7 +83,7 @@ internal static class CircuitRoutes
 
         // Accepted, not done: the supervisor resets both sockets on its own core thread, and
         // a circuit that closes first simply drops the message.
-        entry.Supervisor.Tell(new CircuitCommands.Abort(CloseReasons.Aborted));
+        entry.Supervisor.Tell(new CircuitCommands.Abort(CloseReasons.Aborted, entry.Id));
         return Results.Json(new CircuitAbortResponse(circuitId, CloseReasons.Aborted), ManagementJsonContext.Api.CircuitAbortResponse,
             statusCode: StatusCodes.Status202Accepted);
     }

@@ -76,7 +76,7 @@ public sealed class CircuitSupervisorTests : Akka.TestKit.Xunit2.TestKit
         {
             Assert.Equal(CircuitState.Connecting, entry.State);
             EventFilter.Info(contains: CloseReasons.Aborted).ExpectOne(() =>
-                supervisor.Tell(new CircuitCommands.Abort(CloseReasons.Aborted)));
+                supervisor.Tell(new CircuitCommands.Abort(CloseReasons.Aborted, entry.Id)));
             ExpectTerminated(supervisor);
             Assert.Equal("reset", await SocketIo.ReadUntilClosedAsync(client, TimeSpan.FromSeconds(5)));
         }

@@ -70,19 +70,17 @@ public sealed class WriterOnDemandTests
     /// <summary>The named child of the route's one circuit, or null when it has none.</summary>
     private static async Task<IActorRef?> ChildOfTheCircuit(RelayNode relay, string child)
     {
-        // A wildcard selection answers only from actors that exist, so find the circuit first
-        // and then ask for the child by its exact path, which answers "none" too.
+        // The circuit's entry names its supervisor; a selection of the child by its exact path
+        // answers "none" too.
         var circuits = relay.Circuits.Snapshot();
         if (circuits.Count == 0)
         {
             return null; // not accepted yet
         }
 
-        var id = Assert.Single(circuits).Id;
-        var circuit = await relay.System.ActorSelection($"/user/relay/listener-test/*/circuit-{id}")
-            .Ask<ActorIdentity>(new Identify(id), TimeSpan.FromSeconds(5));
-        Assert.NotNull(circuit.Subject);
-        var identity = await relay.System.ActorSelection(circuit.Subject.Path / child)
+        var circuit = Assert.Single(circuits).Supervisor;
+        Assert.False(circuit.IsNobody(), "the circuit's entry names its supervisor");
+        var identity = await relay.System.ActorSelection(circuit.Path / child)
             .Ask<ActorIdentity>(new Identify(child), TimeSpan.FromSeconds(5));
         return identity.Subject;
     }

@@ -34,7 +34,7 @@ public sealed class CircuitFreezeTests
         var frozen = await run.FreezeAsync();
 
         await run.AssertNothingMovesAsync(frozen);
-        frozen.Entry.Supervisor.Tell(CircuitHandoverProtocol.Thaw.Instance);
+        frozen.Entry.Supervisor.Tell(new CircuitHandoverProtocol.Thaw(frozen.Entry.Id));
         // Back to the phase it froze from: established, or half-closed if the client's upload
         // had finished by then (the upload runs at loopback speed).
         await Eventually.Holds(() => frozen.Entry.State != CircuitState.HandingOver, "the thawed circuit to run again");
@@ -105,7 +105,7 @@ public sealed class CircuitFreezeTests
         var old = Assert.Single(relay.Circuits.Snapshot());
         await Eventually.Holds(() => old.State == CircuitState.HalfClosed, "the client's FIN to half-close the circuit");
 
-        var frozen = await AskAsync<CircuitHandoverProtocol.Frozen>(old.Supervisor, null);
+        var frozen = await FreezeAsync(old);
         Assert.Equal((DirectionEnd.FinCarried, DirectionEnd.Open), (frozen.Up, frozen.Down));
         Assert.Empty(frozen.ToUpstream);
         await ReleaseAsync(relay, frozen);
@@ -161,12 +161,12 @@ public sealed class CircuitFreezeTests
         {
             if (frozen is not null)
             {
-                old.Supervisor.Tell(CircuitHandoverProtocol.Thaw.Instance);
+                old.Supervisor.Tell(new CircuitHandoverProtocol.Thaw(old.Id));
                 await Eventually.Holds(() => old.State == CircuitState.Established, "the thawed circuit to run again");
                 await Task.Delay(20);
             }
 
-            frozen = await AskAsync<CircuitHandoverProtocol.Frozen>(old.Supervisor, null);
+            frozen = await FreezeAsync(old);
         }
 
         Assert.Equal((DirectionEnd.Open, DirectionEnd.FinOwed), (frozen!.Up, frozen.Down));
@@ -224,7 +224,7 @@ public sealed class CircuitFreezeTests
 
             // Three quarters of the timeout pass on the old node (the time is what is tested).
             await Task.Delay(timeout * 0.75);
-            var frozen = await AskAsync<CircuitHandoverProtocol.Frozen>(old.Supervisor, null);
+            var frozen = await FreezeAsync(old);
             Assert.True(frozen.QuietMs >= timeout.TotalMilliseconds * 0.7, $"quiet {frozen.QuietMs} ms when frozen");
             await ReleaseAsync(relay, frozen);
             var entry = await AdoptAsync(relay, frozen);
@@ -256,19 +256,18 @@ public sealed class CircuitFreezeTests
         }
     }
 
-    /// <summary>Asks <paramref name="actor"/> (a freeze when <paramref name="message"/> is null) and waits for a <typeparamref name="T"/>.</summary>
-    private static async Task<T> AskAsync<T>(IActorRef actor, object? message)
-    {
-        var answer = message is null
-            ? await actor.Ask<object>(replyTo => new CircuitHandoverProtocol.Freeze(replyTo), Wait, CancellationToken.None)
-            : await actor.Ask<object>(message, Wait);
-        return Assert.IsType<T>(answer);
-    }
+    /// <summary>Asks <paramref name="actor"/> and waits for a <typeparamref name="T"/>.</summary>
+    private static async Task<T> AskAsync<T>(IActorRef actor, object message) => Assert.IsType<T>(await actor.Ask<object>(message, Wait));
+
+    /// <summary>Asks the circuit of <paramref name="entry"/> to freeze, and waits for it to answer <see cref="CircuitHandoverProtocol.Frozen"/>.</summary>
+    private static async Task<CircuitHandoverProtocol.Frozen> FreezeAsync(CircuitEntry entry) =>
+        Assert.IsType<CircuitHandoverProtocol.Frozen>(
+            await entry.Supervisor.Ask<object>(replyTo => new CircuitHandoverProtocol.Freeze(replyTo, entry), Wait, CancellationToken.None));
 
     /// <summary>What the old node does once the target holds the circuit: the supervisor lets go of it and stops.</summary>
     private static async Task ReleaseAsync(RelayNode relay, CircuitHandoverProtocol.Frozen frozen)
     {
-        var released = await AskAsync<CircuitHandoverProtocol.Released>(frozen.Entry.Supervisor, CircuitHandoverProtocol.Release.Instance);
+        var released = await AskAsync<CircuitHandoverProtocol.Released>(frozen.Entry.Supervisor, new CircuitHandoverProtocol.Release(frozen.Entry.Id));
         Assert.Same(frozen.Entry, released.Entry);
         Assert.False(relay.Circuits.TryGet(frozen.Entry.Id, out _), "a released circuit leaves the table");
     }
@@ -353,7 +352,7 @@ public sealed class CircuitFreezeTests
             await Eventually.Holds(
                 () => Relay.Circuits.Snapshot() is [var only] && (entry = only).Counters.ReadDown - only.Counters.BytesDown >= Backlog,
                 "the relay to hold bytes for the client that is not reading", Wait);
-            var frozen = await AskAsync<CircuitHandoverProtocol.Frozen>(entry!.Supervisor, null);
+            var frozen = await CircuitFreezeTests.FreezeAsync(entry!);
             Assert.Same(entry, frozen.Entry);
             Assert.Equal(CircuitState.HandingOver, entry!.State);
 

@@ -113,6 +113,11 @@ public sealed class ReloadTests
         using var open = await SocketIo.ConnectAsync(gone);
         await open.SendAsync(new byte[100], SocketFlags.None);
         await SocketIo.ReadExactlyAsync(open, 100).WaitAsync(Timeout);
+        // A circuit of the route that has ended: its supervisor waits parked for the next one,
+        // and must not keep the retired route's acceptors alive.
+        await EchoOnceAsync(gone);
+        await Eventually.Holds(() => node.Circuits.Count == 1, "the ended circuit to leave the table");
+        await Task.Delay(200);
         var keepListener = await node.System.ActorSelection("/user/relay/listener-keep").ResolveOne(Timeout);
 
         var outcome = await node.ApplyAsync(TestSettings.Relay(Route("keep", upstream.Endpoint), Route("new", upstream.Endpoint)));

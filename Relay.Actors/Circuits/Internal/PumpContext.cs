@@ -46,3 +46,25 @@ internal sealed class PumpContext(
     /// <summary>The core dispatcher the supervisor runs on; the pumps follow it.</summary>
     public string Dispatcher { get; } = dispatcher;
 }
+
+/// <summary>
+/// INTERNAL API. What a circuit's reader starts from: the circuit's <see cref="PumpContext"/>,
+/// and for a circuit restored after a handover, what each destination is owed first and how
+/// far each direction had ended. A new reader gets it through its props, a parked one (whose
+/// last circuit has closed) as a message.
+/// </summary>
+/// <param name="Restored">
+/// The sockets were restored on this node after a handover: their receive queues may hold
+/// bytes whose edge was raised before this reader had them, so each lane reads before it waits.
+/// </param>
+/// <param name="SeedUp">Bytes owed to the upstream before any read from the client: a restored circuit carries them over.</param>
+/// <param name="SeedDown">Likewise, owed to the client.</param>
+/// <param name="Up">How far a restored circuit's up direction had ended on the old node.</param>
+/// <param name="Down">Likewise down.</param>
+internal sealed record PumpStart(
+    PumpContext Context,
+    bool Restored = false,
+    ReadOnlyMemory<byte> SeedUp = default,
+    ReadOnlyMemory<byte> SeedDown = default,
+    DirectionEnd Up = DirectionEnd.Open,
+    DirectionEnd Down = DirectionEnd.Open);

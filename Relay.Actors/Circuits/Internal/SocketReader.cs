@@ -43,79 +43,87 @@ namespace Relay.Actors.Circuits.Internal;
 /// becomes readable, holding no buffer meanwhile (the role a zero-byte receive plays in
 /// YARP's StreamCopier), and the core thread's own epoll wakes it without a thread hop.
 /// </para>
+/// <para>
+/// A reader serves its supervisor's circuits one after another: told
+/// <see cref="PumpProtocol.Park"/> when a circuit has closed, it lets go of that circuit and
+/// ignores everything until the next circuit's <see cref="PumpStart"/>.
+/// </para>
 /// </summary>
 internal sealed class SocketReader : UntypedActor
 {
-    private readonly PumpContext _context;
-    // Copied from the context: read on every chunk.
+    // The supervisor's, and so the same for every circuit this reader serves.
     private readonly IActorRef _supervisor;
-    private readonly CircuitCounters _counters;
-    private readonly FinCarrier _fins;
-    private readonly int _writeSize;
-    private readonly Lane _up;
-    private readonly Lane _down;
+    private PumpStart? _first;
+    private bool _parked;
+    // The circuit's, copied from its context: read on every chunk.
+    private CircuitCounters _counters = null!;
+    private FinCarrier _fins = null!;
+    private int _writeSize;
+    private Lane _up = null!;
+    private Lane _down = null!;
+    private bool _restored;
     private IActorRef? _writer;
     private Queue<object>? _forWriter; // what waits for the writer the supervisor is starting
-    private ReadOnlyMemory<byte> _seedUp;
-    private ReadOnlyMemory<byte> _seedDown;
-    private readonly DirectionEnd _restoredUp;
-    private readonly DirectionEnd _restoredDown;
-    private readonly bool _restored;
     private PumpFreeze _freeze;
 
-    /// <param name="context">The circuit's sockets, counters and sizes.</param>
-    /// <param name="restored">
-    /// The sockets were restored on this node after a handover: their receive queues may hold
-    /// bytes whose edge was raised before this reader existed, so each lane reads before it waits.
-    /// </param>
-    /// <param name="seedUp">Bytes owed to the upstream before any read from the client: a restored circuit carries them over.</param>
-    /// <param name="seedDown">Likewise, owed to the client.</param>
-    /// <param name="restoredUp">How far a restored circuit's up direction had ended on the old node.</param>
-    /// <param name="restoredDown">Likewise down.</param>
-    public SocketReader(PumpContext context, bool restored, ReadOnlyMemory<byte> seedUp, ReadOnlyMemory<byte> seedDown,
-        DirectionEnd restoredUp = DirectionEnd.Open, DirectionEnd restoredDown = DirectionEnd.Open)
+    /// <param name="first">The first circuit's pumps; later circuits come as messages.</param>
+    private SocketReader(PumpStart first)
     {
-        _restored = restored;
-        _supervisor = context.Supervisor;
+        _supervisor = first.Context.Supervisor;
+        _first = first;
+    }
+
+    /// <summary>
+    /// A reader for <paramref name="first"/>: a restored circuit's reader first owes each
+    /// destination its seed, and then, for a direction whose source had ended, its FIN.
+    /// </summary>
+    public static Props Props(PumpStart first) => PropsFactory.Of(() => new SocketReader(first), first.Context.Dispatcher);
+
+    protected override void PreStart()
+    {
+        var first = _first!;
+        _first = null;
+        Begin(first);
+    }
+
+    private void Begin(PumpStart start)
+    {
+        var context = start.Context;
+        _restored = start.Restored;
         _counters = context.Counters;
         _fins = context.Fins;
         _writeSize = context.WriteSize;
-        _context = context;
         _up = new Lane(context.Client, context.ClientIo, CircuitSide.Client, context.Upstream, CircuitSide.Upstream, Direction.Up,
             context.SegmentsPerDirection);
         _down = new Lane(context.Upstream, context.UpstreamIo, CircuitSide.Upstream, context.Client, CircuitSide.Client, Direction.Down,
             context.SegmentsPerDirection);
-        _seedUp = seedUp;
-        _seedDown = seedDown;
-        _restoredUp = restoredUp;
-        _restoredDown = restoredDown;
-    }
-
-    public static Props Props(PumpContext context) =>
-        PropsFactory.Of(() => new SocketReader(context, restored: false, default, default), context.Dispatcher);
-
-    /// <summary>
-    /// The reader of a circuit restored after a handover, which first owes each destination
-    /// <paramref name="seedUp"/> and <paramref name="seedDown"/>, and then, for a direction
-    /// whose source had ended (<paramref name="up"/>, <paramref name="down"/>), its FIN.
-    /// </summary>
-    public static Props PropsForRestored(PumpContext context, ReadOnlyMemory<byte> seedUp, ReadOnlyMemory<byte> seedDown,
-        DirectionEnd up = DirectionEnd.Open, DirectionEnd down = DirectionEnd.Open) =>
-        PropsFactory.Of(() => new SocketReader(context, restored: true, seedUp, seedDown, up, down), context.Dispatcher);
-
-    protected override void PreStart()
-    {
         // A direction over already goes first, so that the FinCarrier knows which end is the
         // circuit's last before an owed FIN is carried below.
-        EndBeforeStart(_up, _restoredUp, DirectionEnd.FinCarried);
-        EndBeforeStart(_down, _restoredDown, DirectionEnd.FinCarried);
-        Seed(_up, _seedUp);
-        Seed(_down, _seedDown);
-        _seedUp = _seedDown = default;
-        EndBeforeStart(_up, _restoredUp, DirectionEnd.FinOwed);
-        EndBeforeStart(_down, _restoredDown, DirectionEnd.FinOwed);
+        EndBeforeStart(_up, start.Up, DirectionEnd.FinCarried);
+        EndBeforeStart(_down, start.Down, DirectionEnd.FinCarried);
+        Seed(_up, start.SeedUp);
+        Seed(_down, start.SeedDown);
+        EndBeforeStart(_up, start.Up, DirectionEnd.FinOwed);
+        EndBeforeStart(_down, start.Down, DirectionEnd.FinOwed);
         Start(_up);
         Start(_down);
+    }
+
+    /// <summary>
+    /// The circuit has closed: drop it (its sockets are closed, and what waited for the writer
+    /// is of no use), answer the supervisor, and ignore everything until the next circuit. Every
+    /// message this reader sent for the old circuit is ahead of the answer.
+    /// </summary>
+    private void Park()
+    {
+        _parked = true;
+        _up = _down = null!;
+        _counters = null!;
+        _fins = null!;
+        _writer = null;
+        _forWriter = null;
+        _freeze = PumpFreeze.None;
+        _supervisor.Tell(PumpProtocol.Parked.Instance, Self);
     }
 
     /// <summary>
@@ -184,8 +192,28 @@ internal sealed class SocketReader : UntypedActor
 
     protected override void OnReceive(object message)
     {
+        if (_parked)
+        {
+            // Between circuits: only the next one counts. A credit, readiness or turn of the
+            // last circuit may still arrive here, and means nothing now.
+            if (message is PumpStart next)
+            {
+                _parked = false;
+                Begin(next);
+            }
+
+            return;
+        }
+
         switch (message)
         {
+            case PumpStart:
+                throw new InvalidOperationException("a circuit was given to a reader that had not parked");
+
+            case PumpProtocol.Park:
+                Park();
+                break;
+
             case Segment credit:
                 // The writer is done with these bytes.
                 var lane = LaneOf(credit.Direction);

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Net.Sockets;
 using Akka.Actor;
 using Relay.Actors.Dispatch;
@@ -20,32 +21,72 @@ namespace Relay.Actors.Circuits.Internal;
 /// and segments that arrive meanwhile wait in the lane's queue, which the reader's window
 /// bounds. The other lane keeps sending.
 /// </para>
+/// <para>
+/// Like the reader, a writer serves its supervisor's circuits one after another: parked
+/// (<see cref="PumpProtocol.Park"/>) when a circuit has closed, it ignores everything until
+/// the next circuit's <see cref="PumpContext"/>.
+/// </para>
 /// </summary>
 internal sealed class SocketWriter : UntypedActor
 {
-    private readonly Lane _up;
-    private readonly Lane _down;
     private readonly IActorRef _supervisor;
-    private readonly CircuitCounters _counters;
-    private readonly FinCarrier _fins;
+    private bool _parked;
+    private Lane _up = null!;
+    private Lane _down = null!;
+    private CircuitCounters _counters = null!;
+    private FinCarrier _fins = null!;
     private IActorRef _reader = ActorRefs.Nobody;
     private bool _frozen;
 
-    public SocketWriter(PumpContext context)
+    private SocketWriter(PumpContext context)
     {
-        _up = new Lane(context.Upstream, context.UpstreamIo, CircuitSide.Upstream, Direction.Up, context.SegmentsPerDirection);
-        _down = new Lane(context.Client, context.ClientIo, CircuitSide.Client, Direction.Down, context.SegmentsPerDirection);
         _supervisor = context.Supervisor;
-        _counters = context.Counters;
-        _fins = context.Fins;
+        Begin(context);
     }
 
     public static Props Props(PumpContext context) => PropsFactory.Of(() => new SocketWriter(context), context.Dispatcher);
 
+    private void Begin(PumpContext context)
+    {
+        _up = new Lane(context.Upstream, context.UpstreamIo, CircuitSide.Upstream, Direction.Up, context.SegmentsPerDirection);
+        _down = new Lane(context.Client, context.ClientIo, CircuitSide.Client, Direction.Down, context.SegmentsPerDirection);
+        _counters = context.Counters;
+        _fins = context.Fins;
+        _reader = ActorRefs.Nobody;
+        _frozen = false;
+    }
+
     protected override void OnReceive(object message)
     {
+        if (_parked)
+        {
+            // Between circuits: a segment or readiness of the last circuit may still arrive.
+            if (message is PumpContext next)
+            {
+                _parked = false;
+                Begin(next);
+            }
+
+            return;
+        }
+
         switch (message)
         {
+            case PumpProtocol.Park:
+                // The circuit has closed: its sockets with it, and the segments held here are of no use.
+                _parked = true;
+                _up.ReturnBuffers();
+                _down.ReturnBuffers();
+                _up = _down = null!;
+                _counters = null!;
+                _fins = null!;
+                _reader = ActorRefs.Nobody;
+                _supervisor.Tell(PumpProtocol.Parked.Instance, Self);
+                break;
+
+            case PumpContext:
+                throw new InvalidOperationException("a circuit was given to a writer that had not parked");
+
             case Segment segment:
                 _reader = Sender;
                 var lane = LaneOf(segment.Direction);
@@ -221,5 +262,30 @@ internal sealed class SocketWriter : UntypedActor
 
         /// <summary>No more sends: the FIN went out, or the lane failed, or the circuit is resetting.</summary>
         public bool Ended { get; set; }
+
+        /// <summary>The circuit has closed: the buffers of the segments still held go back to the pool.</summary>
+        public void ReturnBuffers()
+        {
+            foreach (var segment in Queue)
+            {
+                Return(segment);
+            }
+
+            Queue.Clear();
+            if (Sending is { } sending)
+            {
+                Return(sending);
+                Sending = null;
+            }
+        }
+
+        private static void Return(Segment segment)
+        {
+            if (segment.Buffer is { } buffer)
+            {
+                segment.Buffer = null;
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+        }
     }
 }
