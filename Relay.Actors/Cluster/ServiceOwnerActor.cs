@@ -85,6 +85,20 @@ public sealed class ServiceOwnerActor : ReceiveActor, IWithTimers
     /// </summary>
     public sealed record ServiceMoved(Address? Holder);
 
+    /// <summary>
+    /// Published on this node's event stream when it takes the service over as the singleton:
+    /// at start, or because the member that held the service is gone. A handover back to this
+    /// node does not publish it (the handover coordinator adopts the service itself).
+    /// </summary>
+    public sealed class ServiceAcquired
+    {
+        public static readonly ServiceAcquired Instance = new();
+
+        private ServiceAcquired()
+        {
+        }
+    }
+
     private sealed class Acquire
     {
         public static readonly Acquire Instance = new();
@@ -124,6 +138,9 @@ public sealed class ServiceOwnerActor : ReceiveActor, IWithTimers
             _serving = true;
             _announced = 0;
             _announceProblems = new string?[_vip?.Addresses.Count ?? 0];
+            // Before the announcement draws the peers here: the handover coordinator lifts the
+            // guard it may still hold for circuits it handed to the member now gone.
+            Context.System.EventStream.Publish(ServiceAcquired.Instance);
             Announce();
             _state.TookOver(bound.Routes);
             RelayEvents.ServiceTakenOver.Log(_log, bound.Routes.Length, _vip is null ? "" : ", " + string.Join(", ", _vip.Addresses), _since.ElapsedMilliseconds, _vipMs);

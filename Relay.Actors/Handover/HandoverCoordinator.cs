@@ -37,7 +37,8 @@ namespace Relay.Actors.Handover;
 /// <para>
 /// The guard stays on the source for <c>guard-timeout</c> after a handover: a late segment for
 /// a moved tuple would otherwise meet this node's stack, which knows no such connection, and
-/// draw a reset.
+/// draw a reset. It is lifted sooner when the service comes back here, by a handover or by a
+/// take-over (<see cref="ServiceOwnerActor.ServiceAcquired"/>).
 /// </para>
 /// </summary>
 public sealed class HandoverCoordinator : ReceiveActor
@@ -73,6 +74,11 @@ public sealed class HandoverCoordinator : ReceiveActor
         _metrics = metrics;
         ReceiveAsync<HandoverProtocol.Start>(start => HandOverAsync(start));
         ReceiveAsync<HandoverProtocol.Prepare>(prepare => TakeOverAsync(prepare));
+        // The service came back by a take-over, the member this node handed circuits to being
+        // gone: those circuits died with it, and their peers, now sent here, must meet this
+        // node's stack (a reset at once) rather than the guard (silence until their own
+        // timeouts), as must a new connection that happens to reuse one of their tuples.
+        Receive<ServiceOwnerActor.ServiceAcquired>(_ => ForgetHandedAway());
     }
 
     public static Props Props(ClusterNode cluster, IActorRef guardian, RelayNodeContext node, HandoverMetrics metrics) =>
@@ -82,6 +88,7 @@ public sealed class HandoverCoordinator : ReceiveActor
 
     protected override void PreStart()
     {
+        Context.System.EventStream.Subscribe(Self, typeof(ServiceOwnerActor.ServiceAcquired));
         // Opened at start, as the VIP sockets are: a missing capability shows now, not at the
         // first handover, and the node still serves without it.
         try
@@ -97,6 +104,7 @@ public sealed class HandoverCoordinator : ReceiveActor
 
     protected override void PostStop()
     {
+        Context.System.EventStream.Unsubscribe(Self);
         // The table stays in the kernel (its elements expire on their own): a moved tuple must
         // stay dropped on this node for a while even if the process exits right after.
         _guard?.CloseKeepingTable();

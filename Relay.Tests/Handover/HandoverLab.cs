@@ -198,6 +198,16 @@ internal sealed class HandoverLab : IAsyncDisposable
         Assert.Equal((0L, 0L), await ResetsAsync());
     }
 
+    /// <summary>How many flows (one per direction of a socket's tuple) the handover guard in <paramref name="ns"/> drops.</summary>
+    public static async Task<int> GuardedTuplesAsync(string ns)
+    {
+        var listing = await RunAsync("ip", ["netns", "exec", ns, "nft", "-j", "list", "set", "inet", "relay_handover", "frz4"], null);
+        using var json = JsonDocument.Parse(listing);
+        return json.RootElement.GetProperty("nftables").EnumerateArray()
+            .Where(item => item.TryGetProperty("set", out _))
+            .Sum(item => item.GetProperty("set").TryGetProperty("elem", out var elements) ? elements.GetArrayLength() : 0);
+    }
+
     /// <summary>The addresses on a node's interfaces, as <c>ip -br addr</c> lists them.</summary>
     public Task<string> AddressesAsync(int node) => RunAsync("ip", ["-n", $"{Prefix}n{node}", "-br", "addr"], null);
 

@@ -202,8 +202,8 @@ public sealed class HandoverLabTests
             // The service is back on n1: the tuples it had handed away are no longer dropped
             // there (a new upstream connection could take one of their ports), while n2 keeps
             // dropping the ones it handed back.
-            Assert.Equal(0, await GuardedTuplesAsync(prefix + "n1"));
-            Assert.Equal(2 * 2 * Kinds.Length, await GuardedTuplesAsync(prefix + "n2"));
+            Assert.Equal(0, await HandoverLab.GuardedTuplesAsync(prefix + "n1"));
+            Assert.Equal(2 * 2 * Kinds.Length, await HandoverLab.GuardedTuplesAsync(prefix + "n2"));
             foreach (var circuit in circuits)
             {
                 posted.Enqueue(circuit.AfterSecondMove);
@@ -306,16 +306,6 @@ public sealed class HandoverLabTests
     /// <summary>An nft counter of TCP resets arriving in <paramref name="ns"/>.</summary>
     private static Task CountResetsAsync(string ns) =>
         RunAsync("sh", ["-c", $"printf 'table inet rstmon {{\\n chain in {{\\n type filter hook input priority 0;\\n tcp flags & rst == rst counter\\n }}\\n }}\\n' | ip netns exec {ns} nft -f -"], null);
-
-    /// <summary>How many flows (one per direction of a socket's tuple) the handover guard in <paramref name="ns"/> drops.</summary>
-    private static async Task<int> GuardedTuplesAsync(string ns)
-    {
-        var listing = await RunAsync("ip", ["netns", "exec", ns, "nft", "-j", "list", "set", "inet", "relay_handover", "frz4"], null);
-        using var json = JsonDocument.Parse(listing);
-        return json.RootElement.GetProperty("nftables").EnumerateArray()
-            .Where(item => item.TryGetProperty("set", out _))
-            .Sum(item => item.GetProperty("set").TryGetProperty("elem", out var elements) ? elements.GetArrayLength() : 0);
-    }
 
     private static async Task<long> ResetsAsync(string ns)
     {
