@@ -13,6 +13,7 @@ public sealed class CircuitCounters
     private long _readUp;
     private long _readDown;
     private long _lastActivityMs = Environment.TickCount64;
+    private long _spliced;
 
     /// <summary>Bytes written to the upstream (client to upstream).</summary>
     public long BytesUp => Volatile.Read(ref _bytesUp);
@@ -25,6 +26,9 @@ public sealed class CircuitCounters
 
     /// <summary>Bytes read from the upstream; minus <see cref="BytesDown"/> it is what the relay holds in flight.</summary>
     public long ReadDown => Volatile.Read(ref _readDown);
+
+    /// <summary>Of the bytes written, those that went through a splice pipe (both directions), never in user space.</summary>
+    public long Spliced => Volatile.Read(ref _spliced);
 
     /// <summary><see cref="Environment.TickCount64"/> at the last byte moved in either direction.</summary>
     public long LastActivityMs => Volatile.Read(ref _lastActivityMs);
@@ -53,6 +57,12 @@ public sealed class CircuitCounters
         {
             Volatile.Write(ref _readDown, _readDown + bytes);
         }
+    }
+
+    internal void AddSpliced(bool upstream, int bytes, long nowMs)
+    {
+        Volatile.Write(ref _spliced, _spliced + bytes);
+        AddWritten(upstream, bytes, nowMs);
     }
 
     internal void AddWritten(bool upstream, int bytes, long nowMs)

@@ -111,6 +111,12 @@ internal static class PumpProtocol
     public sealed class Ready : DirectionSignal<Ready>;
 
     /// <summary>
+    /// The destination of a direction the reader splices may take bytes again: the reader
+    /// waits for it, rather than the writer, because its bytes wait in the direction's pipe.
+    /// </summary>
+    public sealed class Room : DirectionSignal<Room>;
+
+    /// <summary>
     /// A writer flushed everything and sent its FIN (or, for the last direction, leaves the FIN
     /// to the close that follows at once): this direction is over.
     /// </summary>

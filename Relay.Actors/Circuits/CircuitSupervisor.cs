@@ -592,7 +592,7 @@ public sealed class CircuitSupervisor : UntypedActor
 
     private PumpContext NewPumpContext(Socket upstream) =>
         new(_client, _clientIo!, upstream, _upstreamIo!, Self, _entry.Counters, Settings.WriteSize, Settings.SegmentsPerDirection,
-            Context.Props.Dispatcher);
+            Context.Props.Dispatcher, Settings.Splice);
 
     /// <summary>
     /// Gives the reader its writer: made the first time a circuit of this supervisor needs one,

@@ -123,6 +123,7 @@ public static class EffectiveConfigWriter
         w.Key("null-circuits", c.NullCircuits == NullCircuits.Log ? "log" : "quiet");
         w.Key("write-size", ByteUnits.Hocon.Exact(c.WriteSize));
         w.Key("window", ByteUnits.Hocon.Exact(c.Window));
+        w.Key("splice", Switch(c.Splice));
         WriteSide(w, "client-side", c.ClientSide);
         WriteSide(w, "upstream-side", c.UpstreamSide);
     }

@@ -109,6 +109,12 @@ public sealed record CircuitSettings(
     /// either way, as a balancer's TCP check does (<c>null-circuits</c>).
     /// </summary>
     public NullCircuits NullCircuits { get; init; } = NullCircuits.Quiet;
+
+    /// <summary>
+    /// Whether a direction whose read fills a whole <see cref="WriteSize"/> (a bulk transfer)
+    /// goes on with splice(2) through a pipe, so its bytes stay in the kernel (<c>splice</c>).
+    /// </summary>
+    public bool Splice { get; init; } = true;
 }
 
 /// <summary>The values of <c>null-circuits</c>.</summary>

@@ -33,7 +33,7 @@ internal static class RelaySettingsReader
             .With(("keepalive", KeepAliveSchema));
 
     internal static readonly KeySchema CircuitSchema =
-        KeySchema.Leaves("connect-timeout", "idle-timeout", "half-closed-timeout", "null-circuits", "write-size", "window", "backlog")
+        KeySchema.Leaves("connect-timeout", "idle-timeout", "half-closed-timeout", "null-circuits", "write-size", "window", "splice", "backlog")
             .With(("client-side", SideSchema), ("upstream-side", SideSchema))
             .With(UpstreamPoolSettingsReader.Keys)
             .With(AdmissionSettingsReader.Keys);
@@ -223,6 +223,7 @@ internal static class RelaySettingsReader
             ReadSide(r, "upstream-side"))
         {
             NullCircuits = ReadNullCircuits(r),
+            Splice = r.Switch("splice"),
         };
     }
 

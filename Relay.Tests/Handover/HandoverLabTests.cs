@@ -103,7 +103,10 @@ public sealed class HandoverLabTests
                 // Reads of 16 KiB rather than 256: the window (1 MiB) is then 64 segments, so
                 // the relay can hold the queued circuit's bytes and still have a segment to
                 // read its FIN with, however the bytes arrive (each read takes a segment).
-                await File.AppendAllTextAsync(Path.Combine(state, node), "relay.defaults.write-size = 16k\n");
+                // And copying, not splicing: the queued circuit's FIN must wait behind bytes the
+                // relay holds, and a spliced direction reads its EOF only with its pipe empty.
+                // (CircuitFreezeTests move spliced circuits.)
+                await File.AppendAllTextAsync(Path.Combine(state, node), "relay.defaults.write-size = 16k\nrelay.defaults.splice = off\n");
             }
 
             await CountResetsAsync(prefix + "cli");

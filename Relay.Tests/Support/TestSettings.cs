@@ -16,9 +16,10 @@ internal static class TestSettings
         TimeSpan? idleTimeout = null,
         TimeSpan? halfClosedTimeout = null,
         int writeSize = 64 * 1024,
-        int window = 256 * 1024) =>
+        int window = 256 * 1024,
+        bool splice = true) =>
         new(connectTimeout ?? TimeSpan.FromSeconds(5), idleTimeout ?? TimeSpan.FromMinutes(5),
-            halfClosedTimeout, writeSize, window, Side, Side);
+            halfClosedTimeout, writeSize, window, Side, Side) { Splice = splice };
 
     public static RouteSettings Route(IPEndPoint upstream, CircuitSettings? circuit = null, string name = "test") =>
         new(name, new IPEndPoint(IPAddress.Loopback, 0), UpstreamPoolSettings.Single(Address(upstream)), 512,

@@ -21,7 +21,8 @@ internal sealed class PumpContext(
     CircuitCounters counters,
     int writeSize,
     int segmentsPerDirection,
-    string dispatcher)
+    string dispatcher,
+    bool splice = false)
 {
     public Socket Client { get; } = client;
 
@@ -45,6 +46,9 @@ internal sealed class PumpContext(
 
     /// <summary>The core dispatcher the supervisor runs on; the pumps follow it.</summary>
     public string Dispatcher { get; } = dispatcher;
+
+    /// <summary>Whether a direction that carries a bulk transfer moves it with splice(2) (the route's <c>splice</c>).</summary>
+    public bool Splice { get; } = splice;
 }
 
 /// <summary>

@@ -44,6 +44,14 @@ namespace Relay.Actors.Circuits.Internal;
 /// YARP's StreamCopier), and the core thread's own epoll wakes it without a thread hop.
 /// </para>
 /// <para>
+/// A bulk direction goes through the kernel: once a read fills a whole write-size, and the
+/// route allows it (<c>splice</c>), the lane moves its bytes with splice(2) through a pipe
+/// of its own (<see cref="SplicePipe"/>), source to pipe to destination, and they never enter
+/// user space. The pipe is the lane's window then: it fills only when empty, and while its
+/// destination cannot take the rest the lane waits for room (<see cref="PumpProtocol.Room"/>)
+/// instead of reading. Short exchanges never fill a read, and never pay for a pipe.
+/// </para>
+/// <para>
 /// A reader serves its supervisor's circuits one after another: told
 /// <see cref="PumpProtocol.Park"/> when a circuit has closed, it lets go of that circuit and
 /// ignores everything until the next circuit's <see cref="PumpStart"/>.
@@ -59,6 +67,7 @@ internal sealed class SocketReader : UntypedActor
     private CircuitCounters _counters = null!;
     private FinCarrier _fins = null!;
     private int _writeSize;
+    private bool _splice;
     private Lane _up = null!;
     private Lane _down = null!;
     private bool _restored;
@@ -93,10 +102,11 @@ internal sealed class SocketReader : UntypedActor
         _counters = context.Counters;
         _fins = context.Fins;
         _writeSize = context.WriteSize;
-        _up = new Lane(context.Client, context.ClientIo, CircuitSide.Client, context.Upstream, CircuitSide.Upstream, Direction.Up,
-            context.SegmentsPerDirection);
-        _down = new Lane(context.Upstream, context.UpstreamIo, CircuitSide.Upstream, context.Client, CircuitSide.Client, Direction.Down,
-            context.SegmentsPerDirection);
+        _splice = context.Splice;
+        _up = new Lane(context.Client, context.ClientIo, CircuitSide.Client, context.Upstream, context.UpstreamIo, CircuitSide.Upstream,
+            Direction.Up, context.SegmentsPerDirection);
+        _down = new Lane(context.Upstream, context.UpstreamIo, CircuitSide.Upstream, context.Client, context.ClientIo, CircuitSide.Client,
+            Direction.Down, context.SegmentsPerDirection);
         // A direction over already goes first, so that the FinCarrier knows which end is the
         // circuit's last before an owed FIN is carried below.
         EndBeforeStart(_up, start.Up, DirectionEnd.FinCarried);
@@ -117,6 +127,8 @@ internal sealed class SocketReader : UntypedActor
     private void Park()
     {
         _parked = true;
+        _up.ClosePipe();
+        _down.ClosePipe();
         _up = _down = null!;
         _counters = null!;
         _fins = null!;
@@ -190,6 +202,16 @@ internal sealed class SocketReader : UntypedActor
         }
     }
 
+    protected override void PostStop()
+    {
+        // Stopped with a circuit (a failure, the node stopping): its pipes are descriptors too.
+        if (!_parked)
+        {
+            _up?.ClosePipe();
+            _down?.ClosePipe();
+        }
+    }
+
     protected override void OnReceive(object message)
     {
         if (_parked)
@@ -241,13 +263,20 @@ internal sealed class SocketReader : UntypedActor
                 ReadWhileCredit(readable);
                 break;
 
+            case PumpProtocol.Room room:
+                var roomy = LaneOf(room.Direction);
+                roomy.WaitingForRoom = false;
+                ReadWhileCredit(roomy);
+                break;
+
             case PumpProtocol.Freeze:
                 Freeze();
                 break;
 
             case PumpProtocol.WriterFrozen writerFrozen:
                 _freeze = PumpFreeze.Frozen;
-                _supervisor.Tell(new PumpProtocol.PumpsFrozen(writerFrozen.ToUpstream, writerFrozen.ToClient, EndOf(_up), EndOf(_down)), Self);
+                _supervisor.Tell(new PumpProtocol.PumpsFrozen(Owed(_up, writerFrozen.ToUpstream), Owed(_down, writerFrozen.ToClient), EndOf(_up),
+                    EndOf(_down)), Self);
                 break;
 
             case PumpProtocol.Thaw:
@@ -284,12 +313,18 @@ internal sealed class SocketReader : UntypedActor
             throw new InvalidOperationException("the pumps were asked to freeze twice");
         }
 
+        // A spliced direction's unsent bytes are in its pipe, which cannot be read without
+        // being emptied: they come out now, and a thaw sends them on first.
+        _up.TakeFromPipe();
+        _down.TakeFromPipe();
+
         if (_writer is null)
         {
             // No writer yet: whatever waits for one (the writer may be starting) is all the
             // pumps hold, and it stays here until a thaw.
             _freeze = PumpFreeze.Frozen;
-            _supervisor.Tell(new PumpProtocol.PumpsFrozen(Held(Direction.Up), Held(Direction.Down), EndOf(_up), EndOf(_down)), Self);
+            _supervisor.Tell(new PumpProtocol.PumpsFrozen(Owed(_up, Held(Direction.Up)), Owed(_down, Held(Direction.Down)), EndOf(_up), EndOf(_down)),
+                Self);
             return;
         }
 
@@ -298,6 +333,16 @@ internal sealed class SocketReader : UntypedActor
     }
 
     private DirectionEnd EndOf(Lane lane) => _fins.EndOf(lane.Direction, lane.Ended);
+
+    /// <summary>
+    /// What <paramref name="lane"/>'s destination is still owed: <paramref name="queued"/> (the
+    /// writer's, or what waits for it) and then what was taken from its pipe. A direction is
+    /// spliced only while the writer holds none of its bytes, so one of the two is empty.
+    /// </summary>
+    private static byte[] Owed(Lane lane, byte[] queued) =>
+        lane.FromPipe is not { Length: > 0 } piped ? queued
+        : queued.Length == 0 ? piped
+        : [.. queued, .. piped];
 
     /// <summary>The bytes of <paramref name="direction"/> waiting here for the writer, in order.</summary>
     private byte[] Held(Direction direction)
@@ -323,6 +368,16 @@ internal sealed class SocketReader : UntypedActor
     private void Thaw()
     {
         _freeze = PumpFreeze.None;
+        foreach (var lane in (ReadOnlySpan<Lane>)[_up, _down])
+        {
+            if (lane.FromPipe is { } piped)
+            {
+                // Ahead of anything read from now on: inline, or to the writer if the destination is full.
+                lane.FromPipe = null;
+                Seed(lane, piped);
+            }
+        }
+
         if (_writer is not null)
         {
             FlushToWriter();
@@ -342,6 +397,12 @@ internal sealed class SocketReader : UntypedActor
     {
         if (_freeze != PumpFreeze.None)
         {
+            return;
+        }
+
+        if (lane.Pipe is not null && lane.AtWriter == 0)
+        {
+            SpliceWhileReady(lane);
             return;
         }
 
@@ -402,6 +463,12 @@ internal sealed class SocketReader : UntypedActor
                     return;
                 }
 
+                if (read == _writeSize && TryStartSplicing(lane))
+                {
+                    SpliceWhileReady(lane);
+                    return;
+                }
+
                 if (read < _writeSize && !lane.Io.InputEnded)
                 {
                     // A short read drained the socket, and whatever comes next raises a new
@@ -419,6 +486,101 @@ internal sealed class SocketReader : UntypedActor
             {
                 // EOF: the peer sent its FIN.
                 lane.Ended = true;
+                EndOfSource(lane);
+                return;
+            }
+
+            if (error == SocketError.WouldBlock)
+            {
+                WaitForData(lane);
+                return;
+            }
+
+            Fail(lane, error);
+            return;
+        }
+    }
+
+    /// <summary>
+    /// A read filled a whole write-size: a bulk transfer, which goes on through a pipe, unless
+    /// the route says no, the writer still holds bytes of this direction (they go first), or no
+    /// pipe can be had (then it goes on copying).
+    /// </summary>
+    private bool TryStartSplicing(Lane lane)
+    {
+        if (!_splice || lane.Pipe is not null || lane.AtWriter != 0)
+        {
+            return false;
+        }
+
+        lane.Pipe = SplicePipe.TryCreate(_writeSize, out _);
+        return lane.Pipe is not null;
+    }
+
+    /// <summary>
+    /// The spliced path: empties the pipe into the destination, then fills it from the source,
+    /// until the source has nothing (wait for data), the destination is full (wait for room,
+    /// the rest of the pipe still owed), the source ends (its FIN follows the last byte at
+    /// once: the pipe is empty then) or a side fails. A turn is bounded as a read turn is.
+    /// </summary>
+    private void SpliceWhileReady(Lane lane)
+    {
+        if (lane.WaitingForRoom)
+        {
+            return;
+        }
+
+        var pipe = lane.Pipe!;
+        var up = lane.Direction == Direction.Up;
+        var turn = lane.Window;
+        while (!lane.Ended)
+        {
+            while (lane.InPipe > 0)
+            {
+                var sent = pipe.DrainTo(lane.Destination, lane.InPipe, out var sendError);
+                if (sendError == SocketError.Success)
+                {
+                    lane.InPipe -= sent;
+                    _counters.AddSpliced(up, sent, Environment.TickCount64);
+                    continue;
+                }
+
+                if (sendError == SocketError.WouldBlock)
+                {
+                    lane.WaitingForRoom = true;
+                    lane.DestinationIo.AwaitWritable(Self, PumpProtocol.Room.Of(lane.Direction));
+                    return;
+                }
+
+                // As for an inline send: a closed socket means the supervisor is ending it already.
+                lane.Ended = true;
+                if (sendError != SocketError.OperationAborted)
+                {
+                    _supervisor.Tell(new PumpProtocol.SideFailed(lane.DestinationSide, sendError));
+                }
+
+                return;
+            }
+
+            if (turn-- == 0)
+            {
+                Self.Tell(PumpProtocol.Ready.Of(lane.Direction), Self);
+                return;
+            }
+
+            var moved = pipe.FillFrom(lane.Source, out var error);
+            if (error == SocketError.Success && moved > 0)
+            {
+                lane.InPipe = moved;
+                _counters.AddRead(up, moved);
+                continue;
+            }
+
+            if (error == SocketError.Success)
+            {
+                // EOF, with the pipe empty: the FIN follows at once, and the pipe is done.
+                lane.Ended = true;
+                lane.ClosePipe();
                 EndOfSource(lane);
                 return;
             }
@@ -531,19 +693,54 @@ internal sealed class SocketReader : UntypedActor
         Frozen,
     }
 
-    /// <summary>One direction's read side: its source socket and its window of credits.</summary>
+    /// <summary>One direction's read side: its source socket and its window of credits, or its pipe.</summary>
     private sealed class Lane
     {
-        public Lane(Socket source, IoRegistration io, CircuitSide sourceSide, Socket destination, CircuitSide destinationSide,
-            Direction direction, int segments)
+        public Lane(Socket source, IoRegistration io, CircuitSide sourceSide, Socket destination, IoRegistration destinationIo,
+            CircuitSide destinationSide, Direction direction, int segments)
         {
             Source = source;
             Io = io;
             SourceSide = sourceSide;
             Destination = destination;
+            DestinationIo = destinationIo;
             DestinationSide = destinationSide;
             Direction = direction;
             Window = segments;
+        }
+
+        /// <summary>The destination's registration: a spliced lane waits there for room (the writer does otherwise).</summary>
+        public IoRegistration DestinationIo { get; }
+
+        /// <summary>The lane's pipe once it splices (null until a read fills a write-size).</summary>
+        public SplicePipe? Pipe { get; set; }
+
+        /// <summary>Bytes in <see cref="Pipe"/> not yet in the destination's kernel queue.</summary>
+        public int InPipe { get; set; }
+
+        /// <summary>The destination was full with bytes still in the pipe: the lane waits for room, not for data.</summary>
+        public bool WaitingForRoom { get; set; }
+
+        /// <summary>While frozen: the bytes taken out of the pipe, owed to the destination first after a thaw.</summary>
+        public byte[]? FromPipe { get; set; }
+
+        public void TakeFromPipe()
+        {
+            if (Pipe is not null && InPipe > 0)
+            {
+                FromPipe = Pipe.Take(InPipe);
+                InPipe = 0;
+                // Nothing waits in the pipe for room now; after a thaw these bytes go the plain
+                // way, and the writer may take the destination's writable wait over.
+                WaitingForRoom = false;
+            }
+        }
+
+        public void ClosePipe()
+        {
+            Pipe?.Dispose();
+            Pipe = null;
+            InPipe = 0;
         }
 
         public Socket Source { get; }
