@@ -124,11 +124,9 @@ public sealed class CircuitSupervisor : UntypedActor
     /// <see cref="CircuitStart"/> it is sent.
     /// </summary>
     internal static Props Props(CircuitStart first, RouteSettings route, CircuitRegistry registry, RouteMetrics? metrics, UpstreamPool? pool,
-        CircuitParking? parking, string? dispatcher)
-    {
-        CircuitSupervisor Create() => new(first, route, registry, metrics, pool, parking);
-        return dispatcher is null ? PropsFactory.Of(Create) : PropsFactory.Of(Create, dispatcher);
-    }
+        CircuitParking? parking, string? dispatcher) =>
+        PropsFactory.Once((first, route, registry, metrics, pool, parking),
+            static a => new CircuitSupervisor(a.first, a.route, a.registry, a.metrics, a.pool, a.parking), dispatcher);
 
     private CircuitSettings Settings => _route.Circuit;
 
