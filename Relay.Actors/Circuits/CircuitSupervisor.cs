@@ -516,7 +516,9 @@ public sealed class CircuitSupervisor : UntypedActor
             return;
         }
 
+        // Dropped, not only cancelled: an idle circuit would keep the timer and its message.
         _connectTimer?.Cancel();
+        _connectTimer = null;
         if (_member >= 0)
         {
             _pool.OnConnected(_member);
