@@ -398,9 +398,9 @@ public sealed class CircuitSupervisor : UntypedActor
         _entry.SetUpstream(address);
         ArmConnectTimer();
 
-        if (IPAddress.TryParse(address.Host, out var ip))
+        if (_pool.Members[member].Literal is { } literal)
         {
-            BeginConnect(new IPEndPoint(ip, address.Port));
+            BeginConnect(literal);
         }
         else
         {
