@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 using Akka.Actor;
+using Relay.Actors.Listening.Admission;
 
 namespace Relay.Actors.Circuits;
 
@@ -69,6 +70,12 @@ public sealed class CircuitEntry
     public DateTimeOffset? MovedAt { get; init; }
 
     public CircuitCounters Counters { get; } = new();
+
+    /// <summary>
+    /// What the circuit holds of its route's and the node's admission limits, given back by the
+    /// acceptor's close hook (one hook for all its circuits, rather than one closure each).
+    /// </summary>
+    internal AdmissionTicket? Ticket { get; init; }
 
     public CircuitState State
     {

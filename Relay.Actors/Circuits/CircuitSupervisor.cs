@@ -124,11 +124,9 @@ public sealed class CircuitSupervisor : UntypedActor
     /// <see cref="CircuitStart"/> it is sent.
     /// </summary>
     internal static Props Props(CircuitStart first, RouteSettings route, CircuitRegistry registry, RouteMetrics? metrics, UpstreamPool? pool,
-        CircuitParking? parking, string? dispatcher)
-    {
-        CircuitSupervisor Create() => new(first, route, registry, metrics, pool, parking);
-        return dispatcher is null ? PropsFactory.Of(Create) : PropsFactory.Of(Create, dispatcher);
-    }
+        CircuitParking? parking, string? dispatcher) =>
+        PropsFactory.Once((first, route, registry, metrics, pool, parking),
+            static a => new CircuitSupervisor(a.first, a.route, a.registry, a.metrics, a.pool, a.parking), dispatcher);
 
     private CircuitSettings Settings => _route.Circuit;
 
@@ -400,9 +398,9 @@ public sealed class CircuitSupervisor : UntypedActor
         _entry.SetUpstream(address);
         ArmConnectTimer();
 
-        if (IPAddress.TryParse(address.Host, out var ip))
+        if (_pool.Members[member].Literal is { } literal)
         {
-            BeginConnect(new IPEndPoint(ip, address.Port));
+            BeginConnect(literal);
         }
         else
         {
@@ -518,7 +516,9 @@ public sealed class CircuitSupervisor : UntypedActor
             return;
         }
 
+        // Dropped, not only cancelled: an idle circuit would keep the timer and its message.
         _connectTimer?.Cancel();
+        _connectTimer = null;
         if (_member >= 0)
         {
             _pool.OnConnected(_member);

@@ -33,9 +33,36 @@ internal static class PropsFactory
 
     /// <summary>Props for <paramref name="create"/> on the dispatcher <paramref name="dispatcher"/>.</summary>
     public static Props Of<TActor>(Func<TActor> create, string dispatcher)
+        where TActor : ActorBase =>
+        WithProducer(new DelegateProducer<TActor>(create), dispatcher);
+
+    /// <summary>
+    /// Props whose one actor is made by <paramref name="create"/> from <paramref name="args"/>,
+    /// on <paramref name="dispatcher"/> (null: the caller's default).
+    /// <para>
+    /// For the actors made per circuit: one producer object holds the arguments (a value tuple
+    /// for several, inline in it) where a lambda costs a closure, a <see cref="Func{TResult}"/>
+    /// and a producer around it, 176 B per circuit in the idle-memory measurement
+    /// (ops/bench/idle-heap.md). <paramref name="create"/> should be a static lambda, which
+    /// the compiler allocates once.
+    /// </para>
+    /// <para>
+    /// The producer lets go of <paramref name="args"/> once the actor is made: the cell keeps
+    /// its Props for its whole life, and a circuit's actors, parked and serving later circuits,
+    /// would otherwise keep their first circuit's sockets and entry reachable. A second actor
+    /// from the same Props (a restart: circuits are stopped on failure, never restarted) is
+    /// refused.
+    /// </para>
+    /// </summary>
+    public static Props Once<TActor, TArgs>(TArgs args, Func<TArgs, TActor> create, string? dispatcher)
         where TActor : ActorBase
     {
-        var producer = new DelegateProducer<TActor>(create);
+        var producer = new OnceProducer<TActor, TArgs>(args, create);
+        return dispatcher is null ? Props.CreateBy(producer) : WithProducer(producer, dispatcher);
+    }
+
+    private static Props WithProducer(IIndirectActorProducer producer, string dispatcher)
+    {
         if (!s_internalConstructorMissing)
         {
             try
@@ -66,6 +93,32 @@ internal static class PropsFactory
         public Type ActorType => typeof(TActor);
 
         public ActorBase Produce() => create();
+
+        public void Release(ActorBase actor)
+        {
+        }
+    }
+
+    private sealed class OnceProducer<TActor, TArgs>(TArgs args, Func<TArgs, TActor> create) : IIndirectActorProducer
+        where TActor : ActorBase
+    {
+        private TArgs _args = args;
+        private int _made;
+
+        public Type ActorType => typeof(TActor);
+
+        public ActorBase Produce()
+        {
+            if (Interlocked.Exchange(ref _made, 1) != 0)
+            {
+                throw new InvalidOperationException(
+                    $"{typeof(TActor).Name} props make one actor: it is stopped on failure, never restarted or made twice");
+            }
+
+            var taken = _args;
+            _args = default!;
+            return create(taken);
+        }
 
         public void Release(ActorBase actor)
         {

@@ -52,7 +52,12 @@ public sealed partial class AcceptorActor : UntypedActor, IWithTimers
         _route = route;
         _metrics = metrics;
         _pool = pool;
-        _onCircuitClosed = entry => _node.Balancer.Release(entry.Core);
+        // One hook for all of this acceptor's circuits: each one's ticket is on its entry.
+        _onCircuitClosed = entry =>
+        {
+            _node.Balancer.Release(entry.Core);
+            entry.Ticket?.Release();
+        };
         _parking = parking;
     }
 
@@ -218,15 +223,11 @@ public sealed partial class AcceptorActor : UntypedActor, IWithTimers
         var entry = new CircuitEntry(id, _route.Name, _node.Name, remote, _route.Upstreams, core, ActorRefs.Nobody)
         {
             ProxiedDestination = proxiedDestination,
-        };
-        Action<CircuitEntry> onClosed = closed =>
-        {
-            _onCircuitClosed(closed);
-            ticket.Release();
+            Ticket = ticket,
         };
         // Counted before the circuit starts: on another core it may close before this returns.
         _metrics.OnCircuitStarted();
-        StartSupervisor(new CircuitStart(entry, client, onClosed));
+        StartSupervisor(new CircuitStart(entry, client, _onCircuitClosed));
     }
 
     /// <summary>
@@ -284,15 +285,11 @@ public sealed partial class AcceptorActor : UntypedActor, IWithTimers
             OpenedAt = moved.OpenedAt,
             Moves = moved.Moves,
             MovedAt = DateTimeOffset.UtcNow,
+            Ticket = ticket,
         };
         entry.Counters.Restore(moved.BytesUp, moved.BytesDown, moved.ReadUp, moved.ReadDown, moved.QuietMs);
-        Action<CircuitEntry> onClosed = closed =>
-        {
-            _onCircuitClosed(closed);
-            ticket.Release();
-        };
         _metrics.OnCircuitRestored(moved.BytesUp, moved.BytesDown);
-        StartSupervisor(new CircuitStart(entry, moved.Sockets.Client, onClosed, moved.Sockets));
+        StartSupervisor(new CircuitStart(entry, moved.Sockets.Client, _onCircuitClosed, moved.Sockets));
         return entry;
     }
 

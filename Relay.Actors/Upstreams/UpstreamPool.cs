@@ -1,3 +1,4 @@
+using System.Net;
 using Akka.Event;
 using Relay.Actors.Configuration;
 using Relay.Actors.Logging;
@@ -289,11 +290,19 @@ public sealed class UpstreamMember
     {
         Index = index;
         Address = address;
+        Literal = IPAddress.TryParse(address.Host, out var ip) ? new IPEndPoint(ip, address.Port) : null;
     }
 
     public int Index { get; }
 
     public UpstreamAddress Address { get; }
+
+    /// <summary>
+    /// The member's endpoint when its host is an IP address, parsed once and shared by every
+    /// circuit connecting to it (nothing changes an endpoint it is given); null for a name,
+    /// which each circuit resolves.
+    /// </summary>
+    internal IPEndPoint? Literal { get; }
 
     /// <summary>Neither ejected by connect failures nor marked down by the health check.</summary>
     public bool IsUp => Volatile.Read(ref EjectedUntilMs) == 0 && !_activeDown;

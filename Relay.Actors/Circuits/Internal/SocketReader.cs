@@ -86,7 +86,7 @@ internal sealed class SocketReader : UntypedActor
     /// A reader for <paramref name="first"/>: a restored circuit's reader first owes each
     /// destination its seed, and then, for a direction whose source had ended, its FIN.
     /// </summary>
-    public static Props Props(PumpStart first) => PropsFactory.Of(() => new SocketReader(first), first.Context.Dispatcher);
+    public static Props Props(PumpStart first) => PropsFactory.Once(first, static f => new SocketReader(f), first.Context.Dispatcher);
 
     protected override void PreStart()
     {

@@ -44,7 +44,7 @@ internal sealed class SocketWriter : UntypedActor
         Begin(context);
     }
 
-    public static Props Props(PumpContext context) => PropsFactory.Of(() => new SocketWriter(context), context.Dispatcher);
+    public static Props Props(PumpContext context) => PropsFactory.Once(context, static c => new SocketWriter(c), context.Dispatcher);
 
     private void Begin(PumpContext context)
     {
