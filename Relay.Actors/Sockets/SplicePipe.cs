@@ -29,7 +29,7 @@ internal sealed unsafe class SplicePipe : IDisposable
         Capacity = capacity;
     }
 
-    /// <summary>How many bytes one fill may move: the pipe's size.</summary>
+    /// <summary>The most bytes the pipe holds: its size.</summary>
     public int Capacity { get; }
 
     /// <summary>
@@ -57,8 +57,8 @@ internal sealed unsafe class SplicePipe : IDisposable
         return new SplicePipe(fds[0], fds[1], Math.Max(capacity, 4096));
     }
 
-    /// <summary>Moves up to <see cref="Capacity"/> bytes from <paramref name="source"/> into the pipe.</summary>
-    public int FillFrom(Socket source, out SocketError error) => Splice(source, toPipe: true, Capacity, out error);
+    /// <summary>Moves up to <paramref name="count"/> bytes from <paramref name="source"/> into the pipe.</summary>
+    public int FillFrom(Socket source, int count, out SocketError error) => Splice(source, toPipe: true, count, out error);
 
     /// <summary>Moves up to <paramref name="count"/> bytes from the pipe to <paramref name="destination"/>.</summary>
     public int DrainTo(Socket destination, int count, out SocketError error) => Splice(destination, toPipe: false, count, out error);

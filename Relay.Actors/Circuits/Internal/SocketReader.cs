@@ -47,9 +47,9 @@ namespace Relay.Actors.Circuits.Internal;
 /// A bulk direction goes through the kernel: once a read fills a whole write-size, and the
 /// route allows it (<c>splice</c>), the lane moves its bytes with splice(2) through a pipe
 /// of its own (<see cref="SplicePipe"/>), source to pipe to destination, and they never enter
-/// user space. The pipe is the lane's window then: it fills only when empty, and while its
-/// destination cannot take the rest the lane waits for room (<see cref="PumpProtocol.Room"/>)
-/// instead of reading. Short exchanges never fill a read, and never pay for a pipe.
+/// user space. The pipe is the lane's window then: the lane reads while the pipe has room, and
+/// waits for its destination's room (<see cref="PumpProtocol.Room"/>) itself, as the writer
+/// would. Short exchanges never fill a read, and never pay for a pipe.
 /// </para>
 /// <para>
 /// A reader serves its supervisor's circuits one after another: told
@@ -372,9 +372,21 @@ internal sealed class SocketReader : UntypedActor
         {
             if (lane.FromPipe is { } piped)
             {
-                // Ahead of anything read from now on: inline, or to the writer if the destination is full.
+                // Ahead of anything read from now on: inline, or to the writer if the destination
+                // is full. A source that had ended owes its FIN after them, as a restored one does.
                 lane.FromPipe = null;
+                var sourceEnded = lane.Ended;
+                lane.Ended = false;
                 Seed(lane, piped);
+                if (sourceEnded)
+                {
+                    lane.ClosePipe();
+                    if (!lane.Ended)
+                    {
+                        lane.Ended = true;
+                        EndOfSource(lane);
+                    }
+                }
             }
         }
 
@@ -513,52 +525,69 @@ internal sealed class SocketReader : UntypedActor
             return false;
         }
 
-        lane.Pipe = SplicePipe.TryCreate(_writeSize, out _);
+        // The pipe holds the lane's window, as the writer would (at most 1 MiB, pipe-max-size for
+        // a process without CAP_SYS_RESOURCE): a pipe of one read's size halved the rate of 8
+        // streams, each direction stopping its reads whenever its destination was full.
+        lane.Pipe = SplicePipe.TryCreate(Math.Min(lane.Window * _writeSize, 1 << 20), out _);
         return lane.Pipe is not null;
     }
 
     /// <summary>
-    /// The spliced path: empties the pipe into the destination, then fills it from the source,
-    /// until the source has nothing (wait for data), the destination is full (wait for room,
-    /// the rest of the pipe still owed), the source ends (its FIN follows the last byte at
-    /// once: the pipe is empty then) or a side fails. A turn is bounded as a read turn is.
+    /// The spliced path: moves what the pipe holds to the destination, and fills the pipe from
+    /// the source while it has room, until both wait: the source for data, the destination for
+    /// room (while it is full the lane still reads, as long as the pipe has room, so the
+    /// source's window stays open), or the pipe is full. The source's EOF goes into the lane as
+    /// the copy path's does (<see cref="Lane.Ended"/>), and the FIN follows the pipe's last
+    /// byte. A turn is bounded as a read turn is.
     /// </summary>
     private void SpliceWhileReady(Lane lane)
     {
-        if (lane.WaitingForRoom)
-        {
-            return;
-        }
-
         var pipe = lane.Pipe!;
         var up = lane.Direction == Direction.Up;
         var turn = lane.Window;
-        while (!lane.Ended)
+        while (true)
         {
-            while (lane.InPipe > 0)
+            while (lane.InPipe > 0 && !lane.WaitingForRoom)
             {
                 var sent = pipe.DrainTo(lane.Destination, lane.InPipe, out var sendError);
                 if (sendError == SocketError.Success)
                 {
                     lane.InPipe -= sent;
                     _counters.AddSpliced(up, sent, Environment.TickCount64);
-                    continue;
                 }
-
-                if (sendError == SocketError.WouldBlock)
+                else if (sendError == SocketError.WouldBlock)
                 {
                     lane.WaitingForRoom = true;
                     lane.DestinationIo.AwaitWritable(Self, PumpProtocol.Room.Of(lane.Direction));
+                }
+                else
+                {
+                    // As for an inline send: a closed socket means the supervisor is ending it already.
+                    lane.ClosePipe();
+                    lane.Ended = true;
+                    if (sendError != SocketError.OperationAborted)
+                    {
+                        _supervisor.Tell(new PumpProtocol.SideFailed(lane.DestinationSide, sendError));
+                    }
+
                     return;
                 }
+            }
 
-                // As for an inline send: a closed socket means the supervisor is ending it already.
-                lane.Ended = true;
-                if (sendError != SocketError.OperationAborted)
+            if (lane.Ended)
+            {
+                if (lane.InPipe == 0)
                 {
-                    _supervisor.Tell(new PumpProtocol.SideFailed(lane.DestinationSide, sendError));
+                    // The source's EOF is behind the pipe's last byte: the FIN follows now.
+                    lane.ClosePipe();
+                    EndOfSource(lane);
                 }
 
+                return;
+            }
+
+            if (lane.WaitingForData || lane.InPipe >= pipe.Capacity)
+            {
                 return;
             }
 
@@ -568,31 +597,26 @@ internal sealed class SocketReader : UntypedActor
                 return;
             }
 
-            var moved = pipe.FillFrom(lane.Source, out var error);
+            var moved = pipe.FillFrom(lane.Source, pipe.Capacity - lane.InPipe, out var error);
             if (error == SocketError.Success && moved > 0)
             {
-                lane.InPipe = moved;
+                lane.InPipe += moved;
                 _counters.AddRead(up, moved);
-                continue;
             }
-
-            if (error == SocketError.Success)
+            else if (error == SocketError.Success)
             {
-                // EOF, with the pipe empty: the FIN follows at once, and the pipe is done.
-                lane.Ended = true;
-                lane.ClosePipe();
-                EndOfSource(lane);
-                return;
+                lane.Ended = true; // EOF
             }
-
-            if (error == SocketError.WouldBlock)
+            else if (error == SocketError.WouldBlock)
             {
                 WaitForData(lane);
+            }
+            else
+            {
+                lane.ClosePipe();
+                Fail(lane, error);
                 return;
             }
-
-            Fail(lane, error);
-            return;
         }
     }
 
