@@ -32,6 +32,18 @@ internal sealed unsafe class SplicePipe : IDisposable
     /// <summary>The most bytes the pipe holds: its size.</summary>
     public int Capacity { get; }
 
+    // The state of the lane that splices through this pipe, kept here rather than in the lane,
+    // so a lane that never splices does not carry it (see SocketReader.Lane).
+
+    /// <summary>Bytes in the pipe, not yet moved to the destination.</summary>
+    public int Held { get; set; }
+
+    /// <summary>The destination was full: the lane waits for its room.</summary>
+    public bool WaitingForRoom { get; set; }
+
+    /// <summary>While the circuit is frozen: the bytes <see cref="Take"/> took out.</summary>
+    public byte[]? Taken { get; set; }
+
     /// <summary>
     /// A pipe of about <paramref name="size"/> bytes (the kernel may give less: its
     /// pipe-max-size, or the user's pipe quota), or null with the errno when none can be made

@@ -103,10 +103,10 @@ internal sealed class SocketReader : UntypedActor
         _fins = context.Fins;
         _writeSize = context.WriteSize;
         _splice = context.Splice;
-        _up = new Lane(context.Client, context.ClientIo, CircuitSide.Client, context.Upstream, context.UpstreamIo, CircuitSide.Upstream,
-            Direction.Up, context.SegmentsPerDirection);
-        _down = new Lane(context.Upstream, context.UpstreamIo, CircuitSide.Upstream, context.Client, context.ClientIo, CircuitSide.Client,
-            Direction.Down, context.SegmentsPerDirection);
+        _up = new Lane(context.Client, context.ClientIo, CircuitSide.Client, context.Upstream, CircuitSide.Upstream, Direction.Up,
+            context.SegmentsPerDirection);
+        _down = new Lane(context.Upstream, context.UpstreamIo, CircuitSide.Upstream, context.Client, CircuitSide.Client, Direction.Down,
+            context.SegmentsPerDirection);
         // A direction over already goes first, so that the FinCarrier knows which end is the
         // circuit's last before an owed FIN is carried below.
         EndBeforeStart(_up, start.Up, DirectionEnd.FinCarried);
@@ -558,7 +558,9 @@ internal sealed class SocketReader : UntypedActor
                 else if (sendError == SocketError.WouldBlock)
                 {
                     lane.WaitingForRoom = true;
-                    lane.DestinationIo.AwaitWritable(Self, PumpProtocol.Room.Of(lane.Direction));
+                    // The destination is the other lane's source: its registration, whose write wait is
+                    // this lane's while it splices (the writer holds none of its bytes).
+                    (lane == _up ? _down : _up).Io.AwaitWritable(Self, PumpProtocol.Room.Of(lane.Direction));
                 }
                 else
                 {
@@ -720,33 +722,57 @@ internal sealed class SocketReader : UntypedActor
     /// <summary>One direction's read side: its source socket and its window of credits, or its pipe.</summary>
     private sealed class Lane
     {
-        public Lane(Socket source, IoRegistration io, CircuitSide sourceSide, Socket destination, IoRegistration destinationIo,
-            CircuitSide destinationSide, Direction direction, int segments)
+        public Lane(Socket source, IoRegistration io, CircuitSide sourceSide, Socket destination, CircuitSide destinationSide,
+            Direction direction, int segments)
         {
             Source = source;
             Io = io;
             SourceSide = sourceSide;
             Destination = destination;
-            DestinationIo = destinationIo;
             DestinationSide = destinationSide;
             Direction = direction;
             Window = segments;
         }
 
-        /// <summary>The destination's registration: a spliced lane waits there for room (the writer does otherwise).</summary>
-        public IoRegistration DestinationIo { get; }
-
-        /// <summary>The lane's pipe once it splices (null until a read fills a write-size).</summary>
+        /// <summary>
+        /// The lane's pipe once it splices (null until a read fills a write-size). What a spliced
+        /// lane keeps besides lives in the pipe object, so a lane that never splices (most, and
+        /// every idle one) pays one field for it.
+        /// </summary>
         public SplicePipe? Pipe { get; set; }
 
         /// <summary>Bytes in <see cref="Pipe"/> not yet in the destination's kernel queue.</summary>
-        public int InPipe { get; set; }
+        public int InPipe
+        {
+            get => Pipe?.Held ?? 0;
+            set => Pipe!.Held = value;
+        }
 
-        /// <summary>The destination was full with bytes still in the pipe: the lane waits for room, not for data.</summary>
-        public bool WaitingForRoom { get; set; }
+        /// <summary>The destination was full with bytes still in the pipe: the lane waits for room (besides data, maybe).</summary>
+        public bool WaitingForRoom
+        {
+            get => Pipe?.WaitingForRoom ?? false;
+            set
+            {
+                if (Pipe is not null)
+                {
+                    Pipe.WaitingForRoom = value;
+                }
+            }
+        }
 
         /// <summary>While frozen: the bytes taken out of the pipe, owed to the destination first after a thaw.</summary>
-        public byte[]? FromPipe { get; set; }
+        public byte[]? FromPipe
+        {
+            get => Pipe?.Taken;
+            set
+            {
+                if (Pipe is not null)
+                {
+                    Pipe.Taken = value;
+                }
+            }
+        }
 
         public void TakeFromPipe()
         {
@@ -764,7 +790,6 @@ internal sealed class SocketReader : UntypedActor
         {
             Pipe?.Dispose();
             Pipe = null;
-            InPipe = 0;
         }
 
         public Socket Source { get; }
