@@ -82,12 +82,9 @@ public sealed class CircuitSupervisor : UntypedActor
     private CircuitPhase _phase = CircuitPhase.Closed;
     private PumpContext? _pumps;
     private bool _writerBegun; // the writer (kept from an earlier circuit, maybe) has this circuit's pumps
-    // A handover in progress: who asked, the open phase the circuit froze from, and what was
-    // asked of it meanwhile (a thaw before the pumps stopped, an abort while frozen).
-    private IActorRef? _handover;
-    private CircuitPhase _frozenFrom;
-    private bool _thawWhenFrozen;
-    private string? _abortWhenThawed;
+    // A handover in progress, made when it starts: most circuits never freeze, and an idle
+    // one should not carry its four fields.
+    private FreezeInProgress? _freezing;
 
     /// <summary>How old a circuit is when its upstream's keepalive options are set.</summary>
     internal static readonly TimeSpan KeepAliveDelay = TimeSpan.FromSeconds(1);
@@ -897,9 +894,7 @@ public sealed class CircuitSupervisor : UntypedActor
         _upstreamKeepAlivePending = false;
         _pumps = null;
         _writerBegun = false;
-        _handover = null;
-        _thawWhenFrozen = false;
-        _abortWhenThawed = null;
+        _freezing = null;
         if (_parking!.TryPark(_core, Self))
         {
             _parked = true;
@@ -919,10 +914,7 @@ public sealed class CircuitSupervisor : UntypedActor
     /// </summary>
     private void BeginFreeze(IActorRef replyTo)
     {
-        _handover = replyTo;
-        _frozenFrom = _phase;
-        _thawWhenFrozen = false;
-        _abortWhenThawed = null;
+        _freezing = new FreezeInProgress(replyTo, _phase);
         MoveTo(CircuitPhase.Freezing);
         _reader!.Tell(PumpProtocol.Freeze.Instance, Self);
     }
@@ -935,25 +927,25 @@ public sealed class CircuitSupervisor : UntypedActor
                 OnPumpsFrozen(frozen);
                 break;
 
-            case PumpProtocol.DirectionFinished finished when _frozenFrom == CircuitPhase.Established:
+            case PumpProtocol.DirectionFinished finished when _freezing!.From == CircuitPhase.Established:
                 // A FIN carried just before the pumps stopped: the circuit is half-closed now.
-                _frozenFrom = CircuitPhases.Finished(finished.Direction);
+                _freezing.From = CircuitPhases.Finished(finished.Direction);
                 _halfClosedAtMs = Environment.TickCount64;
                 break;
 
             case PumpProtocol.DirectionFinished:
                 // The other direction had finished already: the circuit is complete.
-                _handover!.Tell(new CircuitHandoverProtocol.NotMovable(_entry, "closed"), Self);
+                _freezing!.ReplyTo.Tell(new CircuitHandoverProtocol.NotMovable(_entry, "closed"), Self);
                 Close(CloseReasons.Complete);
                 break;
 
             case PumpProtocol.SideFailed failed:
-                _handover!.Tell(new CircuitHandoverProtocol.NotMovable(_entry, "reset"), Self);
+                _freezing!.ReplyTo.Tell(new CircuitHandoverProtocol.NotMovable(_entry, "reset"), Self);
                 ResetAndClose(CloseReasons.ForSocketError(failed.Side, failed.Error), failed.Error.ToString());
                 break;
 
             case CircuitHandoverProtocol.Thaw thaw when thaw.CircuitId == _entry.Id:
-                _thawWhenFrozen = true;
+                _freezing!.ThawWhenFrozen = true;
                 break;
 
             default:
@@ -964,7 +956,7 @@ public sealed class CircuitSupervisor : UntypedActor
 
     private void OnPumpsFrozen(PumpProtocol.PumpsFrozen frozen)
     {
-        if (_thawWhenFrozen)
+        if (_freezing!.ThawWhenFrozen)
         {
             ThawPumps();
             return;
@@ -976,7 +968,7 @@ public sealed class CircuitSupervisor : UntypedActor
         // activity, as the half-closed timeout has it here.
         MoveTo(CircuitPhase.Frozen);
         var quietMs = Math.Max(0, Environment.TickCount64 - Math.Max(_entry.Counters.LastActivityMs, _halfClosedAtMs));
-        _handover!.Tell(new CircuitHandoverProtocol.Frozen(_entry, _client, _upstream!, frozen.ToUpstream, frozen.ToClient, quietMs,
+        _freezing.ReplyTo.Tell(new CircuitHandoverProtocol.Frozen(_entry, _client, _upstream!, frozen.ToUpstream, frozen.ToClient, quietMs,
             frozen.Up, frozen.Down), Self);
     }
 
@@ -1010,7 +1002,7 @@ public sealed class CircuitSupervisor : UntypedActor
                 break;
 
             case CircuitCommands.Abort abort when abort.CircuitId == _entry.Id:
-                _abortWhenThawed = abort.Reason;
+                _freezing!.AbortWhenThawed = abort.Reason;
                 break;
 
             case PumpProtocol.WriterWanted:
@@ -1036,10 +1028,11 @@ public sealed class CircuitSupervisor : UntypedActor
     /// <summary>Back to the open phase the circuit froze from; both pumps go on where they stopped.</summary>
     private void ThawPumps()
     {
-        MoveTo(_frozenFrom);
-        _handover = null;
+        var freezing = _freezing!;
+        MoveTo(freezing.From);
+        _freezing = null;
         _reader!.Tell(PumpProtocol.Thaw.Instance, Self);
-        if (_abortWhenThawed is { } reason)
+        if (freezing.AbortWhenThawed is { } reason)
         {
             ResetAndClose(reason, "reset on request");
         }
@@ -1183,6 +1176,21 @@ public sealed class CircuitSupervisor : UntypedActor
         {
             ResetAndClose(CloseReasons.InternalError, reason.GetType().Name, stopping: true);
         }
+    }
+
+    /// <summary>
+    /// A handover's hold on the circuit: who asked, the open phase it froze from, and what was
+    /// asked of it meanwhile (a thaw before the pumps stopped, an abort while frozen).
+    /// </summary>
+    private sealed class FreezeInProgress(IActorRef replyTo, CircuitPhase from)
+    {
+        public IActorRef ReplyTo { get; } = replyTo;
+
+        public CircuitPhase From { get; set; } = from;
+
+        public bool ThawWhenFrozen { get; set; }
+
+        public string? AbortWhenThawed { get; set; }
     }
 
     private sealed record ConnectTimedOut(int Attempt) : INoSerializationVerificationNeeded, IDeadLetterSuppression;

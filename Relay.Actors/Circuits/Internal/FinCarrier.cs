@@ -10,8 +10,12 @@ namespace Relay.Actors.Circuits.Internal;
 /// when the writer holds none of its bytes, the writer after its backlog), so the circuit's
 /// reader and writer share one of these; all three actors of a circuit run on its core's
 /// thread, so its state needs no locking.
+/// <para>
+/// Not sealed: the circuit's <see cref="PumpContext"/> is one, so a circuit has one object for
+/// both (32 bytes less per circuit, idle ones included, than a FinCarrier of its own).
+/// </para>
 /// </summary>
-internal sealed class FinCarrier(IActorRef supervisor)
+internal class FinCarrier(IActorRef supervisor)
 {
     private bool _upFinished;
     private bool _downFinished;

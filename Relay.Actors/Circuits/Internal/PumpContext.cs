@@ -22,7 +22,7 @@ internal sealed class PumpContext(
     int writeSize,
     int segmentsPerDirection,
     string dispatcher,
-    bool splice = false)
+    bool splice = false) : FinCarrier(supervisor)
 {
     public Socket Client { get; } = client;
 
@@ -36,7 +36,8 @@ internal sealed class PumpContext(
 
     public CircuitCounters Counters { get; } = counters;
 
-    public FinCarrier Fins { get; } = new(supervisor);
+    /// <summary>The circuit's <see cref="FinCarrier"/>: this context itself (see there).</summary>
+    public FinCarrier Fins => this;
 
     /// <summary>Bytes per read (and per segment).</summary>
     public int WriteSize { get; } = writeSize;
