@@ -609,6 +609,20 @@ internal sealed class SocketReader : UntypedActor
             {
                 lane.Ended = true; // EOF
             }
+            else if (error == SocketError.WouldBlock && lane.InPipe > 0)
+            {
+                // EAGAIN from a pipe that holds bytes may mean the pipe is full: it counts slots,
+                // one per received fragment, not bytes. Waiting for data here would wait for an
+                // edge that a sender whose window is closed never raises; the destination's room
+                // drains the pipe, and the lane fills again then (EAGAIN from an empty pipe is
+                // the one that means no data).
+                if (!lane.WaitingForRoom)
+                {
+                    continue;
+                }
+
+                return;
+            }
             else if (error == SocketError.WouldBlock)
             {
                 WaitForData(lane);
