@@ -46,19 +46,17 @@ internal sealed unsafe class SplicePipe : IDisposable
 
     /// <summary>
     /// A pipe of about <paramref name="size"/> bytes (the kernel may give less: its
-    /// pipe-max-size, or the user's pipe quota), or null with the errno when none can be made
-    /// (descriptors exhausted, say): the direction then goes on copying.
+    /// pipe-max-size, or the user's pipe quota), or null when none can be made (descriptors
+    /// exhausted, say): the direction then goes on copying, so the reason is not kept.
     /// </summary>
-    public static SplicePipe? TryCreate(int size, out int errno)
+    public static SplicePipe? TryCreate(int size)
     {
         var fds = stackalloc int[2];
         if (Unistd.Pipe2(fds, Fcntl.O_NONBLOCK | Fcntl.O_CLOEXEC) != 0)
         {
-            errno = Marshal.GetLastPInvokeError();
             return null;
         }
 
-        errno = 0;
         // Refused above pipe-max-size for an unprivileged process: the default size then.
         var capacity = Fcntl.Control(fds[1], Fcntl.F_SETPIPE_SZ, size);
         if (capacity <= 0)

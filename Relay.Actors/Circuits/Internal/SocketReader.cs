@@ -528,7 +528,7 @@ internal sealed class SocketReader : UntypedActor
         // The pipe holds the lane's window, as the writer would (at most 1 MiB, pipe-max-size for
         // a process without CAP_SYS_RESOURCE): a pipe of one read's size halved the rate of 8
         // streams, each direction stopping its reads whenever its destination was full.
-        lane.Pipe = SplicePipe.TryCreate(Math.Min(lane.Window * _writeSize, 1 << 20), out _);
+        lane.Pipe = SplicePipe.TryCreate(Math.Min(lane.Window * _writeSize, 1 << 20));
         return lane.Pipe is not null;
     }
 
