@@ -188,7 +188,11 @@ public sealed class CircuitStateActor : UntypedActor, IWithTimers
         }
 
         var name = node.Address.ToString();
-        var lost = _table.MarkLost(name, DateTimeOffset.UtcNow + _settings.LostRetention);
+        // A node that handed its circuits over and then left (a rolling restart) may not have
+        // published its emptied table in time: the circuits that now run here are not lost.
+        // A route's client address and port name one circuit at a time.
+        var here = _local.Snapshot().Select(e => (e.Route, e.Client.ToString() ?? string.Empty)).ToHashSet();
+        var lost = _table.MarkLost(name, DateTimeOffset.UtcNow + _settings.LostRetention, c => here.Contains((c.Route, c.Client)));
         foreach (var c in lost)
         {
             RelayEvents.CircuitLost.Log(_log, c.Id, c.Route, c.Client, c.Upstream, name, c.BytesUp, c.BytesDown);

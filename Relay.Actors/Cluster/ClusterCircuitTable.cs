@@ -37,15 +37,21 @@ public sealed class ClusterCircuitTable
         }
     }
 
-    /// <summary>Moves the open circuits of <paramref name="node"/> to the lost list and returns them.</summary>
-    internal ImmutableArray<CircuitRecord> MarkLost(string node, DateTimeOffset until)
+    /// <summary>
+    /// Moves the open circuits of <paramref name="node"/> to the lost list and returns them,
+    /// except those <paramref name="runsHere"/> names: circuits the node handed over before it
+    /// went, which its last published table may still list.
+    /// </summary>
+    internal ImmutableArray<CircuitRecord> MarkLost(string node, DateTimeOffset until, Func<CircuitRecord, bool>? runsHere = null)
     {
         var open = ImmutableArray.CreateBuilder<CircuitRecord>();
         foreach (var key in _remote.Keys.Where(k => k.Node == node).ToList())
         {
             if (_remote.TryRemove(key, out var shard))
             {
-                open.AddRange(shard.Circuits.Where(c => c.State != CircuitState.Closed).Select(c => c with { State = CircuitState.Lost }));
+                open.AddRange(shard.Circuits
+                    .Where(c => c.State != CircuitState.Closed && runsHere?.Invoke(c) != true)
+                    .Select(c => c with { State = CircuitState.Lost }));
             }
         }
 

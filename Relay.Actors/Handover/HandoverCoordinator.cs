@@ -245,6 +245,10 @@ public sealed class HandoverCoordinator : ReceiveActor
         _handedAway.AddRange(TuplesOf(moving)); // before the release closes the sockets
         var (moved, lost) = await ReleaseAsync(moving, restored);
         _metrics.OnCircuitsHandedOver(moved, pauseMs / 1000);
+        // The other nodes' tables drop the moved circuits from this node's list now, not at the
+        // next tick: a node that leaves right after (a rolling restart) would otherwise leave
+        // them listed as its own, and lost.
+        _cluster.StateActor.Tell(CircuitStateActor.PublishNow.Instance);
         RelayEvents.HandoverCompleted.Log(_log, id, targetName, moved, stayed + failedDumps.Count, lost, bytesMoved, pauseMs);
         return new HandoverProtocol.Outcome(HandoverProtocol.Results.Completed, $"{moved} circuit(s) moved to {targetName}", targetName,
             moved, stayed + failedDumps.Count, lost, bytesMoved, pauseMs) { Timings = phases };
@@ -783,6 +787,7 @@ public sealed class HandoverCoordinator : ReceiveActor
 
             var adopted = await AdoptAsync(receiver);
             await channel.SendAsync(HandoverProtocol.Frames.Committed, HandoverCoordinator.WriteIds([adopted]), CancellationToken.None);
+            _cluster.StateActor.Tell(CircuitStateActor.PublishNow.Instance);
             RelayEvents.HandoverReceived.Log(_log, prepare.HandoverId, source.Path.Address.ToString(), adopted, receiver.Count - adopted);
         }
         catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or TimeoutException or ObjectDisposedException

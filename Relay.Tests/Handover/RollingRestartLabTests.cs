@@ -36,6 +36,10 @@ public sealed class RollingRestartLabTests(ITestOutputHelper output)
             Assert.Contains($": {Circuits} circuit(s) moved, 0 stayed, 0 reset", completed);
             Assert.Contains(oldLog, l => l.Contains("HandoverStarted") && l.Contains("(shutdown)"));
             await lab.WaitForLogAsync(2, l => l.Contains("HandoverReceived") && l.Contains($": {Circuits} circuit(s) now run here"));
+            // n1 left right after: the circuits it handed over run on n2 and are not listed as lost with it.
+            var gone = Assert.Single(await lab.WaitForLogAsync(2, l => l.Contains("NodeCircuitsLost")));
+            Assert.Contains("; 0 open circuit(s) listed as lost", gone);
+            Assert.DoesNotContain(await File.ReadAllLinesAsync(lab.LogOf(2)), l => l.Contains("CircuitLost circuit"));
 
             // The circuits go on through n2 while n1 is down.
             var beforeRestart = traffic.Received;
