@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using Relay.Tests.Cluster;
 using Relay.Tests.Native;
 using Relay.Tests.Support;
@@ -55,6 +56,7 @@ internal sealed class HandoverLab : IAsyncDisposable
             await lab.ClusterAsync("up", "--egress");
             await CountResetsAsync(lab.Prefix + "cli");
             await CountResetsAsync(lab.Prefix + "srv");
+            lab.StartCaptures();
             lab._listener = NetworkNamespace.Run(lab.Prefix + "srv", () =>
             {
                 var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
@@ -229,13 +231,60 @@ internal sealed class HandoverLab : IAsyncDisposable
         {
             // The set holds each reset's tuple (source . port . destination . port).
             _out.WriteLine($"resets arriving in {ns}:\n{listing}");
+            await PrintCapturesAsync();
         }
 
         return count;
     }
 
+    // Where each SYN, FIN and RST of the service and the server went, per namespace, so that a
+    // reset a test counts says when it came and which node sent it (tcpdump, when installed).
+    private readonly List<(string Namespace, string File, Process Dump)> _captures = [];
+
+    private void StartCaptures()
+    {
+        var tcpdump = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Append("/usr/sbin")
+            .Select(dir => Path.Combine(dir, "tcpdump")).FirstOrDefault(File.Exists);
+        if (tcpdump is null)
+        {
+            _out.WriteLine("tcpdump is not installed: a reset will be counted but not traced");
+            return;
+        }
+
+        foreach (var ns in new[] { "cli", "srv", "n1", "n2" })
+        {
+            var file = Path.Combine(State, $"{ns}.pcap");
+            _captures.Add((ns, file, ExternalProcess.Start("ip", ["netns", "exec", Prefix + ns, tcpdump, "-i", "any", "-U", "-nn", "-s", "96",
+                "-w", file, "(tcp port 7000 or tcp port 9000) and (tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0)"])));
+        }
+    }
+
+    private static readonly Regex Segment = new(@" (\d+\.\d+\.\d+\.\d+)\.(\d+) > (\d+\.\d+\.\d+\.\d+)\.(\d+): Flags \[([^\]]*)\]");
+
+    private async Task PrintCapturesAsync()
+    {
+        foreach (var (ns, file, _) in _captures)
+        {
+            var read = await ExternalProcess.RunAsync("tcpdump", ["-r", file, "-nn", "-tttt"], null, TimeSpan.FromSeconds(30));
+            var segments = read.Stdout.Split('\n').Select(line => (Line: line, Match: Segment.Match(line))).Where(s => s.Match.Success).ToList();
+            // A connection by its client-side port: the one that is neither the service's nor the server's.
+            static string PortOf(Match m) => m.Groups[2].Value is "7000" or "9000" ? m.Groups[4].Value : m.Groups[2].Value;
+            var reset = segments.Where(s => s.Match.Groups[5].Value.Contains('R')).Select(s => PortOf(s.Match)).ToHashSet();
+            _out.WriteLine($"--- {ns}: the SYNs, FINs and RSTs of every connection that saw a reset");
+            foreach (var (line, _) in segments.Where(s => reset.Contains(PortOf(s.Match))))
+            {
+                _out.WriteLine(line);
+            }
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
+        foreach (var (_, _, dump) in _captures)
+        {
+            ExternalProcess.Stop(dump);
+        }
+
         _listener?.Dispose();
         foreach (var log in new[] { "n1.log", "n2.log" })
         {

@@ -21,10 +21,11 @@
 # The load (ops/bench/handover_load.py, python3 only) runs in cli and srv; the relays run the
 # Release build. Writes ops/bench/out/<UTC timestamp>/: results.md, results.json, the charts
 # (handover-circuits.svg, handover-queued.svg), each scenario's JSON and the nodes' logs.
-# Usage: sudo ops/bench/handover.sh [ROUNDS] [--quick] [--no-build] [--no-sweep] [--trace] [--only A,B,...] [--out DIR]
+# Usage: sudo ops/bench/handover.sh [ROUNDS] [--quick] [--no-build] [--no-sweep] [--trace] [--only A,B,...] [--out DIR] [--relay DLL]
 #   ROUNDS   handovers per scenario, alternating n1 -> n2, n2 -> n1 (default 4; --quick: 2)
 #   --quick  100 circuits per scenario (A: 5 paced, B: 10 full), a two-point sweep (~2 min)
 #   --only   run only these scenarios and sweep points (A, B, B2, n100..n1000, q0..q256)
+#   --relay  run this relay.dll (say, a `dotnet publish` output) instead of building one
 #   --trace  capture the state channels on br0 (tcpdump, headers only) and print where each
 #            handover's time goes (results.md, "Where the time goes"); it adds load
 set -euo pipefail
@@ -33,7 +34,7 @@ REPO="$(cd "$HERE/../.." && pwd)"
 . "$HERE/../lib/common.sh"
 CLUSTER="$HERE/../cluster/cluster.sh"
 LOAD="$HERE/handover_load.py"
-ROUNDS="" QUICK="" BUILD=1 SWEEP=1 OUT="" TRACE="" ONLY=""
+ROUNDS="" QUICK="" BUILD=1 SWEEP=1 OUT="" TRACE="" ONLY="" RELAY_DLL=""
 COMMAND="ops/bench/handover.sh $*"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -43,6 +44,7 @@ while [ $# -gt 0 ]; do
     --trace) TRACE=1; shift ;;
     --only) ONLY=",$2,"; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
+    --relay) RELAY_DLL=$(realpath "$2"); BUILD=""; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     [0-9]*) ROUNDS=$1; shift ;;
     *) echo "handover.sh: unknown option $1 (try --help)" >&2; exit 1 ;;
@@ -67,7 +69,7 @@ if [ -n "$BUILD" ]; then
   dotnet build -c Release "$REPO/Relay.Host/Relay.Host.csproj" >"$OUT/build.log" 2>&1 \
     || { tail -n 20 "$OUT/build.log" >&2; exit 1; }
 fi
-export RELAY="dotnet $REPO/Relay.Host/bin/Release/net10.0/relay.dll"
+export RELAY="dotnet ${RELAY_DLL:-$REPO/Relay.Host/bin/Release/net10.0/relay.dll}"
 
 # Configs both nodes read after the lab's own, for the runs that change a default (say which).
 BOUNDED="$OUT/bounded.conf" BATCH16="$OUT/batch16.conf"
