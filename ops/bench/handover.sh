@@ -19,7 +19,7 @@
 # guarded for guard-timeout (60 s), and a fresh pair keeps one point's guards from meeting
 # the next point's connections.
 # The load (ops/bench/handover_load.py, python3 only) runs in cli and srv; the relays run the
-# Release build. Writes ops/bench/out/<UTC timestamp>/: results.md, results.json, the charts
+# published Release build (ReadyToRun, as installed). Writes ops/bench/out/<UTC timestamp>/: results.md, results.json, the charts
 # (handover-circuits.svg, handover-queued.svg), each scenario's JSON and the nodes' logs.
 # Usage: sudo ops/bench/handover.sh [ROUNDS] [--quick] [--no-build] [--no-sweep] [--trace] [--only A,B,...] [--out DIR] [--relay DLL]
 #   ROUNDS   handovers per scenario, alternating n1 -> n2, n2 -> n1 (default 4; --quick: 2)
@@ -64,12 +64,14 @@ OUT=${OUT:-$HERE/out/$STAMP}
 mkdir -p "$OUT"
 trap '"$CLUSTER" down >/dev/null 2>&1 || true' EXIT
 
-if [ -n "$BUILD" ]; then
-  echo "building Relay (Release)"
-  dotnet build -c Release "$REPO/Relay.Host/Relay.Host.csproj" >"$OUT/build.log" 2>&1 \
+# The relay as it is installed: a `dotnet publish` (ReadyToRun, Relay.Host.csproj), shared with bench.sh.
+PUB="$REPO/ops/bench/out/publish"
+if [ -z "$RELAY_DLL" ] && { [ -n "$BUILD" ] || [ ! -e "$PUB/relay.dll" ]; }; then
+  echo "building Relay (Release) into $PUB"
+  dotnet publish "$REPO/Relay.Host" -c Release -o "$PUB" >"$OUT/build.log" 2>&1 \
     || { tail -n 20 "$OUT/build.log" >&2; exit 1; }
 fi
-export RELAY="dotnet ${RELAY_DLL:-$REPO/Relay.Host/bin/Release/net10.0/relay.dll}"
+export RELAY="dotnet ${RELAY_DLL:-$PUB/relay.dll}"
 
 # Configs both nodes read after the lab's own, for the runs that change a default (say which).
 BOUNDED="$OUT/bounded.conf" BATCH16="$OUT/batch16.conf"
