@@ -270,7 +270,8 @@ internal sealed class HandoverLab : IAsyncDisposable
             // A connection by its client-side port: the one that is neither the service's nor the server's.
             static string PortOf(Match m) => m.Groups[2].Value is "7000" or "9000" ? m.Groups[4].Value : m.Groups[2].Value;
             var reset = segments.Where(s => s.Match.Groups[5].Value.Contains('R')).Select(s => PortOf(s.Match)).ToHashSet();
-            _out.WriteLine($"--- {ns}: the SYNs, FINs and RSTs of every connection that saw a reset");
+            _out.WriteLine($"--- {ns}: {segments.Count} SYN, FIN and RST segments captured, {reset.Count} connection(s) with a reset" +
+                (segments.Count == 0 ? $" ({read.Stderr.Trim()})" : "; each of their segments:"));
             foreach (var (line, _) in segments.Where(s => reset.Contains(PortOf(s.Match))))
             {
                 _out.WriteLine(line);
