@@ -263,6 +263,17 @@ internal sealed class HandoverLab : IAsyncDisposable
 
     private async Task PrintCapturesAsync()
     {
+        // Why a node's kernel reset a connection: closed with unread bytes (AbortOnClose), bytes
+        // after its close (AbortOnData), SO_LINGER 0 (AbortOnLinger), memory, timeouts.
+        foreach (var node in new[] { "n1", "n2" })
+        {
+            var counters = await ExternalProcess.RunAsync("ip", ["netns", "exec", Prefix + node, "cat", "/proc/net/netstat"], null, TimeSpan.FromSeconds(30));
+            var lines = counters.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            var names = lines.Length > 1 ? lines[0].Split(' ') : [];
+            var values = lines.Length > 1 ? lines[1].Split(' ') : [];
+            _out.WriteLine($"--- {node}: " + string.Join(", ", names.Zip(values).Where(p => p.First.StartsWith("TCPAbortOn", StringComparison.Ordinal)).Select(p => $"{p.First} {p.Second}")));
+        }
+
         foreach (var (ns, file, _) in _captures)
         {
             var read = await ExternalProcess.RunAsync("tcpdump", ["-r", file, "-nn", "-tttt"], null, TimeSpan.FromSeconds(30));
