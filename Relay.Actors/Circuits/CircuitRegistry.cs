@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using Akka.Actor;
 using Relay.Actors.Listening.Admission;
+using Relay.Actors.Sockets;
 
 namespace Relay.Actors.Circuits;
 
@@ -83,11 +84,22 @@ public sealed class CircuitEntry
         internal set => Volatile.Write(ref _state, (int)value);
     }
 
-    /// <summary>The accepted client socket; read-only use from outside (getsockopt, TCP_INFO).</summary>
-    public Socket? ClientSocket { get; internal set; }
+    /// <summary>
+    /// The accepted client socket, for read-only use from outside (getsockopt, TCP_INFO): a
+    /// new Socket over the circuit's descriptor at each read (the circuit keeps the handle
+    /// alone, see CircuitSockets.View). Its calls throw <see cref="ObjectDisposedException"/>
+    /// once the circuit has closed it; never dispose it.
+    /// </summary>
+    public Socket? ClientSocket => ClientHandle is { } handle ? CircuitSockets.View(handle) : null;
 
-    /// <summary>The upstream socket once it exists; read-only use from outside.</summary>
-    public Socket? UpstreamSocket { get; internal set; }
+    /// <summary>The upstream socket once it exists, as <see cref="ClientSocket"/>.</summary>
+    public Socket? UpstreamSocket => UpstreamHandle is { } handle ? CircuitSockets.View(handle) : null;
+
+    /// <summary>The client socket's handle: the descriptor the circuit owns.</summary>
+    internal SafeSocketHandle? ClientHandle { get; set; }
+
+    /// <summary>The upstream socket's handle once it exists.</summary>
+    internal SafeSocketHandle? UpstreamHandle { get; set; }
 
     /// <summary>Wall-clock time of the last byte moved, derived from the monotonic activity clock.</summary>
     public DateTimeOffset LastActivity =>

@@ -66,10 +66,11 @@ public sealed class CircuitSupervisor : UntypedActor
 
     // ---- the circuit served now
     private CircuitEntry _entry = null!;
-    private Socket _client = null!;
+    // The sockets' handles alone: a Socket object is made only where one is needed (CircuitSockets.View).
+    private SafeSocketHandle _client = null!;
     private Action<CircuitEntry>? _onClosed;
     private long _startedMs;
-    private Socket? _upstream;
+    private SafeSocketHandle? _upstream;
     private IoRegistration? _clientIo;
     private IoRegistration? _upstreamIo;
     private LoopTimer? _connectTimer;
@@ -165,20 +166,21 @@ public sealed class CircuitSupervisor : UntypedActor
     private void Begin(CircuitStart start)
     {
         var restored = start.Restored;
+        var client = start.Client;
         _entry = start.Entry;
-        _client = start.Client;
+        _client = CircuitSockets.Detach(client);
         _onClosed = start.OnClosed;
         // A restored circuit is listed as established (or half-closed) from its first moment: its sockets are.
         _phase = restored is null ? CircuitPhase.Connecting : RestoredPhase(restored);
         // A restored circuit keeps its age: its close line reports the whole life, on both nodes.
         _startedMs = Environment.TickCount64 - (restored is null ? 0 : (long)(DateTimeOffset.UtcNow - _entry.OpenedAt).TotalMilliseconds);
-        _entry.ClientSocket = _client;
+        _entry.ClientHandle = _client;
         _entry.ThreadId = _loop!.ThreadId;
         _entry.State = _phase.ToPublicState();
         _registry.Add(_entry);
         try
         {
-            _clientIo = _loop.Register(_client);
+            _clientIo = _loop.Register(client);
         }
         catch (SocketException e)
         {
@@ -188,7 +190,7 @@ public sealed class CircuitSupervisor : UntypedActor
 
         if (restored is not null)
         {
-            StartRestored(restored);
+            StartRestored(restored, client);
             return;
         }
         if (DebugEnabled)
@@ -196,7 +198,7 @@ public sealed class CircuitSupervisor : UntypedActor
             RelayEvents.CircuitOpened.Log(Log, _entry.Id, _entry.Route, ClientText, _route.Upstreams.ToString());
         }
 
-        if (TryBeginTransparentConnect())
+        if (TryBeginTransparentConnect(client))
         {
             return;
         }
@@ -339,14 +341,14 @@ public sealed class CircuitSupervisor : UntypedActor
     /// guard allow it. For such a route, decides the destination and starts connecting (or
     /// refuses) and returns true; for a forward route does nothing and returns false.
     /// </summary>
-    private bool TryBeginTransparentConnect()
+    private bool TryBeginTransparentConnect(Socket client)
     {
         if (_route.Transparent is not { } transparent)
         {
             return false;
         }
 
-        var destination = OriginalDestination.Find(_client, transparent.Interception, out var problem);
+        var destination = OriginalDestination.Find(client, transparent.Interception, out var problem);
         if (destination is null)
         {
             ResetAndClose(CloseReasons.NoOriginalDestination, problem);
@@ -443,25 +445,27 @@ public sealed class CircuitSupervisor : UntypedActor
         CloseSocket(_upstream, _upstreamIo, reset: false);
         _upstream = null;
         _upstreamIo = null;
-        _entry.UpstreamSocket = null;
+        _entry.UpstreamHandle = null;
         TryNextMember(reason, $"{detail}; {_attempt} member(s) tried");
     }
 
     private void BeginConnect(IPEndPoint endpoint)
     {
         _entry.SetUpstream(endpoint);
+        Socket upstream;
         try
         {
-            _upstream = CircuitSockets.CreateForConnect(endpoint);
+            upstream = CircuitSockets.CreateForConnect(endpoint);
+            _upstream = CircuitSockets.Detach(upstream);
             // Keepalive waits until the circuit is a second old (SetUpstreamKeepAliveIfDue).
-            SocketTuner.Apply(_upstream, Settings.UpstreamSide, includeKeepAlive: false);
+            SocketTuner.Apply(upstream, Settings.UpstreamSide, includeKeepAlive: false);
             if (_route.Transparent is { UpstreamSource: UpstreamSource.Client } && _entry.Client is IPEndPoint client)
             {
                 // The upstream socket takes the client's address, so the server sees the real client.
-                TransparentSockets.BindToClient(_upstream, client, endpoint);
+                TransparentSockets.BindToClient(upstream, client, endpoint);
             }
 
-            EgressSource.BindForward(_upstream, endpoint, _route, Context.System);
+            EgressSource.BindForward(upstream, endpoint, _route, Context.System);
         }
         catch (Exception e) when (e is SocketException or SocketTuningException)
         {
@@ -471,17 +475,17 @@ public sealed class CircuitSupervisor : UntypedActor
             return;
         }
 
-        _entry.UpstreamSocket = _upstream;
+        _entry.UpstreamHandle = _upstream;
         // The connect histogram times connect(2) alone; a DNS lookup before it is not in it.
         _connectStartedTicks = Stopwatch.GetTimestamp();
         SocketError started;
         try
         {
             // Registered after connect(2): see NonBlockingConnect.Finish.
-            started = NonBlockingConnect.Start(_upstream, endpoint);
+            started = NonBlockingConnect.Start(upstream, endpoint);
             if (started is SocketError.WouldBlock or SocketError.Success)
             {
-                _upstreamIo = _loop!.Register(_upstream);
+                _upstreamIo = _loop!.Register(upstream);
             }
         }
         catch (SocketException e)
@@ -550,7 +554,7 @@ public sealed class CircuitSupervisor : UntypedActor
         _upstreamKeepAlivePending = false;
         try
         {
-            SocketTuner.ApplyKeepAlive(_upstream, Settings.UpstreamSide.KeepAlive);
+            SocketTuner.ApplyKeepAlive(CircuitSockets.View(_upstream), Settings.UpstreamSide.KeepAlive);
             return true;
         }
         catch (Exception e) when (e is SocketTuningException or ObjectDisposedException)
@@ -568,7 +572,7 @@ public sealed class CircuitSupervisor : UntypedActor
     /// run on this supervisor's dispatcher, so a chunk moves between them without a thread
     /// hop, and they share the circuit's <see cref="FinCarrier"/>.
     /// </summary>
-    private void StartPumps(Socket upstream)
+    private void StartPumps(SafeSocketHandle upstream)
     {
         _pumps = NewPumpContext(upstream);
         StartReader(new PumpStart(_pumps));
@@ -587,7 +591,7 @@ public sealed class CircuitSupervisor : UntypedActor
         }
     }
 
-    private PumpContext NewPumpContext(Socket upstream) =>
+    private PumpContext NewPumpContext(SafeSocketHandle upstream) =>
         new(_client, _clientIo!, upstream, _upstreamIo!, Self, _entry.Counters, Settings.WriteSize, Settings.SegmentsPerDirection,
             Context.Props.Dispatcher, Settings.Splice);
 
@@ -618,10 +622,11 @@ public sealed class CircuitSupervisor : UntypedActor
     /// bytes first, then the FIN of a direction whose source had ended. Its inactivity timer
     /// goes on from the quiet time it had on the old node (the counters carry it).
     /// </summary>
-    private void StartRestored(RestoredCircuit restored)
+    private void StartRestored(RestoredCircuit restored, Socket client)
     {
-        _upstream = restored.Upstream;
-        _entry.UpstreamSocket = _upstream;
+        var upstream = restored.Upstream;
+        _upstream = CircuitSockets.Detach(upstream);
+        _entry.UpstreamHandle = _upstream;
         if (restored.Problem is { } problem)
         {
             ResetAndClose(CloseReasons.InternalError, problem);
@@ -630,9 +635,9 @@ public sealed class CircuitSupervisor : UntypedActor
 
         try
         {
-            SocketTuner.ApplyToRestored(_client, Settings.ClientSide);
-            SocketTuner.ApplyToRestored(_upstream, Settings.UpstreamSide);
-            _upstreamIo = _loop!.Register(_upstream);
+            SocketTuner.ApplyToRestored(client, Settings.ClientSide);
+            SocketTuner.ApplyToRestored(upstream, Settings.UpstreamSide);
+            _upstreamIo = _loop!.Register(upstream);
         }
         catch (Exception e) when (e is SocketException or SocketTuningException)
         {
@@ -810,7 +815,7 @@ public sealed class CircuitSupervisor : UntypedActor
 
             case CircuitStart start:
                 // Never sent to a supervisor that has not parked: end the circuit rather than lose it.
-                CloseSocket(start.Client, null, reset: true);
+                CloseSocket(CircuitSockets.Detach(start.Client), null, reset: true);
                 throw Impossible($"circuit {start.Entry.Id} given before this one had parked");
 
             case PumpProtocol.Parked:
@@ -968,8 +973,8 @@ public sealed class CircuitSupervisor : UntypedActor
         // activity, as the half-closed timeout has it here.
         MoveTo(CircuitPhase.Frozen);
         var quietMs = Math.Max(0, Environment.TickCount64 - Math.Max(_entry.Counters.LastActivityMs, _halfClosedAtMs));
-        _freezing.ReplyTo.Tell(new CircuitHandoverProtocol.Frozen(_entry, _client, _upstream!, frozen.ToUpstream, frozen.ToClient, quietMs,
-            frozen.Up, frozen.Down), Self);
+        _freezing.ReplyTo.Tell(new CircuitHandoverProtocol.Frozen(_entry, CircuitSockets.ConnectedView(_client), CircuitSockets.ConnectedView(_upstream!),
+            frozen.ToUpstream, frozen.ToClient, quietMs, frozen.Up, frozen.Down), Self);
     }
 
     private void Frozen(object message)
@@ -1096,7 +1101,7 @@ public sealed class CircuitSupervisor : UntypedActor
         Finish(reason, detail, stopping);
     }
 
-    private static void CloseSocket(Socket? socket, IoRegistration? io, bool reset)
+    private static void CloseSocket(SafeSocketHandle? socket, IoRegistration? io, bool reset)
     {
         if (socket is null)
         {
@@ -1105,20 +1110,7 @@ public sealed class CircuitSupervisor : UntypedActor
 
         // Out of the core's epoll first: a closed descriptor number may be reused at once.
         io?.Loop.Unregister(io, socketClosing: true);
-
-        try
-        {
-            if (reset)
-            {
-                socket.LingerState = new LingerOption(true, 0);
-            }
-        }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException)
-        {
-            // Already gone: closing is all that is left.
-        }
-
-        CircuitSockets.Close(socket);
+        CircuitSockets.Close(socket, reset);
     }
 
     private void Finish(string reason, string? detail, bool stopping = false)

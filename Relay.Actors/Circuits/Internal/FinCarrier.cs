@@ -21,7 +21,7 @@ internal class FinCarrier(IActorRef supervisor)
     private bool _downFinished;
 
     /// <summary>Sends <paramref name="direction"/>'s FIN to <paramref name="destination"/> and reports the direction over.</summary>
-    public void Finish(Direction direction, Socket destination, CircuitSide destinationSide)
+    public void Finish(Direction direction, SafeSocketHandle destination, CircuitSide destinationSide)
     {
         var otherFinished = direction == Direction.Up ? _downFinished : _upFinished;
         if (!otherFinished)

@@ -13,9 +13,9 @@ namespace Relay.Actors.Circuits.Internal;
 /// same facts, and a restored circuit is made from these facts and nothing else.
 /// </summary>
 internal sealed class PumpContext(
-    Socket client,
+    SafeSocketHandle client,
     IoRegistration clientIo,
-    Socket upstream,
+    SafeSocketHandle upstream,
     IoRegistration upstreamIo,
     IActorRef supervisor,
     CircuitCounters counters,
@@ -24,11 +24,11 @@ internal sealed class PumpContext(
     string dispatcher,
     bool splice = false) : FinCarrier(supervisor)
 {
-    public Socket Client { get; } = client;
+    public SafeSocketHandle Client { get; } = client;
 
     public IoRegistration ClientIo { get; } = clientIo;
 
-    public Socket Upstream { get; } = upstream;
+    public SafeSocketHandle Upstream { get; } = upstream;
 
     public IoRegistration UpstreamIo { get; } = upstreamIo;
 

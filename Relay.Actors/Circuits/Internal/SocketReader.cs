@@ -736,7 +736,7 @@ internal sealed class SocketReader : UntypedActor
     /// <summary>One direction's read side: its source socket and its window of credits, or its pipe.</summary>
     private sealed class Lane
     {
-        public Lane(Socket source, IoRegistration io, CircuitSide sourceSide, Socket destination, CircuitSide destinationSide,
+        public Lane(SafeSocketHandle source, IoRegistration io, CircuitSide sourceSide, SafeSocketHandle destination, CircuitSide destinationSide,
             Direction direction, int segments)
         {
             Source = source;
@@ -806,13 +806,13 @@ internal sealed class SocketReader : UntypedActor
             Pipe = null;
         }
 
-        public Socket Source { get; }
+        public SafeSocketHandle Source { get; }
 
         public IoRegistration Io { get; }
 
         public CircuitSide SourceSide { get; }
 
-        public Socket Destination { get; }
+        public SafeSocketHandle Destination { get; }
 
         public CircuitSide DestinationSide { get; }
 

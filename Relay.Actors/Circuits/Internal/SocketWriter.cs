@@ -229,9 +229,9 @@ internal sealed class SocketWriter : UntypedActor
     }
 
     /// <summary>One direction's write side: its destination socket and the segments waiting for it.</summary>
-    private sealed class Lane(Socket destination, IoRegistration io, CircuitSide destinationSide, Direction direction, int segments)
+    private sealed class Lane(SafeSocketHandle destination, IoRegistration io, CircuitSide destinationSide, Direction direction, int segments)
     {
-        public Socket Destination { get; } = destination;
+        public SafeSocketHandle Destination { get; } = destination;
 
         public IoRegistration Io { get; } = io;
 
