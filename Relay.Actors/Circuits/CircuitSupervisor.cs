@@ -90,7 +90,7 @@ public sealed class CircuitSupervisor : UntypedActor
     /// <summary>How old a circuit is when its upstream's keepalive options are set.</summary>
     internal static readonly TimeSpan KeepAliveDelay = TimeSpan.FromSeconds(1);
 
-    private CircuitSupervisor(CircuitStart first, RouteSettings route, CircuitRegistry registry, RouteMetrics? metrics, UpstreamPool? pool,
+    private CircuitSupervisor(CircuitStart? first, RouteSettings route, CircuitRegistry registry, RouteMetrics? metrics, UpstreamPool? pool,
         CircuitParking? parking)
     {
         _pool = pool ?? new UpstreamPool(route.Name, route.Upstreams);
@@ -126,6 +126,17 @@ public sealed class CircuitSupervisor : UntypedActor
         PropsFactory.Once((first, route, registry, metrics, pool, parking),
             static a => new CircuitSupervisor(a.first, a.route, a.registry, a.metrics, a.pool, a.parking), dispatcher);
 
+    /// <summary>
+    /// Props for the supervisors of a route's acceptor on one core's <paramref name="dispatcher"/>,
+    /// made once and shared by all of them: a supervisor made from these starts parked, and its
+    /// first circuit comes as a <see cref="CircuitStart"/> message, as every later one does. The
+    /// cell keeps its Props for life, so Props that carried the first circuit (with their
+    /// producer) were about 150 B per circuit.
+    /// </summary>
+    internal static Props Shared(RouteSettings route, CircuitRegistry registry, RouteMetrics metrics, UpstreamPool? pool, CircuitParking parking,
+        string dispatcher) =>
+        PropsFactory.Of(() => new CircuitSupervisor(null, route, registry, metrics, pool, parking), dispatcher);
+
     private CircuitSettings Settings => _route.Circuit;
 
     /// <summary>
@@ -156,10 +167,15 @@ public sealed class CircuitSupervisor : UntypedActor
     protected override void PreStart()
     {
         _loop = CoreEventLoop.Require();
-        _core = _first!.Entry.Core;
-        var first = _first;
-        _first = null;
-        Begin(first);
+        if (_first is { } first)
+        {
+            _first = null;
+            Begin(first);
+        }
+        else
+        {
+            _parked = true; // made from shared Props: the first circuit is a message
+        }
     }
 
     /// <summary>Takes on a circuit: the first through the props, each later one after parking.</summary>
@@ -168,6 +184,7 @@ public sealed class CircuitSupervisor : UntypedActor
         var restored = start.Restored;
         var client = start.Client;
         _entry = start.Entry;
+        _core = _entry.Core;
         _client = CircuitSockets.Detach(client);
         _onClosed = start.OnClosed;
         // A restored circuit is listed as established (or half-closed) from its first moment: its sockets are.
@@ -578,35 +595,26 @@ public sealed class CircuitSupervisor : UntypedActor
         StartReader(new PumpStart(_pumps));
     }
 
-    /// <summary>The reader of an earlier circuit takes this one's pumps; the first circuit makes it.</summary>
+    /// <summary>The reader of an earlier circuit takes this one's pumps; the first circuit makes it, and gives them to it the same way.</summary>
     private void StartReader(PumpStart start)
     {
-        if (_reader is null)
-        {
-            _reader = Context.ActorOf(SocketReader.Props(start), "reader");
-        }
-        else
-        {
-            _reader.Tell(start, Self);
-        }
+        _reader ??= Context.ActorOf(SocketReader.Props(Context.Props.Dispatcher), "reader");
+        _reader.Tell(start, Self);
     }
 
     private PumpContext NewPumpContext(SafeSocketHandle upstream) =>
         new(_client, _clientIo!, upstream, _upstreamIo!, Self, _entry.Counters, Settings.WriteSize, Settings.SegmentsPerDirection,
-            Context.Props.Dispatcher, Settings.Splice);
+            Settings.Splice);
 
     /// <summary>
     /// Gives the reader its writer: made the first time a circuit of this supervisor needs one,
-    /// and kept for the later ones, each of which hands it its own pumps first (before the reader
+    /// and kept for the later ones; each circuit hands it its own pumps first (before the reader
     /// hears of it, so the pumps arrive ahead of any segment).
     /// </summary>
     private void StartWriter()
     {
-        if (_writer is null)
-        {
-            _writer = Context.ActorOf(SocketWriter.Props(_pumps!), "writer");
-        }
-        else if (!_writerBegun)
+        _writer ??= Context.ActorOf(SocketWriter.Props(Context.Props.Dispatcher), "writer");
+        if (!_writerBegun)
         {
             _writer.Tell(_pumps!, Self);
         }

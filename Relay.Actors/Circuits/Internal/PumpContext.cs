@@ -21,7 +21,6 @@ internal sealed class PumpContext(
     CircuitCounters counters,
     int writeSize,
     int segmentsPerDirection,
-    string dispatcher,
     bool splice = false) : FinCarrier(supervisor)
 {
     public SafeSocketHandle Client { get; } = client;
@@ -44,9 +43,6 @@ internal sealed class PumpContext(
 
     /// <summary>A direction's window, in segments of <see cref="WriteSize"/>.</summary>
     public int SegmentsPerDirection { get; } = segmentsPerDirection;
-
-    /// <summary>The core dispatcher the supervisor runs on; the pumps follow it.</summary>
-    public string Dispatcher { get; } = dispatcher;
 
     /// <summary>Whether a direction that carries a bulk transfer moves it with splice(2) (the route's <c>splice</c>).</summary>
     public bool Splice { get; } = splice;

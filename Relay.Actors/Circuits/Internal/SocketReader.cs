@@ -61,8 +61,7 @@ internal sealed class SocketReader : UntypedActor
 {
     // The supervisor's, and so the same for every circuit this reader serves.
     private readonly IActorRef _supervisor;
-    private PumpStart? _first;
-    private bool _parked;
+    private bool _parked = true; // until the first circuit's PumpStart
     // The circuit's, copied from its context: read on every chunk.
     private CircuitCounters _counters = null!;
     private FinCarrier _fins = null!;
@@ -75,25 +74,15 @@ internal sealed class SocketReader : UntypedActor
     private Queue<object>? _forWriter; // what waits for the writer the supervisor is starting
     private PumpFreeze _freeze;
 
-    /// <param name="first">The first circuit's pumps; later circuits come as messages.</param>
-    private SocketReader(PumpStart first)
-    {
-        _supervisor = first.Context.Supervisor;
-        _first = first;
-    }
+    private SocketReader() => _supervisor = Context.Parent;
 
     /// <summary>
-    /// A reader for <paramref name="first"/>: a restored circuit's reader first owes each
-    /// destination its seed, and then, for a direction whose source had ended, its FIN.
+    /// A reader on <paramref name="dispatcher"/>, the supervisor's. It starts as if parked: each
+    /// circuit, the first one too, comes as a <see cref="PumpStart"/> message (a restored
+    /// circuit's reader first owes each destination its seed, and then, for a direction whose
+    /// source had ended, its FIN). So the Props carry no circuit, and all readers share them.
     /// </summary>
-    public static Props Props(PumpStart first) => PropsFactory.Once(first, static f => new SocketReader(f), first.Context.Dispatcher);
-
-    protected override void PreStart()
-    {
-        var first = _first!;
-        _first = null;
-        Begin(first);
-    }
+    public static Props Props(string dispatcher) => PropsFactory.Shared(static () => new SocketReader(), dispatcher);
 
     private void Begin(PumpStart start)
     {
