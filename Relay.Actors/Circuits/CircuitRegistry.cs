@@ -11,9 +11,10 @@ namespace Relay.Actors.Circuits;
 /// What the outside world (management HTTP, metrics, the demo) can see of one live circuit.
 /// The supervisor that owns the circuit is the only writer of the mutable parts.
 /// </summary>
-public sealed class CircuitEntry
+public sealed class CircuitEntry : CircuitCounters
 {
-    private volatile Described _upstream;
+    // What the circuit connects to: the object given, then its text once formatted (see Upstream).
+    private volatile object _upstream;
     private int _state;
 
     /// <param name="upstream">
@@ -27,7 +28,7 @@ public sealed class CircuitEntry
         Route = route;
         Node = node;
         Client = client;
-        _upstream = new Described(upstream);
+        _upstream = upstream;
         Core = core;
         Supervisor = supervisor;
         OpenedAt = DateTimeOffset.UtcNow;
@@ -48,10 +49,27 @@ public sealed class CircuitEntry
     public IPEndPoint? ProxiedDestination { get; init; }
 
     /// <summary>The upstream as configured, then the resolved address once connected.</summary>
-    public string Upstream => _upstream.Text;
+    public string Upstream
+    {
+        get
+        {
+            var source = _upstream;
+            if (source as string is { } text)
+            {
+                return text;
+            }
+
+            // Any reader may format it (every one makes the same text) and keep the text in its
+            // place, unless the circuit has moved on to another upstream meanwhile: that one's
+            // text is for its first reader to make. No cache object of its own (32 B a circuit).
+            text = source.ToString() ?? "";
+            Interlocked.CompareExchange(ref _upstream, text, source);
+            return text;
+        }
+    }
 
     /// <summary>Where the circuit connects now (formatted when first read).</summary>
-    internal void SetUpstream(object upstream) => _upstream = new Described(upstream);
+    internal void SetUpstream(object upstream) => _upstream = upstream;
 
     /// <summary>Index of the per-core dispatcher the circuit's actors run on.</summary>
     public int Core { get; }
@@ -70,7 +88,8 @@ public sealed class CircuitEntry
     /// <summary>When the circuit last arrived on this node in a handover; null if it opened here.</summary>
     public DateTimeOffset? MovedAt { get; init; }
 
-    public CircuitCounters Counters { get; } = new();
+    /// <summary>The circuit's byte counters and activity clock: the entry itself (see <see cref="CircuitCounters"/>).</summary>
+    public CircuitCounters Counters => this;
 
     /// <summary>
     /// What the circuit holds of its route's and the node's admission limits, given back by the
@@ -146,15 +165,4 @@ public sealed class CircuitRegistry
 
     /// <summary>A point-in-time copy, safe to enumerate while circuits come and go.</summary>
     public IReadOnlyList<CircuitEntry> Snapshot() => _circuits.Values.ToArray();
-}
-
-/// <summary>
-/// An object and its text, formatted on first use. Immutable apart from the cache, which any
-/// reader may fill (every reader computes the same string), so one reference swap replaces it.
-/// </summary>
-internal sealed class Described(object source)
-{
-    private string? _text;
-
-    public string Text => _text ??= source as string ?? source.ToString() ?? "";
 }
