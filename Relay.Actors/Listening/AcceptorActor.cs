@@ -39,6 +39,7 @@ public sealed partial class AcceptorActor : UntypedActor, IWithTimers
     private readonly Action<CircuitEntry> _onCircuitClosed;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly CircuitParking _parking;
+    private readonly CircuitRoute _circuitRoute;
     private readonly Props?[] _supervisorProps; // by core: the supervisors' shared Props (CircuitSupervisor.Shared)
     private IoRegistration? _io;
     private bool _stopped;
@@ -60,6 +61,7 @@ public sealed partial class AcceptorActor : UntypedActor, IWithTimers
             entry.Ticket?.Release();
         };
         _parking = parking;
+        _circuitRoute = new CircuitRoute(route, node.Registry, metrics, pool, parking);
         _supervisorProps = new Props?[node.Balancer.Cores];
     }
 
@@ -249,7 +251,7 @@ public sealed partial class AcceptorActor : UntypedActor, IWithTimers
         }
 
         var props = _supervisorProps[entry.Core] ??=
-            CircuitSupervisor.Shared(_route, _node.Registry, _metrics, _pool, _parking, CoreDispatchers.IdFor(entry.Core));
+            CircuitSupervisor.Shared(_circuitRoute, CoreDispatchers.IdFor(entry.Core));
         var supervisor = Context.ActorOf(props, "circuit-" + (++_supervisorsMade).ToString(CultureInfo.InvariantCulture));
         entry.Supervisor = supervisor;
         supervisor.Tell(start, Self);

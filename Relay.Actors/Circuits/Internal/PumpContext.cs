@@ -13,27 +13,26 @@ namespace Relay.Actors.Circuits.Internal;
 /// same facts, and a restored circuit is made from these facts and nothing else.
 /// </summary>
 internal sealed class PumpContext(
-    SafeSocketHandle client,
+    CircuitEntry entry,
     IoRegistration clientIo,
-    SafeSocketHandle upstream,
     IoRegistration upstreamIo,
     IActorRef supervisor,
-    CircuitCounters counters,
     int writeSize,
     int segmentsPerDirection,
     bool splice = false) : FinCarrier(supervisor)
 {
-    public SafeSocketHandle Client { get; } = client;
+    /// <summary>The circuit's entry: its sockets' handles and its counters are there (a reference each fewer here).</summary>
+    public CircuitEntry Entry { get; } = entry;
+
+    public SafeSocketHandle Client => Entry.ClientHandle!;
 
     public IoRegistration ClientIo { get; } = clientIo;
 
-    public SafeSocketHandle Upstream { get; } = upstream;
+    public SafeSocketHandle Upstream => Entry.UpstreamHandle!;
 
     public IoRegistration UpstreamIo { get; } = upstreamIo;
 
-    public IActorRef Supervisor { get; } = supervisor;
-
-    public CircuitCounters Counters { get; } = counters;
+    public CircuitCounters Counters => Entry.Counters;
 
     /// <summary>The circuit's <see cref="FinCarrier"/>: this context itself (see there).</summary>
     public FinCarrier Fins => this;
