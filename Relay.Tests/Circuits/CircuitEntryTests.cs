@@ -35,6 +35,28 @@ public sealed class CircuitEntryTests
         Assert.Equal("member 2", entry.Upstream);
     }
 
+    [Fact]
+    public void A_circuit_opened_here_has_no_moves_and_a_moved_one_keeps_its_age_and_history()
+    {
+        var before = DateTimeOffset.UtcNow;
+        var here = NewEntry("u");
+        Assert.InRange(here.OpenedAt, before, DateTimeOffset.UtcNow);
+        Assert.Equal(0, here.Moves);
+        Assert.Null(here.MovedAt);
+
+        var opened = new DateTimeOffset(2026, 12, 7, 21, 30, 15, TimeSpan.FromHours(2)).AddTicks(7);
+        var arrived = DateTimeOffset.UtcNow;
+        var moved = new CircuitEntry(2, "route", "node", new IPEndPoint(IPAddress.Loopback, 40001), "u", 0, ActorRefs.Nobody)
+        {
+            MovedAt = arrived,
+            OpenedAt = opened,
+            Moves = 3,
+        };
+        Assert.Equal(opened, moved.OpenedAt);
+        Assert.Equal(3, moved.Moves);
+        Assert.Equal(arrived, moved.MovedAt);
+    }
+
     private static CircuitEntry NewEntry(object upstream) =>
         new(1, "route", "node", new IPEndPoint(IPAddress.Loopback, 40000), upstream, 0, ActorRefs.Nobody);
 
