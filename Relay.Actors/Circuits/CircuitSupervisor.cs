@@ -109,8 +109,8 @@ public sealed class CircuitSupervisor : UntypedActor
     /// </summary>
     internal static Props Props(CircuitStart first, RouteSettings route, CircuitRegistry registry, RouteMetrics? metrics, UpstreamPool? pool,
         CircuitParking? parking, string? dispatcher) =>
-        PropsFactory.Once((first, new CircuitRoute(route, registry, metrics, pool, parking)),
-            static a => new CircuitSupervisor(a.Item1, a.Item2), dispatcher);
+        PropsFactory.Once((first, shared: new CircuitRoute(route, registry, metrics, pool, parking)),
+            static a => new CircuitSupervisor(a.first, a.shared), dispatcher);
 
     /// <summary>
     /// Props for the supervisors of a route's acceptor on one core's <paramref name="dispatcher"/>,
@@ -173,7 +173,10 @@ public sealed class CircuitSupervisor : UntypedActor
         }
     }
 
-    /// <summary>Takes on a circuit: the first through the props, each later one after parking.</summary>
+    /// <summary>
+    /// Takes on a circuit: the first as a message (or, for a one-off supervisor, through its
+    /// props), each later one after parking.
+    /// </summary>
     private void Begin(CircuitStart start)
     {
         var restored = start.Restored;
