@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using Akka.Actor;
 using Relay.Actors.Listening.Admission;
+using Relay.Actors.Sockets;
 
 namespace Relay.Actors.Circuits;
 
@@ -10,10 +11,15 @@ namespace Relay.Actors.Circuits;
 /// What the outside world (management HTTP, metrics, the demo) can see of one live circuit.
 /// The supervisor that owns the circuit is the only writer of the mutable parts.
 /// </summary>
-public sealed class CircuitEntry
+public sealed class CircuitEntry : CircuitCounters
 {
-    private volatile Described _upstream;
+    // What the circuit connects to: the object given, then its text once formatted (see Upstream).
+    private volatile object _upstream;
     private int _state;
+    // OpenedAt as UTC ticks, and the handover history only a moved circuit has: 32 B less per
+    // circuit than a DateTimeOffset, an int and a DateTimeOffset? of their own.
+    private long _openedAtTicks;
+    private MoveHistory? _moves;
 
     /// <param name="upstream">
     /// What the circuit connects to: a string, or any object (the route's pool, an endpoint)
@@ -26,10 +32,10 @@ public sealed class CircuitEntry
         Route = route;
         Node = node;
         Client = client;
-        _upstream = new Described(upstream);
+        _upstream = upstream;
         Core = core;
         Supervisor = supervisor;
-        OpenedAt = DateTimeOffset.UtcNow;
+        _openedAtTicks = DateTime.UtcNow.Ticks;
     }
 
     public long Id { get; }
@@ -47,10 +53,27 @@ public sealed class CircuitEntry
     public IPEndPoint? ProxiedDestination { get; init; }
 
     /// <summary>The upstream as configured, then the resolved address once connected.</summary>
-    public string Upstream => _upstream.Text;
+    public string Upstream
+    {
+        get
+        {
+            var source = _upstream;
+            if (source as string is { } text)
+            {
+                return text;
+            }
+
+            // Any reader may format it (every one makes the same text) and keep the text in its
+            // place, unless the circuit has moved on to another upstream meanwhile: that one's
+            // text is for its first reader to make. No cache object of its own (32 B a circuit).
+            text = source.ToString() ?? "";
+            Interlocked.CompareExchange(ref _upstream, text, source);
+            return text;
+        }
+    }
 
     /// <summary>Where the circuit connects now (formatted when first read).</summary>
-    internal void SetUpstream(object upstream) => _upstream = new Described(upstream);
+    internal void SetUpstream(object upstream) => _upstream = upstream;
 
     /// <summary>Index of the per-core dispatcher the circuit's actors run on.</summary>
     public int Core { get; }
@@ -61,15 +84,28 @@ public sealed class CircuitEntry
     public int ThreadId { get; internal set; }
 
     /// <summary>When the client's connection was accepted (on the node that accepted it, for a circuit handed over since).</summary>
-    public DateTimeOffset OpenedAt { get; init; }
+    public DateTimeOffset OpenedAt
+    {
+        get => new(_openedAtTicks, TimeSpan.Zero);
+        init => _openedAtTicks = value.UtcTicks;
+    }
 
     /// <summary>How many times the circuit was handed over from one node to another.</summary>
-    public int Moves { get; init; }
+    public int Moves
+    {
+        get => _moves?.Count ?? 0;
+        init => _moves = new MoveHistory(value, _moves?.At);
+    }
 
     /// <summary>When the circuit last arrived on this node in a handover; null if it opened here.</summary>
-    public DateTimeOffset? MovedAt { get; init; }
+    public DateTimeOffset? MovedAt
+    {
+        get => _moves?.At;
+        init => _moves = new MoveHistory(_moves?.Count ?? 0, value);
+    }
 
-    public CircuitCounters Counters { get; } = new();
+    /// <summary>The circuit's byte counters and activity clock: the entry itself (see <see cref="CircuitCounters"/>).</summary>
+    public CircuitCounters Counters => this;
 
     /// <summary>
     /// What the circuit holds of its route's and the node's admission limits, given back by the
@@ -83,11 +119,24 @@ public sealed class CircuitEntry
         internal set => Volatile.Write(ref _state, (int)value);
     }
 
-    /// <summary>The accepted client socket; read-only use from outside (getsockopt, TCP_INFO).</summary>
-    public Socket? ClientSocket { get; internal set; }
+    /// <summary>
+    /// The accepted client socket, for read-only use from outside (getsockopt, TCP_INFO): a
+    /// new Socket over the circuit's descriptor at each read (the circuit keeps the handle
+    /// alone, see CircuitSockets.View). Its calls throw <see cref="ObjectDisposedException"/>
+    /// once the circuit has closed it; never dispose it.
+    /// </summary>
+    public Socket? ClientSocket => ClientHandle is { } handle ? CircuitSockets.View(handle) : null;
 
-    /// <summary>The upstream socket once it exists; read-only use from outside.</summary>
-    public Socket? UpstreamSocket { get; internal set; }
+    /// <summary>The upstream socket once it exists, as <see cref="ClientSocket"/>.</summary>
+    public Socket? UpstreamSocket => UpstreamHandle is { } handle ? CircuitSockets.View(handle) : null;
+
+    /// <summary>The client socket's handle: the descriptor the circuit owns.</summary>
+    internal SafeSocketHandle? ClientHandle { get; set; }
+
+    /// <summary>The upstream socket's handle once it exists.</summary>
+    internal SafeSocketHandle? UpstreamHandle { get; set; }
+
+    private sealed record MoveHistory(int Count, DateTimeOffset? At);
 
     /// <summary>Wall-clock time of the last byte moved, derived from the monotonic activity clock.</summary>
     public DateTimeOffset LastActivity =>
@@ -134,15 +183,4 @@ public sealed class CircuitRegistry
 
     /// <summary>A point-in-time copy, safe to enumerate while circuits come and go.</summary>
     public IReadOnlyList<CircuitEntry> Snapshot() => _circuits.Values.ToArray();
-}
-
-/// <summary>
-/// An object and its text, formatted on first use. Immutable apart from the cache, which any
-/// reader may fill (every reader computes the same string), so one reference swap replaces it.
-/// </summary>
-internal sealed class Described(object source)
-{
-    private string? _text;
-
-    public string Text => _text ??= source as string ?? source.ToString() ?? "";
 }

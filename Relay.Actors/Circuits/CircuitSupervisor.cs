@@ -44,15 +44,10 @@ namespace Relay.Actors.Circuits;
 public sealed class CircuitSupervisor : UntypedActor
 {
     // ---- the route's, and this supervisor's own: kept from circuit to circuit
-    private readonly RouteSettings _route;
-    private readonly CircuitRegistry _registry;
-    private readonly RouteMetrics? _metrics;
-    private readonly UpstreamPool _pool;
-    private readonly CircuitParking? _parking;
+    private readonly CircuitRoute _route;
     // Made on first use: a logger holds its source (the actor's full path) as a string, and
     // most circuits never log anything but their close line (RouteMetrics counts the rest).
     private ILoggingAdapter? _logger;
-    private CoreEventLoop? _loop;
     private int _core;
     private LoopTimer? _idleTimer;
     private IActorRef? _reader;
@@ -66,16 +61,13 @@ public sealed class CircuitSupervisor : UntypedActor
 
     // ---- the circuit served now
     private CircuitEntry _entry = null!;
-    private Socket _client = null!;
     private Action<CircuitEntry>? _onClosed;
     private long _startedMs;
-    private Socket? _upstream;
     private IoRegistration? _clientIo;
     private IoRegistration? _upstreamIo;
     private LoopTimer? _connectTimer;
     private long _halfClosedAtMs;
     private long _connectStartedTicks;
-    private string? _clientText;
     private ulong _triedMembers; // bit i: pool member i was tried by this circuit
     private int _member = -1;    // the member of the current attempt, or of the established connection
     private bool _upstreamKeepAlivePending;
@@ -89,15 +81,10 @@ public sealed class CircuitSupervisor : UntypedActor
     /// <summary>How old a circuit is when its upstream's keepalive options are set.</summary>
     internal static readonly TimeSpan KeepAliveDelay = TimeSpan.FromSeconds(1);
 
-    private CircuitSupervisor(CircuitStart first, RouteSettings route, CircuitRegistry registry, RouteMetrics? metrics, UpstreamPool? pool,
-        CircuitParking? parking)
+    private CircuitSupervisor(CircuitStart? first, CircuitRoute route)
     {
-        _pool = pool ?? new UpstreamPool(route.Name, route.Upstreams);
         _first = first;
-        _route = route;
-        _registry = registry;
-        _metrics = metrics;
-        _parking = parking;
+        _route = route.ForSupervisor();
     }
 
     /// <param name="entry">The registry entry the listener made for this circuit.</param>
@@ -122,10 +109,20 @@ public sealed class CircuitSupervisor : UntypedActor
     /// </summary>
     internal static Props Props(CircuitStart first, RouteSettings route, CircuitRegistry registry, RouteMetrics? metrics, UpstreamPool? pool,
         CircuitParking? parking, string? dispatcher) =>
-        PropsFactory.Once((first, route, registry, metrics, pool, parking),
-            static a => new CircuitSupervisor(a.first, a.route, a.registry, a.metrics, a.pool, a.parking), dispatcher);
+        PropsFactory.Once((first, shared: new CircuitRoute(route, registry, metrics, pool, parking)),
+            static a => new CircuitSupervisor(a.first, a.shared), dispatcher);
 
-    private CircuitSettings Settings => _route.Circuit;
+    /// <summary>
+    /// Props for the supervisors of a route's acceptor on one core's <paramref name="dispatcher"/>,
+    /// made once and shared by all of them: a supervisor made from these starts parked, and its
+    /// first circuit comes as a <see cref="CircuitStart"/> message, as every later one does. The
+    /// cell keeps its Props for life, so Props that carried the first circuit (with their
+    /// producer) were about 150 B per circuit.
+    /// </summary>
+    internal static Props Shared(CircuitRoute route, string dispatcher) =>
+        PropsFactory.Of(() => new CircuitSupervisor(null, route), dispatcher);
+
+    private CircuitSettings Settings => _route.Settings.Circuit;
 
     /// <summary>
     /// Half-closed if the old node had carried a direction's FIN. A FIN still owed is carried
@@ -136,8 +133,19 @@ public sealed class CircuitSupervisor : UntypedActor
         : restored.Down == DirectionEnd.FinCarried ? CircuitPhase.DownFinished
         : CircuitPhase.Established;
 
-    /// <summary>The client's address for log lines, formatted only when a line is written.</summary>
-    private string ClientText => _clientText ??= _entry.Client?.ToString() ?? "?";
+    /// <summary>The client's address for log lines, formatted only when a line is written (most circuits write one).</summary>
+    private string ClientText => _entry.Client?.ToString() ?? "?";
+
+    /// <summary>
+    /// The sockets' handles, kept on the entry (which lists them for management) and nowhere
+    /// else: a Socket object is made only where one is needed (CircuitSockets.View).
+    /// </summary>
+    private SafeSocketHandle Client => _entry.ClientHandle!;
+
+    private SafeSocketHandle? Upstream => _entry.UpstreamHandle;
+
+    /// <summary>The core thread's event loop: this supervisor always runs there.</summary>
+    private static CoreEventLoop Loop => CoreEventLoop.Require();
 
     private ILoggingAdapter Log => _logger ??= Context.GetLogger();
 
@@ -154,31 +162,39 @@ public sealed class CircuitSupervisor : UntypedActor
 
     protected override void PreStart()
     {
-        _loop = CoreEventLoop.Require();
-        _core = _first!.Entry.Core;
-        var first = _first;
-        _first = null;
-        Begin(first);
+        if (_first is { } first)
+        {
+            _first = null;
+            Begin(first);
+        }
+        else
+        {
+            _parked = true; // made from shared Props: the first circuit is a message
+        }
     }
 
-    /// <summary>Takes on a circuit: the first through the props, each later one after parking.</summary>
+    /// <summary>
+    /// Takes on a circuit: the first as a message (or, for a one-off supervisor, through its
+    /// props), each later one after parking.
+    /// </summary>
     private void Begin(CircuitStart start)
     {
         var restored = start.Restored;
+        var client = start.Client;
         _entry = start.Entry;
-        _client = start.Client;
+        _core = _entry.Core;
+        _entry.ClientHandle = CircuitSockets.Detach(client);
         _onClosed = start.OnClosed;
         // A restored circuit is listed as established (or half-closed) from its first moment: its sockets are.
         _phase = restored is null ? CircuitPhase.Connecting : RestoredPhase(restored);
         // A restored circuit keeps its age: its close line reports the whole life, on both nodes.
         _startedMs = Environment.TickCount64 - (restored is null ? 0 : (long)(DateTimeOffset.UtcNow - _entry.OpenedAt).TotalMilliseconds);
-        _entry.ClientSocket = _client;
-        _entry.ThreadId = _loop!.ThreadId;
+        _entry.ThreadId = Loop.ThreadId;
         _entry.State = _phase.ToPublicState();
-        _registry.Add(_entry);
+        _route.Registry.Add(_entry);
         try
         {
-            _clientIo = _loop.Register(_client);
+            _clientIo = Loop.Register(client);
         }
         catch (SocketException e)
         {
@@ -188,15 +204,15 @@ public sealed class CircuitSupervisor : UntypedActor
 
         if (restored is not null)
         {
-            StartRestored(restored);
+            StartRestored(restored, client);
             return;
         }
         if (DebugEnabled)
         {
-            RelayEvents.CircuitOpened.Log(Log, _entry.Id, _entry.Route, ClientText, _route.Upstreams.ToString());
+            RelayEvents.CircuitOpened.Log(Log, _entry.Id, _entry.Route, ClientText, _route.Settings.Upstreams.ToString());
         }
 
-        if (TryBeginTransparentConnect())
+        if (TryBeginTransparentConnect(client))
         {
             return;
         }
@@ -289,7 +305,7 @@ public sealed class CircuitSupervisor : UntypedActor
                 break;
 
             case SocketReady:
-                var outcome = NonBlockingConnect.Finish(_upstream!, _upstreamIo!);
+                var outcome = NonBlockingConnect.Finish(Upstream!, _upstreamIo!);
                 if (outcome == SocketError.WouldBlock)
                 {
                     _upstreamIo!.AwaitWritable(Self);
@@ -339,14 +355,14 @@ public sealed class CircuitSupervisor : UntypedActor
     /// guard allow it. For such a route, decides the destination and starts connecting (or
     /// refuses) and returns true; for a forward route does nothing and returns false.
     /// </summary>
-    private bool TryBeginTransparentConnect()
+    private bool TryBeginTransparentConnect(Socket client)
     {
-        if (_route.Transparent is not { } transparent)
+        if (_route.Settings.Transparent is not { } transparent)
         {
             return false;
         }
 
-        var destination = OriginalDestination.Find(_client, transparent.Interception, out var problem);
+        var destination = OriginalDestination.Find(client, transparent.Interception, out var problem);
         if (destination is null)
         {
             ResetAndClose(CloseReasons.NoOriginalDestination, problem);
@@ -373,7 +389,7 @@ public sealed class CircuitSupervisor : UntypedActor
         return true;
     }
 
-    private UpstreamAddress CurrentMember => _pool.Settings.Members[_member];
+    private UpstreamAddress CurrentMember => _route.Upstreams.Settings.Members[_member];
 
     /// <summary>
     /// Starts an attempt on the next member the pool offers that this circuit has not tried.
@@ -381,7 +397,7 @@ public sealed class CircuitSupervisor : UntypedActor
     /// </summary>
     private void TryNextMember(string lastReason, string lastDetail)
     {
-        var member = _pool.Pick(_triedMembers);
+        var member = _route.Upstreams.Pick(_triedMembers);
         if (member < 0)
         {
             ResetAndClose(lastReason, lastDetail);
@@ -395,7 +411,7 @@ public sealed class CircuitSupervisor : UntypedActor
         _entry.SetUpstream(address);
         ArmConnectTimer();
 
-        if (_pool.Members[member].Literal is { } literal)
+        if (_route.Upstreams.Members[member].Literal is { } literal)
         {
             BeginConnect(literal);
         }
@@ -418,7 +434,7 @@ public sealed class CircuitSupervisor : UntypedActor
     private void ArmConnectTimer()
     {
         _connectTimer?.Cancel();
-        _connectTimer = _loop!.Timers.ScheduleTellOnce(Settings.ConnectTimeout, Self, new ConnectTimedOut(_attempt));
+        _connectTimer = Loop.Timers.ScheduleTellOnce(Settings.ConnectTimeout, Self, new ConnectTimedOut(_attempt));
     }
 
     /// <summary>The current member failed: tell the pool, drop the half-made socket, try the next one.</summary>
@@ -432,36 +448,37 @@ public sealed class CircuitSupervisor : UntypedActor
             return;
         }
 
-        _pool.OnConnectFailed(_member, reason);
-        _pool.Release(_member);
+        _route.Upstreams.OnConnectFailed(_member, reason);
+        _route.Upstreams.Release(_member);
         if (DebugEnabled)
         {
             RelayEvents.UpstreamConnectFailed.Log(Log, _entry.Id, _entry.Route, _entry.Upstream, reason, detail);
         }
 
         _member = -1;
-        CloseSocket(_upstream, _upstreamIo, reset: false);
-        _upstream = null;
+        CloseSocket(Upstream, _upstreamIo, reset: false);
         _upstreamIo = null;
-        _entry.UpstreamSocket = null;
+        _entry.UpstreamHandle = null;
         TryNextMember(reason, $"{detail}; {_attempt} member(s) tried");
     }
 
     private void BeginConnect(IPEndPoint endpoint)
     {
         _entry.SetUpstream(endpoint);
+        Socket upstream;
         try
         {
-            _upstream = CircuitSockets.CreateForConnect(endpoint);
+            upstream = CircuitSockets.CreateForConnect(endpoint);
+            _entry.UpstreamHandle = CircuitSockets.Detach(upstream);
             // Keepalive waits until the circuit is a second old (SetUpstreamKeepAliveIfDue).
-            SocketTuner.Apply(_upstream, Settings.UpstreamSide, includeKeepAlive: false);
-            if (_route.Transparent is { UpstreamSource: UpstreamSource.Client } && _entry.Client is IPEndPoint client)
+            SocketTuner.Apply(upstream, Settings.UpstreamSide, includeKeepAlive: false);
+            if (_route.Settings.Transparent is { UpstreamSource: UpstreamSource.Client } && _entry.Client is IPEndPoint client)
             {
                 // The upstream socket takes the client's address, so the server sees the real client.
-                TransparentSockets.BindToClient(_upstream, client, endpoint);
+                TransparentSockets.BindToClient(upstream, client, endpoint);
             }
 
-            EgressSource.BindForward(_upstream, endpoint, _route, Context.System);
+            EgressSource.BindForward(upstream, endpoint, _route.Settings, Context.System);
         }
         catch (Exception e) when (e is SocketException or SocketTuningException)
         {
@@ -471,17 +488,16 @@ public sealed class CircuitSupervisor : UntypedActor
             return;
         }
 
-        _entry.UpstreamSocket = _upstream;
         // The connect histogram times connect(2) alone; a DNS lookup before it is not in it.
         _connectStartedTicks = Stopwatch.GetTimestamp();
         SocketError started;
         try
         {
             // Registered after connect(2): see NonBlockingConnect.Finish.
-            started = NonBlockingConnect.Start(_upstream, endpoint);
+            started = NonBlockingConnect.Start(upstream, endpoint);
             if (started is SocketError.WouldBlock or SocketError.Success)
             {
-                _upstreamIo = _loop!.Register(_upstream);
+                _upstreamIo = Loop.Register(upstream);
             }
         }
         catch (SocketException e)
@@ -507,7 +523,7 @@ public sealed class CircuitSupervisor : UntypedActor
             return;
         }
 
-        if (!UpstreamProxyHeader.TrySend(_route, _entry, _client, _upstream!, out var headerFailure, out var headerDetail))
+        if (!UpstreamProxyHeader.TrySend(_route.Settings, _entry, Client, Upstream!, out var headerFailure, out var headerDetail))
         {
             ResetAndClose(headerFailure, headerDetail);
             return;
@@ -518,11 +534,11 @@ public sealed class CircuitSupervisor : UntypedActor
         _connectTimer = null;
         if (_member >= 0)
         {
-            _pool.OnConnected(_member);
+            _route.Upstreams.OnConnected(_member);
         }
 
-        _metrics?.OnUpstreamConnected(Stopwatch.GetTimestamp() - _connectStartedTicks);
-        StartPumps(_upstream!);
+        _route.Metrics?.OnUpstreamConnected(Stopwatch.GetTimestamp() - _connectStartedTicks);
+        StartPumps();
         MoveTo(CircuitPhase.Established);
         if (DebugEnabled)
         {
@@ -542,7 +558,7 @@ public sealed class CircuitSupervisor : UntypedActor
     /// </summary>
     private bool SetUpstreamKeepAliveIfDue()
     {
-        if (!_upstreamKeepAlivePending || _upstream is null)
+        if (!_upstreamKeepAlivePending || Upstream is not { } upstream)
         {
             return true;
         }
@@ -550,7 +566,7 @@ public sealed class CircuitSupervisor : UntypedActor
         _upstreamKeepAlivePending = false;
         try
         {
-            SocketTuner.ApplyKeepAlive(_upstream, Settings.UpstreamSide.KeepAlive);
+            SocketTuner.ApplyKeepAlive(CircuitSockets.View(upstream), Settings.UpstreamSide.KeepAlive);
             return true;
         }
         catch (Exception e) when (e is SocketTuningException or ObjectDisposedException)
@@ -568,41 +584,31 @@ public sealed class CircuitSupervisor : UntypedActor
     /// run on this supervisor's dispatcher, so a chunk moves between them without a thread
     /// hop, and they share the circuit's <see cref="FinCarrier"/>.
     /// </summary>
-    private void StartPumps(Socket upstream)
+    private void StartPumps()
     {
-        _pumps = NewPumpContext(upstream);
+        _pumps = NewPumpContext();
         StartReader(new PumpStart(_pumps));
     }
 
-    /// <summary>The reader of an earlier circuit takes this one's pumps; the first circuit makes it.</summary>
+    /// <summary>The reader of an earlier circuit takes this one's pumps; the first circuit makes it, and gives them to it the same way.</summary>
     private void StartReader(PumpStart start)
     {
-        if (_reader is null)
-        {
-            _reader = Context.ActorOf(SocketReader.Props(start), "reader");
-        }
-        else
-        {
-            _reader.Tell(start, Self);
-        }
+        _reader ??= Context.ActorOf(SocketReader.Props(Context.Props.Dispatcher), "reader");
+        _reader.Tell(start, Self);
     }
 
-    private PumpContext NewPumpContext(Socket upstream) =>
-        new(_client, _clientIo!, upstream, _upstreamIo!, Self, _entry.Counters, Settings.WriteSize, Settings.SegmentsPerDirection,
-            Context.Props.Dispatcher, Settings.Splice);
+    private PumpContext NewPumpContext() =>
+        new(_entry, _clientIo!, _upstreamIo!, Self, Settings.WriteSize, Settings.SegmentsPerDirection, Settings.Splice);
 
     /// <summary>
     /// Gives the reader its writer: made the first time a circuit of this supervisor needs one,
-    /// and kept for the later ones, each of which hands it its own pumps first (before the reader
+    /// and kept for the later ones; each circuit hands it its own pumps first (before the reader
     /// hears of it, so the pumps arrive ahead of any segment).
     /// </summary>
     private void StartWriter()
     {
-        if (_writer is null)
-        {
-            _writer = Context.ActorOf(SocketWriter.Props(_pumps!), "writer");
-        }
-        else if (!_writerBegun)
+        _writer ??= Context.ActorOf(SocketWriter.Props(Context.Props.Dispatcher), "writer");
+        if (!_writerBegun)
         {
             _writer.Tell(_pumps!, Self);
         }
@@ -618,10 +624,10 @@ public sealed class CircuitSupervisor : UntypedActor
     /// bytes first, then the FIN of a direction whose source had ended. Its inactivity timer
     /// goes on from the quiet time it had on the old node (the counters carry it).
     /// </summary>
-    private void StartRestored(RestoredCircuit restored)
+    private void StartRestored(RestoredCircuit restored, Socket client)
     {
-        _upstream = restored.Upstream;
-        _entry.UpstreamSocket = _upstream;
+        var upstream = restored.Upstream;
+        _entry.UpstreamHandle = CircuitSockets.Detach(upstream);
         if (restored.Problem is { } problem)
         {
             ResetAndClose(CloseReasons.InternalError, problem);
@@ -630,9 +636,9 @@ public sealed class CircuitSupervisor : UntypedActor
 
         try
         {
-            SocketTuner.ApplyToRestored(_client, Settings.ClientSide);
-            SocketTuner.ApplyToRestored(_upstream, Settings.UpstreamSide);
-            _upstreamIo = _loop!.Register(_upstream);
+            SocketTuner.ApplyToRestored(client, Settings.ClientSide);
+            SocketTuner.ApplyToRestored(upstream, Settings.UpstreamSide);
+            _upstreamIo = Loop.Register(upstream);
         }
         catch (Exception e) when (e is SocketException or SocketTuningException)
         {
@@ -640,7 +646,7 @@ public sealed class CircuitSupervisor : UntypedActor
             return;
         }
 
-        _pumps = NewPumpContext(_upstream);
+        _pumps = NewPumpContext();
         StartReader(new PumpStart(_pumps, Restored: true, restored.ToUpstream, restored.ToClient, restored.Up, restored.Down));
         var quiet = TimeSpan.FromMilliseconds(Environment.TickCount64 - _entry.Counters.LastActivityMs);
         var limit = CurrentInactivityLimit();
@@ -692,7 +698,7 @@ public sealed class CircuitSupervisor : UntypedActor
             case CircuitHandoverProtocol.Freeze freeze when NotThisCircuit(freeze):
                 break;
 
-            case CircuitHandoverProtocol.Freeze freeze when _route.Transparent is not null:
+            case CircuitHandoverProtocol.Freeze freeze when _route.Settings.Transparent is not null:
                 // Its sockets depend on this node's interception (the client's original
                 // destination is their local address, kept by this node's conntrack).
                 freeze.ReplyTo.Tell(new CircuitHandoverProtocol.NotMovable(_entry, "transparent route"), Self);
@@ -789,7 +795,7 @@ public sealed class CircuitSupervisor : UntypedActor
     {
         if (_idleTimer is null)
         {
-            _idleTimer = _loop!.Timers.ScheduleTellOnce(after, Self, IdleCheck.Instance);
+            _idleTimer = Loop.Timers.ScheduleTellOnce(after, Self, IdleCheck.Instance);
         }
         else
         {
@@ -810,7 +816,7 @@ public sealed class CircuitSupervisor : UntypedActor
 
             case CircuitStart start:
                 // Never sent to a supervisor that has not parked: end the circuit rather than lose it.
-                CloseSocket(start.Client, null, reset: true);
+                CloseSocket(CircuitSockets.Detach(start.Client), null, reset: true);
                 throw Impossible($"circuit {start.Entry.Id} given before this one had parked");
 
             case PumpProtocol.Parked:
@@ -856,7 +862,7 @@ public sealed class CircuitSupervisor : UntypedActor
     /// </summary>
     private void ParkOrStop()
     {
-        if (_parking is null)
+        if (_route.Parking is null)
         {
             Context.Stop(Self);
             return;
@@ -882,20 +888,17 @@ public sealed class CircuitSupervisor : UntypedActor
     {
         // Nothing of the old circuit stays reachable from a parked supervisor.
         _entry = null!;
-        _client = null!;
         _onClosed = null;
-        _upstream = null;
         _clientIo = _upstreamIo = null;
         _connectTimer = null;
         _halfClosedAtMs = 0;
-        _clientText = null;
         _triedMembers = 0;
         _member = -1;
         _upstreamKeepAlivePending = false;
         _pumps = null;
         _writerBegun = false;
         _freezing = null;
-        if (_parking!.TryPark(_core, Self))
+        if (_route.Parking!.TryPark(_core, Self))
         {
             _parked = true;
         }
@@ -968,8 +971,8 @@ public sealed class CircuitSupervisor : UntypedActor
         // activity, as the half-closed timeout has it here.
         MoveTo(CircuitPhase.Frozen);
         var quietMs = Math.Max(0, Environment.TickCount64 - Math.Max(_entry.Counters.LastActivityMs, _halfClosedAtMs));
-        _freezing.ReplyTo.Tell(new CircuitHandoverProtocol.Frozen(_entry, _client, _upstream!, frozen.ToUpstream, frozen.ToClient, quietMs,
-            frozen.Up, frozen.Down), Self);
+        _freezing.ReplyTo.Tell(new CircuitHandoverProtocol.Frozen(_entry, CircuitSockets.ConnectedView(Client), CircuitSockets.ConnectedView(Upstream!),
+            frozen.ToUpstream, frozen.ToClient, quietMs, frozen.Up, frozen.Down), Self);
     }
 
     private void Frozen(object message)
@@ -1049,7 +1052,7 @@ public sealed class CircuitSupervisor : UntypedActor
         _upstreamIo?.Loop.Unregister(_upstreamIo);
         LeaveTable();
         var counters = _entry.Counters;
-        _metrics?.OnCircuitHandedOver(counters.BytesUp, counters.BytesDown);
+        _route.Metrics?.OnCircuitHandedOver(counters.BytesUp, counters.BytesDown);
         if (DebugEnabled)
         {
             RelayEvents.CircuitHandedOver.Log(Log, _entry.Id, _entry.Route, ClientText, _entry.Upstream, counters.BytesUp, counters.BytesDown);
@@ -1069,7 +1072,7 @@ public sealed class CircuitSupervisor : UntypedActor
     {
         if (_member >= 0)
         {
-            _pool.Release(_member);
+            _route.Upstreams.Release(_member);
             _member = -1;
         }
 
@@ -1077,26 +1080,26 @@ public sealed class CircuitSupervisor : UntypedActor
         _idleTimer?.Cancel();
         MoveTo(CircuitPhase.Closed);
         _onClosed?.Invoke(_entry);
-        _registry.Remove(_entry.Id);
+        _route.Registry.Remove(_entry.Id);
     }
 
     /// <summary>Both directions ended with a FIN: close both sockets normally.</summary>
     private void Close(string reason)
     {
-        CloseSocket(_client, _clientIo, reset: false);
-        CloseSocket(_upstream, _upstreamIo, reset: false);
+        CloseSocket(Client, _clientIo, reset: false);
+        CloseSocket(Upstream, _upstreamIo, reset: false);
         Finish(reason, detail: null);
     }
 
     /// <summary>Reset both connections (SO_LINGER 0 sends RST) and end the circuit.</summary>
     private void ResetAndClose(string reason, string? detail, bool stopping = false)
     {
-        CloseSocket(_client, _clientIo, reset: true);
-        CloseSocket(_upstream, _upstreamIo, reset: true);
+        CloseSocket(Client, _clientIo, reset: true);
+        CloseSocket(Upstream, _upstreamIo, reset: true);
         Finish(reason, detail, stopping);
     }
 
-    private static void CloseSocket(Socket? socket, IoRegistration? io, bool reset)
+    private static void CloseSocket(SafeSocketHandle? socket, IoRegistration? io, bool reset)
     {
         if (socket is null)
         {
@@ -1105,20 +1108,7 @@ public sealed class CircuitSupervisor : UntypedActor
 
         // Out of the core's epoll first: a closed descriptor number may be reused at once.
         io?.Loop.Unregister(io, socketClosing: true);
-
-        try
-        {
-            if (reset)
-            {
-                socket.LingerState = new LingerOption(true, 0);
-            }
-        }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException)
-        {
-            // Already gone: closing is all that is left.
-        }
-
-        CircuitSockets.Close(socket);
+        CircuitSockets.Close(socket, reset);
     }
 
     private void Finish(string reason, string? detail, bool stopping = false)
@@ -1133,7 +1123,7 @@ public sealed class CircuitSupervisor : UntypedActor
         var quietNull = Settings.NullCircuits == NullCircuits.Quiet && IsNull(reason, counters);
         // After the table removal, so a racing scrape undercounts (and catches up) rather
         // than counting the circuit's bytes twice.
-        _metrics?.OnCircuitClosed(reason, counters.BytesUp, counters.BytesDown, quietNull);
+        _route.Metrics?.OnCircuitClosed(reason, counters.BytesUp, counters.BytesDown, quietNull);
         // One line per circuit at Information, like HAProxy's per-connection log line;
         // the other lifecycle events are Debug so a busy relay is not bound by its log. A
         // quiet null circuit (a balancer's check, most often) is Debug too, as HAProxy's

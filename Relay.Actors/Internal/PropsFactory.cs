@@ -61,6 +61,23 @@ internal static class PropsFactory
         return dispatcher is null ? Props.CreateBy(producer) : WithProducer(producer, dispatcher);
     }
 
+    /// <summary>
+    /// One Props per dispatcher for the actors <paramref name="create"/> makes, shared by all of
+    /// them: made once, kept for the process's life. For an actor made per circuit whose circuit
+    /// comes as a message: the Props and its producer (the cell keeps both for its life, 104 B
+    /// per reader) are then no cost per circuit. <paramref name="create"/> must be a static
+    /// lambda, the same at every call for a <typeparamref name="TActor"/>.
+    /// </summary>
+    public static Props Shared<TActor>(Func<TActor> create, string dispatcher)
+        where TActor : ActorBase =>
+        SharedProps<TActor>.ByDispatcher.GetOrAdd(dispatcher, static (id, make) => Of(make, id), create);
+
+    private static class SharedProps<TActor>
+        where TActor : ActorBase
+    {
+        public static readonly ConcurrentDictionary<string, Props> ByDispatcher = new();
+    }
+
     private static Props WithProducer(IIndirectActorProducer producer, string dispatcher)
     {
         if (!s_internalConstructorMissing)

@@ -39,6 +39,8 @@ public sealed partial class AcceptorActor : UntypedActor, IWithTimers
     private readonly Action<CircuitEntry> _onCircuitClosed;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly CircuitParking _parking;
+    private readonly CircuitRoute _circuitRoute;
+    private readonly Props?[] _supervisorProps; // by core: the supervisors' shared Props (CircuitSupervisor.Shared)
     private IoRegistration? _io;
     private bool _stopped;
     private int _supervisorsMade; // names each new supervisor: circuit-1, circuit-2, ... (not circuit ids: it serves many)
@@ -59,6 +61,8 @@ public sealed partial class AcceptorActor : UntypedActor, IWithTimers
             entry.Ticket?.Release();
         };
         _parking = parking;
+        _circuitRoute = new CircuitRoute(route, node.Registry, metrics, pool, parking);
+        _supervisorProps = new Props?[node.Balancer.Cores];
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
@@ -232,8 +236,9 @@ public sealed partial class AcceptorActor : UntypedActor, IWithTimers
 
     /// <summary>
     /// Gives <paramref name="start"/> to a supervisor parked on the circuit's core, or to a new
-    /// one. The entry names its supervisor before the circuit can be listed (a parked one lists
-    /// it as soon as it has the message, on its own thread).
+    /// one, as a message either way (a new one is made from its core's shared Props). The entry
+    /// names its supervisor before the circuit can be listed (the supervisor lists it as soon as
+    /// it has the message, on its own thread).
     /// </summary>
     private void StartSupervisor(CircuitStart start)
     {
@@ -245,8 +250,11 @@ public sealed partial class AcceptorActor : UntypedActor, IWithTimers
             return;
         }
 
-        var props = CircuitSupervisor.Props(start, _route, _node.Registry, _metrics, _pool, _parking, CoreDispatchers.IdFor(entry.Core));
-        entry.Supervisor = Context.ActorOf(props, "circuit-" + (++_supervisorsMade).ToString(CultureInfo.InvariantCulture));
+        var props = _supervisorProps[entry.Core] ??=
+            CircuitSupervisor.Shared(_circuitRoute, CoreDispatchers.IdFor(entry.Core));
+        var supervisor = Context.ActorOf(props, "circuit-" + (++_supervisorsMade).ToString(CultureInfo.InvariantCulture));
+        entry.Supervisor = supervisor;
+        supervisor.Tell(start, Self);
     }
 
     /// <summary>

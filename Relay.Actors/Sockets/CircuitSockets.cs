@@ -20,9 +20,16 @@ namespace Relay.Actors.Sockets;
 /// same through <see cref="UnsafeAccessorAttribute"/> (no reflection cost), and falls back to
 /// the public constructor for good if a runtime ever lacks those members.
 /// </para>
-/// The circuit's I/O goes through <see cref="RawSocket"/> on the raw descriptor, never through
-/// <see cref="Socket.Receive(byte[])"/>: the Socket object is the owner of the descriptor
-/// (close, options, TCP_INFO for the management API) and nothing more.
+/// <para>
+/// A circuit keeps its sockets' <see cref="SafeSocketHandle"/>s alone, not the Socket objects
+/// (<see cref="Detach"/>): its I/O goes through <see cref="RawSocket"/> on the descriptor, and
+/// the handle is what closes it, once, and what keeps a descriptor number from being reused
+/// while another thread reads its options. The Socket (112 B a socket, 224 B an idle circuit,
+/// ops/bench/idle-heap.md) is needed only for its setup (options, bind, transparent lookups),
+/// made by the accept or the connect and dropped after it, and now and then later: management's
+/// TCP_INFO, the upstream's keepalive, a handover. Those get a <see cref="View"/>, a Socket
+/// made around the handle on the spot that never closes it by being collected.
+/// </para>
 /// </summary>
 internal static unsafe class CircuitSockets
 {
@@ -66,6 +73,145 @@ internal static unsafe class CircuitSockets
         var fallback = new Socket(handle);
         fallback.Blocking = false;
         return fallback;
+    }
+
+    /// <summary>
+    /// What a circuit keeps of a socket it has set up: its handle, which owns the descriptor.
+    /// The Socket object is let go; its finalizer would close the handle with it, so it is
+    /// suppressed, and a socket dropped without a close is closed by the handle's own finalizer.
+    /// </summary>
+    public static SafeSocketHandle Detach(Socket socket)
+    {
+        GC.SuppressFinalize(socket);
+        return socket.SafeHandle;
+    }
+
+    /// <summary>
+    /// A Socket over a circuit's descriptor, for the options and TCP_INFO that only a Socket
+    /// reads and writes, made without a system call. It knows no address (family, endpoints):
+    /// use <see cref="ConnectedView"/> where something asks for one. It is never finalized, so
+    /// dropping it leaves the descriptor to the circuit; disposing it closes the descriptor.
+    /// Safe on any thread: a handle the circuit has closed makes its calls throw
+    /// <see cref="ObjectDisposedException"/>, never reach a reused descriptor number.
+    /// </summary>
+    public static Socket View(SafeSocketHandle handle)
+    {
+        if (!s_fastPathBroken)
+        {
+            try
+            {
+                var socket = NewSocket(handle, loadPropertiesFromHandle: false);
+                GC.SuppressFinalize(socket);
+                SocketTypeOf(socket) = SocketType.Stream;
+                ProtocolTypeOf(socket) = ProtocolType.Tcp;
+                return socket;
+            }
+            catch (Exception e) when (e is MissingMemberException or MissingMethodException or MissingFieldException)
+            {
+                s_fastPathBroken = true;
+            }
+        }
+
+        var fallback = new Socket(handle);
+        GC.SuppressFinalize(fallback);
+        return fallback;
+    }
+
+    /// <summary>
+    /// As <see cref="View"/>, with its addresses: its local one read now (getsockname, which
+    /// works on a connection already reset too), its peer's when first asked (getpeername). For
+    /// a handover's repair and the TCP tuple it guards, and the PROXY header's destination.
+    /// </summary>
+    /// <exception cref="SocketException">getsockname failed.</exception>
+    /// <exception cref="ObjectDisposedException">The circuit has closed the socket.</exception>
+    public static Socket ConnectedView(SafeSocketHandle handle)
+    {
+        var local = LocalOf(handle);
+        var socket = View(handle);
+        if (s_fastPathBroken)
+        {
+            return socket; // the public constructor read the addresses from the kernel
+        }
+
+        try
+        {
+            // As for an accepted socket, the remote end point is left for getpeername to fill;
+            // the right end point only gives its family to the addresses the kernel returns.
+            AddressFamilyOf(socket) = local.AddressFamily;
+            RightEndPointOf(socket) = local;
+            LocalEndPointOf(socket) = local;
+            IsConnectedOf(socket) = true;
+            return socket;
+        }
+        catch (Exception e) when (e is MissingMemberException or MissingMethodException or MissingFieldException)
+        {
+            s_fastPathBroken = true;
+            return View(handle);
+        }
+    }
+
+    private static IPEndPoint LocalOf(SafeSocketHandle handle)
+    {
+        var added = false;
+        try
+        {
+            handle.DangerousAddRef(ref added);
+            Span<byte> address = stackalloc byte[MaxAddressLength];
+            var length = (uint)MaxAddressLength;
+            fixed (byte* p = address)
+            {
+                if (SysSocket.GetSockName((int)handle.DangerousGetHandle(), p, &length) != 0)
+                {
+                    throw new SocketException((int)Errno.ToSocketError(Marshal.GetLastPInvokeError()));
+                }
+            }
+
+            return ParseAddress(address[..(int)Math.Min(length, (uint)MaxAddressLength)])
+                   ?? throw new SocketException((int)SocketError.AddressFamilyNotSupported);
+        }
+        finally
+        {
+            if (added)
+            {
+                handle.DangerousRelease();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Closes a circuit's descriptor with one close(2), as <see cref="Close(Socket)"/> does for a
+    /// Socket; <paramref name="reset"/> sets SO_LINGER 0 first, so the peer gets a reset.
+    /// Closing the handle itself (its Dispose) would always reset: that is its finalizer's way.
+    /// </summary>
+    public static void Close(SafeSocketHandle handle, bool reset)
+    {
+        if (!s_fastPathBroken)
+        {
+            try
+            {
+                CloseAsIs(handle, abortive: reset);
+                return;
+            }
+            catch (Exception e) when (e is MissingMemberException or MissingMethodException)
+            {
+                s_fastPathBroken = true;
+            }
+        }
+
+        var view = View(handle);
+        if (reset)
+        {
+            try
+            {
+                view.LingerState = new LingerOption(true, 0);
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                // Already gone: closing is all that is left.
+            }
+        }
+
+        view.Dispose();
     }
 
     /// <summary>
@@ -167,6 +313,11 @@ internal static unsafe class CircuitSockets
     [UnsafeAccessor(UnsafeAccessorKind.Constructor)]
     private static extern Socket NewSocket(SafeSocketHandle handle, bool loadPropertiesFromHandle);
 
+    // What Socket.Dispose calls: close(2) (abortive: SO_LINGER 0, then close), once, after any
+    // call another thread has in progress on the handle.
+    [UnsafeAccessor(UnsafeAccessorKind.Method, Name = "CloseAsIs")]
+    private static extern void CloseAsIs(SafeSocketHandle handle, bool abortive);
+
     [UnsafeAccessor(UnsafeAccessorKind.Field, Name = "_addressFamily")]
     private static extern ref AddressFamily AddressFamilyOf(Socket socket);
 
@@ -178,6 +329,9 @@ internal static unsafe class CircuitSockets
 
     [UnsafeAccessor(UnsafeAccessorKind.Field, Name = "_rightEndPoint")]
     private static extern ref EndPoint? RightEndPointOf(Socket socket);
+
+    [UnsafeAccessor(UnsafeAccessorKind.Field, Name = "_localEndPoint")]
+    private static extern ref EndPoint? LocalEndPointOf(Socket socket);
 
     [UnsafeAccessor(UnsafeAccessorKind.Field, Name = "_remoteEndPoint")]
     private static extern ref EndPoint? RemoteEndPointOf(Socket socket);

@@ -47,8 +47,8 @@ internal static unsafe class NonBlockingConnect
     /// SO_ERROR query that names the error. HAProxy skips the query the same way.
     /// </para>
     /// </summary>
-    public static SocketError Finish(Socket socket, IoRegistration io) =>
-        io.Faulted ? Finish(socket) : SocketError.Success;
+    public static SocketError Finish(SafeSocketHandle socket, IoRegistration io) =>
+        io.Faulted ? Finish(CircuitSockets.View(socket)) : SocketError.Success;
 
     /// <summary>The connect's outcome read from SO_ERROR, for a socket whose readiness came with a fault (or is not known).</summary>
     public static SocketError Finish(Socket socket)

@@ -23,28 +23,32 @@ internal static unsafe class RawSocket
     private const int SendBeforeFinFlags = SysSocket.MSG_NOSIGNAL | SysSocket.MSG_MORE;
 
     /// <summary>recv(2) into <paramref name="buffer"/>[0..<paramref name="count"/>).</summary>
-    public static int Receive(Socket socket, byte[] buffer, int count, out SocketError error) =>
+    public static int Receive(SafeSocketHandle socket, byte[] buffer, int count, out SocketError error) =>
         Receive(socket, buffer, 0, count, 0, out error);
 
     /// <summary>recv(2) into <paramref name="buffer"/>[<paramref name="offset"/>..+<paramref name="count"/>).</summary>
-    public static int Receive(Socket socket, byte[] buffer, int offset, int count, out SocketError error) =>
+    public static int Receive(SafeSocketHandle socket, byte[] buffer, int offset, int count, out SocketError error) =>
         Receive(socket, buffer, offset, count, 0, out error);
+
+    /// <inheritdoc cref="Receive(SafeSocketHandle, byte[], int, out SocketError)"/>
+    public static int Receive(Socket socket, byte[] buffer, int count, out SocketError error) =>
+        Receive(socket.SafeHandle, buffer, 0, count, 0, out error);
 
     /// <summary>
     /// recv(2) with MSG_PEEK: copies waiting bytes without consuming them (the PROXY header
     /// reader looks at a header before it takes exactly the header, leaving the payload).
     /// </summary>
     public static int Peek(Socket socket, byte[] buffer, int count, out SocketError error) =>
-        Receive(socket, buffer, 0, count, SysSocket.MSG_PEEK, out error);
+        Receive(socket.SafeHandle, buffer, 0, count, SysSocket.MSG_PEEK, out error);
 
-    private static int Receive(Socket socket, byte[] buffer, int offset, int count, int flags, out SocketError error)
+    private static int Receive(SafeSocketHandle socket, byte[] buffer, int offset, int count, int flags, out SocketError error)
     {
         if (IsClosed(socket, out error))
         {
             return 0;
         }
 
-        var fd = (int)socket.SafeHandle.DangerousGetHandle();
+        var fd = (int)socket.DangerousGetHandle();
         fixed (byte* p = buffer)
         {
             while (true)
@@ -71,14 +75,14 @@ internal static unsafe class RawSocket
     /// <paramref name="finFollows"/> promises a shutdown or close right after: the kernel may
     /// then hold a short tail back to send it with the FIN.
     /// </summary>
-    public static int Send(Socket socket, byte[] buffer, int offset, int count, out SocketError error, bool finFollows = false)
+    public static int Send(SafeSocketHandle socket, byte[] buffer, int offset, int count, out SocketError error, bool finFollows = false)
     {
         if (IsClosed(socket, out error))
         {
             return 0;
         }
 
-        var fd = (int)socket.SafeHandle.DangerousGetHandle();
+        var fd = (int)socket.DangerousGetHandle();
         fixed (byte* p = buffer)
         {
             while (true)
@@ -100,15 +104,22 @@ internal static unsafe class RawSocket
         }
     }
 
+    /// <inheritdoc cref="Send(SafeSocketHandle, byte[], int, int, out SocketError, bool)"/>
+    public static int Send(Socket socket, byte[] buffer, int offset, int count, out SocketError error, bool finFollows = false) =>
+        Send(socket.SafeHandle, buffer, offset, count, out error, finFollows);
+
+    /// <inheritdoc cref="ShutdownSend(SafeSocketHandle)"/>
+    public static SocketError ShutdownSend(Socket socket) => ShutdownSend(socket.SafeHandle);
+
     /// <summary>shutdown(SHUT_WR): sends the FIN after the bytes already written.</summary>
-    public static SocketError ShutdownSend(Socket socket)
+    public static SocketError ShutdownSend(SafeSocketHandle socket)
     {
         if (IsClosed(socket, out var closed))
         {
             return closed;
         }
 
-        var fd = (int)socket.SafeHandle.DangerousGetHandle();
+        var fd = (int)socket.DangerousGetHandle();
         return SysSocket.Shutdown(fd, SysSocket.SHUT_WR) == 0 ? SocketError.Success : Errno.ToSocketError(Marshal.GetLastPInvokeError());
     }
 
@@ -117,9 +128,9 @@ internal static unsafe class RawSocket
     /// the supervisor has closed must never reach a system call. The check is race-free
     /// because a circuit's sockets are closed on the thread that does its I/O.
     /// </summary>
-    private static bool IsClosed(Socket socket, out SocketError error)
+    private static bool IsClosed(SafeSocketHandle socket, out SocketError error)
     {
-        var closed = socket.SafeHandle.IsClosed;
+        var closed = socket.IsClosed;
         error = closed ? SocketError.OperationAborted : SocketError.Success;
         return closed;
     }

@@ -68,10 +68,10 @@ internal sealed unsafe class SplicePipe : IDisposable
     }
 
     /// <summary>Moves up to <paramref name="count"/> bytes from <paramref name="source"/> into the pipe.</summary>
-    public int FillFrom(Socket source, int count, out SocketError error) => Splice(source, toPipe: true, count, out error);
+    public int FillFrom(SafeSocketHandle source, int count, out SocketError error) => Splice(source, toPipe: true, count, out error);
 
     /// <summary>Moves up to <paramref name="count"/> bytes from the pipe to <paramref name="destination"/>.</summary>
-    public int DrainTo(Socket destination, int count, out SocketError error) => Splice(destination, toPipe: false, count, out error);
+    public int DrainTo(SafeSocketHandle destination, int count, out SocketError error) => Splice(destination, toPipe: false, count, out error);
 
     /// <summary>
     /// Takes <paramref name="count"/> bytes out of the pipe into user space (a freeze reports
@@ -105,16 +105,16 @@ internal sealed unsafe class SplicePipe : IDisposable
         return bytes;
     }
 
-    private int Splice(Socket socket, bool toPipe, int count, out SocketError error)
+    private int Splice(SafeSocketHandle socket, bool toPipe, int count, out SocketError error)
     {
-        if (socket.SafeHandle.IsClosed)
+        if (socket.IsClosed)
         {
             // The supervisor closed it (the circuit is ending): see RawSocket.IsClosed.
             error = SocketError.OperationAborted;
             return 0;
         }
 
-        var fd = (int)socket.SafeHandle.DangerousGetHandle();
+        var fd = (int)socket.DangerousGetHandle();
         while (true)
         {
             var moved = toPipe

@@ -27,7 +27,7 @@ public sealed class ParkedRetentionTests
                 GC.WaitForPendingFinalizers();
                 return !entry.IsAlive && !upstream.IsAlive;
             },
-            "the closed circuit's entry and upstream socket to be collected", Wait,
+            "the closed circuit's entry and upstream socket handle to be collected", Wait,
             () => $"entry {(entry.IsAlive ? "alive" : "collected")}, upstream socket {(upstream.IsAlive ? "alive" : "collected")}");
 
         // It was parked, not stopped: the next circuit on the core is served by it.
@@ -45,7 +45,7 @@ public sealed class ParkedRetentionTests
         await client.SendAsync(request, SocketFlags.None);
         Assert.Equal(request, await SocketIo.ReadExactlyAsync(client, request.Length).WaitAsync(Wait));
         var entry = Assert.Single(relay.Circuits.Snapshot());
-        var result = (entry.Supervisor, new WeakReference(entry), new WeakReference(entry.UpstreamSocket!));
+        var result = (entry.Supervisor, new WeakReference(entry), new WeakReference(entry.UpstreamHandle!));
         client.Shutdown(SocketShutdown.Send);
         Assert.Equal("eof", await SocketIo.ReadUntilClosedAsync(client, Wait));
         await Eventually.Holds(() => relay.Circuits.Count == 0, "the circuit to close after both FINs", Wait);

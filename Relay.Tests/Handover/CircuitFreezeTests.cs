@@ -62,7 +62,10 @@ public sealed class CircuitFreezeTests
 
         var entry = await AdoptAsync(run.Relay, frozen);
         Assert.Equal(1, metrics.Active);
-        Assert.Equal(CircuitState.Established, entry.State);
+        // Running again in the phase it froze in: established, or half-closed if the client's
+        // upload (at loopback speed) had finished by then, as a spliced circuit's freeze,
+        // retried until its pipe holds bytes, gives it time to.
+        Assert.Contains(entry.State, (CircuitState[])[CircuitState.Established, CircuitState.HalfClosed]);
         Assert.Equal(1, entry.Moves);
         Assert.Equal(old.OpenedAt, entry.OpenedAt);
 

@@ -1,6 +1,8 @@
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using Relay.Actors.Sockets;
+using Relay.Actors.Tuning;
 using Relay.Tests.Support;
 
 namespace Relay.Tests.Sockets;
@@ -82,6 +84,108 @@ public sealed class CircuitSocketsTests
         {
             CircuitSockets.Close(upstream);
         }
+    }
+
+    [Fact]
+    public async Task A_circuit_keeps_its_descriptor_through_the_handle_when_the_socket_objects_are_collected()
+    {
+        using var listener = Listener();
+        using var client = await ConnectedClientAsync(listener);
+        var (handle, dropped) = await AcceptDetachedAsync(listener);
+
+        // The dropped Socket objects' finalizers would close the descriptor with them.
+        await Eventually.Holds(() =>
+        {
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            return !dropped.IsAlive;
+        }, "the accepted Socket object to be collected");
+
+        Assert.False(handle.IsClosed);
+        var bytes = new byte[] { 7, 8, 9 };
+        Assert.Equal(3, RawSocket.Send(handle, bytes, 0, 3, out var error));
+        Assert.Equal(SocketError.Success, error);
+        Assert.Equal(bytes, await SocketIo.ReadExactlyAsync(client, 3));
+        CircuitSockets.Close(handle, reset: false);
+    }
+
+    [Fact]
+    public async Task A_handle_closes_with_a_fin_or_on_request_with_a_reset()
+    {
+        using var listener = Listener();
+        using var finished = await ConnectedClientAsync(listener);
+        var finishedHandle = CircuitSockets.Detach(await AcceptAsync(listener));
+        using var reset = await ConnectedClientAsync(listener);
+        var resetHandle = CircuitSockets.Detach(await AcceptAsync(listener));
+
+        CircuitSockets.Close(finishedHandle, reset: false);
+        CircuitSockets.Close(resetHandle, reset: true);
+        CircuitSockets.Close(resetHandle, reset: true); // a second close does nothing
+
+        Assert.True(finishedHandle.IsClosed);
+        Assert.True(resetHandle.IsClosed);
+        Assert.Equal("eof", await SocketIo.ReadUntilClosedAsync(finished, TimeSpan.FromSeconds(10)));
+        Assert.Equal("reset", await SocketIo.ReadUntilClosedAsync(reset, TimeSpan.FromSeconds(10)));
+        // A closed handle never reaches a system call (its number may already be reused).
+        Assert.Equal(0, RawSocket.Receive(finishedHandle, new byte[4], 4, out var error));
+        Assert.Equal(SocketError.OperationAborted, error);
+    }
+
+    [Fact]
+    public async Task A_view_reads_options_and_addresses_and_fails_cleanly_once_the_circuit_closed_its_socket()
+    {
+        using var listener = Listener();
+        using var client = await ConnectedClientAsync(listener);
+        var handle = CircuitSockets.Detach(await AcceptAsync(listener));
+
+        Assert.NotNull(SocketTuner.ReadTcpInfo(CircuitSockets.View(handle)));
+        var connected = CircuitSockets.ConnectedView(handle);
+        Assert.Equal(client.LocalEndPoint, connected.RemoteEndPoint);
+        Assert.Equal(client.RemoteEndPoint, connected.LocalEndPoint);
+
+        CircuitSockets.Close(handle, reset: false);
+        var late = CircuitSockets.View(handle);
+        Assert.Null(SocketTuner.ReadTcpInfo(late)); // the ObjectDisposedException it catches
+        Assert.Throws<ObjectDisposedException>(() => CircuitSockets.ConnectedView(handle));
+    }
+
+    /// <summary>
+    /// What a circuit does with an accepted socket: keeps the handle, and drops the Socket and
+    /// the views it made; only a weak reference to the Socket comes back.
+    /// </summary>
+    private static async Task<(SafeSocketHandle Handle, WeakReference Socket)> AcceptDetachedAsync(Socket listener) =>
+        DetachAndDropViews(await AcceptAsync(listener));
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static (SafeSocketHandle, WeakReference) DetachAndDropViews(Socket accepted)
+    {
+        var handle = CircuitSockets.Detach(accepted);
+        _ = CircuitSockets.View(handle).Available;
+        _ = CircuitSockets.ConnectedView(handle).RemoteEndPoint;
+        return (handle, new WeakReference(accepted));
+    }
+
+    private static Socket Listener()
+    {
+        var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen(4);
+        listener.Blocking = false;
+        return listener;
+    }
+
+    private static async Task<Socket> ConnectedClientAsync(Socket listener)
+    {
+        var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await client.ConnectAsync(listener.LocalEndPoint!);
+        return client;
+    }
+
+    private static async Task<Socket> AcceptAsync(Socket listener)
+    {
+        Socket? accepted = null;
+        await Eventually.Holds(() => NonBlockingAccept.TryAccept(listener, out accepted) != SocketError.WouldBlock, "the connection to be accepted");
+        return accepted!;
     }
 
     [Fact]

@@ -20,8 +20,11 @@ internal class FinCarrier(IActorRef supervisor)
     private bool _upFinished;
     private bool _downFinished;
 
+    /// <summary>The circuit's supervisor, which hears of each direction's end.</summary>
+    public IActorRef Supervisor { get; } = supervisor;
+
     /// <summary>Sends <paramref name="direction"/>'s FIN to <paramref name="destination"/> and reports the direction over.</summary>
-    public void Finish(Direction direction, Socket destination, CircuitSide destinationSide)
+    public void Finish(Direction direction, SafeSocketHandle destination, CircuitSide destinationSide)
     {
         var otherFinished = direction == Direction.Up ? _downFinished : _upFinished;
         if (!otherFinished)
@@ -35,7 +38,7 @@ internal class FinCarrier(IActorRef supervisor)
 
             if (shutdown != SocketError.Success)
             {
-                supervisor.Tell(new PumpProtocol.SideFailed(destinationSide, shutdown));
+                Supervisor.Tell(new PumpProtocol.SideFailed(destinationSide, shutdown));
                 return;
             }
         }
@@ -45,7 +48,7 @@ internal class FinCarrier(IActorRef supervisor)
         // input has been read to its EOF, so nothing unread turns the close into a reset).
         // One shutdown(2) fewer per circuit.
         MarkFinished(direction);
-        supervisor.Tell(PumpProtocol.DirectionFinished.Of(direction));
+        Supervisor.Tell(PumpProtocol.DirectionFinished.Of(direction));
     }
 
     /// <summary>Whether <paramref name="direction"/>'s FIN has been carried (or, for the last direction, left to the close).</summary>

@@ -13,28 +13,26 @@ namespace Relay.Actors.Circuits.Internal;
 /// same facts, and a restored circuit is made from these facts and nothing else.
 /// </summary>
 internal sealed class PumpContext(
-    Socket client,
+    CircuitEntry entry,
     IoRegistration clientIo,
-    Socket upstream,
     IoRegistration upstreamIo,
     IActorRef supervisor,
-    CircuitCounters counters,
     int writeSize,
     int segmentsPerDirection,
-    string dispatcher,
     bool splice = false) : FinCarrier(supervisor)
 {
-    public Socket Client { get; } = client;
+    /// <summary>The circuit's entry: its sockets' handles and its counters are there (a reference each fewer here).</summary>
+    public CircuitEntry Entry { get; } = entry;
+
+    public SafeSocketHandle Client => Entry.ClientHandle!;
 
     public IoRegistration ClientIo { get; } = clientIo;
 
-    public Socket Upstream { get; } = upstream;
+    public SafeSocketHandle Upstream => Entry.UpstreamHandle!;
 
     public IoRegistration UpstreamIo { get; } = upstreamIo;
 
-    public IActorRef Supervisor { get; } = supervisor;
-
-    public CircuitCounters Counters { get; } = counters;
+    public CircuitCounters Counters => Entry.Counters;
 
     /// <summary>The circuit's <see cref="FinCarrier"/>: this context itself (see there).</summary>
     public FinCarrier Fins => this;
@@ -44,9 +42,6 @@ internal sealed class PumpContext(
 
     /// <summary>A direction's window, in segments of <see cref="WriteSize"/>.</summary>
     public int SegmentsPerDirection { get; } = segmentsPerDirection;
-
-    /// <summary>The core dispatcher the supervisor runs on; the pumps follow it.</summary>
-    public string Dispatcher { get; } = dispatcher;
 
     /// <summary>Whether a direction that carries a bulk transfer moves it with splice(2) (the route's <c>splice</c>).</summary>
     public bool Splice { get; } = splice;

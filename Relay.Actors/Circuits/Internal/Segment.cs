@@ -59,7 +59,7 @@ internal sealed class Segment(Direction direction) : INoSerializationVerificatio
     /// counting each send: Success once all are in the kernel, WouldBlock when it is full (the
     /// rest stays for later), or the error. The one send loop of both pumps.
     /// </summary>
-    public SocketError SendRest(Socket destination, CircuitCounters counters)
+    public SocketError SendRest(SafeSocketHandle destination, CircuitCounters counters)
     {
         while (Offset < Length)
         {

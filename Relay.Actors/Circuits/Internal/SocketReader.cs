@@ -61,12 +61,12 @@ internal sealed class SocketReader : UntypedActor
 {
     // The supervisor's, and so the same for every circuit this reader serves.
     private readonly IActorRef _supervisor;
-    private PumpStart? _first;
-    private bool _parked;
+    private bool _parked = true; // until the first circuit's PumpStart
     // The circuit's, copied from its context: read on every chunk.
     private CircuitCounters _counters = null!;
     private FinCarrier _fins = null!;
     private int _writeSize;
+    private int _window; // a lane's, in segments: the same for both
     private bool _splice;
     private Lane _up = null!;
     private Lane _down = null!;
@@ -75,25 +75,15 @@ internal sealed class SocketReader : UntypedActor
     private Queue<object>? _forWriter; // what waits for the writer the supervisor is starting
     private PumpFreeze _freeze;
 
-    /// <param name="first">The first circuit's pumps; later circuits come as messages.</param>
-    private SocketReader(PumpStart first)
-    {
-        _supervisor = first.Context.Supervisor;
-        _first = first;
-    }
+    private SocketReader() => _supervisor = Context.Parent;
 
     /// <summary>
-    /// A reader for <paramref name="first"/>: a restored circuit's reader first owes each
-    /// destination its seed, and then, for a direction whose source had ended, its FIN.
+    /// A reader on <paramref name="dispatcher"/>, the supervisor's. It starts as if parked: each
+    /// circuit, the first one too, comes as a <see cref="PumpStart"/> message (a restored
+    /// circuit's reader first owes each destination its seed, and then, for a direction whose
+    /// source had ended, its FIN). So the Props carry no circuit, and all readers share them.
     /// </summary>
-    public static Props Props(PumpStart first) => PropsFactory.Once(first, static f => new SocketReader(f), first.Context.Dispatcher);
-
-    protected override void PreStart()
-    {
-        var first = _first!;
-        _first = null;
-        Begin(first);
-    }
+    public static Props Props(string dispatcher) => PropsFactory.Shared(static () => new SocketReader(), dispatcher);
 
     private void Begin(PumpStart start)
     {
@@ -103,10 +93,9 @@ internal sealed class SocketReader : UntypedActor
         _fins = context.Fins;
         _writeSize = context.WriteSize;
         _splice = context.Splice;
-        _up = new Lane(context.Client, context.ClientIo, CircuitSide.Client, context.Upstream, CircuitSide.Upstream, Direction.Up,
-            context.SegmentsPerDirection);
-        _down = new Lane(context.Upstream, context.UpstreamIo, CircuitSide.Upstream, context.Client, CircuitSide.Client, Direction.Down,
-            context.SegmentsPerDirection);
+        _window = context.SegmentsPerDirection;
+        _up = new Lane(context.Client, context.ClientIo, Direction.Up);
+        _down = new Lane(context.Upstream, context.UpstreamIo, Direction.Down);
         // A direction over already goes first, so that the FinCarrier knows which end is the
         // circuit's last before an owed FIN is carried below.
         EndBeforeStart(_up, start.Up, DirectionEnd.FinCarried);
@@ -291,6 +280,9 @@ internal sealed class SocketReader : UntypedActor
 
     private Lane LaneOf(Direction direction) => direction == Direction.Up ? _up : _down;
 
+    /// <summary>Where <paramref name="lane"/>'s bytes go: the other lane's source.</summary>
+    private SafeSocketHandle DestinationOf(Lane lane) => (lane == _up ? _down : _up).Source;
+
     private void FlushToWriter()
     {
         while (_forWriter is not null && _forWriter.TryDequeue(out var waiting))
@@ -422,8 +414,10 @@ internal sealed class SocketReader : UntypedActor
         // writer and credit ran out. With inline writes the credit comes straight back, so
         // without this a fast source and a destination with room would keep the core thread
         // in one circuit, and the core's other circuits (and its epoll) would wait.
-        var turn = lane.Window;
-        while (!lane.Ended && lane.HasCredit)
+        var turn = _window;
+        // The lane has credit while fewer than the window of its segments are at the writer.
+        // Segments are made as first needed, so a lane whose destination keeps up only ever makes one.
+        while (!lane.Ended && lane.AtWriter < _window)
         {
             if (turn-- == 0)
             {
@@ -528,7 +522,7 @@ internal sealed class SocketReader : UntypedActor
         // The pipe holds the lane's window, as the writer would (at most 1 MiB, pipe-max-size for
         // a process without CAP_SYS_RESOURCE): a pipe of one read's size halved the rate of 8
         // streams, each direction stopping its reads whenever its destination was full.
-        lane.Pipe = SplicePipe.TryCreate(Math.Min(lane.Window * _writeSize, 1 << 20));
+        lane.Pipe = SplicePipe.TryCreate(Math.Min(_window * _writeSize, 1 << 20));
         return lane.Pipe is not null;
     }
 
@@ -544,12 +538,12 @@ internal sealed class SocketReader : UntypedActor
     {
         var pipe = lane.Pipe!;
         var up = lane.Direction == Direction.Up;
-        var turn = lane.Window;
+        var turn = _window;
         while (true)
         {
             while (lane.InPipe > 0 && !lane.WaitingForRoom)
             {
-                var sent = pipe.DrainTo(lane.Destination, lane.InPipe, out var sendError);
+                var sent = pipe.DrainTo(DestinationOf(lane), lane.InPipe, out var sendError);
                 if (sendError == SocketError.Success)
                 {
                     lane.InPipe -= sent;
@@ -641,7 +635,7 @@ internal sealed class SocketReader : UntypedActor
     {
         if (lane.AtWriter == 0)
         {
-            _fins.Finish(lane.Direction, lane.Destination, lane.DestinationSide);
+            _fins.Finish(lane.Direction, DestinationOf(lane), lane.DestinationSide);
         }
         else
         {
@@ -658,14 +652,14 @@ internal sealed class SocketReader : UntypedActor
     {
         if (lane.AtWriter == 0)
         {
-            var error = segment.SendRest(lane.Destination, _counters);
+            var error = segment.SendRest(DestinationOf(lane), _counters);
             if (error == SocketError.Success)
             {
                 var endsStream = segment.EndsStream;
                 lane.Recycle(segment);
                 if (endsStream)
                 {
-                    _fins.Finish(lane.Direction, lane.Destination, lane.DestinationSide);
+                    _fins.Finish(lane.Direction, DestinationOf(lane), lane.DestinationSide);
                 }
 
                 return true;
@@ -733,20 +727,13 @@ internal sealed class SocketReader : UntypedActor
         Frozen,
     }
 
-    /// <summary>One direction's read side: its source socket and its window of credits, or its pipe.</summary>
-    private sealed class Lane
+    /// <summary>
+    /// One direction's read side: its source socket and what it has at the writer, or its pipe.
+    /// What the direction implies (its sides, its destination: the other lane's source) and what
+    /// both lanes share (the window) is not kept here: a lane is per circuit, idle ones too.
+    /// </summary>
+    private sealed class Lane(SafeSocketHandle source, IoRegistration io, Direction direction)
     {
-        public Lane(Socket source, IoRegistration io, CircuitSide sourceSide, Socket destination, CircuitSide destinationSide,
-            Direction direction, int segments)
-        {
-            Source = source;
-            Io = io;
-            SourceSide = sourceSide;
-            Destination = destination;
-            DestinationSide = destinationSide;
-            Direction = direction;
-            Window = segments;
-        }
 
         /// <summary>
         /// The lane's pipe once it splices (null until a read fills a write-size). What a spliced
@@ -806,30 +793,18 @@ internal sealed class SocketReader : UntypedActor
             Pipe = null;
         }
 
-        public Socket Source { get; }
+        public SafeSocketHandle Source { get; } = source;
 
-        public IoRegistration Io { get; }
+        public IoRegistration Io { get; } = io;
 
-        public CircuitSide SourceSide { get; }
+        public CircuitSide SourceSide => Direction == Direction.Up ? CircuitSide.Client : CircuitSide.Upstream;
 
-        public Socket Destination { get; }
-
-        public CircuitSide DestinationSide { get; }
+        public CircuitSide DestinationSide => Direction == Direction.Up ? CircuitSide.Upstream : CircuitSide.Client;
 
         /// <summary>Segments of this direction at the writer: while any are, new bytes queue behind them.</summary>
         public int AtWriter { get; set; }
 
-        public Direction Direction { get; }
-
-        /// <summary>How many segments (credits) the lane owns.</summary>
-        public int Window { get; }
-
-        /// <summary>
-        /// Whether the lane may read: fewer than <see cref="Window"/> of its segments are at
-        /// the writer. Segments are made as first needed, so a lane whose destination keeps up
-        /// only ever makes one.
-        /// </summary>
-        public bool HasCredit => AtWriter < Window;
+        public Direction Direction { get; } = direction;
 
         private Segment? _home;
         private Stack<Segment>? _moreHome;
@@ -861,7 +836,7 @@ internal sealed class SocketReader : UntypedActor
             }
             else
             {
-                (_moreHome ??= new Stack<Segment>(Window)).Push(segment);
+                (_moreHome ??= new Stack<Segment>()).Push(segment);
             }
         }
 

@@ -30,7 +30,7 @@ namespace Relay.Actors.Circuits.Internal;
 internal sealed class SocketWriter : UntypedActor
 {
     private readonly IActorRef _supervisor;
-    private bool _parked;
+    private bool _parked = true; // until the first circuit's PumpContext
     private Lane _up = null!;
     private Lane _down = null!;
     private CircuitCounters _counters = null!;
@@ -38,13 +38,13 @@ internal sealed class SocketWriter : UntypedActor
     private IActorRef _reader = ActorRefs.Nobody;
     private bool _frozen;
 
-    private SocketWriter(PumpContext context)
-    {
-        _supervisor = context.Supervisor;
-        Begin(context);
-    }
+    private SocketWriter() => _supervisor = Context.Parent;
 
-    public static Props Props(PumpContext context) => PropsFactory.Once(context, static c => new SocketWriter(c), context.Dispatcher);
+    /// <summary>
+    /// A writer on <paramref name="dispatcher"/>, the supervisor's. As the reader, it starts as
+    /// if parked, and each circuit, the first one too, comes as its <see cref="PumpContext"/>.
+    /// </summary>
+    public static Props Props(string dispatcher) => PropsFactory.Shared(static () => new SocketWriter(), dispatcher);
 
     private void Begin(PumpContext context)
     {
@@ -229,9 +229,9 @@ internal sealed class SocketWriter : UntypedActor
     }
 
     /// <summary>One direction's write side: its destination socket and the segments waiting for it.</summary>
-    private sealed class Lane(Socket destination, IoRegistration io, CircuitSide destinationSide, Direction direction, int segments)
+    private sealed class Lane(SafeSocketHandle destination, IoRegistration io, CircuitSide destinationSide, Direction direction, int segments)
     {
-        public Socket Destination { get; } = destination;
+        public SafeSocketHandle Destination { get; } = destination;
 
         public IoRegistration Io { get; } = io;
 

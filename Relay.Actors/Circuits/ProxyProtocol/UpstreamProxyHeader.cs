@@ -20,7 +20,7 @@ internal static class UpstreamProxyHeader
     /// address on the client socket.
     /// False, with the close reason and its detail, when the circuit must be reset instead.
     /// </summary>
-    public static bool TrySend(RouteSettings route, CircuitEntry entry, Socket client, Socket upstream,
+    public static bool TrySend(RouteSettings route, CircuitEntry entry, SafeSocketHandle client, SafeSocketHandle upstream,
         [NotNullWhen(false)] out string? reason, [NotNullWhen(false)] out string? detail)
     {
         reason = null;
@@ -39,7 +39,7 @@ internal static class UpstreamProxyHeader
             var destination = entry.ProxiedDestination
                               ?? (route.Transparent is not null && IPEndPoint.TryParse(entry.Upstream, out var original)
                                   ? original
-                                  : (IPEndPoint)client.LocalEndPoint!);
+                                  : (IPEndPoint)CircuitSockets.ConnectedView(client).LocalEndPoint!);
             header = ProxyHeaderWriter.Build(version, (IPEndPoint)entry.Client, destination);
         }
         catch (SocketException e)
