@@ -181,12 +181,13 @@ internal sealed class HandoverLab : IAsyncDisposable
     }
 
     /// <summary>TCP resets that arrived in the client's or the server's namespace since <see cref="UpAsync"/>.</summary>
-    public async Task<(long Client, long Server)> ResetsAsync() => (await ResetsAsync(Prefix + "cli"), await ResetsAsync(Prefix + "srv"));
+    public async Task<(long Client, long Server)> ResetsAsync() => (await ResetsAsync("cli"), await ResetsAsync("srv"));
 
     /// <summary>
     /// Ends the traffic (each end sends its tail and FIN), waits for every circuit to end within
     /// <paramref name="within"/>, and asserts that each arrived intact and that no reset
-    /// reached the client or the server.
+    /// reached the client or the server before both FINs of its connection had (a reset after
+    /// them is a late duplicate's answer, with nothing left to cut: see ResetsAsync).
     /// </summary>
     public async Task FinishIntactAsync(LabTraffic traffic, IEnumerable<LabCircuit> circuits, TimeSpan within)
     {
@@ -222,19 +223,73 @@ internal sealed class HandoverLab : IAsyncDisposable
             $" chain in {{\\n type filter hook input priority 0;\\n tcp dport {ProbePorts}-{ProbePorts + 9} accept\\n" +
             $" tcp flags & rst == rst counter add @seen {{ ip saddr . tcp sport . ip daddr . tcp dport }}\\n }}\\n }}\\n' | ip netns exec {ns} nft -f -"], null);
 
+    /// <summary>
+    /// The resets that arrived in <paramref name="ns"/> (<c>cli</c> or <c>srv</c>) and may have cut
+    /// a connection: all of them, unless the capture shows each one came after both FINs of its
+    /// connection. Those are the listener answering a duplicate ACK the peer's kernel sent after
+    /// the relay's socket had closed normally (LAST_ACK, then CLOSED on the first ACK): every byte
+    /// was delivered and the peer was in TIME_WAIT. A passive close anywhere draws them when the
+    /// network duplicates a segment; they are printed, not counted.
+    /// </summary>
     private async Task<long> ResetsAsync(string ns)
     {
-        var listing = await RunAsync("ip", ["netns", "exec", ns, "nft", "list", "table", "inet", "rstmon"], null);
+        var listing = await RunAsync("ip", ["netns", "exec", Prefix + ns, "nft", "list", "table", "inet", "rstmon"], null);
         var at = listing.IndexOf("packets ", StringComparison.Ordinal);
         var count = long.Parse(listing[(at + 8)..].Split(' ')[0]);
-        if (count > 0)
+        if (count == 0)
         {
-            // The set holds each reset's tuple (source . port . destination . port).
-            _out.WriteLine($"resets arriving in {ns}:\n{listing}");
-            await PrintCapturesAsync();
+            return 0;
+        }
+
+        // The set holds each reset's tuple (source . port . destination . port).
+        _out.WriteLine($"resets arriving in {ns}:\n{listing}");
+        await PrintCapturesAsync();
+        var connections = ResetTuple.Matches(listing).Select(m => m.Groups[2].Value is "7000" or "9000" ? m.Groups[4].Value : m.Groups[2].Value).ToHashSet();
+        var afterClose = await ResetOnlyAfterBothFinsAsync(ns);
+        if (connections.Count > 0 && connections.All(afterClose.Contains))
+        {
+            _out.WriteLine($"{ns}: each of the {count} reset(s) came after both FINs of its connection (a late duplicate after a normal close): not counted");
+            return 0;
         }
 
         return count;
+    }
+
+    private static readonly Regex ResetTuple = new(@"(\d+\.\d+\.\d+\.\d+) \. (\d+) \. (\d+\.\d+\.\d+\.\d+) \. (\d+)");
+
+    /// <summary>The connections (by their client-side port) whose every reset into <paramref name="ns"/> came after both of their FINs, as <paramref name="ns"/>'s capture saw them.</summary>
+    private async Task<HashSet<string>> ResetOnlyAfterBothFinsAsync(string ns)
+    {
+        var closedFirst = new HashSet<string>();
+        if (_captures.FirstOrDefault(c => c.Namespace == ns) is not { File: { } file })
+        {
+            return closedFirst;
+        }
+
+        var read = await ExternalProcess.RunAsync("tcpdump", ["-r", file, "-nn"], null, TimeSpan.FromSeconds(30));
+        var fins = new Dictionary<string, (bool Service, bool Peer)>();
+        var early = new HashSet<string>();
+        foreach (var m in read.Stdout.Split('\n').Select(line => Segment.Match(line)).Where(m => m.Success))
+        {
+            var fromService = m.Groups[2].Value is "7000" or "9000";
+            var port = fromService ? m.Groups[4].Value : m.Groups[2].Value;
+            var flags = m.Groups[5].Value;
+            fins.TryGetValue(port, out var seen);
+            if (flags.Contains('F'))
+            {
+                fins[port] = fromService ? seen with { Service = true } : seen with { Peer = true };
+            }
+
+            // Into cli a reset comes from the service's port; into srv, to the server's.
+            var intoNamespace = ns == "cli" ? m.Groups[2].Value == "7000" : m.Groups[4].Value == "9000";
+            if (flags.Contains('R') && intoNamespace)
+            {
+                (seen is { Service: true, Peer: true } ? closedFirst : early).Add(port);
+            }
+        }
+
+        closedFirst.ExceptWith(early);
+        return closedFirst;
     }
 
     // Where each SYN, FIN and RST of the service and the server went, per namespace, so that a

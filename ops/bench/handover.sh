@@ -142,6 +142,11 @@ scenario() {
   for ns in cli srv; do
     if [ "$(rst_count $ns)" != "0" ]; then
       echo "  RSTs into $ns, by tuple: $(rst_tuples $ns)" | tee -a "$OUT/$name-rst.txt" >&2
+      # Why the nodes' kernels reset: closed with unread bytes, bytes after close, linger 0...
+      for n in n1 n2; do
+        echo "  $n: $("$CLUSTER" exec $n awk '/^TcpExt:/ { if (!h) { split($0, k); h = 1 } else { for (i = 2; i <= NF; i++) if (k[i] ~ /^TCPAbortOn/) printf "%s %s ", k[i], $i } }' /proc/net/netstat)" \
+          | tee -a "$OUT/$name-rst.txt" >&2
+      done
     fi
   done
   if [ -n "$dump" ]; then
