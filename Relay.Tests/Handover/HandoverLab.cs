@@ -226,7 +226,7 @@ internal sealed class HandoverLab : IAsyncDisposable
     /// <summary>
     /// The resets that arrived in <paramref name="ns"/> (<c>cli</c> or <c>srv</c>) and may have cut
     /// a connection: all of them, unless the capture shows each one came after both FINs of its
-    /// connection. Those are the listener answering a duplicate ACK the peer's kernel sent after
+    /// connection. Those are the listener answering a duplicate ACK that reached the node after
     /// the relay's socket had closed normally (LAST_ACK, then CLOSED on the first ACK): every byte
     /// was delivered and the peer was in TIME_WAIT. A passive close anywhere draws them when the
     /// network duplicates a segment; they are printed, not counted.
