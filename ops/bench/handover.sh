@@ -130,6 +130,16 @@ scenario() {
     dump=$!
     sleep 1
   fi
+  # The SYNs, FINs and RSTs the client and the server see, to sort the resets they get (below).
+  local flags=()
+  if command -v tcpdump >/dev/null; then
+    for side in cli:7000 srv:9000; do
+      ip netns exec "${LAB_PREFIX}${side%%:*}" tcpdump -i any -U -nn -s 96 -w "$OUT/$name-${side%%:*}-flags.pcap" \
+        "tcp port ${side##*:} and (tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0)" 2>/dev/null &
+      flags+=($!)
+    done
+    sleep 1
+  fi
   if ! python3 "$LOAD" drive "$cfg" >"$OUT/$name.raw" 2>>"$OUT/bench.log"; then
     echo "  $name: the driver failed (see $OUT/bench.log)" >&2
     tail -n 5 "$OUT/bench.log" >&2
@@ -139,8 +149,21 @@ scenario() {
     wait "$dump" 2>/dev/null || true
   fi
   for n in 1 2; do cp "$STATE/n$n.log" "$OUT/$name-n$n.log" 2>/dev/null || true; done
+  [ "${#flags[@]}" = 0 ] || { kill -INT "${flags[@]}" 2>/dev/null || true; wait "${flags[@]}" 2>/dev/null || true; }
+  local early_cli=0 early_srv=0 after_cli=0 after_srv=0
   for ns in cli srv; do
     if [ "$(rst_count $ns)" != "0" ]; then
+      local port=7000 sorted early after
+      [ "$ns" = cli ] || port=9000
+      if [ -s "$OUT/$name-$ns-flags.pcap" ]; then
+        sorted=$(python3 "$LOAD" resets "$OUT/$name-$ns-flags.pcap" "$port" "$(rst_tuples $ns)")
+      else
+        sorted='{"early": ["(no capture)"], "after_close": []}'
+      fi
+      early=$(python3 -c 'import json,sys; print(len(json.loads(sys.argv[1])["early"]))' "$sorted")
+      after=$(python3 -c 'import json,sys; print(len(json.loads(sys.argv[1])["after_close"]))' "$sorted")
+      eval "early_$ns=$early after_$ns=$after"
+      echo "  RSTs into $ns: connections reset before both FINs $early, only after both FINs $after ($sorted)" | tee -a "$OUT/$name-rst.txt" >&2
       echo "  RSTs into $ns, by tuple: $(rst_tuples $ns)" | tee -a "$OUT/$name-rst.txt" >&2
       # Why the nodes' kernels reset: closed with unread bytes, bytes after close, linger 0...
       for n in n1 n2; do
@@ -153,14 +176,17 @@ scenario() {
     python3 "$LOAD" trace "$OUT/$name.pcap" "$OUT/$name-n1.log" "$OUT/$name-n2.log" >"$OUT/$name.trace.txt" || true
     sed 's/^/  /' "$OUT/$name.trace.txt" >&2
   fi
-  python3 - "$OUT/$name.raw" "$OUT/$name.json" "$axis" "$title" "$(rst_count cli)" "$(rst_count srv)" <<'PY'
+  python3 - "$OUT/$name.raw" "$OUT/$name.json" "$axis" "$title" "$early_cli" "$early_srv" "$after_cli" "$after_srv" <<'PY'
 import datetime, json, re, sys
-raw, out, axis, title, rc, rs = sys.argv[1:]
+raw, out, axis, title, rc, rs, ac, as_ = sys.argv[1:]
 try:
     r = json.load(open(raw))
 except ValueError:
     sys.exit(0)
-r.update(axis=axis, title=title, rst_cli=int(rc or 0), rst_srv=int(rs or 0))
+# Connections reset before both their FINs (what the targets count), and those reset only after
+# (a duplicate ACK answered by the listener once the close was complete: listed, not counted).
+r.update(axis=axis, title=title, rst_cli=int(rc or 0), rst_srv=int(rs or 0),
+         rst_after_close_cli=int(ac or 0), rst_after_close_srv=int(as_ or 0))
 # The source's own span of each handover, from its log: HandoverStarted to HandoverCompleted or
 # HandoverRolledBack (the POST adds the HTTP request and the ask to the coordinator).
 starts, ends = [], {}
@@ -181,7 +207,7 @@ if "check" not in r:
     print(f"  the load could not finish: {r.get('error')}", file=sys.stderr)
     sys.exit(0)
 c = r["check"]
-print(f"  lost {c['lost']}, duplicated {c['duplicated']}, wrong {c['wrong']}, RST {rc}+{rs}, socket errors {c['socket_errors']}, "
+print(f"  lost {c['lost']}, duplicated {c['duplicated']}, wrong {c['wrong']}, RST {rc}+{rs} (after close {ac}+{as_}), socket errors {c['socket_errors']}, "
       f"pings {r['pinged']}, new circuit {r.get('probe')}, load stall {c['load_stall_ms']} ms", file=sys.stderr)
 PY
   "$CLUSTER" down >/dev/null

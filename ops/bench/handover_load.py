@@ -7,6 +7,7 @@
   handover_load.py drive JSON                in the root namespace: one scenario (below), prints JSON
   handover_load.py collect DIR CMD COMMIT STAMP LOAD0 LOAD1 ROUNDS   DIR/results.json from the scenarios
   handover_load.py trace PCAP LOG...         where each handover's time goes (handover.sh --trace)
+  handover_load.py resets PCAP SERVICE_PORT TUPLES   which resets came only after both FINs
   handover_load.py report DIR                results.md and the charts from DIR/results.json
 
 Every circuit carries, each way, a stream of a pseudo-random pattern with a period of 1,000,003
@@ -34,6 +35,7 @@ import json
 import math
 import os
 import random
+import re
 import selectors
 import socket
 import struct
@@ -802,7 +804,9 @@ def report(outdir):
                   f"- bytes checked: {mb(ck['bytes_client_to_server'])} client -> server, "
                   f"{mb(ck['bytes_server_to_client'])} server -> client; lost {ck['lost']}, duplicated {ck['duplicated']}, "
                   f"streams with a wrong byte {ck['wrong']}",
-                  f"- resets: {sc['rst_cli']} RST into cli, {sc['rst_srv']} into srv (nft counters; before the new "
+                  f"- resets: {sc['rst_cli']} connection(s) reset into cli, {sc['rst_srv']} into srv before both FINs "
+                  f"(nft counters sorted by a capture; only after both FINs, a duplicate ACK answered once the close was "
+                  f"complete: {sc.get('rst_after_close_cli', 0)} and {sc.get('rst_after_close_srv', 0)}; resets before the new "
                   f"circuit's connect: {sc['rst_before_probe'][0]} and {sc['rst_before_probe'][1]}); socket errors "
                   f"{ck['socket_errors']}; circuits not closed by a FIN {ck['unclosed']}; connects failed {ck['connect_failed']}",
                   "- longest gaps (who read, from when after the first POST, how long): " + "; ".join(
@@ -860,6 +864,32 @@ def report(outdir):
         f.write("\n".join(lines))
 
 
+def resets(pcap, service_port, tuples):
+    """Sorts the resets an nft set counted (TUPLES: its "a . p . b . q, ..." listing) by a capture
+    of the SYNs, FINs and RSTs on SERVICE_PORT in the same namespace. A connection (by its port
+    that is not SERVICE_PORT) is "after_close" when every reset into the namespace came after both
+    of its FINs: the listener answering a duplicate ACK once the relay's socket had closed normally
+    (ops/bench/RESULTS.md, "Live handover", run 5's note). Any other, or one the capture lacks, is
+    "early". Prints {"early": [...], "after_close": [...]}."""
+    counted = set()
+    for a, p, b, q in re.findall(r"(\d+\.\d+\.\d+\.\d+) \. (\d+) \. (\d+\.\d+\.\d+\.\d+) \. (\d+)", tuples):
+        counted.add(q if p == service_port else p)
+    out = subprocess.run(["tcpdump", "-r", pcap, "-nn"], capture_output=True, text=True).stdout
+    fins, early, closed = {}, set(), set()
+    for m in re.finditer(r" (\d+\.\d+\.\d+\.\d+)\.(\d+) > (\d+\.\d+\.\d+\.\d+)\.(\d+): Flags \[([^\]]*)\]", out):
+        from_service = m[2] == service_port
+        port = m[4] if from_service else m[2]
+        service_fin, peer_fin = fins.get(port, (False, False))
+        if "F" in m[5]:
+            fins[port] = (True, peer_fin) if from_service else (service_fin, True)
+        # Into cli a reset comes from the service's port (7000); into srv, to the server's (9000).
+        into = from_service if service_port == "7000" else not from_service
+        if "R" in m[5] and into:
+            (closed if service_fin and peer_fin else early).add(port)
+    after_close = sorted((closed - early) & counted)
+    print(json.dumps({"early": sorted(counted - set(after_close)), "after_close": after_close}))
+
+
 STALL = int(os.environ.get("HANDOVER_STALL_BYTES", 1024 * 1024))
 
 if __name__ == "__main__":
@@ -876,6 +906,8 @@ if __name__ == "__main__":
         print(json.dumps(drive(json.loads(sys.argv[2]))), flush=True)
     elif cmd == "trace":
         trace(*sys.argv[2:])
+    elif cmd == "resets":
+        resets(*sys.argv[2:5])
     elif cmd == "collect":
         collect(*sys.argv[2:9])
     elif cmd == "report":
