@@ -52,8 +52,7 @@ while [ $# -gt 0 ]; do
 done
 ROUNDS=${ROUNDS:-$([ -n "$QUICK" ] && echo 2 || echo 4)}
 [ "$(id -u)" = 0 ] || { echo "handover.sh: this needs root (network namespaces); run it with sudo" >&2; exit 1; }
-need_tools ip:iproute2 python3:python3 nft:nftables
-[ -z "$TRACE" ] || need_tools tcpdump:tcpdump
+need_tools ip:iproute2 python3:python3 nft:nftables tcpdump:tcpdump
 
 export LAB_PREFIX="${LAB_PREFIX:-rhb$$-}"
 # The load and two relays share the machine: a busy moment must not down a node (as the lab tests).
