@@ -316,8 +316,17 @@ internal sealed class HandoverLab : IAsyncDisposable
 
     private static readonly Regex Segment = new(@" (\d+\.\d+\.\d+\.\d+)\.(\d+) > (\d+\.\d+\.\d+\.\d+)\.(\d+): Flags \[([^\]]*)\]");
 
+    private bool _capturesPrinted;
+
+    /// <summary>Prints the nodes' abort counters and the captured segments of every reset connection, once per lab.</summary>
     private async Task PrintCapturesAsync()
     {
+        if (_capturesPrinted)
+        {
+            return;
+        }
+
+        _capturesPrinted = true;
         // Why a node's kernel reset a connection: closed with unread bytes (AbortOnClose), bytes
         // after its close (AbortOnData), SO_LINGER 0 (AbortOnLinger), memory, timeouts.
         foreach (var node in new[] { "n1", "n2" })
