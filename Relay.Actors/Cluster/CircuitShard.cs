@@ -18,10 +18,13 @@ public sealed record CircuitRecord(
     long OpenedAtMs,
     long LastActivityMs)
 {
+    /// <summary>How a record names its circuit's client (with the route, what makes it one circuit).</summary>
+    public static string ClientOf(CircuitEntry entry) => entry.Client.ToString() ?? string.Empty;
+
     public static CircuitRecord From(CircuitEntry entry) => new(
         entry.Id,
         entry.Route,
-        entry.Client.ToString() ?? string.Empty,
+        ClientOf(entry),
         entry.Upstream,
         entry.State,
         entry.Counters.BytesUp,

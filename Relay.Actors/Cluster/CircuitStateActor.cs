@@ -191,7 +191,7 @@ public sealed class CircuitStateActor : UntypedActor, IWithTimers
         // A node that handed its circuits over and then left (a rolling restart) may not have
         // published its emptied table in time: the circuits that now run here are not lost.
         // A route's client address and port name one circuit at a time.
-        var here = _local.Snapshot().Select(e => (e.Route, e.Client.ToString() ?? string.Empty)).ToHashSet();
+        var here = _local.Snapshot().Select(e => (e.Route, CircuitRecord.ClientOf(e))).ToHashSet();
         var lost = _table.MarkLost(name, DateTimeOffset.UtcNow + _settings.LostRetention, c => here.Contains((c.Route, c.Client)));
         foreach (var c in lost)
         {

@@ -244,7 +244,7 @@ internal sealed class HandoverLab : IAsyncDisposable
         // The set holds each reset's tuple (source . port . destination . port).
         _out.WriteLine($"resets arriving in {ns}:\n{listing}");
         await PrintCapturesAsync();
-        var connections = ResetTuple.Matches(listing).Select(m => m.Groups[2].Value is "7000" or "9000" ? m.Groups[4].Value : m.Groups[2].Value).ToHashSet();
+        var connections = ResetTuple.Matches(listing).Select(ConnectionPort).ToHashSet();
         var afterClose = await ResetOnlyAfterBothFinsAsync(ns);
         if (connections.Count > 0 && connections.All(afterClose.Contains))
         {
@@ -266,13 +266,12 @@ internal sealed class HandoverLab : IAsyncDisposable
             return closedFirst;
         }
 
-        var read = await ExternalProcess.RunAsync("tcpdump", ["-r", file, "-nn"], null, TimeSpan.FromSeconds(30));
         var fins = new Dictionary<string, (bool Service, bool Peer)>();
         var early = new HashSet<string>();
-        foreach (var m in read.Stdout.Split('\n').Select(line => Segment.Match(line)).Where(m => m.Success))
+        foreach (var (_, m) in (await ReadCaptureAsync(file)).Segments)
         {
             var fromService = m.Groups[2].Value is "7000" or "9000";
-            var port = fromService ? m.Groups[4].Value : m.Groups[2].Value;
+            var port = ConnectionPort(m);
             var flags = m.Groups[5].Value;
             fins.TryGetValue(port, out var seen);
             if (flags.Contains('F'))
@@ -314,6 +313,16 @@ internal sealed class HandoverLab : IAsyncDisposable
         }
     }
 
+    /// <summary>A connection by its client-side port: the one of a segment or tuple that is neither the service's nor the server's.</summary>
+    private static string ConnectionPort(Match m) => m.Groups[2].Value is "7000" or "9000" ? m.Groups[4].Value : m.Groups[2].Value;
+
+    /// <summary>A capture's segments in order, each line with its parsed addresses and flags; and tcpdump's own words.</summary>
+    private static async Task<(List<(string Line, Match Match)> Segments, string Stderr)> ReadCaptureAsync(string file)
+    {
+        var read = await ExternalProcess.RunAsync("tcpdump", ["-r", file, "-nn", "-tttt"], null, TimeSpan.FromSeconds(30));
+        return (read.Stdout.Split('\n').Select(line => (Line: line, Match: Segment.Match(line))).Where(s => s.Match.Success).ToList(), read.Stderr);
+    }
+
     private static readonly Regex Segment = new(@" (\d+\.\d+\.\d+\.\d+)\.(\d+) > (\d+\.\d+\.\d+\.\d+)\.(\d+): Flags \[([^\]]*)\]");
 
     private bool _capturesPrinted;
@@ -340,14 +349,11 @@ internal sealed class HandoverLab : IAsyncDisposable
 
         foreach (var (ns, file, _) in _captures)
         {
-            var read = await ExternalProcess.RunAsync("tcpdump", ["-r", file, "-nn", "-tttt"], null, TimeSpan.FromSeconds(30));
-            var segments = read.Stdout.Split('\n').Select(line => (Line: line, Match: Segment.Match(line))).Where(s => s.Match.Success).ToList();
-            // A connection by its client-side port: the one that is neither the service's nor the server's.
-            static string PortOf(Match m) => m.Groups[2].Value is "7000" or "9000" ? m.Groups[4].Value : m.Groups[2].Value;
-            var reset = segments.Where(s => s.Match.Groups[5].Value.Contains('R')).Select(s => PortOf(s.Match)).ToHashSet();
+            var (segments, stderr) = await ReadCaptureAsync(file);
+            var reset = segments.Where(s => s.Match.Groups[5].Value.Contains('R')).Select(s => ConnectionPort(s.Match)).ToHashSet();
             _out.WriteLine($"--- {ns}: {segments.Count} SYN, FIN and RST segments captured, {reset.Count} connection(s) with a reset" +
-                (segments.Count == 0 ? $" ({read.Stderr.Trim()})" : "; each of their segments:"));
-            foreach (var (line, _) in segments.Where(s => reset.Contains(PortOf(s.Match))))
+                (segments.Count == 0 ? $" ({stderr.Trim()})" : "; each of their segments:"));
+            foreach (var (line, _) in segments.Where(s => reset.Contains(ConnectionPort(s.Match))))
             {
                 _out.WriteLine(line);
             }
