@@ -186,6 +186,63 @@ public static class CircuitImageFormat
         }
     }
 
+    internal static ReadOnlySpan<byte> TuplesMagic => "RLCT"u8;
+
+    /// <summary>
+    /// Appends a list of 4-tuples (magic "RLCT", version, u32 count, then each tuple's local and
+    /// remote endpoint): the connections the target must drop before it takes the addresses,
+    /// for circuits whose images come after the commit.
+    /// </summary>
+    public static void WriteTuples(IBufferWriter<byte> output, IReadOnlyList<TcpTuple> tuples)
+    {
+        ArgumentNullException.ThrowIfNull(output);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(tuples.Count, MaxBatchCount * 2);
+        var size = 9;
+        foreach (var tuple in tuples)
+        {
+            size += EndPointBytes(tuple.Local) + EndPointBytes(tuple.Remote);
+        }
+
+        var span = output.GetSpan(size)[..size];
+        TuplesMagic.CopyTo(span);
+        span[4] = Version;
+        BinaryPrimitives.WriteUInt32LittleEndian(span[5..], (uint)tuples.Count);
+        var writer = new SpanWriter(span[9..]);
+        foreach (var tuple in tuples)
+        {
+            writer.EndPoint(tuple.Local);
+            writer.EndPoint(tuple.Remote);
+        }
+
+        output.Advance(size);
+    }
+
+    /// <summary>Reads what <see cref="WriteTuples"/> wrote; a count or length that does not match the bytes is a <see cref="FormatException"/>.</summary>
+    public static TcpTuple[] ReadTuples(ReadOnlySpan<byte> input)
+    {
+        CheckMagicAndVersion(input, TuplesMagic, "tuple list");
+        var count = BinaryPrimitives.ReadUInt32LittleEndian(input[5..]);
+        // Each tuple takes at least 14 bytes: a count the bytes cannot hold is refused before any allocation.
+        if (count > (uint)(input.Length - 9) / 14)
+        {
+            throw new FormatException($"tuple list: {count} tuples cannot fit in {input.Length - 9} bytes");
+        }
+
+        var reader = new SpanReader(input[9..]);
+        var tuples = new TcpTuple[count];
+        for (var i = 0; i < tuples.Length; i++)
+        {
+            tuples[i] = new TcpTuple(reader.EndPoint("tuple local"), reader.EndPoint("tuple remote"));
+        }
+
+        if (reader.Position != input.Length - 9)
+        {
+            throw new FormatException($"tuple list: {input.Length - 9 - reader.Position} bytes after its {count} tuples");
+        }
+
+        return tuples;
+    }
+
     private static int ReadFrameHeader(ReadOnlySpan<byte> input)
     {
         CheckMagicAndVersion(input, FrameMagic, "circuit image");

@@ -11,7 +11,7 @@ namespace Relay.Actors.Handover;
 /// <summary>
 /// The target's side of one handover's state channel: it reads the circuit images as they
 /// arrive, batch by batch, and restores each circuit's two sockets (guarded, and still in
-/// repair mode: no packet of theirs passes until <see cref="Unguard"/>), so that most of the
+/// repair mode: no packet of theirs passes until <see cref="GoLive"/>), so that most of the
 /// restoring is done while later batches are still on the wire. It says which circuits it
 /// holds once the source has sent them all, and reports whether the source committed.
 /// </summary>
@@ -23,7 +23,12 @@ internal sealed class CircuitReceiver(TupleGuard guard, VipController? addresses
     private static readonly TimeSpan UncommittedAddressMargin = TimeSpan.FromSeconds(5);
 
     private readonly List<TcpTuple> _guarded = [];
+    private readonly HashSet<TcpTuple> _unguarded = [];
+    // Parallel to _circuits: which have gone live (left repair mode, unguarded).
+    private readonly List<bool> _live = [];
     private bool _addressesAdded;
+    // How many circuits came before the commit (the first wave).
+    private int _firstWave;
 
     /// <summary>The circuits restored so far, in the order they came.</summary>
     public IReadOnlyList<ReceivedCircuit> Circuits => _circuits;
@@ -60,16 +65,63 @@ internal sealed class CircuitReceiver(TupleGuard guard, VipController? addresses
                     RestoreAll(images);
                     break;
 
+                case HandoverProtocol.Frames.Tuples:
+                    // The second wave's connections: dropped from before the addresses are here
+                    // until their images come, after the commit.
+                    GuardTuples(CircuitImageFormat.ReadTuples(frame.Payload.Span));
+                    if (!_addressesAdded)
+                    {
+                        await TakeAddressesAsync();
+                    }
+
+                    break;
+
                 case HandoverProtocol.Frames.EndOfCircuits:
                     var ids = _circuits.Select(c => c.Moved.Id).ToList();
                     await channel.SendAsync(HandoverProtocol.Frames.Restored, HandoverCoordinator.WriteIds(ids), deadline.Token);
                     break;
 
                 case HandoverProtocol.Frames.Commit:
+                    _firstWave = _circuits.Count;
                     return true;
 
                 default:
                     throw new IOException($"state channel: unexpected frame type {frame.Type}");
+            }
+        }
+    }
+
+    /// <summary>
+    /// After the commit of a two-wave handover: restores the quiet circuits' images as they
+    /// come, until the source's end of them, and answers with their ids. The commit covered
+    /// them already; a circuit that does not arrive (the channel failed, the source died) is
+    /// lost, as one whose restore fails: its tuples are unguarded at the end
+    /// (<see cref="UnguardRest"/>) and its peers meet this node's stack, which resets them.
+    /// </summary>
+    public async Task ReceiveSecondWaveAsync(StateChannel channel)
+    {
+        using var deadline = new CancellationTokenSource(settings.Timeout * 2);
+        while (true)
+        {
+            using var frame = await channel.ReceiveAsync(deadline.Token);
+            switch (frame?.Type)
+            {
+                case null:
+                    throw new IOException("the source ended the state channel before the end of the second wave");
+
+                case HandoverProtocol.Frames.Circuits:
+                    var images = ReadBatch(frame.Payload.Span);
+                    Guard(images);
+                    RestoreAll(images);
+                    break;
+
+                case HandoverProtocol.Frames.EndOfCircuits:
+                    var ids = _circuits.Skip(_firstWave).Select(c => c.Moved.Id).ToList();
+                    await channel.SendAsync(HandoverProtocol.Frames.Restored, HandoverCoordinator.WriteIds(ids), deadline.Token);
+                    return;
+
+                default:
+                    throw new IOException($"state channel: unexpected frame type {frame.Type} in the second wave");
             }
         }
     }
@@ -92,9 +144,11 @@ internal sealed class CircuitReceiver(TupleGuard guard, VipController? addresses
     /// The tuples are dropped before the addresses exist here, so no segment that arrives
     /// meanwhile meets a node without the connection (which would reset it).
     /// </summary>
-    private void Guard(List<CircuitImage> images)
+    private void Guard(List<CircuitImage> images) =>
+        GuardTuples(images.SelectMany(image => (TcpTuple[])[TupleOf(image.ClientSocket), TupleOf(image.UpstreamSocket)]).ToArray());
+
+    private void GuardTuples(TcpTuple[] tuples)
     {
-        var tuples = images.SelectMany(image => (TcpTuple[])[TupleOf(image.ClientSocket), TupleOf(image.UpstreamSocket)]).ToArray();
         guard.Add(tuples, settings.GuardTimeout);
         _guarded.AddRange(tuples);
     }
@@ -130,6 +184,7 @@ internal sealed class CircuitReceiver(TupleGuard guard, VipController? addresses
             try
             {
                 _circuits.Add(Restore(image));
+                _live.Add(false);
             }
             catch (Exception e) when (e is TcpRepairException or SocketException)
             {
@@ -181,17 +236,44 @@ internal sealed class CircuitReceiver(TupleGuard guard, VipController? addresses
         end == DirectionEnd.FinCarried && destination.OwesFin ? DirectionEnd.FinOwed : end;
 
     /// <summary>
-    /// Committed: the tuples pass again, and each socket sends the window probe it held back,
-    /// then gets back the FINs its image had (<see cref="TcpRepair.ReplayHalfClose"/>: after the
-    /// probe, which the kernel sends only from an established socket, and once the guard no
-    /// longer drops the replayed peer FIN). A circuit whose sockets refuse is not adopted as it
-    /// is: it starts, resets both peers and logs why (<see cref="RestoredCircuit.Problem"/>).
+    /// A circuit that moved a byte within this long before its freeze is busy: it goes live
+    /// (<see cref="GoLive"/>) and is adopted before the quiet ones, whose peers send nothing
+    /// that could wait on them. Longer than a paced stream's tick or an interactive session's
+    /// keystrokes, shorter than a keep-alive's idle time.
     /// </summary>
-    public void Unguard()
+    public const long BusyWithinMs = 1000;
+
+    /// <summary>Whether the circuit moved a byte shortly before its freeze (<see cref="BusyWithinMs"/>).</summary>
+    public static bool IsBusy(ReceivedCircuit circuit) => circuit.Image.QuietMs < BusyWithinMs;
+
+    /// <summary>
+    /// Committed: the chosen circuits' tuples pass again, and each of their sockets sends the
+    /// window probe it held back, then gets back the FINs its image had
+    /// (<see cref="TcpRepair.ReplayHalfClose"/>: after the probe, which the kernel sends only
+    /// from an established socket, and once the guard no longer drops the replayed peer FIN).
+    /// A circuit whose sockets refuse is not adopted as it is: it starts, resets both peers and
+    /// logs why (<see cref="RestoredCircuit.Problem"/>). Called once for the busy circuits and
+    /// once for the rest, so that a streaming circuit runs again without waiting for the idle
+    /// ones; each restored circuit goes live once. Returns those that went live now.
+    /// </summary>
+    public List<ReceivedCircuit> GoLive(Func<ReceivedCircuit, bool> which)
     {
-        guard.Remove(_guarded.ToArray());
+        var chosen = new List<int>();
         for (var i = 0; i < _circuits.Count; i++)
         {
+            if (!_live[i] && which(_circuits[i]))
+            {
+                chosen.Add(i);
+            }
+        }
+
+        var tuples = chosen.SelectMany(i => (TcpTuple[])[TupleOf(_circuits[i].Image.ClientSocket), TupleOf(_circuits[i].Image.UpstreamSocket)]).ToArray();
+        guard.Remove(tuples);
+        _unguarded.UnionWith(tuples);
+        var live = new List<ReceivedCircuit>(chosen.Count);
+        foreach (var i in chosen)
+        {
+            _live[i] = true;
             var circuit = _circuits[i];
             var sockets = circuit.Moved.Sockets;
             try
@@ -209,7 +291,19 @@ internal sealed class CircuitReceiver(TupleGuard guard, VipController? addresses
             {
                 _circuits[i] = circuit with { Moved = circuit.Moved with { Sockets = sockets with { Problem = e.Message } } };
             }
+
+            live.Add(_circuits[i]);
         }
+
+        return live;
+    }
+
+    /// <summary>Lifts what is left of the guard: the tuples of circuits whose restore failed here (their peers meet this node's stack now).</summary>
+    public void UnguardRest()
+    {
+        var rest = _guarded.Where(tuple => !_unguarded.Contains(tuple)).ToArray();
+        guard.Remove(rest);
+        _unguarded.UnionWith(rest);
     }
 
     /// <summary>Not committed: every restored socket goes without a packet, and the addresses go back to the source.</summary>
@@ -222,6 +316,7 @@ internal sealed class CircuitReceiver(TupleGuard guard, VipController? addresses
         }
 
         _circuits.Clear();
+        _live.Clear();
         if (_addressesAdded)
         {
             addresses?.Remove();

@@ -170,7 +170,7 @@ public sealed class HandoverCoordinator : ReceiveActor
         object answer;
         try
         {
-            answer = await coordinator.Ask<object>(new HandoverProtocol.Prepare(id, selfIp.ToString()), AskTimeout);
+            answer = await coordinator.Ask<object>(new HandoverProtocol.Prepare(id, selfIp.ToString(), HandoverProtocol.TwoWaves), AskTimeout);
         }
         catch (Exception e) when (e is AskTimeoutException or TaskCanceledException)
         {
@@ -208,13 +208,18 @@ public sealed class HandoverCoordinator : ReceiveActor
         var freezeMs = clock.Elapsed.TotalMilliseconds;
         var stayed = _node.Registry.Count - frozen.Count;
         // The busiest circuits first: the target restores, unguards and adopts in this order,
-        // so a streaming circuit runs again before the idle ones are adopted.
+        // so a streaming circuit runs again before the idle ones are adopted. In two waves
+        // (a target that takes them), the quiet ones are dumped and shipped after the commit.
         frozen.Sort((a, b) => a.QuietMs.CompareTo(b.QuietMs));
+        var twoWaves = offer.Waves >= HandoverProtocol.TwoWaves;
+        var busyCount = twoWaves ? frozen.Count(f => f.QuietMs < CircuitReceiver.BusyWithinMs) : frozen.Count;
+        var secondWave = new SecondWave(frozen.GetRange(busyCount, frozen.Count - busyCount), clock);
         List<CircuitImage> images;
         List<CircuitHandoverProtocol.Frozen> moving, failedDumps;
         try
         {
-            (images, moving, failedDumps) = Dump(frozen);
+            _guard!.Add(TuplesOf(frozen), Settings.GuardTimeout);
+            (images, moving, failedDumps) = Dump(frozen.GetRange(0, busyCount));
         }
         catch (Exception e) when (e is TupleGuardException or TcpRepairException or SocketException or ObjectDisposedException)
         {
@@ -227,19 +232,27 @@ public sealed class HandoverCoordinator : ReceiveActor
 
         _cluster.FloatingAddresses?.Remove();
         var dumpMs = clock.Elapsed.TotalMilliseconds - freezeMs;
-        var (restored, shipProblem) = await ShipAsync(id, targetIp, selfIp, offer, images);
-        var phases = new HandoverProtocol.Phases(freezeMs, dumpMs, clock.Elapsed.TotalMilliseconds - freezeMs - dumpMs);
+        var (restored, shipProblem) = await ShipAsync(id, targetIp, selfIp, offer, images, secondWave);
+        var shipMs = (restored is null ? clock.Elapsed.TotalMilliseconds : secondWave.CommittedAtMs) - freezeMs - dumpMs;
+        var phases = new HandoverProtocol.Phases(freezeMs, dumpMs, shipMs);
         if (restored is null)
         {
+            // Not committed: the second wave is frozen here still, and goes on here too.
             var detail = shipProblem!;
+            moving.AddRange(secondWave.Circuits);
             await RollBackAsync(moving);
             RelayEvents.HandoverRolledBack.Log(_log, id, targetName, detail, moving.Count);
             return new HandoverProtocol.Outcome(HandoverProtocol.Results.RolledBack, detail, targetName, 0, _node.Registry.Count, 0, 0,
                 clock.Elapsed.TotalMilliseconds) { Timings = phases };
         }
 
-        // Committed: the circuits are the target's now; this node only lets go of them.
+        // Committed: the circuits are the target's now; this node only lets go of them. Those of
+        // the second wave that were not dumped (the channel failed first) go too: the commit
+        // covered them, and the addresses are gone.
         var pauseMs = clock.Elapsed.TotalMilliseconds;
+        moving.AddRange(secondWave.Circuits.Except(secondWave.Failed));
+        failedDumps.AddRange(secondWave.Failed);
+        bytesMoved += secondWave.BytesMoved;
         _cluster.Service.Released();
         TellOwnerSingleton(target);
         _handedAway.AddRange(TuplesOf(moving)); // before the release closes the sockets
@@ -249,9 +262,29 @@ public sealed class HandoverCoordinator : ReceiveActor
         // next tick: a node that leaves right after (a rolling restart) would otherwise leave
         // them listed as its own, and lost.
         _cluster.StateActor.Tell(CircuitStateActor.PublishNow.Instance);
-        RelayEvents.HandoverCompleted.Log(_log, id, targetName, moved, stayed + failedDumps.Count, lost, bytesMoved, pauseMs);
+        var busyPauseMs = secondWave.CommittedAtMs;
+        RelayEvents.HandoverCompleted.Log(_log, id, targetName, moved, stayed + failedDumps.Count, lost, bytesMoved, busyPauseMs, pauseMs);
         return new HandoverProtocol.Outcome(HandoverProtocol.Results.Completed, $"{moved} circuit(s) moved to {targetName}", targetName,
-            moved, stayed + failedDumps.Count, lost, bytesMoved, pauseMs) { Timings = phases };
+            moved, stayed + failedDumps.Count, lost, bytesMoved, pauseMs) { Timings = phases, BusyPauseMs = busyPauseMs };
+    }
+
+    /// <summary>
+    /// The quiet circuits of a two-wave handover (none in one wave): frozen and guarded with
+    /// the rest, dumped only after the commit. The source fills in what happened to them.
+    /// </summary>
+    private sealed class SecondWave(List<CircuitHandoverProtocol.Frozen> circuits, Stopwatch sinceFreeze)
+    {
+        public List<CircuitHandoverProtocol.Frozen> Circuits { get; } = circuits;
+
+        /// <summary>Those whose dump failed: thawed here, like a failed dump of the first wave.</summary>
+        public List<CircuitHandoverProtocol.Frozen> Failed { get; } = [];
+
+        public long BytesMoved { get; set; }
+
+        /// <summary>Milliseconds from the freeze to the commit: how long the busy circuits stood still (before their adoption).</summary>
+        public double CommittedAtMs { get; private set; }
+
+        public void Committed() => CommittedAtMs = sinceFreeze.Elapsed.TotalMilliseconds;
     }
 
     /// <summary>The service addresses, whose new connections are held while they move.</summary>
@@ -331,14 +364,13 @@ public sealed class HandoverCoordinator : ReceiveActor
     }
 
     /// <summary>
-    /// Guards the frozen circuits' tuples and dumps their sockets. A circuit whose dump fails
+    /// Dumps the frozen (and guarded) circuits' sockets. A circuit whose dump fails
     /// (its socket changed state, say) is not moved: it is taken out of repair mode, unguarded
     /// and thawed, and runs on here until the addresses go.
     /// </summary>
     private (List<CircuitImage> Images, List<CircuitHandoverProtocol.Frozen> Moving, List<CircuitHandoverProtocol.Frozen> Failed) Dump(
         List<CircuitHandoverProtocol.Frozen> frozen)
     {
-        _guard!.Add(TuplesOf(frozen), Settings.GuardTimeout);
         // The dumps are some twenty system calls per socket, each socket on its own: spread over
         // the cores (whose circuit threads are idle, every circuit being frozen), in order of
         // the circuits; what failed is dealt with afterwards, on this thread.
@@ -467,37 +499,36 @@ public sealed class HandoverCoordinator : ReceiveActor
     /// and the caller rolls back.
     /// </summary>
     private async Task<(long[]? Ids, string? Problem)> ShipAsync(string id, IPAddress targetIp, IPAddress selfIp, HandoverProtocol.Offer offer,
-        List<CircuitImage> images)
+        List<CircuitImage> images, SecondWave secondWave)
     {
         using var deadline = new CancellationTokenSource(Settings.Timeout);
         var committed = false;
+        long[] ids = [];
         try
         {
             using var channel = await StateChannel.ConnectAsync(new IPEndPoint(targetIp, offer.Port), offer.Token, selfIp,
                 cancellationToken: deadline.Token);
-            foreach (var batch in Batches(images, Math.Max(1, Settings.BatchSize)))
+            if (secondWave.Circuits.Count > 0)
             {
-                await channel.SendAsync(HandoverProtocol.Frames.Circuits, writer =>
-                {
-                    CircuitImageFormat.WriteBatchHeader(writer, batch.Count);
-                    foreach (var image in batch)
-                    {
-                        CircuitImageFormat.Write(writer, image);
-                    }
-                }, deadline.Token);
+                var tuples = TuplesOf(secondWave.Circuits);
+                await channel.SendAsync(HandoverProtocol.Frames.Tuples, writer => CircuitImageFormat.WriteTuples(writer, tuples), deadline.Token);
             }
 
-            await channel.SendAsync(HandoverProtocol.Frames.EndOfCircuits, ReadOnlyMemory<byte>.Empty, deadline.Token);
-            using var answer = await channel.ReceiveAsync(deadline.Token);
-            if (answer is not { Type: HandoverProtocol.Frames.Restored })
-            {
-                return (null, $"the target ended the state channel without holding the circuits (frame {answer?.Type.ToString() ?? "none"})");
-            }
-
-            var ids = ReadIds(answer.Payload.Span);
-            // The fence: once Commit is in the channel, the circuits are the target's.
+            ids = await SendWaveAsync(channel, images, deadline.Token);
+            // The fence: once Commit is in the channel, the circuits are the target's, both waves.
             committed = true;
             await channel.SendAsync(HandoverProtocol.Frames.Commit, ReadOnlyMemory<byte>.Empty, CancellationToken.None);
+            secondWave.Committed();
+            // A target that takes two waves waits for the second, even an empty one.
+            if (offer.Waves >= HandoverProtocol.TwoWaves)
+            {
+                var (quietImages, _, failed) = Dump(secondWave.Circuits);
+                secondWave.Failed.AddRange(failed);
+                secondWave.BytesMoved = quietImages.Sum(QueuedBytes);
+                using var waveDeadline = new CancellationTokenSource(Settings.Timeout);
+                ids = [.. ids, .. await SendWaveAsync(channel, quietImages, waveDeadline.Token)];
+            }
+
             // The target's last word (how many its routes adopted) is for its own log: a source
             // that stops waiting for it changes nothing.
             try
@@ -521,13 +552,39 @@ public sealed class HandoverCoordinator : ReceiveActor
             RelayEvents.HandoverChannelFailed.Log(_log, id, problem);
             return (null, problem);
         }
-        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or StateChannelException)
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or OperationCanceledException or TcpRepairException)
         {
-            // The commit was written and the channel failed under it: the target may have it,
-            // so the circuits are the target's (the fence never resumes them here).
+            // The commit was written and the channel failed under it: the target may have the
+            // circuits, so they are the target's (the fence never resumes them here); those it
+            // confirmed count as moved, the rest as lost.
             RelayEvents.HandoverChannelFailed.Log(_log, id, e.Message);
-            return ([], null);
+            return (ids, null);
         }
+    }
+
+    /// <summary>Sends the images in batches, then the end of them; the ids the target says it holds.</summary>
+    private async Task<long[]> SendWaveAsync(StateChannel channel, List<CircuitImage> images, CancellationToken cancellationToken)
+    {
+        foreach (var batch in Batches(images, Math.Max(1, Settings.BatchSize)))
+        {
+            await channel.SendAsync(HandoverProtocol.Frames.Circuits, writer =>
+            {
+                CircuitImageFormat.WriteBatchHeader(writer, batch.Count);
+                foreach (var image in batch)
+                {
+                    CircuitImageFormat.Write(writer, image);
+                }
+            }, cancellationToken);
+        }
+
+        await channel.SendAsync(HandoverProtocol.Frames.EndOfCircuits, ReadOnlyMemory<byte>.Empty, cancellationToken);
+        using var answer = await channel.ReceiveAsync(cancellationToken);
+        if (answer is not { Type: HandoverProtocol.Frames.Restored })
+        {
+            throw new IOException($"the target ended the state channel without holding the circuits (frame {answer?.Type.ToString() ?? "none"})");
+        }
+
+        return ReadIds(answer.Payload.Span);
     }
 
     /// <summary>
@@ -763,7 +820,8 @@ public sealed class HandoverCoordinator : ReceiveActor
         // the more bytes they hold: the offer outlasts that and the source's own ship timeout.
         using var offer = StateChannelOffer.Open(selfIp, sourceIp, (Settings.Timeout * 2) + AskTimeout,
             rejected => RelayEvents.StateChannelRejected.Log(_log, rejected.Peer.ToString(), rejected.Reason));
-        source.Tell(new HandoverProtocol.Offer(prepare.HandoverId, offer.Port, offer.Token.ToArray()));
+        var twoWaves = prepare.Waves >= HandoverProtocol.TwoWaves;
+        source.Tell(new HandoverProtocol.Offer(prepare.HandoverId, offer.Port, offer.Token.ToArray(), twoWaves ? HandoverProtocol.TwoWaves : 1));
 
         var receiver = new CircuitReceiver(_guard!, _cluster.FloatingAddresses, Settings, () => Task.FromResult(true));
         // The addresses arrive here before the routes bind: a new connection in between is
@@ -785,10 +843,11 @@ public sealed class HandoverCoordinator : ReceiveActor
                 return;
             }
 
-            var adopted = await AdoptAsync(receiver);
-            await channel.SendAsync(HandoverProtocol.Frames.Committed, HandoverCoordinator.WriteIds([adopted]), CancellationToken.None);
+            var adoption = await AdoptAsync(receiver, twoWaves ? channel : null, prepare.HandoverId);
+            await channel.SendAsync(HandoverProtocol.Frames.Committed, HandoverCoordinator.WriteIds([adoption.Adopted]), CancellationToken.None);
             _cluster.StateActor.Tell(CircuitStateActor.PublishNow.Instance);
-            RelayEvents.HandoverReceived.Log(_log, prepare.HandoverId, source.Path.Address.ToString(), adopted, receiver.Count - adopted);
+            RelayEvents.HandoverReceived.Log(_log, prepare.HandoverId, source.Path.Address.ToString(), adoption.Adopted, receiver.Count - adoption.Adopted,
+                adoption.BusyLiveMs, adoption.AllLiveMs);
         }
         catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or TimeoutException or ObjectDisposedException
                                        or TcpRepairException or FormatException or TupleGuardException)
@@ -828,13 +887,18 @@ public sealed class HandoverCoordinator : ReceiveActor
     /// peers' ARP caches still point at the old node, which drops what they send (it no longer
     /// holds the addresses), and the window probe each socket sends as it leaves repair mode
     /// must draw its answer here, or the socket has no round-trip sample and waits out a
-    /// 1 s retransmission timeout for its first lost segment. Then the guard is lifted and the
-    /// sockets leave repair mode; from here the kernel takes the peers' segments into them, and
-    /// each circuit's pumps read them once its route has adopted it. The routes adopt their
-    /// circuits in one message each, the busiest first.
+    /// 1 s retransmission timeout for its first lost segment. Then the busy circuits (those
+    /// that moved a byte within <see cref="CircuitReceiver.BusyWithinMs"/>) are unguarded,
+    /// leave repair mode and are adopted by their routes; only then the quiet ones, in chunks,
+    /// so that the cores run the busy circuits' pumps between the chunks. A streaming circuit's
+    /// pause is then the same with 50 circuits as with 5,000. From the moment a socket leaves
+    /// repair mode the kernel takes its peer's segments; its pumps read them once its route
+    /// has adopted it.
     /// </summary>
-    private async Task<int> AdoptAsync(CircuitReceiver receiver)
+    /// <param name="secondWave">The channel the quiet circuits come on after the commit (a two-wave handover), or null: they came before it.</param>
+    private async Task<Adoption> AdoptAsync(CircuitReceiver receiver, StateChannel? secondWave, string handoverId)
     {
+        var clock = Stopwatch.StartNew();
         // The addresses were added with a lifetime, for a target that dies before the commit.
         if (_cluster.FloatingAddresses?.Add() is { Ok: false } permanent)
         {
@@ -843,7 +907,10 @@ public sealed class HandoverCoordinator : ReceiveActor
         }
 
         _cluster.FloatingAddresses?.Announce();
-        receiver.Unguard();
+        // In two waves everything restored so far is the first wave, the busy circuits; in one,
+        // the busy ones are picked out of all.
+        var adopted = await AdoptEachRouteAsync(receiver.GoLive(secondWave is null ? CircuitReceiver.IsBusy : _ => true), int.MaxValue);
+        var busyMs = clock.Elapsed.TotalMilliseconds;
         ReleaseNewConnections();
         ForgetHandedAway();
         if (_boundRoutes is { } routes)
@@ -852,15 +919,46 @@ public sealed class HandoverCoordinator : ReceiveActor
         }
 
         TellOwnerSingleton(_cluster.Cluster.SelfAddress);
-        var byRoute = receiver.Circuits.GroupBy(circuit => circuit.Route).ToList();
-        var answers = await Task.WhenAll(byRoute.Select(route => _guardian
-            .Ask<ListenerProtocol.CircuitsAdopted>(new ListenerProtocol.AdoptCircuits(route.Key, route.Select(c => c.Moved).ToList()), AskTimeout)
+        if (secondWave is not null)
+        {
+            try
+            {
+                await receiver.ReceiveSecondWaveAsync(secondWave);
+            }
+            catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException
+                                           or FormatException or TupleGuardException or StateChannelException)
+            {
+                // Committed: what arrived runs here; what did not is lost, and says so.
+                RelayEvents.HandoverChannelFailed.Log(_log, handoverId, $"second wave: {e.Message}");
+            }
+        }
+
+        adopted += await AdoptEachRouteAsync(receiver.GoLive(_ => true), QuietChunk);
+        receiver.UnguardRest();
+        return new Adoption(adopted, busyMs, clock.Elapsed.TotalMilliseconds);
+    }
+
+    /// <summary>Quiet circuits per adoption message: small enough that a core runs its busy circuits between two chunks.</summary>
+    private const int QuietChunk = 128;
+
+    /// <summary>How many circuits the routes here adopted, and how long after the commit the busy ones and all of them ran.</summary>
+    private sealed record Adoption(int Adopted, double BusyLiveMs, double AllLiveMs);
+
+    /// <summary>
+    /// Each route adopts its circuits, in messages of at most <paramref name="chunk"/>; a circuit
+    /// that its route refuses, or whose route does not answer, is reset (it can run nowhere).
+    /// </summary>
+    private async Task<int> AdoptEachRouteAsync(List<ReceivedCircuit> circuits, int chunk)
+    {
+        var parts = circuits.GroupBy(circuit => circuit.Route).SelectMany(route => route.Chunk(chunk)).ToList();
+        var answers = await Task.WhenAll(parts.Select(part => _guardian
+            .Ask<ListenerProtocol.CircuitsAdopted>(new ListenerProtocol.AdoptCircuits(part[0].Route, part.Select(c => c.Moved).ToList()), AskTimeout)
             .ContinueWith(t => t.IsCompletedSuccessfully ? t.Result : null, TaskScheduler.Default)));
         var adopted = 0;
-        for (var i = 0; i < byRoute.Count; i++)
+        for (var i = 0; i < parts.Count; i++)
         {
             var refused = answers[i]?.Refused.ToDictionary(r => r.Id, r => r.Why);
-            foreach (var circuit in byRoute[i])
+            foreach (var circuit in parts[i])
             {
                 if (refused is not null && !refused.TryGetValue(circuit.Moved.Id, out _))
                 {

@@ -22,19 +22,26 @@ public static class HandoverProtocol
     /// <param name="Stayed">Circuits that were not moved and run on here (connecting, or not movable).</param>
     /// <param name="Reset">Circuits lost in the move (a dump or restore failed for them).</param>
     /// <param name="BytesMoved">Bytes of queues and buffers carried over.</param>
-    /// <param name="PauseMs">From the first freeze to the target's commit: the longest any moved circuit stood still.</param>
+    /// <param name="PauseMs">From the first freeze to the target's last word (every circuit restored and adopted): the longest any moved circuit stood still.</param>
     public sealed record Outcome(string Result, string Detail, string? Target, int Moved, int Stayed, int Reset, long BytesMoved, double PauseMs)
     {
         public bool Completed => Result == Results.Completed;
 
         /// <summary>Where the pause went, for a handover that froze circuits; null when it stopped before.</summary>
         public Phases? Timings { get; init; }
+
+        /// <summary>
+        /// From the first freeze to the commit of the busy circuits (the first wave of a
+        /// two-wave handover; in one wave, of all): how long a streaming circuit stood still,
+        /// before the target's adoption. <see cref="PauseMs"/> is the quiet ones' longer wait.
+        /// </summary>
+        public double BusyPauseMs { get; init; }
     }
 
     /// <summary>
     /// The pause of a handover in its three parts, in milliseconds: freezing every circuit's
-    /// pumps; guarding, dumping and removing the addresses; and shipping the images until the
-    /// target holds them (its restore included) and the commit.
+    /// pumps; guarding, dumping the first wave and removing the addresses; and shipping the
+    /// first wave's images until the target holds them (its restore included) and the commit.
     /// </summary>
     public sealed record Phases(double FreezeMs, double DumpMs, double ShipMs);
 
@@ -48,10 +55,27 @@ public static class HandoverProtocol
 
     /// <summary>Source to target: get ready to take circuits; answer <see cref="Offer"/> or <see cref="Refused"/>.</summary>
     /// <param name="SourceHost">The IP address the source will connect from (its cluster address).</param>
-    public sealed record Prepare(string HandoverId, string SourceHost);
+    /// <param name="Waves">
+    /// <see cref="TwoWaves"/> when the source can send the quiet circuits after the commit; 0
+    /// from a relay that predates waves (a field it does not send reads as 0), which sends
+    /// every circuit before the commit. Both ends use two waves only when both can: a pair
+    /// mid rolling upgrade still hands over.
+    /// </param>
+    public sealed record Prepare(string HandoverId, string SourceHost, int Waves = 0);
 
     /// <summary>Target to source: connect to <paramref name="Port"/> on my cluster address and present <paramref name="Token"/>.</summary>
-    public sealed record Offer(string HandoverId, int Port, byte[] Token);
+    /// <param name="Waves"><see cref="TwoWaves"/> if the target takes the quiet circuits after the commit (the source asked, and it can); otherwise one wave.</param>
+    public sealed record Offer(string HandoverId, int Port, byte[] Token, int Waves = 0);
+
+    /// <summary>
+    /// The busy circuits (those that moved a byte within <see cref="CircuitReceiver.BusyWithinMs"/>)
+    /// are dumped, shipped, restored and committed first, and run on the target while the quiet
+    /// ones are dumped and shipped: the pause a streaming circuit sees no longer grows with the
+    /// idle circuits beside it. The commit covers both waves (the addresses move once); the
+    /// quiet circuits' tuples go ahead of the first wave, so the target drops their segments
+    /// from the moment it holds the addresses until it has restored them.
+    /// </summary>
+    public const int TwoWaves = 2;
 
     /// <summary>Target to source: I cannot take circuits now (<paramref name="Reason"/>).</summary>
     public sealed record Refused(string HandoverId, string Reason);
@@ -73,5 +97,14 @@ public static class HandoverProtocol
 
         /// <summary>Target to source: the circuits run here now (payload: how many the routes adopted).</summary>
         public const byte Committed = 5;
+
+        /// <summary>
+        /// Source to target, first in a two-wave handover: the 4-tuples of the circuits of the
+        /// second wave (<see cref="CircuitImageFormat.WriteTuples"/>), to be dropped until they
+        /// are restored. After the commit the second wave's images follow as
+        /// <see cref="Circuits"/> frames, then <see cref="EndOfCircuits"/>; the target answers
+        /// <see cref="Restored"/> with their ids, then <see cref="Committed"/>.
+        /// </summary>
+        public const byte Tuples = 6;
     }
 }

@@ -113,7 +113,7 @@ public static class RelayEvents
         "{EventName:l} handover {HandoverId} to {Target} ({Trigger}): {Circuits} circuit(s) open");
 
     public static readonly RelayEvent HandoverCompleted = new("HandoverCompleted", LogLevel.InfoLevel,
-        "{EventName:l} handover {HandoverId} to {Target}: {Moved} circuit(s) moved, {Stayed} stayed, {Reset} reset, {BytesMoved} queued bytes moved, paused {PauseMs:0.0} ms");
+        "{EventName:l} handover {HandoverId} to {Target}: {Moved} circuit(s) moved, {Stayed} stayed, {Reset} reset, {BytesMoved} queued bytes moved, paused {BusyPauseMs:0.0} ms (busy circuits), {PauseMs:0.0} ms (all)");
 
     public static readonly RelayEvent HandoverRolledBack = new("HandoverRolledBack", LogLevel.WarningLevel,
         "{EventName:l} handover {HandoverId} to {Target} rolled back: {Problem}; {Circuits} circuit(s) go on here");
@@ -122,7 +122,7 @@ public static class RelayEvents
         "{EventName:l} handover with {Target} failed: {Problem}");
 
     public static readonly RelayEvent HandoverReceived = new("HandoverReceived", LogLevel.InfoLevel,
-        "{EventName:l} handover {HandoverId} from {Source}: {Adopted} circuit(s) now run here, {NotAdopted} could not be taken");
+        "{EventName:l} handover {HandoverId} from {Source}: {Adopted} circuit(s) now run here, {NotAdopted} could not be taken; busy ones ran {BusyLiveMs:0.0} ms after the commit, all {AllLiveMs:0.0} ms");
 
     public static readonly RelayEvent HandoverChannelFailed = new("HandoverChannelFailed", LogLevel.WarningLevel,
         "{EventName:l} handover {HandoverId}: the state channel failed: {Problem}");

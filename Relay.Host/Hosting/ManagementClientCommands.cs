@@ -135,7 +135,7 @@ public static class ManagementClientCommands
             return ExitUnreachable;
         }
 
-        var (result, detail, moved, stayed, reset, bytesMoved, pauseMs) = outcome.Value;
+        var (result, detail, moved, stayed, reset, bytesMoved, pauseMs, busyPauseMs) = outcome.Value;
         if (request.Json)
         {
             await stdout.WriteLineAsync(body);
@@ -145,8 +145,10 @@ public static class ManagementClientCommands
         {
             if (!request.Json)
             {
+                // A relay that predates waves reports one pause, which its busy circuits saw too.
+                var busy = busyPauseMs > 0 ? busyPauseMs : pauseMs;
                 await stdout.WriteLineAsync(
-                    $"handover completed: {detail}; {stayed} stayed, {reset} reset, {Bytes(bytesMoved)}B of queues moved, paused {pauseMs.ToString("0.0", CultureInfo.InvariantCulture)} ms");
+                    $"handover completed: {detail}; {stayed} stayed, {reset} reset, {Bytes(bytesMoved)}B of queues moved, paused {Ms(busy)} ms (busy circuits), {Ms(pauseMs)} ms (all)");
             }
 
             return 0;
@@ -157,7 +159,9 @@ public static class ManagementClientCommands
     }
 
     /// <summary>The fields of a handover outcome, or null when <paramref name="body"/> is not one (an error body, say).</summary>
-    private static (string Result, string Detail, int Moved, int Stayed, int Reset, long BytesMoved, double PauseMs)? Outcome(string body)
+    private static string Ms(double ms) => ms.ToString("0.0", CultureInfo.InvariantCulture);
+
+    private static (string Result, string Detail, int Moved, int Stayed, int Reset, long BytesMoved, double PauseMs, double BusyPauseMs)? Outcome(string body)
     {
         try
         {
@@ -170,8 +174,9 @@ public static class ManagementClientCommands
 
             string Text(string name) => root.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString()! : "";
             long Number(string name) => root.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetInt64() : 0;
-            var pause = root.TryGetProperty("pauseMs", out var p) && p.ValueKind == JsonValueKind.Number ? p.GetDouble() : 0;
-            return (result.GetString()!, Text("detail"), (int)Number("moved"), (int)Number("stayed"), (int)Number("reset"), Number("bytesMoved"), pause);
+            double Ms(string name) => root.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble() : 0;
+            return (result.GetString()!, Text("detail"), (int)Number("moved"), (int)Number("stayed"), (int)Number("reset"), Number("bytesMoved"),
+                Ms("pauseMs"), Ms("busyPauseMs"));
         }
         catch (JsonException)
         {

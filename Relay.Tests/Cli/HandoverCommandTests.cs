@@ -59,7 +59,7 @@ public sealed class HandoverCommandTests
     [Fact]
     public async Task A_completed_handover_is_one_line_on_stdout_and_exit_0_and_the_request_names_the_target_and_carries_the_token()
     {
-        const string Completed = """{"result":"completed","detail":"12 circuit(s) moved to akka.tcp://relay@198.18.0.3:2552","target":"akka.tcp://relay@198.18.0.3:2552","moved":12,"stayed":1,"reset":0,"bytesMoved":2097152,"pauseMs":14.24}""";
+        const string Completed = """{"result":"completed","detail":"12 circuit(s) moved to akka.tcp://relay@198.18.0.3:2552","target":"akka.tcp://relay@198.18.0.3:2552","moved":12,"stayed":1,"reset":0,"bytesMoved":2097152,"pauseMs":14.24,"busyPauseMs":6.06}""";
         using var node = new OneShotHttp(200, Completed);
 
         var (code, stdout, stderr) = await RelayProcess.RunAsync(Wait, "handover", "--management", node.Url, "--management-token", "t0k", "--to", "198.18.0.3");
@@ -67,7 +67,7 @@ public sealed class HandoverCommandTests
 
         Assert.Equal(0, code);
         Assert.Empty(stderr);
-        Assert.Equal("handover completed: 12 circuit(s) moved to akka.tcp://relay@198.18.0.3:2552; 1 stayed, 0 reset, 2.0MB of queues moved, paused 14.2 ms",
+        Assert.Equal("handover completed: 12 circuit(s) moved to akka.tcp://relay@198.18.0.3:2552; 1 stayed, 0 reset, 2.0MB of queues moved, paused 6.1 ms (busy circuits), 14.2 ms (all)",
             Assert.Single(stdout));
         Assert.StartsWith("POST /cluster/handover HTTP/1.1", request);
         Assert.Contains("\r\nAuthorization: Bearer t0k\r\n", request);

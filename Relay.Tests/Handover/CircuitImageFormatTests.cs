@@ -172,6 +172,35 @@ public sealed class CircuitImageFormatTests
     }
 
     [Fact]
+    public void A_tuple_list_of_both_families_survives_a_round_trip_and_a_short_or_padded_one_is_refused()
+    {
+        TcpTuple[] tuples =
+        [
+            new(IPEndPoint.Parse("198.18.0.10:7000"), IPEndPoint.Parse("198.18.0.1:40001")),
+            new(IPEndPoint.Parse("198.18.1.10:41234"), IPEndPoint.Parse("198.18.1.2:9000")),
+            new(IPEndPoint.Parse("[2001:db8::10]:7000"), IPEndPoint.Parse("[2001:db8::1]:40002")),
+        ];
+        var writer = new ArrayBufferWriter<byte>();
+        CircuitImageFormat.WriteTuples(writer, tuples);
+        var bytes = writer.WrittenSpan.ToArray();
+        Assert.Equal(tuples, CircuitImageFormat.ReadTuples(bytes));
+
+        var empty = new ArrayBufferWriter<byte>();
+        CircuitImageFormat.WriteTuples(empty, []);
+        Assert.Empty(CircuitImageFormat.ReadTuples(empty.WrittenSpan));
+
+        for (var length = 0; length < bytes.Length; length++)
+        {
+            Assert.Throws<FormatException>(() => CircuitImageFormat.ReadTuples(bytes.AsSpan(0, length)));
+        }
+
+        Assert.Contains("bytes after its 3 tuples", Assert.Throws<FormatException>(() => CircuitImageFormat.ReadTuples([.. bytes, 0])).Message);
+        var huge = bytes.ToArray();
+        BitConverter.TryWriteBytes(huge.AsSpan(5), uint.MaxValue);
+        Assert.Contains("cannot fit", Assert.Throws<FormatException>(() => CircuitImageFormat.ReadTuples(huge)).Message);
+    }
+
+    [Fact]
     public void A_huge_length_is_refused_or_read_only_as_far_as_bytes_arrive()
     {
         var header = new byte[9];

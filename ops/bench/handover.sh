@@ -200,7 +200,7 @@ for h, (t, hid) in zip(r["handovers"], sorted(starts)):
 json.dump(r, open(out, "w"), indent=1)
 for h in r["handovers"]:
     o = h["outcome"]
-    print(f"  n{h['from']} -> n{h['to']}: {o.get('result')}, moved {o.get('moved')}, pause {o.get('pauseMs', 0):.0f} ms, "
+    print(f"  n{h['from']} -> n{h['to']}: {o.get('result')}, moved {o.get('moved')}, pause {o.get('busyPauseMs', 0):.0f} ms busy / {o.get('pauseMs', 0):.0f} ms all, "
           f"POST {h['post_ms']:.0f} ms, longest gap {h['max_gap_ms']:.0f} ms, {o.get('bytesMoved', 0) / 1e6:.1f} MB moved", file=sys.stderr)
 if "check" not in r:
     print(f"  the load could not finish: {r.get('error')}", file=sys.stderr)

@@ -530,7 +530,7 @@ def drive(cfg):
             h["from"], h["to"] = owner, other
             result["handovers"].append(h)
             print(f"  {cfg['name']} handover {r + 1}: n{owner} -> n{other}: {h['outcome'].get('result')} "
-                  f"moved {h['outcome'].get('moved')} pause {h['outcome'].get('pauseMs', 0):.0f} ms, "
+                  f"moved {h['outcome'].get('moved')} pause {h['outcome'].get('busyPauseMs', 0):.0f} ms busy / {h['outcome'].get('pauseMs', 0):.0f} ms all, "
                   f"POST {1000 * (h['t1'] - h['t0']):.0f} ms, bytes {h['outcome'].get('bytesMoved')}",
                   file=sys.stderr, flush=True)
             if h["outcome"].get("result") == "completed":
@@ -775,13 +775,13 @@ def report(outdir):
         lines += [f"## Scenario {name}: {sc['title']}", "",
                   f"{sc['circuits']} circuits ({', '.join(f'{v} {k}' for k, v in sc['spec'].items() if v)}), "
                   f"opened in {sc['open_s']} s; {len(sc['handovers'])} handovers.", "",
-                  "| # | from -> to | result | moved | bytes moved | pause (outcome) | started -> done (source log) "
+                  "| # | from -> to | result | moved | bytes moved | pause, busy / all (outcome) | started -> done (source log) "
                   "| POST -> answer | longest receive gap |",
                   "|---:|---|---|---:|---:|---:|---:|---:|---:|"]
         for i, h in enumerate(sc["handovers"], 1):
             o = h["outcome"]
             lines.append(f"| {i} | n{h['from']} -> n{h['to']} | {o.get('result')} | {o.get('moved')} | "
-                         f"{mb(o.get('bytesMoved') or 0)} | {o.get('pauseMs', 0):.0f} ms | {h['log_ms'] if h.get('log_ms') is None else round(h['log_ms'])} ms | {h['post_ms']:.0f} ms | "
+                         f"{mb(o.get('bytesMoved') or 0)} | {o.get('busyPauseMs', 0):.0f} / {o.get('pauseMs', 0):.0f} ms | {h['log_ms'] if h.get('log_ms') is None else round(h['log_ms'])} ms | {h['post_ms']:.0f} ms | "
                          f"{gapms(h)} ms |")
         if ck is None:
             lines += ["", f"- the load could not finish: {sc['error']} (lost, duplicated, resets and gaps unknown; "
@@ -824,14 +824,14 @@ def report(outdir):
                   "paced (64 KiB / 10 ms each way), the rest are idle; queued bytes come from stalled circuits (the "
                   "server writes 1 MiB into each, the client reads nothing until after the handovers), measured as "
                   "the outcome's bytes moved.", "",
-                  "| point | circuits | bytes moved | pause (outcome) | POST -> answer | longest gap | lost / dup / RST |",
+                  "| point | circuits | bytes moved | pause, busy / all (outcome) | POST -> answer | longest gap | lost / dup / RST |",
                   "|---|---:|---:|---:|---:|---:|---|"]
         sweep = [sc for sc in sweep if "check" in sc]
         for sc in sweep:
             hs = sc["handovers"]
             ck = sc["check"]
             lines.append(f"| {sc['name']} | {sc['circuits']} | {mb(max(h['outcome'].get('bytesMoved') or 0 for h in hs))} | "
-                         f"{max(h['outcome'].get('pauseMs', 0) for h in hs):.0f} ms | {max(h['post_ms'] for h in hs):.0f} ms | "
+                         f"{max(h['outcome'].get('busyPauseMs', 0) for h in hs):.0f} / {max(h['outcome'].get('pauseMs', 0) for h in hs):.0f} ms | {max(h['post_ms'] for h in hs):.0f} ms | "
                          f"{max(h['max_gap_ms'] for h in hs):.0f} ms | {ck['lost']} / {ck['duplicated'] + ck['wrong']} / "
                          f"{sc['rst_cli'] + sc['rst_srv']} |")
         pts = lambda rows, xf, yf: [(xf(s), yf(h)) for s in rows for h in s["handovers"]]
