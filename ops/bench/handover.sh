@@ -148,7 +148,10 @@ scenario() {
     wait "$dump" 2>/dev/null || true
   fi
   for n in 1 2; do cp "$STATE/n$n.log" "$OUT/$name-n$n.log" 2>/dev/null || true; done
-  [ "${#flags[@]}" = 0 ] || { kill -INT "${flags[@]}" 2>/dev/null || true; wait "${flags[@]}" 2>/dev/null || true; }
+  # The last circuits' closing segments (the relay's FIN after a delayed ACK, and any reset
+  # after it) come after the driver's last read: without this wait a reset the nft counter
+  # saw could be missing from the capture, and would be sorted as early.
+  [ "${#flags[@]}" = 0 ] || { sleep 2; kill -INT "${flags[@]}" 2>/dev/null || true; wait "${flags[@]}" 2>/dev/null || true; }
   local early_cli=0 early_srv=0 after_cli=0 after_srv=0
   for ns in cli srv; do
     if [ "$(rst_count $ns)" != "0" ]; then
