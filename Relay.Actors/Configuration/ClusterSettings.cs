@@ -75,10 +75,15 @@ public sealed record ClusterSettings(
 /// <param name="Timeout">How long the old node waits for the target's acknowledgement before it rolls back.</param>
 /// <param name="GuardTimeout">How long the moved circuits' 4-tuples stay dropped on the old node after a handover.</param>
 /// <param name="BatchSize">How many circuits are frozen and shipped per batch.</param>
-public sealed record HandoverSettings(bool OnLeave, TimeSpan Timeout, TimeSpan GuardTimeout, int BatchSize)
+/// <param name="Waves">
+/// 2: the busy circuits move before the commit and the quiet ones right after it; 1: every
+/// circuit before the commit, as a relay that predates waves does (both ends must take two
+/// for a handover to use them).
+/// </param>
+public sealed record HandoverSettings(bool OnLeave, TimeSpan Timeout, TimeSpan GuardTimeout, int BatchSize, int Waves = 2)
 {
     /// <summary>The relay.conf defaults.</summary>
-    public static readonly HandoverSettings Default = new(true, TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(60), 256);
+    public static readonly HandoverSettings Default = new(true, TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(60), 256, 2);
 
     internal static readonly TimeSpan MaxTimeout = TimeSpan.FromMinutes(1);
     internal static readonly TimeSpan MaxGuardTimeout = TimeSpan.FromHours(1);

@@ -8,7 +8,7 @@ internal static partial class ClusterSettingsReader
 {
     internal static readonly KeySchema Schema = KeySchema.Leaves(
             "enabled", "vip", "vip-device", "egress-vip", "egress-vip-device", "mode", "publish-interval", "state-shards", "lost-retention")
-        .With(("handover", KeySchema.Leaves("on-leave", "timeout", "guard-timeout", "batch-size")));
+        .With(("handover", KeySchema.Leaves("on-leave", "timeout", "guard-timeout", "batch-size", "waves")));
 
     public static ClusterSettings Read(ConfigReader r)
     {
@@ -111,7 +111,8 @@ internal static partial class ClusterSettingsReader
                 $"must be longer than handover.timeout ({ConfigReader.FormatDuration(timeout)}): the moved circuits' tuples must stay dropped on the old node until after the handover");
         }
 
-        return new HandoverSettings(onLeave, timeout, guard, r.Int("handover.batch-size", 1, HandoverSettings.MaxBatchSize));
+        return new HandoverSettings(onLeave, timeout, guard, r.Int("handover.batch-size", 1, HandoverSettings.MaxBatchSize),
+            r.Int("handover.waves", 1, Handover.HandoverProtocol.TwoWaves));
     }
 
     // IFNAMSIZ is 16 with the terminating NUL; '/' and whitespace are never valid.

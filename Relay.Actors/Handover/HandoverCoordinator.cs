@@ -170,7 +170,7 @@ public sealed class HandoverCoordinator : ReceiveActor
         object answer;
         try
         {
-            answer = await coordinator.Ask<object>(new HandoverProtocol.Prepare(id, selfIp.ToString(), HandoverProtocol.TwoWaves), AskTimeout);
+            answer = await coordinator.Ask<object>(new HandoverProtocol.Prepare(id, selfIp.ToString(), Settings.Waves), AskTimeout);
         }
         catch (Exception e) when (e is AskTimeoutException or TaskCanceledException)
         {
@@ -211,9 +211,9 @@ public sealed class HandoverCoordinator : ReceiveActor
         // so a streaming circuit runs again before the idle ones are adopted. In two waves
         // (a target that takes them), the quiet ones are dumped and shipped after the commit.
         frozen.Sort((a, b) => a.QuietMs.CompareTo(b.QuietMs));
-        var twoWaves = offer.Waves >= HandoverProtocol.TwoWaves;
+        var twoWaves = offer.Waves >= HandoverProtocol.TwoWaves && Settings.Waves >= HandoverProtocol.TwoWaves;
         var busyCount = twoWaves ? frozen.Count(f => f.QuietMs < CircuitReceiver.BusyWithinMs) : frozen.Count;
-        var secondWave = new SecondWave(frozen.GetRange(busyCount, frozen.Count - busyCount), clock);
+        var secondWave = new SecondWave(twoWaves, frozen.GetRange(busyCount, frozen.Count - busyCount), clock);
         List<CircuitImage> images;
         List<CircuitHandoverProtocol.Frozen> moving, failedDumps;
         try
@@ -263,17 +263,21 @@ public sealed class HandoverCoordinator : ReceiveActor
         // them listed as its own, and lost.
         _cluster.StateActor.Tell(CircuitStateActor.PublishNow.Instance);
         var busyPauseMs = secondWave.CommittedAtMs;
-        RelayEvents.HandoverCompleted.Log(_log, id, targetName, moved, stayed + failedDumps.Count, lost, bytesMoved, busyPauseMs, pauseMs);
+        var waves = twoWaves ? HandoverProtocol.TwoWaves : 1;
+        RelayEvents.HandoverCompleted.Log(_log, id, targetName, moved, stayed + failedDumps.Count, lost, bytesMoved, waves, busyPauseMs, pauseMs);
         return new HandoverProtocol.Outcome(HandoverProtocol.Results.Completed, $"{moved} circuit(s) moved to {targetName}", targetName,
-            moved, stayed + failedDumps.Count, lost, bytesMoved, pauseMs) { Timings = phases, BusyPauseMs = busyPauseMs };
+            moved, stayed + failedDumps.Count, lost, bytesMoved, pauseMs) { Timings = phases, BusyPauseMs = busyPauseMs, Waves = waves };
     }
 
     /// <summary>
     /// The quiet circuits of a two-wave handover (none in one wave): frozen and guarded with
     /// the rest, dumped only after the commit. The source fills in what happened to them.
     /// </summary>
-    private sealed class SecondWave(List<CircuitHandoverProtocol.Frozen> circuits, Stopwatch sinceFreeze)
+    private sealed class SecondWave(bool expected, List<CircuitHandoverProtocol.Frozen> circuits, Stopwatch sinceFreeze)
     {
+        /// <summary>Whether the target waits for a second wave (it does in a two-wave handover, even an empty one).</summary>
+        public bool Expected { get; } = expected;
+
         public List<CircuitHandoverProtocol.Frozen> Circuits { get; } = circuits;
 
         /// <summary>Those whose dump failed: thawed here, like a failed dump of the first wave.</summary>
@@ -519,8 +523,7 @@ public sealed class HandoverCoordinator : ReceiveActor
             committed = true;
             await channel.SendAsync(HandoverProtocol.Frames.Commit, ReadOnlyMemory<byte>.Empty, CancellationToken.None);
             secondWave.Committed();
-            // A target that takes two waves waits for the second, even an empty one.
-            if (offer.Waves >= HandoverProtocol.TwoWaves)
+            if (secondWave.Expected)
             {
                 var (quietImages, _, failed) = Dump(secondWave.Circuits);
                 secondWave.Failed.AddRange(failed);
@@ -820,7 +823,7 @@ public sealed class HandoverCoordinator : ReceiveActor
         // the more bytes they hold: the offer outlasts that and the source's own ship timeout.
         using var offer = StateChannelOffer.Open(selfIp, sourceIp, (Settings.Timeout * 2) + AskTimeout,
             rejected => RelayEvents.StateChannelRejected.Log(_log, rejected.Peer.ToString(), rejected.Reason));
-        var twoWaves = prepare.Waves >= HandoverProtocol.TwoWaves;
+        var twoWaves = prepare.Waves >= HandoverProtocol.TwoWaves && Settings.Waves >= HandoverProtocol.TwoWaves;
         source.Tell(new HandoverProtocol.Offer(prepare.HandoverId, offer.Port, offer.Token.ToArray(), twoWaves ? HandoverProtocol.TwoWaves : 1));
 
         var receiver = new CircuitReceiver(_guard!, _cluster.FloatingAddresses, Settings, () => Task.FromResult(true));

@@ -36,6 +36,9 @@ public static class HandoverProtocol
         /// before the target's adoption. <see cref="PauseMs"/> is the quiet ones' longer wait.
         /// </summary>
         public double BusyPauseMs { get; init; }
+
+        /// <summary>In how many waves the circuits moved: 2, or 1 with a node that takes one (<see cref="TwoWaves"/>).</summary>
+        public int Waves { get; init; }
     }
 
     /// <summary>

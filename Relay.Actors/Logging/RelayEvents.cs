@@ -113,7 +113,7 @@ public static class RelayEvents
         "{EventName:l} handover {HandoverId} to {Target} ({Trigger}): {Circuits} circuit(s) open");
 
     public static readonly RelayEvent HandoverCompleted = new("HandoverCompleted", LogLevel.InfoLevel,
-        "{EventName:l} handover {HandoverId} to {Target}: {Moved} circuit(s) moved, {Stayed} stayed, {Reset} reset, {BytesMoved} queued bytes moved, paused {BusyPauseMs:0.0} ms (busy circuits), {PauseMs:0.0} ms (all)");
+        "{EventName:l} handover {HandoverId} to {Target}: {Moved} circuit(s) moved, {Stayed} stayed, {Reset} reset, {BytesMoved} queued bytes moved in {Waves} wave(s), paused {BusyPauseMs:0.0} ms (busy circuits), {PauseMs:0.0} ms (all)");
 
     public static readonly RelayEvent HandoverRolledBack = new("HandoverRolledBack", LogLevel.WarningLevel,
         "{EventName:l} handover {HandoverId} to {Target} rolled back: {Problem}; {Circuits} circuit(s) go on here");

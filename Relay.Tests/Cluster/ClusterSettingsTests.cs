@@ -46,12 +46,12 @@ public sealed class ClusterSettingsTests
         var cluster = RelaySettings.Create(ConfigurationFactory.ParseString("""
             relay.cluster {
               enabled = on, vip = "198.18.0.10/24", vip-device = "eth0", egress-vip = "198.18.1.10/24", egress-vip-device = "eth1"
-              handover { on-leave = off, timeout = 2s, guard-timeout = 90s, batch-size = 64 }
+              handover { on-leave = off, timeout = 2s, guard-timeout = 90s, batch-size = 64, waves = 1 }
             }
             """)).Cluster;
         Assert.Equal("198.18.1.10/24", cluster.EgressVip!.ToString());
         Assert.Equal("eth1", cluster.EgressVipDevice);
-        Assert.Equal(new HandoverSettings(false, TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(90), 64), cluster.Handover);
+        Assert.Equal(new HandoverSettings(false, TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(90), 64, 1), cluster.Handover);
         Assert.Equal(
             [
                 new FloatingAddress(FloatingAddressKind.Service, new VirtualIp(IPAddress.Parse("198.18.0.10"), 24), "eth0"),
@@ -91,6 +91,7 @@ public sealed class ClusterSettingsTests
     [InlineData("handover.timeout = 10s, handover.guard-timeout = 10s",
         "relay.cluster.handover.guard-timeout = \"10s\": must be longer than handover.timeout (10s): the moved circuits' tuples must stay dropped on the old node until after the handover")]
     [InlineData("handover.batch-size = 0", "relay.cluster.handover.batch-size = \"0\": must be a whole number from 1 to 65536")]
+    [InlineData("handover.waves = 3", "relay.cluster.handover.waves = \"3\": must be a whole number from 1 to 2")]
     public void A_bad_egress_vip_or_handover_value_is_one_exact_line(string hocon, string message)
     {
         var e = Assert.Throws<RelayConfigException>(() => RelaySettings.Create(ConfigurationFactory.ParseString($"relay.cluster {{ {hocon} }}")));

@@ -10,7 +10,9 @@ namespace Relay.Tests.Handover;
 /// standby before it goes), is started again, joins as the standby without taking the service,
 /// and gets the circuits back with <c>relay handover --to</c>. Every byte arrives exactly once
 /// and in order, no reset reaches the client or the server, and every circuit closes with its
-/// FINs on the node it ends on.
+/// FINs on the node it ends on. The restarted node takes one wave (<c>handover.waves = 1</c>,
+/// as a relay that predates waves): the hand back runs between a two-wave and a one-wave
+/// node, as the two halves of a pair do mid upgrade.
 /// </summary>
 public sealed class RollingRestartLabTests(ITestOutputHelper output)
 {
@@ -34,6 +36,7 @@ public sealed class RollingRestartLabTests(ITestOutputHelper output)
             output.WriteLine("--- the stopped n1's log\n" + string.Join('\n', oldLog.Where(l => !l.Contains("dead letters"))));
             var completed = Assert.Single(oldLog, l => l.Contains("HandoverCompleted"));
             Assert.Contains($": {Circuits} circuit(s) moved, 0 stayed, 0 reset", completed);
+            Assert.Contains(" in 2 wave(s),", completed);
             Assert.Contains(oldLog, l => l.Contains("HandoverStarted") && l.Contains("(shutdown)"));
             await lab.WaitForLogAsync(2, l => l.Contains("HandoverReceived") && l.Contains($": {Circuits} circuit(s) now run here"));
             // n1 left right after: the circuits it handed over run on n2 and are not listed as lost with it.
@@ -46,7 +49,9 @@ public sealed class RollingRestartLabTests(ITestOutputHelper output)
             await Eventually.Holds(() => traffic.Received > beforeRestart + (Circuits * 64 * 1024),
                 "bytes flowing through n2", TimeSpan.FromSeconds(30));
 
-            await lab.ClusterAsync("start", "1");
+            var oneWave = Path.Combine(Path.GetDirectoryName(lab.LogOf(1))!, "one-wave.conf");
+            await File.WriteAllTextAsync(oneWave, "relay.cluster.handover.waves = 1\n");
+            await lab.ClusterAsync("start", "1", "--config", oneWave);
             // Its own MemberUp (the member count in that line may still read 0), and n2's second one.
             await lab.WaitForLogAsync(1, l => l.Contains("MemberUp") && l.Contains("198.18.0.2:2552"));
             await lab.WaitForLogAsync(2, l => l.Contains("MemberUp") && l.Contains("198.18.0.2:2552"), 2);
@@ -65,6 +70,8 @@ public sealed class RollingRestartLabTests(ITestOutputHelper output)
             Assert.Equal(0, exit);
             Assert.Equal("completed", back.GetProperty("result").GetString());
             Assert.Equal(Circuits, back.GetProperty("moved").GetInt32());
+            // n2 asked for two waves; n1, restarted as a one-wave node, answered one.
+            Assert.Equal(1, back.GetProperty("waves").GetInt32());
 
             var afterBack = traffic.Received;
             await Eventually.Holds(() => traffic.Received > afterBack + (Circuits * 64 * 1024), "bytes flowing through n1 again", TimeSpan.FromSeconds(30));

@@ -843,7 +843,11 @@ def report(outdir):
         # gets its own line.
         pause = lambda h: h["outcome"].get("pauseMs", 0)
         gap = lambda h: h["max_gap_ms"] or 0
-        kinds = [("pause, first handover of the pair", "#1f77b4", 0, pause), ("pause, the one back", "#9ecae1", 1, pause),
+        # Two waves: the busy circuits' pause (freeze to commit) is what a streaming circuit
+        # stands still; the whole pause runs on to the quiet circuits' adoption.
+        busy = lambda h: h["outcome"].get("busyPauseMs", 0)
+        kinds = [("pause (all), first handover of the pair", "#1f77b4", 0, pause), ("pause (all), the one back", "#9ecae1", 1, pause),
+                 ("busy circuits' pause, first", "#2ca02c", 0, busy), ("busy circuits' pause, back", "#98df8a", 1, busy),
                  ("longest gap, first", "#d62728", 0, gap), ("longest gap, back", "#fc9272", 1, gap)]
         nth = lambda s, i: s["handovers"][i] if len(s["handovers"]) > i and s["handovers"][i]["outcome"].get("result") == "completed" else None
         if by_n:
