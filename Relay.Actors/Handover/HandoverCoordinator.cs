@@ -79,6 +79,17 @@ public sealed class HandoverCoordinator : ReceiveActor
         // node's stack (a reset at once) rather than the guard (silence until their own
         // timeouts), as must a new connection that happens to reuse one of their tuples.
         Receive<ServiceOwnerActor.ServiceAcquired>(_ => ForgetHandedAway());
+        Receive<Rehearsed>(rehearsed =>
+        {
+            if (rehearsed.Problem is { } problem)
+            {
+                RelayEvents.HandoverRehearsalFailed.Log(_log, problem);
+            }
+            else
+            {
+                RelayEvents.HandoverRehearsed.Log(_log, rehearsed.ElapsedMs);
+            }
+        });
     }
 
     public static Props Props(ClusterNode cluster, IActorRef guardian, RelayNodeContext node, HandoverMetrics metrics) =>
@@ -99,8 +110,37 @@ public sealed class HandoverCoordinator : ReceiveActor
         {
             _unavailable = e.Message;
             RelayEvents.HandoverUnavailable.Log(_log, e.Message);
+            return;
         }
+
+        Rehearse();
     }
+
+    /// <summary>
+    /// The first handover's code paths, run once now rather than inside its pause: an element
+    /// added to the guard's table and removed (a tuple of 127.0.0.1 ports no connection uses),
+    /// and one loopback connection handed over within this process (<see cref="HandoverRehearsal"/>).
+    /// </summary>
+    private void Rehearse()
+    {
+        try
+        {
+            TcpTuple[] unused = [new(new IPEndPoint(IPAddress.Loopback, 1), new IPEndPoint(IPAddress.Loopback, 1))];
+            _guard!.Add(unused, TimeSpan.FromSeconds(1));
+            _guard.Remove(unused);
+        }
+        catch (TupleGuardException e)
+        {
+            RelayEvents.HandoverRehearsalFailed.Log(_log, $"the guard: {e.Message}");
+            return;
+        }
+
+        HandoverRehearsal.RunAsync().ContinueWith(
+            t => t.IsCompletedSuccessfully ? new Rehearsed(t.Result.TotalMilliseconds, null) : new Rehearsed(0, t.Exception!.GetBaseException().Message),
+            TaskScheduler.Default).PipeTo(Self);
+    }
+
+    private sealed record Rehearsed(double ElapsedMs, string? Problem);
 
     protected override void PostStop()
     {

@@ -127,6 +127,12 @@ public static class RelayEvents
     public static readonly RelayEvent HandoverChannelFailed = new("HandoverChannelFailed", LogLevel.WarningLevel,
         "{EventName:l} handover {HandoverId}: the state channel failed: {Problem}");
 
+    public static readonly RelayEvent HandoverRehearsed = new("HandoverRehearsed", LogLevel.DebugLevel,
+        "{EventName:l} one loopback connection handed over within this process in {ElapsedMs:0.0} ms: the first real handover runs warm");
+
+    public static readonly RelayEvent HandoverRehearsalFailed = new("HandoverRehearsalFailed", LogLevel.WarningLevel,
+        "{EventName:l} this node could not hand a loopback connection over to itself, so a real handover would likely fail too: {Problem}");
+
     public static readonly RelayEvent HandoverUnavailable = new("HandoverUnavailable", LogLevel.WarningLevel,
         "{EventName:l} this node can neither hand circuits over nor take them: {Problem}");
 

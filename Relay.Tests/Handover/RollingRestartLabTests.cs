@@ -37,6 +37,8 @@ public sealed class RollingRestartLabTests(ITestOutputHelper output)
             var completed = Assert.Single(oldLog, l => l.Contains("HandoverCompleted"));
             Assert.Contains($": {Circuits} circuit(s) moved, 0 stayed, 0 reset", completed);
             Assert.Contains(" in 2 wave(s),", completed);
+            // The start-up rehearsal (a loopback connection handed over within the process) passed.
+            Assert.DoesNotContain(oldLog, l => l.Contains("HandoverRehearsalFailed"));
             Assert.Contains(oldLog, l => l.Contains("HandoverStarted") && l.Contains("(shutdown)"));
             await lab.WaitForLogAsync(2, l => l.Contains("HandoverReceived") && l.Contains($": {Circuits} circuit(s) now run here"));
             // n1 left right after: the circuits it handed over run on n2 and are not listed as lost with it.
