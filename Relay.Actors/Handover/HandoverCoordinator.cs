@@ -223,13 +223,33 @@ public sealed class HandoverCoordinator : ReceiveActor
         }
 
         var offer = (HandoverProtocol.Offer)answer;
+        // The state channel is connected before anything is frozen: a target whose offer this
+        // node cannot reach (a firewall between the members' ephemeral ports, say) fails the
+        // handover here, with every circuit still running, instead of after the freeze, with
+        // every circuit stood still until the ship timeout and a rollback.
+        StateChannel channel;
+        var targetIp = await HostAddressAsync(target.Address);
+        using (var connecting = new CancellationTokenSource(Settings.Timeout))
+        {
+            try
+            {
+                channel = await StateChannel.ConnectAsync(new IPEndPoint(targetIp, offer.Port), offer.Token, selfIp, cancellationToken: connecting.Token);
+            }
+            catch (Exception e) when (e is StateChannelException or SocketException or OperationCanceledException)
+            {
+                var why = e is OperationCanceledException ? $"no connection within {Settings.Timeout.TotalSeconds:0.###} s" : e.Message;
+                return Fail(targetName, $"cannot reach {targetName}'s state channel at {targetIp}:{offer.Port} (nothing was frozen): {why}");
+            }
+        }
+
+        using var _ = channel;
         // Nothing new from here: new clients wait for the target. Their SYNs are dropped, not
         // refused by the closed listeners, so each is sent again a second later, to whichever
         // node holds the address by then.
         HoldNewConnections();
         try
         {
-            return await MoveCircuitsAsync(id, targetName, target.Address, selfIp, offer);
+            return await MoveCircuitsAsync(id, targetName, target.Address, channel, offer);
         }
         finally
         {
@@ -238,10 +258,9 @@ public sealed class HandoverCoordinator : ReceiveActor
         }
     }
 
-    private async Task<HandoverProtocol.Outcome> MoveCircuitsAsync(string id, string targetName, Address target, IPAddress selfIp,
+    private async Task<HandoverProtocol.Outcome> MoveCircuitsAsync(string id, string targetName, Address target, StateChannel channel,
         HandoverProtocol.Offer offer)
     {
-        var targetIp = await HostAddressAsync(target);
         await _guardian.Ask<object>(RelayGuardian.StopServing.Instance, AskTimeout);
         var clock = Stopwatch.StartNew();
         var frozen = await FreezeAllAsync();
@@ -272,7 +291,7 @@ public sealed class HandoverCoordinator : ReceiveActor
 
         _cluster.FloatingAddresses?.Remove();
         var dumpMs = clock.Elapsed.TotalMilliseconds - freezeMs;
-        var (restored, shipProblem) = await ShipAsync(id, targetIp, selfIp, offer, images, secondWave);
+        var (restored, shipProblem) = await ShipAsync(id, channel, images, secondWave);
         var shipMs = (restored is null ? clock.Elapsed.TotalMilliseconds : secondWave.CommittedAtMs) - freezeMs - dumpMs;
         var phases = new HandoverProtocol.Phases(freezeMs, dumpMs, shipMs);
         if (restored is null)
@@ -542,16 +561,13 @@ public sealed class HandoverCoordinator : ReceiveActor
     /// did not answer in time or the channel failed before the commit, so nothing was committed
     /// and the caller rolls back.
     /// </summary>
-    private async Task<(long[]? Ids, string? Problem)> ShipAsync(string id, IPAddress targetIp, IPAddress selfIp, HandoverProtocol.Offer offer,
-        List<CircuitImage> images, SecondWave secondWave)
+    private async Task<(long[]? Ids, string? Problem)> ShipAsync(string id, StateChannel channel, List<CircuitImage> images, SecondWave secondWave)
     {
         using var deadline = new CancellationTokenSource(Settings.Timeout);
         var committed = false;
         long[] ids = [];
         try
         {
-            using var channel = await StateChannel.ConnectAsync(new IPEndPoint(targetIp, offer.Port), offer.Token, selfIp,
-                cancellationToken: deadline.Token);
             if (secondWave.Circuits.Count > 0)
             {
                 var tuples = TuplesOf(secondWave.Circuits);
@@ -602,6 +618,13 @@ public sealed class HandoverCoordinator : ReceiveActor
             // confirmed count as moved, the rest as lost.
             RelayEvents.HandoverChannelFailed.Log(_log, id, e.Message);
             return (ids, null);
+        }
+        finally
+        {
+            // Closed before a rollback takes the addresses back: the target, seeing it end
+            // uncommitted, lets go of the addresses it added instead of holding them beside
+            // this node's.
+            channel.Dispose();
         }
     }
 

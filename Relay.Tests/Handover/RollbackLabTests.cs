@@ -140,6 +140,28 @@ public sealed class RollbackLabTests(ITestOutputHelper output)
             Assert.DoesNotContain(await File.ReadAllLinesAsync(lab.LogOf(1)), l => l.Contains("HandoverStarted"));
             var before = traffic.Received;
             await Eventually.Holds(() => traffic.Received > before + (4 * 64 * 1024), "bytes still flowing", TimeSpan.FromSeconds(30));
+
+            // A target whose state channel the owner cannot reach (a firewall between the
+            // members' ephemeral ports: n2 drops n1's SYNs to anything but Akka's port): the
+            // owner connects before it freezes anything, so the circuits stream on while it
+            // tries, and the handover fails without a rollback.
+            await RunAsync("sh", ["-c",
+                "printf 'table inet rhops_fw {\\n chain in {\\n type filter hook input priority 0;\\n tcp dport 2552 accept\\n" +
+                " ip saddr 198.18.0.2 tcp flags & (syn | ack) == syn counter drop\\n }\\n }\\n'" +
+                $" | ip netns exec {lab.Prefix}n2 nft -f -"], null);
+            var unreachable = lab.HandOverAsync(1);
+            await Eventually.Holds(async () => await DroppedAsync(lab.Prefix + "n2", "rhops_fw") > 0, "the owner trying to reach the state channel",
+                TimeSpan.FromSeconds(30), every: TimeSpan.FromMilliseconds(20));
+            var whileTrying = traffic.Received;
+            await Eventually.Holds(() => traffic.Received > whileTrying + (4 * 64 * 1024), "bytes flowing while the owner tries", TimeSpan.FromSeconds(4));
+            var (fwExit, fw) = await unreachable.WaitAsync(TimeSpan.FromSeconds(60));
+            Assert.Equal(3, fwExit);
+            Assert.Equal("failed", fw.GetProperty("result").GetString());
+            Assert.Contains("state channel", fw.GetProperty("detail").GetString());
+            Assert.Contains("(nothing was frozen)", fw.GetProperty("detail").GetString());
+            Assert.DoesNotContain(await File.ReadAllLinesAsync(lab.LogOf(1)), l => l.Contains("HandoverRolledBack"));
+            await RunAsync("ip", ["netns", "exec", $"{lab.Prefix}n2", "nft", "delete", "table", "inet", "rhops_fw"], null);
+
             await lab.FinishIntactAsync(traffic, circuits, TimeSpan.FromMinutes(2));
         }
         finally
@@ -152,9 +174,12 @@ public sealed class RollbackLabTests(ITestOutputHelper output)
     }
 
     /// <summary>How many segments the hold rule in <paramref name="ns"/> dropped.</summary>
-    private static async Task<long> HeldAnswersAsync(string ns)
+    private static Task<long> HeldAnswersAsync(string ns) => DroppedAsync(ns, "rhops_hold");
+
+    /// <summary>How many packets the counter rule of nft table <paramref name="table"/> in <paramref name="ns"/> dropped.</summary>
+    private static async Task<long> DroppedAsync(string ns, string table)
     {
-        var listing = await RunAsync("ip", ["netns", "exec", ns, "nft", "list", "table", "inet", "rhops_hold"], null);
+        var listing = await RunAsync("ip", ["netns", "exec", ns, "nft", "list", "table", "inet", table], null);
         var at = listing.IndexOf("packets ", StringComparison.Ordinal);
         return long.Parse(listing[(at + 8)..].Split(' ')[0]);
     }

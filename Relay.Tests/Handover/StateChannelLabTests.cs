@@ -21,7 +21,8 @@ public sealed class StateChannelLabTests(ITestOutputHelper output)
 
     /// <summary>
     /// The source's connection to the offer is held back (an nft rule in the target's
-    /// namespace drops its SYNs, and counts them: the moment the source is frozen and trying),
+    /// namespace drops its SYNs, and counts them: the moment the source is trying, which it does
+    /// before it freezes anything),
     /// so the offer stays open while the intruders try: a connection from the client's host
     /// with a token-sized push of circuit bytes, one from the source's address with a wrong
     /// token followed by a circuits frame, and one from there that sends nothing. Each is
