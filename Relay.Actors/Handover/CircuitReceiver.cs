@@ -66,14 +66,10 @@ internal sealed class CircuitReceiver(TupleGuard guard, VipController? addresses
                     break;
 
                 case HandoverProtocol.Frames.Tuples:
-                    // The second wave's connections: dropped from before the addresses are here
-                    // until their images come, after the commit.
+                    // The second wave's connections, sent before the source froze anything (so
+                    // the addresses are not taken here yet): dropped from before the addresses
+                    // come until their images do, after the commit.
                     GuardTuples(CircuitImageFormat.ReadTuples(frame.Payload.Span));
-                    if (!_addressesAdded)
-                    {
-                        await TakeAddressesAsync();
-                    }
-
                     break;
 
                 case HandoverProtocol.Frames.EndOfCircuits:

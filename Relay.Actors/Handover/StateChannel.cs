@@ -36,8 +36,14 @@ namespace Relay.Actors.Handover;
 /// </remarks>
 public sealed class StateChannel : IDisposable
 {
-    /// <summary>The largest payload a frame may carry unless the channel was opened with another.</summary>
-    public const int DefaultMaxFrameSize = 64 * 1024 * 1024;
+    /// <summary>
+    /// The largest payload a frame may carry unless the channel was opened with another: a batch
+    /// of one circuit image of the largest body the format reads, with room for its headers. A
+    /// full-speed circuit with autotuned buffers (tcp_rmem up to 32 MB each way) holds more than
+    /// 64 MB, which the limit was, and its handover could only roll back. The length is checked
+    /// before anything is allocated, and only after the peer's token was accepted.
+    /// </summary>
+    public const int DefaultMaxFrameSize = CircuitImageFormat.MaxBodyBytes + (64 * 1024);
 
     /// <summary>Bytes before each payload: the length (4) and the type (1).</summary>
     public const int HeaderSize = 5;

@@ -247,7 +247,7 @@ public sealed class StateChannelTests(ITestOutputHelper output)
 
         var error = await Assert.ThrowsAsync<StateChannelException>(() => target.ReceiveAsync().AsTask().WaitAsync(Bound));
         Assert.Equal(
-            $"state channel from {raw.LocalEndPoint}: a frame of 67108865 bytes exceeds the maximum of 67108864 bytes (a corrupt stream, or not a state channel peer)",
+            $"state channel from {raw.LocalEndPoint}: a frame of {StateChannel.DefaultMaxFrameSize + 1L} bytes exceeds the maximum of {StateChannel.DefaultMaxFrameSize} bytes (a corrupt stream, or not a state channel peer)",
             error.Message);
     }
 
