@@ -238,6 +238,24 @@ internal static unsafe class TcpRepair
         }
     }
 
+    /// <summary>
+    /// The dumped window as the kernel takes it back (tcp_repair_set_window refuses, EINVAL,
+    /// an snd_wl1 past rcv_nxt + rcv_wnd and a max_window under snd_wnd). snd_wl1 is the
+    /// sequence number of the peer's segment that last moved our send window; an out-of-order
+    /// segment that arrived while our receive window was closed (a full-speed circuit whose
+    /// relay was behind, on links that reorder) leaves it past that bound, and such a circuit's
+    /// restore failed (7 of 1,000 in one handover of scenario B). Both only gate which later
+    /// segment may update the send window: snd_wl1 = rcv_nxt lets the next in-window one do
+    /// it, and max_window = snd_wnd is the window the peer did offer. rcv_wup is left as it
+    /// is: past rcv_nxt it would mean the image lacks bytes this socket had taken.
+    /// </summary>
+    internal static TcpRepairWindow RestorableWindow(TcpRepairWindow window, uint receiveNext) =>
+        window with
+        {
+            SndWl1 = (int)(window.SndWl1 - (receiveNext + window.RcvWnd)) > 0 ? receiveNext : window.SndWl1,
+            MaxWindow = Math.Max(window.MaxWindow, window.SndWnd),
+        };
+
     private static TcpSocketImage Dump(int fd)
     {
         var unnamed = new Step("dump", $"socket {fd}");
@@ -416,13 +434,14 @@ internal static unsafe class TcpRepair
 
         SetInt(fd, Inet.IPPROTO_TCP, Tcp.TCP_REPAIR_QUEUE, Tcp.TCP_NO_QUEUE, "setsockopt(TCP_REPAIR_QUEUE, none)", step);
         // Checked against rcv_nxt, so after the receive queue.
+        var restorable = RestorableWindow(image.Window, image.ReceiveSequence);
         var window = new Tcp.RepairWindow
         {
-            SndWl1 = image.Window.SndWl1,
-            SndWnd = image.Window.SndWnd,
-            MaxWindow = image.Window.MaxWindow,
-            RcvWnd = image.Window.RcvWnd,
-            RcvWup = image.Window.RcvWup,
+            SndWl1 = restorable.SndWl1,
+            SndWnd = restorable.SndWnd,
+            MaxWindow = restorable.MaxWindow,
+            RcvWnd = restorable.RcvWnd,
+            RcvWup = restorable.RcvWup,
         };
         SetOption(fd, Inet.IPPROTO_TCP, Tcp.TCP_REPAIR_WINDOW, new ReadOnlySpan<byte>(&window, sizeof(Tcp.RepairWindow)), "setsockopt(TCP_REPAIR_WINDOW)", step);
 
