@@ -66,10 +66,14 @@ internal sealed class CircuitReceiver(TupleGuard guard, VipController? addresses
                     break;
 
                 case HandoverProtocol.Frames.Tuples:
-                    // The second wave's connections, sent before the source froze anything (so
-                    // the addresses are not taken here yet): dropped from before the addresses
-                    // come until their images do, after the commit.
+                    // The second wave's connections: dropped from before the addresses are here
+                    // until their images come, after the commit.
                     GuardTuples(CircuitImageFormat.ReadTuples(frame.Payload.Span));
+                    if (!_addressesAdded)
+                    {
+                        await TakeAddressesAsync();
+                    }
+
                     break;
 
                 case HandoverProtocol.Frames.EndOfCircuits:
@@ -96,9 +100,11 @@ internal sealed class CircuitReceiver(TupleGuard guard, VipController? addresses
     /// </summary>
     public async Task ReceiveSecondWaveAsync(StateChannel channel)
     {
-        using var deadline = new CancellationTokenSource(settings.Timeout * 2);
         while (true)
         {
+            // A bound per frame, not on the wave: the source bounds each of its steps alike, and
+            // a large quiet wave that keeps coming is not a failure.
+            using var deadline = new CancellationTokenSource(settings.Timeout * 2);
             using var frame = await channel.ReceiveAsync(deadline.Token);
             switch (frame?.Type)
             {

@@ -15,7 +15,6 @@ using Relay.Actors.Logging;
 using Relay.Actors.Metrics;
 using Relay.Actors.Configuration;
 using Relay.Actors.Native;
-using Relay.Actors.Sockets;
 
 namespace Relay.Actors.Handover;
 
@@ -267,41 +266,17 @@ public sealed class HandoverCoordinator : ReceiveActor
         HandoverProtocol.Offer offer)
     {
         await _guardian.Ask<object>(RelayGuardian.StopServing.Instance, AskTimeout);
-        // In two waves (a target that takes them) only the busy circuits stop before the
-        // commit. The quiet ones run on here until after it: their tuples go to the target
-        // now, before anything is frozen, so that it drops their segments once it holds the
-        // addresses; then they are frozen, guarded, dumped and shipped. Whatever such a circuit
-        // does meanwhile (a late segment from a neighbour that still sends here, a byte it
-        // writes) its sockets hold when it is dumped, so its image is exact.
-        var twoWaves = offer.Waves >= HandoverProtocol.TwoWaves && Settings.Waves >= HandoverProtocol.TwoWaves;
-        var entries = _node.Registry.Snapshot();
-        var now = Environment.TickCount64;
-        var quiet = twoWaves ? entries.Where(e => now - e.Counters.LastActivityMs >= CircuitReceiver.BusyWithinMs).ToList() : [];
-        var secondWave = new SecondWave(twoWaves, quiet.Select(e => e.Id).ToHashSet());
-        if (quiet.Count > 0)
-        {
-            var tuples = TuplesOf(quiet);
-            try
-            {
-                using var sending = new CancellationTokenSource(Settings.Timeout);
-                await channel.SendAsync(HandoverProtocol.Frames.Tuples, writer => CircuitImageFormat.WriteTuples(writer, tuples), sending.Token);
-            }
-            catch (Exception e) when (e is StateChannelException or IOException or OperationCanceledException)
-            {
-                await _guardian.Ask<object>(RelayGuardian.StartServing.Instance, AskTimeout);
-                return Fail(targetName, $"the state channel failed before anything was frozen: {e.Message}");
-            }
-        }
-
         var clock = Stopwatch.StartNew();
-        secondWave.Start(clock);
-        var frozen = await FreezeAsync(entries.Where(e => !secondWave.Ids.Contains(e.Id)).ToList());
+        var frozen = await FreezeAllAsync();
         var freezeMs = clock.Elapsed.TotalMilliseconds;
-        var stayed = entries.Count - quiet.Count - frozen.Count;
+        var stayed = _node.Registry.Count - frozen.Count;
         // The busiest circuits first: the target restores, unguards and adopts in this order,
-        // so a streaming circuit runs again before the idle ones are adopted.
+        // so a streaming circuit runs again before the idle ones are adopted. In two waves
+        // (a target that takes them), the quiet ones are dumped and shipped after the commit.
         frozen.Sort((a, b) => a.QuietMs.CompareTo(b.QuietMs));
-        var busyCount = frozen.Count;
+        var twoWaves = offer.Waves >= HandoverProtocol.TwoWaves && Settings.Waves >= HandoverProtocol.TwoWaves;
+        var busyCount = twoWaves ? frozen.Count(f => f.QuietMs < CircuitReceiver.BusyWithinMs) : frozen.Count;
+        var secondWave = new SecondWave(twoWaves, frozen.GetRange(busyCount, frozen.Count - busyCount), clock);
         List<CircuitImage> images;
         List<CircuitHandoverProtocol.Frozen> moving, failedDumps;
         try
@@ -325,21 +300,21 @@ public sealed class HandoverCoordinator : ReceiveActor
         var phases = new HandoverProtocol.Phases(freezeMs, dumpMs, shipMs);
         if (restored is null)
         {
-            // Not committed: the second wave never stopped, and goes on here too.
+            // Not committed: the second wave is frozen here still, and goes on here too.
             var detail = shipProblem!;
+            moving.AddRange(secondWave.Circuits);
             await RollBackAsync(moving);
-            RelayEvents.HandoverRolledBack.Log(_log, id, targetName, detail, moving.Count + secondWave.Ids.Count);
+            RelayEvents.HandoverRolledBack.Log(_log, id, targetName, detail, moving.Count);
             return new HandoverProtocol.Outcome(HandoverProtocol.Results.RolledBack, detail, targetName, 0, _node.Registry.Count, 0, 0,
                 clock.Elapsed.TotalMilliseconds) { Timings = phases };
         }
 
         // Committed: the circuits are the target's now; this node only lets go of them. Those of
-        // the second wave that were frozen but not dumped (the channel failed first) go too:
-        // the commit covered them, and the addresses are gone.
+        // the second wave that were not dumped (the channel failed first) go too: the commit
+        // covered them, and the addresses are gone.
         var pauseMs = clock.Elapsed.TotalMilliseconds;
         moving.AddRange(secondWave.Circuits.Except(secondWave.Failed));
         failedDumps.AddRange(secondWave.Failed);
-        stayed += secondWave.Ids.Count - secondWave.Circuits.Count;
         bytesMoved += secondWave.BytesMoved;
         _cluster.Service.Released();
         TellOwnerSingleton(target);
@@ -361,20 +336,12 @@ public sealed class HandoverCoordinator : ReceiveActor
     /// The quiet circuits of a two-wave handover (none in one wave): frozen and guarded with
     /// the rest, dumped only after the commit. The source fills in what happened to them.
     /// </summary>
-    private sealed class SecondWave(bool expected, HashSet<long> ids)
+    private sealed class SecondWave(bool expected, List<CircuitHandoverProtocol.Frozen> circuits, Stopwatch sinceFreeze)
     {
-        private Stopwatch _sinceFreeze = new();
-
         /// <summary>Whether the target waits for a second wave (it does in a two-wave handover, even an empty one).</summary>
         public bool Expected { get; } = expected;
 
-        /// <summary>The quiet circuits chosen before the freeze, by id: their tuples went to the target then.</summary>
-        public HashSet<long> Ids { get; } = ids;
-
-        /// <summary>Those of them frozen after the commit (one that ended meanwhile is not).</summary>
-        public List<CircuitHandoverProtocol.Frozen> Circuits { get; } = [];
-
-        public void Start(Stopwatch sinceFreeze) => _sinceFreeze = sinceFreeze;
+        public List<CircuitHandoverProtocol.Frozen> Circuits { get; } = circuits;
 
         /// <summary>Those whose dump failed: thawed here, like a failed dump of the first wave.</summary>
         public List<CircuitHandoverProtocol.Frozen> Failed { get; } = [];
@@ -384,7 +351,7 @@ public sealed class HandoverCoordinator : ReceiveActor
         /// <summary>Milliseconds from the freeze to the commit: how long the busy circuits stood still (before their adoption).</summary>
         public double CommittedAtMs { get; private set; }
 
-        public void Committed() => CommittedAtMs = _sinceFreeze.Elapsed.TotalMilliseconds;
+        public void Committed() => CommittedAtMs = sinceFreeze.Elapsed.TotalMilliseconds;
     }
 
     /// <summary>The service addresses, whose new connections are held while they move.</summary>
@@ -441,9 +408,10 @@ public sealed class HandoverCoordinator : ReceiveActor
         return match;
     }
 
-    /// <summary>Freezes these circuits at once; the frozen ones, in the order they answered.</summary>
-    private async Task<List<CircuitHandoverProtocol.Frozen>> FreezeAsync(IReadOnlyList<CircuitEntry> entries)
+    /// <summary>Freezes every circuit of the node at once; the frozen ones, in the order they answered.</summary>
+    private async Task<List<CircuitHandoverProtocol.Frozen>> FreezeAllAsync()
     {
+        var entries = _node.Registry.Snapshot();
         var asks = entries
             .Select(entry => entry.Supervisor.Ask<object>(replyTo => new CircuitHandoverProtocol.Freeze(replyTo, entry), FreezeTimeout, CancellationToken.None)
                 .ContinueWith(t => t.IsCompletedSuccessfully ? t.Result : null, TaskScheduler.Default))
@@ -529,27 +497,6 @@ public sealed class HandoverCoordinator : ReceiveActor
     private static TcpTuple[] TuplesOf(IEnumerable<CircuitHandoverProtocol.Frozen> circuits) =>
         circuits.SelectMany(f => (TcpTuple?[])[TupleOf(f.Client), TupleOf(f.Upstream)]).OfType<TcpTuple>().ToArray();
 
-    /// <summary>The same for running circuits, read from their descriptors (a circuit still connecting has no upstream tuple yet).</summary>
-    private static TcpTuple[] TuplesOf(IEnumerable<CircuitEntry> circuits) =>
-        circuits.SelectMany(e => (TcpTuple?[])[TupleOf(e.ClientHandle), TupleOf(e.UpstreamHandle)]).OfType<TcpTuple>().ToArray();
-
-    private static TcpTuple? TupleOf(SafeSocketHandle? handle)
-    {
-        if (handle is null)
-        {
-            return null;
-        }
-
-        try
-        {
-            return TupleOf(CircuitSockets.ConnectedView(handle));
-        }
-        catch (Exception e) when (e is ObjectDisposedException or SocketException)
-        {
-            return null;
-        }
-    }
-
     /// <summary>
     /// The circuit's image. Each socket's receive queue travels in user space, after the
     /// relay's own buffer for the same direction: those bytes are acknowledged and next to be
@@ -625,6 +572,12 @@ public sealed class HandoverCoordinator : ReceiveActor
         long[] ids = [];
         try
         {
+            if (secondWave.Circuits.Count > 0)
+            {
+                var tuples = TuplesOf(secondWave.Circuits);
+                await channel.SendAsync(HandoverProtocol.Frames.Tuples, writer => CircuitImageFormat.WriteTuples(writer, tuples), deadline.Token);
+            }
+
             ids = await SendWaveAsync(channel, images, deadline.Token);
             // The fence: once Commit is in the channel, the circuits are the target's, both waves.
             committed = true;
@@ -632,25 +585,14 @@ public sealed class HandoverCoordinator : ReceiveActor
             secondWave.Committed();
             if (secondWave.Expected)
             {
-                // Those that ended meanwhile are gone from the registry; the rest stop now, and
-                // are guarded here before their dump, as the first wave was.
-                var stillOpen = _node.Registry.Snapshot().Where(e => secondWave.Ids.Contains(e.Id)).ToList();
-                secondWave.Circuits.AddRange(await FreezeAsync(stillOpen));
-                try
-                {
-                    _guard!.Add(TuplesOf(secondWave.Circuits), Settings.GuardTimeout);
-                }
-                catch (TupleGuardException e)
-                {
-                    // Committed: they move regardless; a late segment may meet this node's stack.
-                    RelayEvents.HandoverChannelFailed.Log(_log, id, $"guard the second wave: {e.Message}");
-                }
-
                 var (quietImages, _, failed) = Dump(secondWave.Circuits);
                 secondWave.Failed.AddRange(failed);
                 secondWave.BytesMoved = quietImages.Sum(QueuedBytes);
-                using var waveDeadline = new CancellationTokenSource(Settings.Timeout);
-                ids = [.. ids, .. await SendWaveAsync(channel, quietImages, waveDeadline.Token)];
+                // No bound on the whole wave, only on each step: after the commit a timeout can
+                // only lose circuits, and a quiet wave may still be large (full-speed circuits
+                // backed off behind a full receiver look quiet, with megabytes queued). A
+                // target that takes each batch in time takes them all.
+                ids = [.. ids, .. await SendWaveAsync(channel, quietImages, CancellationToken.None, eachStep: Settings.Timeout)];
             }
 
             // The target's last word (how many its routes adopted) is for its own log: a source
@@ -694,10 +636,13 @@ public sealed class HandoverCoordinator : ReceiveActor
     }
 
     /// <summary>Sends the images in batches, then the end of them; the ids the target says it holds.</summary>
-    private async Task<long[]> SendWaveAsync(StateChannel channel, List<CircuitImage> images, CancellationToken cancellationToken)
+    /// <param name="total">Bounds the whole wave (the first: the circuits stand still until it ends).</param>
+    /// <param name="eachStep">Bounds each batch's send and the wait for the answer, when set.</param>
+    private async Task<long[]> SendWaveAsync(StateChannel channel, List<CircuitImage> images, CancellationToken total, TimeSpan? eachStep = null)
     {
         foreach (var batch in Batches(images, Math.Max(1, Settings.BatchSize)))
         {
+            using var sending = Step(total, eachStep);
             await channel.SendAsync(HandoverProtocol.Frames.Circuits, writer =>
             {
                 CircuitImageFormat.WriteBatchHeader(writer, batch.Count);
@@ -705,17 +650,29 @@ public sealed class HandoverCoordinator : ReceiveActor
                 {
                     CircuitImageFormat.Write(writer, image);
                 }
-            }, cancellationToken);
+            }, sending.Token);
         }
 
-        await channel.SendAsync(HandoverProtocol.Frames.EndOfCircuits, ReadOnlyMemory<byte>.Empty, cancellationToken);
-        using var answer = await channel.ReceiveAsync(cancellationToken);
+        using var ending = Step(total, eachStep);
+        await channel.SendAsync(HandoverProtocol.Frames.EndOfCircuits, ReadOnlyMemory<byte>.Empty, ending.Token);
+        using var answer = await channel.ReceiveAsync(ending.Token);
         if (answer is not { Type: HandoverProtocol.Frames.Restored })
         {
             throw new IOException($"the target ended the state channel without holding the circuits (frame {answer?.Type.ToString() ?? "none"})");
         }
 
         return ReadIds(answer.Payload.Span);
+    }
+
+    private static CancellationTokenSource Step(CancellationToken total, TimeSpan? eachStep)
+    {
+        var step = CancellationTokenSource.CreateLinkedTokenSource(total);
+        if (eachStep is { } bound)
+        {
+            step.CancelAfter(bound);
+        }
+
+        return step;
     }
 
     /// <summary>

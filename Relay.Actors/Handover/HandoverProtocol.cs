@@ -72,12 +72,11 @@ public static class HandoverProtocol
 
     /// <summary>
     /// The busy circuits (those that moved a byte within <see cref="CircuitReceiver.BusyWithinMs"/>)
-    /// are frozen, dumped, shipped, restored and committed first, and run on the target while
-    /// the quiet ones are frozen, dumped and shipped: the pause a streaming circuit sees no
-    /// longer grows with the idle circuits beside it. The commit covers both waves (the
-    /// addresses move once); the quiet circuits' tuples go to the target before anything is
-    /// frozen, so it drops their segments from the moment it holds the addresses until it has
-    /// restored them.
+    /// are dumped, shipped, restored and committed first, and run on the target while the quiet
+    /// ones are dumped and shipped: the pause a streaming circuit sees no longer grows with the
+    /// idle circuits beside it. The commit covers both waves (the addresses move once); the
+    /// quiet circuits' tuples go ahead of the first wave, so the target drops their segments
+    /// from the moment it holds the addresses until it has restored them.
     /// </summary>
     public const int TwoWaves = 2;
 
@@ -103,9 +102,9 @@ public static class HandoverProtocol
         public const byte Committed = 5;
 
         /// <summary>
-        /// Source to target, first in a two-wave handover and before the source freezes
-        /// anything: the 4-tuples of the circuits of the second wave
-        /// (<see cref="CircuitImageFormat.WriteTuples"/>), to be dropped until they are restored. After the commit the second wave's images follow as
+        /// Source to target, first in a two-wave handover: the 4-tuples of the circuits of the
+        /// second wave (<see cref="CircuitImageFormat.WriteTuples"/>), to be dropped until they
+        /// are restored. After the commit the second wave's images follow as
         /// <see cref="Circuits"/> frames, then <see cref="EndOfCircuits"/>; the target answers
         /// <see cref="Restored"/> with their ids, then <see cref="Committed"/>.
         /// </summary>
