@@ -781,7 +781,7 @@ def report(outdir):
         for i, h in enumerate(sc["handovers"], 1):
             o = h["outcome"]
             lines.append(f"| {i} | n{h['from']} -> n{h['to']} | {o.get('result')} | {o.get('moved')} | "
-                         f"{mb(o.get('bytesMoved') or 0)} | {o.get('busyPauseMs', 0):.0f} / {o.get('pauseMs', 0):.0f} ms | {h['log_ms'] if h.get('log_ms') is None else round(h['log_ms'])} ms | {h['post_ms']:.0f} ms | "
+                         f"{mb(o.get('bytesMoved') or 0)} | {o.get('busyPauseMs', 0):.0f} / {o.get('pauseMs', 0):.0f} ms | {'-' if h.get('log_ms') is None else round(h['log_ms'])} ms | {h['post_ms']:.0f} ms | "
                          f"{gapms(h)} ms |")
         if ck is None:
             lines += ["", f"- the load could not finish: {sc['error']} (lost, duplicated, resets and gaps unknown; "
