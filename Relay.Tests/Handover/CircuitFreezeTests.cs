@@ -129,6 +129,59 @@ public sealed class CircuitFreezeTests
     }
 
     /// <summary>
+    /// A handover that rolls back thaws a circuit where it stood: one whose client had finished
+    /// (its FIN carried to the server) is half-closed again, carries the rest of the download,
+    /// and closes complete when the server finishes, with its upload's end reported once. A
+    /// rolled-back handover under heavy load once failed circuits with "Up finished twice".
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_half_closed_circuit_thawed_after_a_rollback_finishes_its_download_and_closes_complete(bool splice)
+    {
+        const long upload = 64 * 1024;
+        var serverMayFinish = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var serverRead = new TaskCompletionSource<(long, byte[])>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var serverSent = new TaskCompletionSource<byte[]>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var server = new TestServer(async socket =>
+        {
+            serverRead.SetResult(await SocketIo.ReadToEndAsync(socket));
+            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            await SendPartAsync(socket, hash, Total / 2, seed: 51);
+            await serverMayFinish.Task;
+            await SendPartAsync(socket, hash, Total / 2, seed: 52);
+            serverSent.SetResult(hash.GetHashAndReset());
+            socket.Shutdown(SocketShutdown.Send);
+        });
+        var circuit = TestSettings.Circuit(splice: splice);
+        await using var relay = await RelayHarness.StartAsync(TestSettings.Relay(2, TestSettings.Route(server.Endpoint, circuit)));
+        using var client = await SocketIo.ConnectAsync(relay.Listen());
+        await SocketIo.SendRandomAsync(client, upload, seed: 53);
+        client.Shutdown(SocketShutdown.Send);
+        var clientRead = SocketIo.ReadToEndAsync(client);
+
+        await serverRead.Task.WaitAsync(Wait);
+        var entry = Assert.Single(relay.Circuits.Snapshot());
+        await Eventually.Holds(() => entry.State == CircuitState.HalfClosed, "the client's FIN to half-close the circuit");
+
+        // Twice, as a handover rolled back twice does.
+        for (var rollback = 0; rollback < 2; rollback++)
+        {
+            var frozen = await FreezeAsync(entry);
+            Assert.Equal(DirectionEnd.FinCarried, frozen.Up);
+            entry.Supervisor.Tell(new CircuitHandoverProtocol.Thaw(entry.Id));
+            await Eventually.Holds(() => entry.State == CircuitState.HalfClosed, "the thawed circuit half-closed again");
+        }
+
+        serverMayFinish.SetResult();
+        var (downloaded, downloadHash) = await clientRead.WaitAsync(Wait);
+        Assert.Equal(Total, downloaded);
+        Assert.Equal(await serverSent.Task, downloadHash);
+        await Eventually.Holds(() => entry.State == CircuitState.Closed, "the circuit to close after the server's FIN", Wait);
+        AssertClosedComplete(relay);
+    }
+
+    /// <summary>
     /// The server's bytes and FIN are all read by the relay, but the client reads nothing, so
     /// the relay holds the last of them: frozen, the circuit reports the FIN owed behind the
     /// bytes it holds, and restored it writes them and then the FIN. The client then finishes
