@@ -5,6 +5,7 @@ using System.Security.Cryptography;
 using Akka.Actor;
 using Relay.Actors;
 using Relay.Actors.Circuits;
+using Relay.Actors.Configuration;
 using Relay.Actors.Listening;
 using Relay.Tests.Support;
 
@@ -85,47 +86,25 @@ public sealed class CircuitFreezeTests
     [Fact]
     public async Task A_circuit_whose_client_has_finished_moves_half_closed_and_carries_the_rest_of_the_download()
     {
-        const long upload = 64 * 1024;
-        var serverMayFinish = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var serverRead = new TaskCompletionSource<(long, byte[])>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var serverSent = new TaskCompletionSource<byte[]>(TaskCreationOptions.RunContinuationsAsynchronously);
-        await using var server = new TestServer(async socket =>
-        {
-            serverRead.SetResult(await SocketIo.ReadToEndAsync(socket));
-            // Half of the download before the move, half after.
-            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-            await SendPartAsync(socket, hash, Total / 2, seed: 41);
-            await serverMayFinish.Task;
-            await SendPartAsync(socket, hash, Total / 2, seed: 42);
-            serverSent.SetResult(hash.GetHashAndReset());
-            socket.Shutdown(SocketShutdown.Send);
-        });
-        await using var relay = await RelayHarness.StartAsync(TestSettings.Relay(2, TestSettings.Route(server.Endpoint)));
-        using var client = await SocketIo.ConnectAsync(relay.Listen());
-        var clientSent = await SocketIo.SendRandomAsync(client, upload, seed: 43);
-        client.Shutdown(SocketShutdown.Send);
-        var clientRead = SocketIo.ReadToEndAsync(client);
-
-        var (uploaded, uploadHash) = await serverRead.Task.WaitAsync(Wait);
-        Assert.Equal(upload, uploaded);
-        Assert.Equal(clientSent, uploadHash);
-        var old = Assert.Single(relay.Circuits.Snapshot());
-        await Eventually.Holds(() => old.State == CircuitState.HalfClosed, "the client's FIN to half-close the circuit");
+        await using var run = await HalfClosedDownload.StartAsync(circuit: null, seed: 41);
+        var (uploaded, uploadHash) = run.Uploaded;
+        Assert.Equal(HalfClosedDownload.Upload, uploaded);
+        Assert.Equal(run.ClientSent, uploadHash);
+        var old = run.Entry;
 
         var frozen = await FreezeAsync(old);
         Assert.Equal((DirectionEnd.FinCarried, DirectionEnd.Open), (frozen.Up, frozen.Down));
         Assert.Empty(frozen.ToUpstream);
-        await ReleaseAsync(relay, frozen);
+        await ReleaseAsync(run.Relay, frozen);
 
-        var entry = await AdoptAsync(relay, frozen);
+        var entry = await AdoptAsync(run.Relay, frozen);
         Assert.Equal(CircuitState.HalfClosed, entry.State);
-        serverMayFinish.SetResult();
-        var (downloaded, downloadHash) = await clientRead.WaitAsync(Wait);
+        var ((downloaded, downloadHash), serverSent) = await run.FinishAsync();
         Assert.Equal(Total, downloaded);
-        Assert.Equal(await serverSent.Task, downloadHash);
+        Assert.Equal(serverSent, downloadHash);
         await Eventually.Holds(() => entry.State == CircuitState.Closed, "the circuit to close after the server's FIN", Wait);
-        Assert.Equal((upload, Total), (entry.Counters.BytesUp, entry.Counters.BytesDown));
-        AssertClosedComplete(relay);
+        Assert.Equal((HalfClosedDownload.Upload, Total), (entry.Counters.BytesUp, entry.Counters.BytesDown));
+        AssertClosedComplete(run.Relay);
     }
 
     /// <summary>
@@ -139,30 +118,8 @@ public sealed class CircuitFreezeTests
     [InlineData(true)]
     public async Task A_half_closed_circuit_thawed_after_a_rollback_finishes_its_download_and_closes_complete(bool splice)
     {
-        const long upload = 64 * 1024;
-        var serverMayFinish = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var serverRead = new TaskCompletionSource<(long, byte[])>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var serverSent = new TaskCompletionSource<byte[]>(TaskCreationOptions.RunContinuationsAsynchronously);
-        await using var server = new TestServer(async socket =>
-        {
-            serverRead.SetResult(await SocketIo.ReadToEndAsync(socket));
-            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-            await SendPartAsync(socket, hash, Total / 2, seed: 51);
-            await serverMayFinish.Task;
-            await SendPartAsync(socket, hash, Total / 2, seed: 52);
-            serverSent.SetResult(hash.GetHashAndReset());
-            socket.Shutdown(SocketShutdown.Send);
-        });
-        var circuit = TestSettings.Circuit(splice: splice);
-        await using var relay = await RelayHarness.StartAsync(TestSettings.Relay(2, TestSettings.Route(server.Endpoint, circuit)));
-        using var client = await SocketIo.ConnectAsync(relay.Listen());
-        await SocketIo.SendRandomAsync(client, upload, seed: 53);
-        client.Shutdown(SocketShutdown.Send);
-        var clientRead = SocketIo.ReadToEndAsync(client);
-
-        await serverRead.Task.WaitAsync(Wait);
-        var entry = Assert.Single(relay.Circuits.Snapshot());
-        await Eventually.Holds(() => entry.State == CircuitState.HalfClosed, "the client's FIN to half-close the circuit");
+        await using var run = await HalfClosedDownload.StartAsync(TestSettings.Circuit(splice: splice), seed: 51);
+        var entry = run.Entry;
 
         // Twice, as a handover rolled back twice does.
         for (var rollback = 0; rollback < 2; rollback++)
@@ -173,12 +130,89 @@ public sealed class CircuitFreezeTests
             await Eventually.Holds(() => entry.State == CircuitState.HalfClosed, "the thawed circuit half-closed again");
         }
 
-        serverMayFinish.SetResult();
-        var (downloaded, downloadHash) = await clientRead.WaitAsync(Wait);
+        var ((downloaded, downloadHash), serverSent) = await run.FinishAsync();
         Assert.Equal(Total, downloaded);
-        Assert.Equal(await serverSent.Task, downloadHash);
+        Assert.Equal(serverSent, downloadHash);
         await Eventually.Holds(() => entry.State == CircuitState.Closed, "the circuit to close after the server's FIN", Wait);
-        AssertClosedComplete(relay);
+        AssertClosedComplete(run.Relay);
+    }
+
+    /// <summary>
+    /// A circuit whose client uploaded <see cref="Upload"/> bytes and finished (the circuit is
+    /// half-closed once this returns), while the server sends half of a <see cref="Total"/>-byte
+    /// download and waits for <see cref="FinishAsync"/> to send the rest and its FIN.
+    /// </summary>
+    private sealed class HalfClosedDownload : IAsyncDisposable
+    {
+        public const long Upload = 64 * 1024;
+
+        private readonly TaskCompletionSource _serverMayFinish = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource<byte[]> _serverSent = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private TestServer _server = null!;
+        private Socket _client = null!;
+        private Task<(long, byte[])> _clientRead = null!;
+
+        public RelayNode Relay { get; private set; } = null!;
+
+        /// <summary>The hash of what the client sent.</summary>
+        public byte[] ClientSent { get; private set; } = [];
+
+        /// <summary>What the server read of the upload, and its hash.</summary>
+        public (long Bytes, byte[] Hash) Uploaded { get; private set; }
+
+        /// <summary>The circuit, half-closed.</summary>
+        public CircuitEntry Entry { get; private set; } = null!;
+
+        /// <param name="seed">The first half of the download's seed; the second half uses seed + 1, the upload seed + 2.</param>
+        public static async Task<HalfClosedDownload> StartAsync(CircuitSettings? circuit, int seed)
+        {
+            var run = new HalfClosedDownload();
+            var serverRead = new TaskCompletionSource<(long, byte[])>(TaskCreationOptions.RunContinuationsAsynchronously);
+            run._server = new TestServer(async socket =>
+            {
+                serverRead.SetResult(await SocketIo.ReadToEndAsync(socket));
+                // Half of the download before the freeze, half after.
+                using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+                await SendPartAsync(socket, hash, Total / 2, seed);
+                await run._serverMayFinish.Task;
+                await SendPartAsync(socket, hash, Total / 2, seed + 1);
+                run._serverSent.SetResult(hash.GetHashAndReset());
+                socket.Shutdown(SocketShutdown.Send);
+            });
+            run.Relay = await RelayHarness.StartAsync(TestSettings.Relay(2, TestSettings.Route(run._server.Endpoint, circuit)));
+            run._client = await SocketIo.ConnectAsync(run.Relay.Listen());
+            run.ClientSent = await SocketIo.SendRandomAsync(run._client, Upload, seed: seed + 2);
+            run._client.Shutdown(SocketShutdown.Send);
+            run._clientRead = SocketIo.ReadToEndAsync(run._client);
+
+            run.Uploaded = await serverRead.Task.WaitAsync(Wait);
+            run.Entry = Assert.Single(run.Relay.Circuits.Snapshot());
+            var entry = run.Entry;
+            await Eventually.Holds(() => entry.State == CircuitState.HalfClosed, "the client's FIN to half-close the circuit");
+            return run;
+        }
+
+        /// <summary>Lets the server send the rest and its FIN: what the client read (bytes, hash), and the hash of what the server sent.</summary>
+        public async Task<((long Bytes, byte[] Hash) Downloaded, byte[] ServerSent)> FinishAsync()
+        {
+            _serverMayFinish.SetResult();
+            var downloaded = await _clientRead.WaitAsync(Wait);
+            return (downloaded, await _serverSent.Task);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            _client?.Dispose();
+            if (Relay is not null)
+            {
+                await Relay.DisposeAsync();
+            }
+
+            if (_server is not null)
+            {
+                await _server.DisposeAsync();
+            }
+        }
     }
 
     /// <summary>
