@@ -243,9 +243,19 @@ internal sealed class HandoverLab : IAsyncDisposable
 
         // The set holds each reset's tuple (source . port . destination . port).
         _out.WriteLine($"resets arriving in {ns}:\n{listing}");
-        await PrintCapturesAsync();
         var connections = ResetTuple.Matches(listing).Select(ConnectionPort).ToHashSet();
-        var afterClose = await ResetOnlyAfterBothFinsAsync(ns);
+        // tcpdump writes a segment a moment after nft counts it: a reset that came last (the
+        // late duplicate's answer after a close) can be counted and not yet in the file. Wait
+        // for the capture to show every counted connection's reset (bounded); one it never
+        // shows is counted.
+        var (afterClose, traced) = await ResetOnlyAfterBothFinsAsync(ns);
+        for (var wait = 0; wait < 20 && !connections.IsSubsetOf(traced); wait++)
+        {
+            await Task.Delay(100);
+            (afterClose, traced) = await ResetOnlyAfterBothFinsAsync(ns);
+        }
+
+        await PrintCapturesAsync();
         if (connections.Count > 0 && connections.All(afterClose.Contains))
         {
             _out.WriteLine($"{ns}: each of the {count} reset(s) came after both FINs of its connection (a late duplicate after a normal close): not counted");
@@ -257,13 +267,17 @@ internal sealed class HandoverLab : IAsyncDisposable
 
     private static readonly Regex ResetTuple = new(@"(\d+\.\d+\.\d+\.\d+) \. (\d+) \. (\d+\.\d+\.\d+\.\d+) \. (\d+)");
 
-    /// <summary>The connections (by their client-side port) whose every reset into <paramref name="ns"/> came after both of their FINs, as <paramref name="ns"/>'s capture saw them.</summary>
-    private async Task<HashSet<string>> ResetOnlyAfterBothFinsAsync(string ns)
+    /// <summary>
+    /// The connections (by their client-side port) whose every reset into <paramref name="ns"/>
+    /// came after both of their FINs, and those with any reset, as <paramref name="ns"/>'s
+    /// capture saw them.
+    /// </summary>
+    private async Task<(HashSet<string> AfterClose, HashSet<string> Traced)> ResetOnlyAfterBothFinsAsync(string ns)
     {
         var closedFirst = new HashSet<string>();
         if (_captures.FirstOrDefault(c => c.Namespace == ns) is not { File: { } file })
         {
-            return closedFirst;
+            return (closedFirst, []);
         }
 
         var fins = new Dictionary<string, (bool Service, bool Peer)>();
@@ -287,8 +301,9 @@ internal sealed class HandoverLab : IAsyncDisposable
             }
         }
 
+        var traced = closedFirst.Union(early).ToHashSet();
         closedFirst.ExceptWith(early);
-        return closedFirst;
+        return (closedFirst, traced);
     }
 
     // Where each SYN, FIN and RST of the service and the server went, per namespace, so that a
