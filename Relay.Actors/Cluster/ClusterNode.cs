@@ -139,6 +139,7 @@ public sealed class ClusterNode
         var service = new ServiceState();
         var state = system.ActorOf(CircuitStateActor.Props(settings, circuits, table), "cluster-state");
         system.ActorOf(ClusterEventsActor.Props(), "cluster-events");
+        system.ActorOf(DowningHoldsActor.Props(), DowningHoldsActor.Name);
         system.ActorOf(
             ClusterSingletonManager.Props(
                 ServiceOwnerActor.Props(settings, guardian, service, vip),

@@ -62,6 +62,9 @@ internal sealed class ReachableSideDowning : UntypedActor, IWithTimers
     private readonly Akka.Cluster.Cluster _cluster = Akka.Cluster.Cluster.Get(Context.System);
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly HashSet<UniqueAddress> _downed = new();
+    // Members whose downing is being held back (a handover), logged once per stretch.
+    private readonly HashSet<UniqueAddress> _deferred = new();
+    private readonly DowningHolds _holds = DowningHolds.Get(Context.System);
     private long _lastChangeMs = Environment.TickCount64;
 
     public ReachableSideDowning(TimeSpan stableAfter) => _stableAfter = stableAfter;
@@ -134,6 +137,11 @@ internal sealed class ReachableSideDowning : UntypedActor, IWithTimers
 
         if (!keepThisSide)
         {
+            if (Deferred(self))
+            {
+                return;
+            }
+
             RelayEvents.MemberDowningItself.Log(_log, self.Address.ToString(), reachable, members.Count);
             _cluster.Down(self.Address);
             return;
@@ -141,11 +149,38 @@ internal sealed class ReachableSideDowning : UntypedActor, IWithTimers
 
         foreach (var member in unreachable)
         {
+            if (!_downed.Contains(member.UniqueAddress) && Deferred(member))
+            {
+                continue;
+            }
+
             if (_downed.Add(member.UniqueAddress))
             {
                 RelayEvents.MemberDowningUnreachable.Log(_log, member.Address.ToString(), reachable, members.Count, _stableAfter.ToString());
                 _cluster.Down(member.Address);
             }
         }
+    }
+
+    /// <summary>
+    /// Whether <paramref name="member"/>'s downing waits: a live handover names it
+    /// (<see cref="DowningHolds"/>). Said once per stretch; decided again at every tick, so
+    /// the downing follows as soon as the handover ends if the member is still unreachable.
+    /// </summary>
+    private bool Deferred(Member member)
+    {
+        var why = _holds.WhyHeld(member.Address);
+        if (why is null)
+        {
+            _deferred.Remove(member.UniqueAddress);
+            return false;
+        }
+
+        if (_deferred.Add(member.UniqueAddress))
+        {
+            RelayEvents.MemberDowningDeferred.Log(_log, member.Address.ToString(), why);
+        }
+
+        return true;
     }
 }

@@ -23,6 +23,7 @@ internal sealed class CircuitReceiver(TupleGuard guard, VipController? addresses
     private static readonly TimeSpan UncommittedAddressMargin = TimeSpan.FromSeconds(5);
 
     private readonly List<TcpTuple> _guarded = [];
+    private long _addressesRenewedMs;
     private readonly HashSet<TcpTuple> _unguarded = [];
     // Parallel to _circuits: which have gone live (left repair mode, unguarded).
     private readonly List<bool> _live = [];
@@ -45,10 +46,15 @@ internal sealed class CircuitReceiver(TupleGuard guard, VipController? addresses
     /// </summary>
     public async Task<bool> ReceiveAsync(StateChannel channel)
     {
-        using var deadline = new CancellationTokenSource(settings.Timeout * 2);
         while (true)
         {
+            // A bound per frame, as the source bounds each of its steps: a large first wave that
+            // keeps coming is not a failure.
+            using var deadline = new CancellationTokenSource(settings.Timeout * 2);
             using var frame = await channel.ReceiveAsync(deadline.Token);
+            // Uncommitted addresses live a step's bound past the last frame: renewed as the
+            // frames come, they outlast a long first wave and still go soon after a source dies.
+            RenewAddresses();
             switch (frame?.Type)
             {
                 case null:
@@ -155,6 +161,21 @@ internal sealed class CircuitReceiver(TupleGuard guard, VipController? addresses
         _guarded.AddRange(tuples);
     }
 
+    /// <summary>Before the commit, once a second: the added addresses' lifetime starts again (an address replaced, as <c>ip addr replace</c>).</summary>
+    private void RenewAddresses()
+    {
+        if (!_addressesAdded || Environment.TickCount64 - _addressesRenewedMs < 1000)
+        {
+            return;
+        }
+
+        _addressesRenewedMs = Environment.TickCount64;
+        if (addresses?.Add(settings.Timeout + UncommittedAddressMargin) is { Ok: false } failed)
+        {
+            throw new IOException($"cannot renew the floating addresses: {failed.Problem}");
+        }
+    }
+
     /// <summary>
     /// The service and egress addresses come here, then the routes are bound on them: the
     /// restored sockets bind next to their route's listener (repair mode allows it, while a
@@ -173,6 +194,7 @@ internal sealed class CircuitReceiver(TupleGuard guard, VipController? addresses
         }
 
         _addressesAdded = true;
+        _addressesRenewedMs = Environment.TickCount64;
         if (!await startServing())
         {
             throw new IOException("the routes could not be bound on this node");

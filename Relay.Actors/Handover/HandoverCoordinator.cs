@@ -209,6 +209,9 @@ public sealed class HandoverCoordinator : ReceiveActor
         var id = Guid.NewGuid().ToString("N")[..12];
         var selfIp = await HostAddressAsync(_cluster.Cluster.SelfAddress);
         RelayEvents.HandoverStarted.Log(_log, id, targetName, start.Trigger, _node.Registry.Count);
+        // Before the target hears of it: from here until the outcome neither end is downed, by
+        // any member (DowningHolds).
+        using var downingHold = HoldDowning(id, _cluster.Cluster.SelfAddress, target.Address, tellOthers: true);
 
         var coordinator = Context.ActorSelection(new RootActorPath(target.Address) / "user" / "handover");
         object answer;
@@ -375,6 +378,54 @@ public sealed class HandoverCoordinator : ReceiveActor
             // They expire by themselves within the hold's bound; a new connection meanwhile waits for its SYN's retry.
             RelayEvents.HandoverChannelFailed.Log(_log, "release new connections", e.Message);
         }
+    }
+
+    /// <summary>
+    /// The longest a handover holds the downing of its two ends, should it never end its hold:
+    /// far past any handover whose steps each finish within the timeout.
+    /// </summary>
+    private TimeSpan DowningHoldBound => TimeSpan.FromTicks(Math.Max(TimeSpan.FromSeconds(30).Ticks, Settings.Timeout.Ticks * 12));
+
+    /// <summary>
+    /// No member downs <paramref name="source"/> or <paramref name="target"/> until the
+    /// returned hold is disposed (<see cref="DowningHolds"/>): this node at once, and with
+    /// <paramref name="tellOthers"/> every other member too, by a notice to its
+    /// <see cref="DowningHoldsActor"/> (and a release at the end).
+    /// </summary>
+    private IDisposable HoldDowning(string id, Address source, Address target, bool tellOthers)
+    {
+        var bound = DowningHoldBound;
+        var why = $"it is one end of handover {id.Split('/')[0]} ({source} to {target})";
+        var local = DowningHolds.Get(Context.System).Add(id, [source, target], why, bound);
+        if (!tellOthers)
+        {
+            return local;
+        }
+
+        var self = _cluster.Cluster.SelfAddress;
+        var others = _cluster.Cluster.State.Members
+            .Where(m => m.Status != MemberStatus.Down && m.Status != MemberStatus.Removed && !m.Address.Equals(self))
+            .Select(m => Context.ActorSelection(new RootActorPath(m.Address) / "user" / DowningHoldsActor.Name))
+            .ToList();
+        var notice = new DowningHoldsActor.HoldDowning(id, [source.ToString(), target.ToString()], why, (long)bound.TotalMilliseconds);
+        foreach (var other in others)
+        {
+            other.Tell(notice);
+        }
+
+        return new ActionDisposable(() =>
+        {
+            local.Dispose();
+            foreach (var other in others)
+            {
+                other.Tell(new DowningHoldsActor.ReleaseDowning(id));
+            }
+        });
+    }
+
+    private sealed class ActionDisposable(Action dispose) : IDisposable
+    {
+        public void Dispose() => dispose();
     }
 
     private Member? PickTarget(string? wanted, out string? problem)
@@ -567,18 +618,23 @@ public sealed class HandoverCoordinator : ReceiveActor
     /// </summary>
     private async Task<(long[]? Ids, string? Problem)> ShipAsync(string id, StateChannel channel, List<CircuitImage> images, SecondWave secondWave)
     {
-        using var deadline = new CancellationTokenSource(Settings.Timeout);
         var committed = false;
         long[] ids = [];
         try
         {
+            // Each step is bounded (a frame sent, or the target's answer), not the wave: a first
+            // wave of full-speed circuits can hold a gigabyte, which a loaded pair of nodes takes
+            // seconds to ship and restore. A target that keeps taking batches is working, and a
+            // rollback then would only have paused every circuit for nothing; a target that
+            // stops answering is given up on within the timeout of its step.
             if (secondWave.Circuits.Count > 0)
             {
                 var tuples = TuplesOf(secondWave.Circuits);
-                await channel.SendAsync(HandoverProtocol.Frames.Tuples, writer => CircuitImageFormat.WriteTuples(writer, tuples), deadline.Token);
+                using var step = Step(CancellationToken.None, Settings.Timeout);
+                await channel.SendAsync(HandoverProtocol.Frames.Tuples, writer => CircuitImageFormat.WriteTuples(writer, tuples), step.Token);
             }
 
-            ids = await SendWaveAsync(channel, images, deadline.Token);
+            ids = await SendWaveAsync(channel, images, CancellationToken.None, eachStep: Settings.Timeout);
             // The fence: once Commit is in the channel, the circuits are the target's, both waves.
             committed = true;
             await channel.SendAsync(HandoverProtocol.Frames.Commit, ReadOnlyMemory<byte>.Empty, CancellationToken.None);
@@ -612,8 +668,8 @@ public sealed class HandoverCoordinator : ReceiveActor
         {
             // Any failure before the commit rolls back, whatever threw: the circuits are frozen
             // and the addresses gone, and only a rollback gives them back.
-            var problem = e is OperationCanceledException && deadline.IsCancellationRequested
-                ? $"the target did not hold the circuits within {Settings.Timeout.TotalSeconds:0.###} s"
+            var problem = e is OperationCanceledException
+                ? $"the target did not take a batch of circuits (or answer) within {Settings.Timeout.TotalSeconds:0.###} s"
                 : e.Message;
             RelayEvents.HandoverChannelFailed.Log(_log, id, problem);
             return (null, problem);
@@ -636,7 +692,7 @@ public sealed class HandoverCoordinator : ReceiveActor
     }
 
     /// <summary>Sends the images in batches, then the end of them; the ids the target says it holds.</summary>
-    /// <param name="total">Bounds the whole wave (the first: the circuits stand still until it ends).</param>
+    /// <param name="total">Bounds the whole wave, when cancellable.</param>
     /// <param name="eachStep">Bounds each batch's send and the wait for the answer, when set.</param>
     private async Task<long[]> SendWaveAsync(StateChannel channel, List<CircuitImage> images, CancellationToken total, TimeSpan? eachStep = null)
     {
@@ -893,6 +949,7 @@ public sealed class HandoverCoordinator : ReceiveActor
             return;
         }
 
+        using var downingHold = HoldDowning(prepare.HandoverId + "/target", source.Path.Address, _cluster.Cluster.SelfAddress, tellOthers: false);
         // The routes bind now, on the VIP the source still holds (IP_FREEBIND; they see no
         // traffic until the address is here), while the source still serves: binding costs
         // tens of milliseconds, the first time more, and none of it falls in the pause.

@@ -177,6 +177,9 @@ public static class RelayEvents
     public static readonly RelayEvent MemberDowningUnreachable = new("MemberDowning", LogLevel.WarningLevel,
         "{EventName:l} downing unreachable {Node} ({Reachable} of {Members} members reachable, stable for {StableAfter})");
 
+    public static readonly RelayEvent MemberDowningDeferred = new("MemberDowningDeferred", LogLevel.WarningLevel,
+        "{EventName:l} not downing {Node} yet: {Why:l}; the decision waits until that ends");
+
     public static readonly RelayEvent MemberDowned = new("MemberDowned", LogLevel.WarningLevel,
         "{EventName:l} {Node} was downed");
 

@@ -26,6 +26,15 @@ internal class FinCarrier(IActorRef supervisor)
     /// <summary>Sends <paramref name="direction"/>'s FIN to <paramref name="destination"/> and reports the direction over.</summary>
     public void Finish(Direction direction, SafeSocketHandle destination, CircuitSide destinationSide)
     {
+        if (HasFinished(direction))
+        {
+            // Carried already. A second end of one direction was seen once, after a handover
+            // rolled back under a split brain (both nodes had downed each other), and was not
+            // reproduced since; the FIN went out with the first, so the second changes nothing
+            // on the wire and must not end the circuit.
+            return;
+        }
+
         var otherFinished = direction == Direction.Up ? _downFinished : _upFinished;
         if (!otherFinished)
         {
