@@ -36,6 +36,9 @@ internal sealed class CircuitReceiver(TupleGuard guard, VipController? addresses
 
     public int Count => _circuits.Count;
 
+    /// <summary>Whether the source's Commit came: from then on the circuits and the addresses are this node's, whatever fails.</summary>
+    public bool Committed { get; private set; }
+
     /// <summary>Circuits whose sockets could not be restored here, with why.</summary>
     public List<(long Id, string Route, string Why)> NotRestored { get; } = [];
 
@@ -89,6 +92,7 @@ internal sealed class CircuitReceiver(TupleGuard guard, VipController? addresses
 
                 case HandoverProtocol.Frames.Commit:
                     _firstWave = _circuits.Count;
+                    Committed = true;
                     return true;
 
                 default:
@@ -333,6 +337,13 @@ internal sealed class CircuitReceiver(TupleGuard guard, VipController? addresses
     /// <summary>Not committed: every restored socket goes without a packet, and the addresses go back to the source.</summary>
     public void Abort()
     {
+        if (Committed)
+        {
+            // The circuits are this node's since the commit, some already adopted and running,
+            // and so are the addresses: nothing after it may take them apart.
+            return;
+        }
+
         foreach (var circuit in _circuits)
         {
             TcpRepair.CloseSilently(circuit.Moved.Sockets.Client);

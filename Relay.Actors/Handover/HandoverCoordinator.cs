@@ -985,7 +985,17 @@ public sealed class HandoverCoordinator : ReceiveActor
             }
 
             var adoption = await AdoptAsync(receiver, twoWaves ? channel : null, prepare.HandoverId);
-            await channel.SendAsync(HandoverProtocol.Frames.Committed, HandoverCoordinator.WriteIds([adoption.Adopted]), CancellationToken.None);
+            try
+            {
+                await channel.SendAsync(HandoverProtocol.Frames.Committed, HandoverCoordinator.WriteIds([adoption.Adopted]), CancellationToken.None);
+            }
+            catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or StateChannelException)
+            {
+                // The last word is for the source's log, and a source that waited long enough
+                // has closed the channel: the circuits run here regardless.
+                RelayEvents.HandoverChannelFailed.Log(_log, prepare.HandoverId, $"after the commit: {e.Message}");
+            }
+
             _cluster.StateActor.Tell(CircuitStateActor.PublishNow.Instance);
             // Both waves' circuits whose sockets could not be restored here (the kernel short of
             // TCP memory, say): the source counts them reset; they are named here.
@@ -1000,6 +1010,14 @@ public sealed class HandoverCoordinator : ReceiveActor
         catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or TimeoutException or ObjectDisposedException
                                        or TcpRepairException or FormatException or TupleGuardException)
         {
+            if (receiver.Committed)
+            {
+                // Past the commit the service and the circuits are this node's: a failure now
+                // (the adoption, the channel) is reported, never rolled back here.
+                RelayEvents.HandoverChannelFailed.Log(_log, prepare.HandoverId, $"after the commit: {e.Message}");
+                return;
+            }
+
             await AbortAsync(receiver);
             RelayEvents.HandoverFailed.Log(_log, source.Path.Address.ToString(), e.Message);
         }

@@ -61,7 +61,20 @@ STATE="${TMPDIR:-/tmp}/${LAB_PREFIX}cluster"
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 OUT=${OUT:-$HERE/out/$STAMP}
 mkdir -p "$OUT"
-trap '"$CLUSTER" down >/dev/null 2>&1 || true' EXIT
+# TCP memory (net.ipv4.tcp_mem) is one limit for the whole kernel, every namespace included:
+# the lab puts four hosts' stacks (cli, n1, n2, srv) under the one limit a single host has.
+# In B both nodes hold the circuits' queues at once during the move (the source until the
+# commit, the target as it restores: 2 x 1.4 GB), beside cli's and srv's own buffers; past
+# the limit the restore of a circuit fails (EAGAIN) and everything slows under pressure. The
+# run raises the limit to four hosts' worth (restored on exit), as four machines would have;
+# TCP_MEM=keep leaves it. results.md records the values.
+TCP_MEM_WAS=$(cat /proc/sys/net/ipv4/tcp_mem)
+if [ "${TCP_MEM:-raise}" != keep ]; then
+  read -r mem_low mem_pressure mem_high <<<"$TCP_MEM_WAS"
+  sysctl -qw net.ipv4.tcp_mem="$((mem_low * 4)) $((mem_pressure * 4)) $((mem_high * 4))"
+fi
+TCP_MEM_NOW=$(cat /proc/sys/net/ipv4/tcp_mem)
+trap '"$CLUSTER" down >/dev/null 2>&1 || true; sysctl -qw net.ipv4.tcp_mem="$TCP_MEM_WAS"' EXIT
 
 # The relay as it is installed: a `dotnet publish` (ReadyToRun, Relay.Host.csproj), shared with bench.sh.
 PUB="$REPO/ops/bench/out/publish"
@@ -244,4 +257,6 @@ fi
 
 python3 "$LOAD" collect "$OUT" "$COMMAND" "$COMMIT" "$STAMP" "$LOAD_START" "$(cut -d' ' -f1-3 /proc/loadavg)" "$ROUNDS"
 python3 "$LOAD" report "$OUT"
+printf '\nnet.ipv4.tcp_mem (pages) during the run: %s (the host had %s; one limit for all four namespaces)\n' \
+  "$TCP_MEM_NOW" "$TCP_MEM_WAS" >>"$OUT/results.md"
 echo "results: $OUT/results.md"
