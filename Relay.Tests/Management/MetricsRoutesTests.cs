@@ -107,7 +107,14 @@ public sealed class MetricsRoutesTests
 
         await client.SendAsync(new byte[1000], SocketFlags.None);
         await SocketIo.ReadExactlyAsync(client, 1000).WaitAsync(Timeout);
-        var samples = PrometheusText.Parse(await relay.GetTextAsync("/metrics"));
+        // The relay counts a write once its send(2) returns, and the client may read the bytes
+        // (and scrape) before the core thread gets there: a loaded machine preempts it in between.
+        IReadOnlyList<PrometheusText.Sample> samples = [];
+        await Eventually.Holds(async () =>
+        {
+            samples = PrometheusText.Parse(await relay.GetTextAsync("/metrics"));
+            return samples.Value("relay_bytes_total", ("route", "test"), ("direction", "down")) >= 1000;
+        }, "the bytes echoed to be counted");
 
         Assert.Equal(1, samples.Value("relay_circuits_active", ("route", "test")));
         Assert.Equal(1, samples.Where(s => s.Name == "relay_core_circuits_active").Sum(s => s.Value));
