@@ -31,11 +31,13 @@ public sealed class DowningHolds : IExtension
     /// Holds the downing of <paramref name="members"/> under <paramref name="id"/> until the
     /// returned lease is disposed, or <paramref name="atMost"/> has passed (a safety bound
     /// for a handover that never ends its hold). Holding the same id again replaces it.
+    /// <paramref name="released"/>, when given, runs once as the lease is disposed (the
+    /// source's release notice to the other members).
     /// </summary>
-    public IDisposable Add(string id, IReadOnlyCollection<Address> members, string reason, TimeSpan atMost)
+    public IDisposable Add(string id, IReadOnlyCollection<Address> members, string reason, TimeSpan atMost, Action? released = null)
     {
         _holds[id] = new Hold(members.ToArray(), reason, Environment.TickCount64 + (long)atMost.TotalMilliseconds);
-        return new Lease(this, id);
+        return new Lease(this, id, released);
     }
 
     /// <summary>Ends the hold <paramref name="id"/>, if it is still there.</summary>
@@ -67,7 +69,7 @@ public sealed class DowningHolds : IExtension
 
     private sealed record Hold(Address[] Members, string Reason, long UntilMs);
 
-    private sealed class Lease(DowningHolds holds, string id) : IDisposable
+    private sealed class Lease(DowningHolds holds, string id, Action? released) : IDisposable
     {
         private int _disposed;
 
@@ -76,6 +78,7 @@ public sealed class DowningHolds : IExtension
             if (Interlocked.Exchange(ref _disposed, 1) == 0)
             {
                 holds.Remove(id);
+                released?.Invoke();
             }
         }
     }

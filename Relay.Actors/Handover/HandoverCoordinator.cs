@@ -396,10 +396,10 @@ public sealed class HandoverCoordinator : ReceiveActor
     {
         var bound = DowningHoldBound;
         var why = $"it is one end of handover {id.Split('/')[0]} ({source} to {target})";
-        var local = DowningHolds.Get(Context.System).Add(id, [source, target], why, bound);
+        var holds = DowningHolds.Get(Context.System);
         if (!tellOthers)
         {
-            return local;
+            return holds.Add(id, [source, target], why, bound);
         }
 
         var self = _cluster.Cluster.SelfAddress;
@@ -413,19 +413,13 @@ public sealed class HandoverCoordinator : ReceiveActor
             other.Tell(notice);
         }
 
-        return new ActionDisposable(() =>
+        return holds.Add(id, [source, target], why, bound, released: () =>
         {
-            local.Dispose();
             foreach (var other in others)
             {
                 other.Tell(new DowningHoldsActor.ReleaseDowning(id));
             }
         });
-    }
-
-    private sealed class ActionDisposable(Action dispose) : IDisposable
-    {
-        public void Dispose() => dispose();
     }
 
     private Member? PickTarget(string? wanted, out string? problem)
